@@ -1,0 +1,52 @@
+//! The command line. One file per subcommand; argument handling and printing only — the
+//! work is done by the library modules.
+
+mod schema;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Chaos exercises for Kubernetes: a hypothesis, a guarded blast radius, always put back,
+/// and a report.
+#[derive(Debug, Parser)]
+#[command(name = "disasterpiece", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario and game day files; every problem is printed with its line and column.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of a file format, for editors and CI.
+    Schema(schema::SchemaArgs),
+}
+
+/// Runs the command line; the exit code says how it went.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}
