@@ -387,10 +387,16 @@ fn single_enum(schema: &J) -> Option<&str> {
     }
 }
 
+/// The first sentence of a description (not cut at "e.g."), for use as a hint.
 fn first_sentence(text: &str) -> String {
     let line = text.lines().collect::<Vec<_>>().join(" ");
-    match line.find(". ") {
-        Some(end) => line[..=end].to_owned(),
-        None => line,
+    let mut from = 0;
+    while let Some(found) = line[from..].find(". ") {
+        let end = from + found;
+        if !(line[..end].ends_with("e.g") || line[..end].ends_with("i.e")) {
+            return line[..=end].to_owned();
+        }
+        from = end + 2;
     }
+    line
 }

@@ -749,13 +749,49 @@ fn check_cron(f: &mut Findings, path: &str, expression: &str) {
         .seconds(croner::parser::Seconds::Disallowed)
         .year(croner::parser::Year::Disallowed)
         .build();
-    if expression.split_whitespace().count() != 5 && !expression.trim().starts_with('@') {
-        f.add(path, format!("`{expression}` is not a 5-field cron expression"))
-            .hint("write minute hour day-of-month month day-of-week, e.g. `0 14 * * WED`");
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    if fields.len() != 5 && !expression.trim().starts_with('@') {
+        f.add(
+            path,
+            format!(
+                "`{expression}` is not a 5-field cron expression (it has {})",
+                fields.len()
+            ),
+        )
+        .hint("write minute hour day-of-month month day-of-week, e.g. `0 14 * * WED`");
+    } else if let Some(out_of_range) = cron_range_problem(&fields) {
+        f.add(
+            path,
+            format!("`{expression}` is not a valid cron expression: {out_of_range}"),
+        )
+        .hint("write minute hour day-of-month month day-of-week, e.g. `0 14 * * WED`");
     } else if let Err(err) = parser.parse(expression) {
         f.add(path, format!("`{expression}` is not a valid cron expression: {err}"))
             .hint("write minute hour day-of-month month day-of-week, e.g. `0 14 * * WED`");
     }
+}
+
+/// The first number outside its field's range, said in words (croner only says "out of bounds").
+fn cron_range_problem(fields: &[&str]) -> Option<String> {
+    const RANGES: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day-of-month", 1, 31),
+        ("month", 1, 12),
+        ("day-of-week", 0, 7),
+    ];
+    for (field, (name, low, high)) in fields.iter().zip(RANGES) {
+        for item in field.split(',') {
+            // The step after `/` is a count, not a value of the field.
+            let values = item.split('/').next().unwrap_or(item);
+            for number in values.split('-').filter_map(|n| n.parse::<u32>().ok()) {
+                if number < low || number > high {
+                    return Some(format!("the {name} field allows {low}-{high}, not {number}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 fn check_time_zone(f: &mut Findings, path: &str, zone: &str) {
