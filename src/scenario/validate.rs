@@ -418,25 +418,18 @@ fn check_faults(f: &mut Findings, faults: &[Option<Fault>], target_kind: Option<
         f.add("spec.faults", "at least one fault is needed")
             .hint("e.g. `- podKill: {}`");
     }
-    let all_kinds: Vec<&str> = FAULT_KINDS.to_vec();
     let mut scale_seen = false;
     for (i, fault) in faults.iter().enumerate() {
         let Some(fault) = fault else { continue };
         let path = index_path("spec.faults", i);
-        let kinds = fault.kinds();
-        let (name, kind) = match kinds.as_slice() {
-            [] => {
-                f.add(path, "a fault must name its kind")
-                    .hint(format!("set one of {}", list(&all_kinds)));
-                continue;
-            }
-            [only] => *only,
-            several => {
-                let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
-                f.add(path, format!("a fault sets exactly one kind, found {}", list(&names)))
-                    .hint("write each fault as its own list item");
-                continue;
-            }
+        let union = Union {
+            options: &FAULT_KINDS,
+            none: "a fault must name its kind",
+            several: "a fault sets exactly one kind",
+            split: "write each fault as its own list item",
+        };
+        let Some((name, kind)) = union.check(f, &path, &fault.kinds()) else {
+            continue;
         };
         let at = child_path(&path, name);
         if let Some(target) = target_kind.filter(|k| !kind.fits().contains(k)) {
@@ -590,20 +583,14 @@ fn check_timing(f: &mut Findings, path: &str, clause: &Expectation) {
 }
 
 fn check_probe(f: &mut Findings, path: &str, clause: &impl HasProbe, target_kind: Option<TargetKind>) {
-    let probes = clause.probes();
-    let (name, probe) = match probes.as_slice() {
-        [] => {
-            f.add(path, "a clause must name what it measures")
-                .hint(format!("set one of {}", list(&PROBE_KINDS)));
-            return;
-        }
-        [only] => *only,
-        several => {
-            let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
-            f.add(path, format!("a clause measures one thing, found {}", list(&names)))
-                .hint("split it into one clause per probe");
-            return;
-        }
+    let union = Union {
+        options: &PROBE_KINDS,
+        none: "a clause must name what it measures",
+        several: "a clause measures one thing",
+        split: "split it into one clause per probe",
+    };
+    let Some((name, probe)) = union.check(f, path, &clause.probes()) else {
+        return;
     };
     let at = child_path(path, name);
     match probe {
@@ -621,20 +608,14 @@ fn check_probe(f: &mut Findings, path: &str, clause: &impl HasProbe, target_kind
             }
         }
         ProbeKind::Kube(kube) => {
-            match kube.measures().as_slice() {
-                [] => {
-                    f.add(at.clone(), "a kube probe must say what it reads")
-                        .hint(format!("set one of {}", list(&KUBE_MEASURES)));
-                }
-                [_] => {}
-                several => {
-                    f.add(
-                        at.clone(),
-                        format!("a kube probe reads one thing, found {}", list(several)),
-                    )
-                    .hint("split it into one clause per measure");
-                }
-            }
+            let measures: Vec<(&str, ())> = kube.measures().into_iter().map(|m| (m, ())).collect();
+            let union = Union {
+                options: &KUBE_MEASURES,
+                none: "a kube probe must say what it reads",
+                several: "a kube probe reads one thing",
+                split: "split it into one clause per measure",
+            };
+            union.check(f, &at, &measures);
             let kind = kube.kind.or(target_kind);
             if let Some(kind) =
                 kind.filter(|k| kube.ready_replicas.is_some() && matches!(k, TargetKind::Pod | TargetKind::Node))
@@ -683,6 +664,34 @@ fn check_probe(f: &mut Findings, path: &str, clause: &impl HasProbe, target_kind
             }
             if command.timeout.is_zero() {
                 f.add(child_path(&at, "timeout"), "must be longer than 0s");
+            }
+        }
+    }
+}
+
+/// "Set exactly one of these": how a union of optional members is checked and explained.
+struct Union<'a> {
+    options: &'a [&'a str],
+    none: &'a str,
+    several: &'a str,
+    split: &'a str,
+}
+
+impl Union<'_> {
+    /// The one member that is set, or `None` after reporting that none or several are.
+    fn check<T: Copy>(&self, f: &mut Findings, path: &str, set: &[(&'static str, T)]) -> Option<(&'static str, T)> {
+        match set {
+            [only] => Some(*only),
+            [] => {
+                f.add(path, self.none)
+                    .hint(format!("set one of {}", list(self.options)));
+                None
+            }
+            several => {
+                let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
+                f.add(path, format!("{}, found {}", self.several, list(&names)))
+                    .hint(self.split);
+                None
             }
         }
     }
