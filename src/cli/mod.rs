@@ -2,6 +2,7 @@
 //! work is done by the library modules.
 
 mod schema;
+mod sim;
 mod validate;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a file format, for editors and CI.
     Schema(schema::SchemaArgs),
+    /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
+    Sim(sim::SimArgs),
 }
 
 /// Runs the command line; the exit code says how it went.
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
     };
     match result {
         Ok(code) => code,
@@ -39,6 +43,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 #[cfg(test)]

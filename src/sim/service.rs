@@ -1,0 +1,363 @@
+//! Synthetic HTTP services: a workload annotated `sim.disasterpiece.dev/http: "true"` gets an
+//! HTTP endpoint on 127.0.0.1 whose answers follow the world, so http and prometheus probes
+//! see real effects. Its URL is published on the workload as `sim.disasterpiece.dev/url`.
+//!
+//! - no Ready pod: 503;
+//! - a pod cut off by an ingress NetworkPolicy: requests routed to it hang (time out);
+//! - a running fault container (`DISASTERPIECE_FAULT`): `networkDelay` adds
+//!   `DISASTERPIECE_LATENCY` (± `DISASTERPIECE_JITTER`), `networkLoss` drops
+//!   `DISASTERPIECE_LOSS_PERCENT` of requests, `cpuStress`/`memoryStress` slow answers down.
+//!
+//! `/metrics` is Prometheus text: requests by code, a latency histogram, ready pods.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::selector::LabelSelector;
+use super::store::{Store, pod_is_healthy, text};
+use super::world::{ENV_FAULT, workload_selector};
+use crate::scenario::Duration as ScenarioDuration;
+
+pub const ANNOTATION_HTTP: &str = "sim.disasterpiece.dev/http";
+pub const ANNOTATION_URL: &str = "sim.disasterpiece.dev/url";
+
+/// How long a request to an unreachable pod hangs before the service gives up on it.
+const HANG: Duration = Duration::from_secs(30);
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// What one serving pod does to a request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Endpoint {
+    pub isolated: bool,
+    pub latency: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    pub slow: Duration,
+}
+
+#[derive(Default)]
+struct Stats {
+    by_code: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+struct Service {
+    name: String,
+    endpoints: RwLock<Vec<Endpoint>>,
+    stats: Mutex<Stats>,
+    turn: std::sync::atomic::AtomicU64,
+}
+
+struct Running {
+    url: String,
+    service: Arc<Service>,
+    task: JoinHandle<()>,
+}
+
+/// The synthetic services of the annotated workloads, by workload uid.
+#[derive(Default)]
+pub struct Services {
+    running: HashMap<String, Running>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for running in self.running.values() {
+            running.task.abort();
+        }
+    }
+}
+
+impl Services {
+    /// Starts and stops services as workloads come and go, publishes their URLs, and gives
+    /// each the current state of its pods.
+    pub fn sync(&mut self, store: &mut Store) {
+        let mut seen = Vec::new();
+        for key in ["apps/deployments", "apps/statefulsets"] {
+            let workloads: Vec<Value> = store
+                .all_of(key)
+                .filter(|w| {
+                    text(
+                        w,
+                        &format!("/metadata/annotations/{}", ANNOTATION_HTTP.replace('/', "~1")),
+                    ) == "true"
+                })
+                .filter(|w| w.pointer("/metadata/deletionTimestamp").is_none())
+                .cloned()
+                .collect();
+            for workload in workloads {
+                let uid = text(&workload, "/metadata/uid").to_owned();
+                seen.push(uid.clone());
+                if !self.running.contains_key(&uid) {
+                    match start(text(&workload, "/metadata/name")) {
+                        Ok(running) => {
+                            self.running.insert(uid.clone(), running);
+                        }
+                        Err(err) => {
+                            tracing::warn!(
+                                "cannot start the synthetic service of {}: {err}",
+                                text(&workload, "/metadata/name")
+                            );
+                            continue;
+                        }
+                    }
+                }
+                let Some(running) = self.running.get(&uid) else {
+                    continue;
+                };
+                let endpoints = endpoints(store, &workload);
+                *running.service.endpoints.write().expect("endpoints lock") = endpoints;
+                let pointer = format!("/metadata/annotations/{}", ANNOTATION_URL.replace('/', "~1"));
+                if text(&workload, &pointer) != running.url {
+                    let mut annotated = workload.clone();
+                    annotated["metadata"]["annotations"][ANNOTATION_URL] = json!(running.url);
+                    if let Some(ty) = store.type_by_key(key) {
+                        store.put_internal(&ty, annotated);
+                    }
+                }
+            }
+        }
+        self.running.retain(|uid, running| {
+            let keep = seen.contains(uid);
+            if !keep {
+                running.task.abort();
+            }
+            keep
+        });
+    }
+}
+
+fn start(name: &str) -> std::io::Result<Running> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let service = Arc::new(Service {
+        name: name.to_owned(),
+        endpoints: RwLock::new(Vec::new()),
+        stats: Mutex::new(Stats::default()),
+        turn: std::sync::atomic::AtomicU64::new(0),
+    });
+    let app = Router::new().fallback(answer).with_state(service.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Running { url, service, task })
+}
+
+/// The serving pods of a workload and what each does to a request.
+fn endpoints(store: &Store, workload: &Value) -> Vec<Endpoint> {
+    let namespace = text(workload, "/metadata/namespace");
+    let Some(selector) = workload_selector(workload) else {
+        return Vec::new();
+    };
+    let policies: Vec<&Value> = store
+        .list("networking.k8s.io/networkpolicies", Some(namespace))
+        .collect();
+    store
+        .list("/pods", Some(namespace))
+        .filter(|p| selector.matches_object(p) && pod_is_healthy(p))
+        .map(|pod| {
+            let mut endpoint = Endpoint {
+                isolated: policies.iter().any(|policy| cuts_ingress(policy, pod)),
+                ..Endpoint::default()
+            };
+            for container in running_fault_containers(pod) {
+                let env = |name: &str| {
+                    container["env"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|e| e["name"] == name)
+                        .and_then(|e| e["value"].as_str())
+                        .map(str::to_owned)
+                };
+                let duration = |name: &str| {
+                    env(name)
+                        .and_then(|d| d.parse::<ScenarioDuration>().ok())
+                        .map(ScenarioDuration::as_std)
+                        .unwrap_or_default()
+                };
+                match env(ENV_FAULT).as_deref() {
+                    Some("networkDelay") => {
+                        endpoint.latency += duration("DISASTERPIECE_LATENCY");
+                        endpoint.jitter += duration("DISASTERPIECE_JITTER");
+                    }
+                    Some("networkLoss") => {
+                        let percent = env("DISASTERPIECE_LOSS_PERCENT")
+                            .and_then(|p| p.parse::<f64>().ok())
+                            .unwrap_or(0.0);
+                        endpoint.loss = (endpoint.loss + percent / 100.0).min(1.0);
+                    }
+                    Some("cpuStress") => {
+                        let load = env("DISASTERPIECE_CPU_LOAD")
+                            .and_then(|l| l.parse::<u64>().ok())
+                            .unwrap_or(100);
+                        endpoint.slow += Duration::from_millis(2 * load);
+                    }
+                    Some("memoryStress") => endpoint.slow += Duration::from_millis(100),
+                    _ => {}
+                }
+            }
+            endpoint
+        })
+        .collect()
+}
+
+fn running_fault_containers(pod: &Value) -> Vec<Value> {
+    let running: Vec<&str> = pod
+        .pointer("/status/ephemeralContainerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.pointer("/state/running").is_some())
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    pod.pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"].as_str().is_some_and(|n| running.contains(&n)))
+        .cloned()
+        .collect()
+}
+
+/// Whether a NetworkPolicy selects the pod for ingress and lets nothing in from outside.
+fn cuts_ingress(policy: &Value, pod: &Value) -> bool {
+    let selects = policy
+        .pointer("/spec/podSelector")
+        .and_then(|s| LabelSelector::from_object(s).ok())
+        .is_some_and(|s| s.matches_object(pod));
+    if !selects {
+        return false;
+    }
+    let types: Vec<&str> = policy
+        .pointer("/spec/policyTypes")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let ingress = types.is_empty() || types.contains(&"Ingress");
+    // A rule with no `from` admits everyone; any other rule admits only some peers.
+    let open = policy
+        .pointer("/spec/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|r| r.get("from").is_none_or(|f| f.as_array().is_some_and(Vec::is_empty)))
+        });
+    ingress && !open
+}
+
+async fn answer(State(service): State<Arc<Service>>, request: Request) -> Response {
+    if request.uri().path() == "/metrics" {
+        return metrics(&service).into_response();
+    }
+    let started = tokio::time::Instant::now();
+    let endpoint = {
+        let endpoints = service.endpoints.read().expect("endpoints lock");
+        if endpoints.is_empty() {
+            None
+        } else {
+            let turn = service.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(endpoints[(turn % endpoints.len() as u64) as usize].clone())
+        }
+    };
+    let (code, body) = match endpoint {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no endpoints available for service\n"),
+        Some(e) if e.isolated => {
+            tokio::time::sleep(HANG).await;
+            (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+        }
+        Some(e) => {
+            let roll = random_unit();
+            if roll < e.loss {
+                tokio::time::sleep(HANG).await;
+                (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+            } else {
+                let jitter = e.jitter.mul_f64(random_unit() * 2.0);
+                let delay = (e.latency + jitter).saturating_sub(e.jitter) + e.slow;
+                tokio::time::sleep(delay).await;
+                (StatusCode::OK, "ok\n")
+            }
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let mut stats = service.stats.lock().expect("stats lock");
+    *stats.by_code.entry(code.as_u16()).or_default() += 1;
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        if seconds <= *bound {
+            stats.buckets[i] += 1;
+        }
+    }
+    stats.sum += seconds;
+    stats.count += 1;
+    (code, body).into_response()
+}
+
+fn metrics(service: &Service) -> String {
+    let stats = service.stats.lock().expect("stats lock");
+    let ready = service.endpoints.read().expect("endpoints lock").len();
+    let name = &service.name;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP http_requests_total Requests answered by the synthetic service."
+    );
+    let _ = writeln!(out, "# TYPE http_requests_total counter");
+    for (code, n) in &stats.by_code {
+        let _ = writeln!(out, "http_requests_total{{service=\"{name}\",code=\"{code}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP http_request_duration_seconds Time to answer a request.");
+    let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
+    for (bound, n) in BUCKETS.iter().zip(stats.buckets) {
+        let _ = writeln!(
+            out,
+            "http_request_duration_seconds_bucket{{service=\"{name}\",le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_bucket{{service=\"{name}\",le=\"+Inf\"}} {}",
+        stats.count
+    );
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_sum{{service=\"{name}\"}} {}",
+        stats.sum
+    );
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_count{{service=\"{name}\"}} {}",
+        stats.count
+    );
+    let _ = writeln!(out, "# HELP sim_ready_pods Ready pods behind the synthetic service.");
+    let _ = writeln!(out, "# TYPE sim_ready_pods gauge");
+    let _ = writeln!(out, "sim_ready_pods{{service=\"{name}\"}} {ready}");
+    out
+}
+
+/// A number in [0, 1) from the system clock and a counter; good enough to drop requests.
+fn random_unit() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = STATE.fetch_add(0x9e37_79b9_7f4a_7c15 ^ nanos, Ordering::Relaxed);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,1129 @@
+//! The simulator's storage: objects as JSON, one global resourceVersion, an event log for
+//! watches, and the write paths with Kubernetes semantics (defaults, validation, optimistic
+//! concurrency, subresources, graceful deletion, finalizers, dry runs, evictions).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::resources::{ResourceType, builtin};
+use super::selector::LabelSelector;
+
+/// `(type key, namespace, name)`; namespace is empty for cluster-scoped objects.
+pub type ObjKey = (String, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug)]
+pub struct WatchEvent {
+    pub rv: u64,
+    pub type_key: String,
+    pub namespace: String,
+    pub event: EventType,
+    pub object: Value,
+    /// The object before the change, so label-selected watches can tell enter from leave.
+    pub old: Option<Value>,
+}
+
+/// An error answer, rendered as a `Status` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn not_found(ty: &ResourceType, name: &str) -> Self {
+        let mut e = ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", ty.qualified()));
+        e.details = Some(details(ty, name));
+        e
+    }
+
+    pub fn already_exists(ty: &ResourceType, name: &str) -> Self {
+        let mut e = ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", ty.qualified()),
+        );
+        e.details = Some(details(ty, name));
+        e
+    }
+
+    pub fn conflict(ty: &ResourceType, name: &str, why: &str) -> Self {
+        let mut e = ApiError::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", ty.qualified()),
+        );
+        e.details = Some(details(ty, name));
+        e
+    }
+
+    /// 422 with one cause per field: `Pod "x" is invalid: spec.containers: Required value`.
+    pub fn invalid(ty: &ResourceType, name: &str, causes: Vec<Cause>) -> Self {
+        let text: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let message = if text.len() == 1 {
+            format!("{} \"{name}\" is invalid: {}", ty.kind, text[0])
+        } else {
+            format!("{} \"{name}\" is invalid: [{}]", ty.kind, text.join(", "))
+        };
+        let mut e = ApiError::new(422, "Invalid", message);
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+            .collect();
+        e.details = Some(json!({"name": name, "group": ty.group, "kind": ty.kind, "causes": causes}));
+        e
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        ApiError::new(410, "Expired", message)
+    }
+
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            status["details"] = d.clone();
+        }
+        status
+    }
+}
+
+fn details(ty: &ResourceType, name: &str) -> Value {
+    json!({"name": name, "group": ty.group, "kind": ty.plural})
+}
+
+/// One field problem of a 422 answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause {
+    pub field: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn required(field: &str) -> Cause {
+    Cause {
+        field: field.into(),
+        reason: "FieldValueRequired",
+        message: "Required value".into(),
+    }
+}
+
+fn invalid_value(field: &str, value: &Value, why: &str) -> Cause {
+    Cause {
+        field: field.into(),
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: {value}: {why}"),
+    }
+}
+
+fn forbidden(field: &str, why: &str) -> Cause {
+    Cause {
+        field: field.into(),
+        reason: "FieldValueForbidden",
+        message: format!("Forbidden: {why}"),
+    }
+}
+
+/// How a write is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Subresource {
+    #[default]
+    Main,
+    Status,
+    EphemeralContainers,
+}
+
+/// DELETE options.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+/// What DELETE did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// Removed; the object as it was.
+    Gone(Value),
+    /// Marked for deletion (grace period or finalizers); the object as it is now.
+    Pending(Value),
+}
+
+pub struct Store {
+    pub rv: u64,
+    pub types: Vec<ResourceType>,
+    objects: BTreeMap<ObjKey, Value>,
+    log: VecDeque<Arc<WatchEvent>>,
+    log_cap: usize,
+    pub events: broadcast::Sender<Arc<WatchEvent>>,
+    rng: u64,
+    /// When graceful pod deletions complete, by uid.
+    pub deletion_deadlines: HashMap<String, Instant>,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A pod that serves: Ready and not being deleted.
+pub fn pod_is_healthy(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_none()
+        && pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+impl Store {
+    pub fn new(log_cap: usize) -> Self {
+        let (events, _) = broadcast::channel(1 << 16);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        Store {
+            rv: 1,
+            types: builtin(),
+            objects: BTreeMap::new(),
+            log: VecDeque::new(),
+            log_cap: log_cap.max(1),
+            events,
+            rng: seed | 1,
+            deletion_deadlines: HashMap::new(),
+        }
+    }
+
+    /// A pseudo-random number (SplitMix64); names and uids need no cryptographic quality.
+    pub fn random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Five characters as in generated Kubernetes names (`checkout-7d4b9-x2k4p`).
+    pub fn random_suffix(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        (0..len)
+            .map(|_| ALPHABET[(self.random() % ALPHABET.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    pub fn uid(&mut self) -> String {
+        let (a, b) = (self.random(), self.random());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0x0fff,
+            ((b >> 48) & 0x3fff) | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    pub fn type_by_key(&self, key: &str) -> Option<ResourceType> {
+        self.types.iter().find(|t| t.key() == key).cloned()
+    }
+
+    /// The oldest resourceVersion a watch can still resume from.
+    pub fn oldest_resumable(&self) -> u64 {
+        self.log.front().map_or(self.rv, |e| e.rv - 1)
+    }
+
+    /// The events after `rv`, oldest first; `None` when some have been compacted away.
+    pub fn events_since(&self, rv: u64) -> Option<Vec<Arc<WatchEvent>>> {
+        if rv < self.oldest_resumable() {
+            return None;
+        }
+        Some(self.log.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    pub fn get(&self, type_key: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&(type_key.to_owned(), namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Every object of a type, in one namespace or all, ordered by namespace and name.
+    pub fn list<'a>(&'a self, type_key: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+        let start = (
+            type_key.to_owned(),
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
+        self.objects
+            .range(start..)
+            .take_while(move |((t, ns, _), _)| t == type_key && namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v)
+    }
+
+    /// Objects whose ownerReferences name `uid`.
+    pub fn owned_by<'a>(
+        &'a self,
+        type_key: &'a str,
+        namespace: &'a str,
+        uid: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.list(type_key, Some(namespace)).filter(move |o| {
+            o.pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        })
+    }
+
+    pub fn uid_exists(&self, uid: &str) -> bool {
+        self.objects
+            .values()
+            .any(|o| o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
+    }
+
+    /// Stores a change, bumps the resourceVersion, logs and broadcasts the event.
+    fn commit(&mut self, key: ObjKey, object: Option<Value>, event: EventType, old: Option<Value>) -> Value {
+        self.rv += 1;
+        let rv = self.rv;
+        let mut stored = match object {
+            Some(o) => o,
+            None => old.clone().unwrap_or(Value::Null),
+        };
+        stored["metadata"]["resourceVersion"] = json!(rv.to_string());
+        match event {
+            EventType::Deleted => {
+                self.objects.remove(&key);
+            }
+            _ => {
+                self.objects.insert(key.clone(), stored.clone());
+            }
+        }
+        let entry = Arc::new(WatchEvent {
+            rv,
+            type_key: key.0,
+            namespace: key.1,
+            event,
+            object: stored.clone(),
+            old,
+        });
+        if self.log.len() >= self.log_cap {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry.clone());
+        let _ = self.events.send(entry);
+        stored
+    }
+
+    /// Writes an object as a controller does: no validation, no subresource rules.
+    pub fn put_internal(&mut self, ty: &ResourceType, object: Value) -> Value {
+        let key = (
+            ty.key(),
+            text(&object, "/metadata/namespace").to_owned(),
+            text(&object, "/metadata/name").to_owned(),
+        );
+        let old = self.objects.get(&key).cloned();
+        if old.as_ref().is_some_and(|o| same_but_version(o, &object)) {
+            return old.unwrap_or_default();
+        }
+        let event = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.commit(key, Some(object), event, old)
+    }
+
+    /// Creates an object as a controller does: fills in metadata, no validation.
+    pub fn create_internal(&mut self, ty: &ResourceType, mut object: Value) -> Value {
+        self.fill_metadata(ty, &mut object);
+        self.put_internal(ty, object)
+    }
+
+    /// Removes an object at once, as the garbage collector or kubelet finishing does.
+    pub fn remove_internal(&mut self, type_key: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (type_key.to_owned(), namespace.to_owned(), name.to_owned());
+        let old = self.objects.get(&key).cloned()?;
+        if let Some(uid) = old.pointer("/metadata/uid").and_then(Value::as_str) {
+            self.deletion_deadlines.remove(uid);
+        }
+        Some(self.commit(key, None, EventType::Deleted, Some(old)))
+    }
+
+    fn fill_metadata(&mut self, ty: &ResourceType, object: &mut Value) {
+        if !object.is_object() {
+            *object = json!({});
+        }
+        object["apiVersion"] = json!(ty.api_version());
+        object["kind"] = json!(ty.kind);
+        if !object["metadata"].is_object() {
+            object["metadata"] = json!({});
+        }
+        let uid = self.uid();
+        let meta = &mut object["metadata"];
+        meta["uid"] = json!(uid);
+        meta["creationTimestamp"] = json!(now_rfc3339());
+        if let Value::Object(m) = meta {
+            m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
+        }
+        if object.get("spec").is_some() {
+            object["metadata"]["generation"] = json!(1);
+        }
+    }
+
+    /// POST: create. `namespace` is empty for cluster-scoped types.
+    pub fn create(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        if !object.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        if ty.namespaced {
+            let body_ns = text(&object, "/metadata/namespace");
+            if !body_ns.is_empty() && body_ns != namespace {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            self.check_namespace_writable(namespace)?;
+            object["metadata"]["namespace"] = json!(namespace);
+        } else if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("namespace");
+        }
+        let mut name = text(&object, "/metadata/name").to_owned();
+        if name.is_empty() {
+            let prefix = text(&object, "/metadata/generateName").to_owned();
+            if prefix.is_empty() {
+                let cause = Cause {
+                    field: "metadata.name".into(),
+                    reason: "FieldValueRequired",
+                    message: "Required value: name or generateName is required".into(),
+                };
+                return Err(ApiError::invalid(ty, "", vec![cause]));
+            }
+            name = format!("{prefix}{}", self.random_suffix(5));
+            object["metadata"]["name"] = json!(name);
+        }
+        if self.get(&ty.key(), namespace, &name).is_some() {
+            return Err(ApiError::already_exists(ty, &name));
+        }
+        self.fill_metadata(ty, &mut object);
+        if let Some(m) = object["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        if ty.has("status") && ty.kind != "Namespace" && ty.kind != "Node" {
+            // The status of a new object is the controllers' to write.
+            if let Some(m) = object.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        default_object(ty, &mut object);
+        let causes = validate(ty, &object, None);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(ty, &name, causes));
+        }
+        if ty.create_only {
+            // A review answers and is not stored: the simulator grants everything.
+            object["status"] = json!({"allowed": true, "reason": "the simulator allows every request"});
+            return Ok(object);
+        }
+        if dry_run {
+            return Ok(object);
+        }
+        let stored = self.put_internal(ty, object);
+        if ty.kind == "CustomResourceDefinition" {
+            self.register_crd(&stored);
+        }
+        Ok(stored)
+    }
+
+    fn check_namespace_writable(&self, namespace: &str) -> Result<(), ApiError> {
+        let ns_type = self.type_by_key("/namespaces").expect("namespaces is built in");
+        let ns = self
+            .get("/namespaces", "", namespace)
+            .ok_or_else(|| ApiError::not_found(&ns_type, namespace))?;
+        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn register_crd(&mut self, crd: &Value) {
+        for ty in ResourceType::from_crd(crd) {
+            if !self
+                .types
+                .iter()
+                .any(|t| t.group == ty.group && t.version == ty.version && t.plural == ty.plural)
+            {
+                self.types.push(ty);
+            }
+        }
+        let mut established = crd.clone();
+        established["status"] = json!({
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": now_rfc3339()},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": now_rfc3339()},
+            ],
+            "acceptedNames": crd["spec"]["names"],
+            "storedVersions": crd["spec"]["versions"].as_array().map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        });
+        let ty = self
+            .type_by_key("apiextensions.k8s.io/customresourcedefinitions")
+            .expect("built in");
+        self.put_internal(&ty, established);
+    }
+
+    /// PUT (and the second half of PATCH): replace the object, through a subresource or not.
+    pub fn update(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+        mut new: Value,
+        sub: Subresource,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let Some(old) = self.get(&ty.key(), namespace, name).cloned() else {
+            return Err(ApiError::not_found(ty, name));
+        };
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        let body_name = text(&new, "/metadata/name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let sent_rv = text(&new, "/metadata/resourceVersion");
+        if !sent_rv.is_empty() && sent_rv != text(&old, "/metadata/resourceVersion") {
+            return Err(ApiError::conflict(
+                ty,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        let mut result = match sub {
+            Subresource::Status => {
+                let mut r = old.clone();
+                r["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+                r
+            }
+            Subresource::EphemeralContainers => {
+                let causes = check_ephemeral_change(&old, &new);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(ty, name, causes));
+                }
+                let mut r = old.clone();
+                r["spec"]["ephemeralContainers"] =
+                    new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(json!([]));
+                r
+            }
+            Subresource::Main => {
+                // What the server owns survives any update.
+                for field in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match old["metadata"].get(field) {
+                        Some(v) => new["metadata"][field] = v.clone(),
+                        None => {
+                            if let Some(m) = new["metadata"].as_object_mut() {
+                                m.remove(field);
+                            }
+                        }
+                    }
+                }
+                new["metadata"]["name"] = json!(name);
+                if ty.namespaced {
+                    new["metadata"]["namespace"] = json!(namespace);
+                }
+                new["apiVersion"] = json!(ty.api_version());
+                new["kind"] = json!(ty.kind);
+                if ty.has("status") {
+                    match old.get("status") {
+                        Some(s) => new["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = new.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+                if ty.kind == "Pod"
+                    && old.pointer("/spec/ephemeralContainers") != new.pointer("/spec/ephemeralContainers")
+                {
+                    let cause = forbidden(
+                        "spec.ephemeralContainers",
+                        "cannot be updated through pod update, use the ephemeralcontainers subresource",
+                    );
+                    return Err(ApiError::invalid(ty, name, vec![cause]));
+                }
+                default_object(ty, &mut new);
+                if old.get("spec") != new.get("spec") && new.get("spec").is_some() {
+                    let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    new["metadata"]["generation"] = json!(generation + 1);
+                }
+                new
+            }
+        };
+        if let Some(m) = result["metadata"].as_object_mut() {
+            m.insert("resourceVersion".into(), old["metadata"]["resourceVersion"].clone());
+        }
+        let causes = validate(ty, &result, Some(&old));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(ty, name, causes));
+        }
+        if dry_run {
+            return Ok(result);
+        }
+        // The last finalizer removed from an object being deleted: it goes now.
+        let finalizers_done = result
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if result.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers_done
+            && ty.kind != "Pod"
+            && ty.kind != "Namespace"
+        {
+            self.put_internal(ty, result);
+            return Ok(self.remove_internal(&ty.key(), namespace, name).unwrap_or_default());
+        }
+        if result == old {
+            return Ok(old);
+        }
+        result["metadata"]["resourceVersion"] = json!("");
+        Ok(self.put_internal(ty, result))
+    }
+
+    /// DELETE of one object.
+    pub fn delete(
+        &mut self,
+        ty: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
+        let Some(old) = self.get(&ty.key(), namespace, name).cloned() else {
+            return Err(ApiError::not_found(ty, name));
+        };
+        if let Some(uid) = &opts.precondition_uid {
+            let actual = text(&old, "/metadata/uid");
+            if uid != actual {
+                let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}");
+                return Err(ApiError::conflict(ty, name, &why));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            let actual = text(&old, "/metadata/resourceVersion");
+            if rv != actual {
+                let why = format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                );
+                return Err(ApiError::conflict(ty, name, &why));
+            }
+        }
+        let mut marked = old.clone();
+        match opts.propagation.as_deref() {
+            None | Some("Background") => {}
+            Some(policy @ ("Foreground" | "Orphan")) => {
+                let finalizer = if policy == "Foreground" {
+                    "foregroundDeletion"
+                } else {
+                    "orphan"
+                };
+                let list = marked["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+                if !list.iter().any(|f| f == finalizer) {
+                    let mut list = list;
+                    list.push(json!(finalizer));
+                    marked["metadata"]["finalizers"] = json!(list);
+                }
+            }
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported propagationPolicy {other:?}; use Background, Foreground or Orphan"
+                )));
+            }
+        }
+        let grace = if ty.kind == "Pod" {
+            let default = old
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
+            let unscheduled = text(&old, "/spec/nodeName").is_empty();
+            if unscheduled {
+                0
+            } else {
+                opts.grace_period_seconds.unwrap_or(default).max(0)
+            }
+        } else {
+            0
+        };
+        let has_finalizers = marked
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let waits = has_finalizers || grace > 0 || ty.kind == "Namespace";
+        if opts.dry_run {
+            return Ok(if waits {
+                Deleted::Pending(marked)
+            } else {
+                Deleted::Gone(old)
+            });
+        }
+        if !waits {
+            let gone = self.remove_internal(&ty.key(), namespace, name).unwrap_or(old);
+            return Ok(Deleted::Gone(gone));
+        }
+        let uid = text(&old, "/metadata/uid").to_owned();
+        let deadline = Instant::now() + std::time::Duration::from_secs(grace as u64);
+        let already = old.pointer("/metadata/deletionTimestamp").is_some();
+        // A second DELETE may shorten the grace period, never lengthen it.
+        let sooner = self.deletion_deadlines.get(&uid).is_none_or(|d| deadline < *d);
+        if !already || sooner {
+            let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            marked["metadata"]["deletionTimestamp"] = json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            if ty.kind == "Pod" && sooner {
+                self.deletion_deadlines.insert(uid, deadline);
+            }
+        }
+        if ty.kind == "Namespace" {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        Ok(Deleted::Pending(self.put_internal(ty, marked)))
+    }
+
+    /// The PodDisruptionBudget arithmetic for one PDB: (expected, healthy, desired, allowed).
+    pub fn pdb_numbers(&self, pdb: &Value) -> (i64, i64, i64, i64) {
+        let namespace = text(pdb, "/metadata/namespace");
+        let selector = pdb.pointer("/spec/selector").map(LabelSelector::from_object);
+        let Some(Ok(selector)) = selector else {
+            return (0, 0, 0, 0);
+        };
+        let pods: Vec<&Value> = self
+            .list("/pods", Some(namespace))
+            .filter(|p| selector.matches_object(p) && p.pointer("/metadata/deletionTimestamp").is_none())
+            .collect();
+        let expected = pods.len() as i64;
+        let healthy = pods.iter().filter(|p| pod_is_healthy(p)).count() as i64;
+        let resolve = |v: &Value| -> Option<i64> {
+            match v {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s
+                    .strip_suffix('%')
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .map(|p| (p * expected + 99) / 100),
+                _ => None,
+            }
+        };
+        let desired = if let Some(min) = pdb.pointer("/spec/minAvailable").and_then(resolve) {
+            min
+        } else if let Some(max) = pdb.pointer("/spec/maxUnavailable").and_then(resolve) {
+            (expected - max).max(0)
+        } else {
+            expected
+        };
+        (expected, healthy, desired, (healthy - desired).max(0))
+    }
+
+    /// POST pods/NAME/eviction: delete the pod unless a PodDisruptionBudget forbids it (429).
+    pub fn evict(&mut self, namespace: &str, name: &str, body: &Value, dry_run: bool) -> Result<Value, ApiError> {
+        let pods = self.type_by_key("/pods").expect("built in");
+        let Some(pod) = self.get("/pods", namespace, name).cloned() else {
+            return Err(ApiError::not_found(&pods, name));
+        };
+        let mut opts = DeleteOptions {
+            grace_period_seconds: body
+                .pointer("/deleteOptions/gracePeriodSeconds")
+                .and_then(Value::as_i64),
+            dry_run,
+            ..DeleteOptions::default()
+        };
+        opts.precondition_uid = body
+            .pointer("/deleteOptions/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(success); // already terminating: nothing to protect
+        }
+        let budgets: Vec<Value> = self
+            .list("policy/poddisruptionbudgets", Some(namespace))
+            .filter(|pdb| {
+                pdb.pointer("/spec/selector")
+                    .map(LabelSelector::from_object)
+                    .is_some_and(|s| s.is_ok_and(|s| !s.is_empty() && s.matches_object(&pod)))
+            })
+            .cloned()
+            .collect();
+        if budgets.len() > 1 {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ));
+        }
+        if let Some(pdb) = budgets.first() {
+            let (_, healthy, desired, allowed) = self.pdb_numbers(pdb);
+            if pod_is_healthy(&pod) && allowed < 1 {
+                let pdb_name = text(pdb, "/metadata/name");
+                let mut e = ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                );
+                e.details = Some(json!({"causes": [{
+                    "reason": "DisruptionBudget",
+                    "message": format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"),
+                }]}));
+                return Err(e);
+            }
+        }
+        self.delete(&pods, namespace, name, &opts)?;
+        Ok(success)
+    }
+
+    /// Every object, for the world's passes.
+    pub fn all_of<'a>(&'a self, type_key: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.list(type_key, None)
+    }
+}
+
+/// Equal but for resourceVersion: a write that changes nothing is not an event.
+fn same_but_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn check_ephemeral_change(old: &Value, new: &Value) -> Vec<Cause> {
+    let before = old
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let after = new
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    for (i, container) in before.iter().enumerate() {
+        match after.iter().find(|c| c["name"] == container["name"]) {
+            None => causes.push(forbidden(
+                &format!("spec.ephemeralContainers[{i}]"),
+                "existing ephemeral containers may not be removed",
+            )),
+            Some(c) if c != container => causes.push(forbidden(
+                &format!("spec.ephemeralContainers[{i}]"),
+                "existing ephemeral containers may not be changed",
+            )),
+            Some(_) => {}
+        }
+    }
+    let regular: Vec<&Value> = old
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| &c["name"])
+        .collect();
+    for (i, container) in after.iter().enumerate() {
+        let field = format!("spec.ephemeralContainers[{i}]");
+        if !is_dns_label(container["name"].as_str().unwrap_or_default()) {
+            causes.push(invalid_value(
+                &format!("{field}.name"),
+                &container["name"],
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+            ));
+        }
+        if regular.contains(&&container["name"]) {
+            causes.push(Cause {
+                field: format!("{field}.name"),
+                reason: "FieldValueDuplicate",
+                message: format!("Duplicate value: {}", container["name"]),
+            });
+        }
+        if container["image"].as_str().is_none_or(str::is_empty) {
+            causes.push(required(&format!("{field}.image")));
+        }
+        if let Some(target) = container.get("targetContainerName").and_then(Value::as_str)
+            && !regular.iter().any(|n| n.as_str() == Some(target))
+        {
+            causes.push(Cause {
+                field: format!("{field}.targetContainerName"),
+                reason: "FieldValueNotFound",
+                message: format!("Not found: {target:?}"),
+            });
+        }
+    }
+    causes
+}
+
+/// Defaults the API server fills in.
+fn default_object(ty: &ResourceType, object: &mut Value) {
+    let set = |v: &mut Value, key: &str, default: Value| {
+        if v.get(key).is_none_or(Value::is_null) {
+            v[key] = default;
+        }
+    };
+    match ty.kind.as_str() {
+        "Pod" => {
+            let spec = &mut object["spec"];
+            set(spec, "restartPolicy", json!("Always"));
+            set(spec, "terminationGracePeriodSeconds", json!(30));
+            set(spec, "dnsPolicy", json!("ClusterFirst"));
+            set(spec, "schedulerName", json!("default-scheduler"));
+            if object.pointer("/status/phase").is_none() {
+                object["status"]["phase"] = json!("Pending");
+            }
+        }
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+            set(&mut object["spec"], "replicas", json!(1));
+            if ty.kind == "Deployment" {
+                set(
+                    &mut object["spec"],
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
+                set(&mut object["spec"], "revisionHistoryLimit", json!(10));
+                set(&mut object["spec"], "progressDeadlineSeconds", json!(600));
+            }
+            if ty.kind == "StatefulSet" {
+                set(&mut object["spec"], "podManagementPolicy", json!("OrderedReady"));
+            }
+        }
+        "Namespace" => {
+            let name = text(object, "/metadata/name").to_owned();
+            object["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            if object.pointer("/status/phase").is_none() {
+                object["status"]["phase"] = json!("Active");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The validation the simulator does: enough that bad objects are refused with a 422.
+fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let name = text(object, "/metadata/name");
+    let name_ok = if ty.kind == "Namespace" {
+        is_dns_label(name)
+    } else {
+        is_dns_subdomain(name)
+    };
+    if !name_ok {
+        causes.push(invalid_value(
+            "metadata.name",
+            &json!(name),
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        ));
+    }
+    for (key, value) in object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let ok = value.as_str().is_some_and(|v| {
+            v.len() <= 63
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+        if !ok {
+            causes.push(invalid_value(
+                &format!("metadata.labels.{key}"),
+                value,
+                "must be 63 characters or less and consist of alphanumerics, '-', '_' or '.'",
+            ));
+        }
+    }
+    let containers =
+        |pointer: &str, field: &str, causes: &mut Vec<Cause>| match object.pointer(pointer).and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => {
+                for (i, c) in list.iter().enumerate() {
+                    if !is_dns_label(c["name"].as_str().unwrap_or_default()) {
+                        causes.push(required(&format!("{field}[{i}].name")));
+                    }
+                    if c["image"].as_str().is_none_or(str::is_empty) {
+                        causes.push(required(&format!("{field}[{i}].image")));
+                    }
+                }
+            }
+            _ => causes.push(required(field)),
+        };
+    match ty.kind.as_str() {
+        "Pod" => {
+            containers("/spec/containers", "spec.containers", &mut causes);
+            if let Some(old) = old {
+                // Pods are immutable but for a few fields; the scheduler's binding is internal.
+                let strip = |v: &Value| {
+                    let mut s = v["spec"].clone();
+                    if let Some(m) = s.as_object_mut() {
+                        for f in [
+                            "ephemeralContainers",
+                            "activeDeadlineSeconds",
+                            "tolerations",
+                            "nodeName",
+                        ] {
+                            m.remove(f);
+                        }
+                    }
+                    for c in s["containers"].as_array_mut().into_iter().flatten() {
+                        if let Some(m) = c.as_object_mut() {
+                            m.remove("image");
+                        }
+                    }
+                    s
+                };
+                if strip(old) != strip(object) {
+                    causes.push(forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.ephemeralContainers`"));
+                }
+            }
+        }
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            containers(
+                "/spec/template/spec/containers",
+                "spec.template.spec.containers",
+                &mut causes,
+            );
+            match object.pointer("/spec/selector").map(LabelSelector::from_object) {
+                None => causes.push(required("spec.selector")),
+                Some(Err(e)) => causes.push(invalid_value("spec.selector", &object["spec"]["selector"], &e)),
+                Some(Ok(selector)) => {
+                    let template_labels = object
+                        .pointer("/spec/template/metadata/labels")
+                        .and_then(Value::as_object);
+                    if selector.is_empty() || !selector.matches(template_labels) {
+                        causes.push(invalid_value(
+                            "spec.template.metadata.labels",
+                            &object
+                                .pointer("/spec/template/metadata/labels")
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                            "`selector` does not match template `labels`",
+                        ));
+                    }
+                }
+            }
+            if let Some(old) = old
+                && old.pointer("/spec/selector") != object.pointer("/spec/selector")
+            {
+                causes.push(invalid_value(
+                    "spec.selector",
+                    &object["spec"]["selector"],
+                    "field is immutable",
+                ));
+            }
+            if object
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .is_some_and(|r| r < 0)
+            {
+                causes.push(invalid_value(
+                    "spec.replicas",
+                    &object["spec"]["replicas"],
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        "PodDisruptionBudget"
+            if object.pointer("/spec/minAvailable").is_some() && object.pointer("/spec/maxUnavailable").is_some() =>
+        {
+            causes.push(invalid_value(
+                "spec",
+                &Value::Null,
+                "minAvailable and maxUnavailable cannot be both set",
+            ));
+        }
+        "NetworkPolicy" if object.pointer("/spec/podSelector").is_none() => {
+            causes.push(required("spec.podSelector"));
+        }
+        _ => {}
+    }
+    causes
+}
+
+/// A `Map` from pairs, for building objects.
+pub fn map(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
+    pairs.into_iter().collect()
+}

@@ -1,0 +1,906 @@
+//! The controllers of the simulated cluster: the world that makes objects behave.
+//!
+//! Deployments own ReplicaSets own Pods; StatefulSets keep ordinal pods; the scheduler puts
+//! pods on schedulable nodes; the "kubelet" makes them Ready after a delay, finishes
+//! graceful deletions, runs ephemeral containers for the duration their environment states,
+//! and restarts a container a `containerKill` fault container targets; the garbage collector
+//! follows ownerReferences; PodDisruptionBudgets get their status. Every write goes through
+//! the store, so watches see the world change as they would in a cluster.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::Config;
+use super::resources::ResourceType;
+use super::selector::LabelSelector;
+use super::store::{DeleteOptions, Store, now_rfc3339, pod_is_healthy, text};
+use crate::scenario::Duration as ScenarioDuration;
+
+/// Environment variables that describe a fault to the container running it (and to the
+/// simulator, which plays its effect).
+pub const ENV_FAULT: &str = "DISASTERPIECE_FAULT";
+pub const ENV_DURATION: &str = "DISASTERPIECE_DURATION";
+
+/// Timers the world keeps between passes.
+#[derive(Default)]
+pub struct World {
+    ready_at: HashMap<String, Instant>,
+    missing_since: HashMap<String, Instant>,
+    container_back_at: HashMap<(String, String), Instant>,
+    ephemeral_end: HashMap<(String, String), Instant>,
+    next_ip: u32,
+}
+
+struct Types {
+    pods: ResourceType,
+    replicasets: ResourceType,
+    deployments: ResourceType,
+    statefulsets: ResourceType,
+    nodes: ResourceType,
+    pdbs: ResourceType,
+}
+
+impl Types {
+    fn of(store: &Store) -> Self {
+        let get = |key: &str| store.type_by_key(key).expect("built-in type");
+        Types {
+            pods: get("/pods"),
+            replicasets: get("apps/replicasets"),
+            deployments: get("apps/deployments"),
+            statefulsets: get("apps/statefulsets"),
+            nodes: get("/nodes"),
+            pdbs: get("policy/poddisruptionbudgets"),
+        }
+    }
+}
+
+/// A soonest-deadline accumulator.
+struct Next(Option<Instant>);
+
+impl Next {
+    fn at(&mut self, when: Instant) {
+        self.0 = Some(self.0.map_or(when, |n| n.min(when)));
+    }
+}
+
+impl World {
+    /// Runs the controllers until nothing changes; returns when the next timer is due.
+    pub fn reconcile(&mut self, store: &mut Store, config: &Config) -> Option<Instant> {
+        let types = Types::of(store);
+        let mut next = Next(None);
+        for _ in 0..10 {
+            let before = store.rv;
+            let now = Instant::now();
+            terminate_namespaces(store);
+            collect_garbage(store);
+            self.deployments(store, &types);
+            self.replicasets(store, &types, config, now, &mut next);
+            self.statefulsets(store, &types, config, now, &mut next);
+            self.schedule(store, &types, config, now);
+            self.kubelet(store, &types, config, now, &mut next);
+            taint_cordoned_nodes(store, &types);
+            pdb_status(store, &types);
+            if store.rv == before {
+                break;
+            }
+        }
+        next.0
+    }
+
+    fn deployments(&mut self, store: &mut Store, t: &Types) {
+        let deployments: Vec<Value> = store.all_of("apps/deployments").cloned().collect();
+        for d in deployments {
+            if d.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let (ns, name, uid) = meta(&d);
+            let template = d["spec"]["template"].clone();
+            let hash = template_hash(&template);
+            let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let owned: Vec<Value> = store.owned_by("apps/replicasets", &ns, &uid).cloned().collect();
+            if !owned
+                .iter()
+                .any(|rs| text(rs, "/metadata/labels/pod-template-hash") == hash)
+            {
+                let mut labels = template["metadata"]["labels"].clone();
+                labels["pod-template-hash"] = json!(hash);
+                let mut selector = d["spec"]["selector"].clone();
+                selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                let mut rs_template = template.clone();
+                rs_template["metadata"]["labels"] = labels.clone();
+                let revision = owned.len() + 1;
+                let rs = json!({
+                    "metadata": {"name": format!("{name}-{hash}"), "namespace": ns, "labels": labels,
+                        "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+                        "ownerReferences": [owner_ref(&d, "apps/v1", "Deployment")]},
+                    "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+                });
+                store.create_internal(&t.replicasets, rs);
+            }
+            let owned: Vec<Value> = store.owned_by("apps/replicasets", &ns, &uid).cloned().collect();
+            let (mut total, mut ready, mut updated) = (0, 0, 0);
+            for rs in &owned {
+                let current = text(rs, "/metadata/labels/pod-template-hash") == hash;
+                let desired = if current { replicas } else { 0 };
+                if rs["spec"]["replicas"].as_i64() != Some(desired) {
+                    let mut scaled = rs.clone();
+                    scaled["spec"]["replicas"] = json!(desired);
+                    store.put_internal(&t.replicasets, scaled);
+                }
+                total += rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+                ready += rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+                if current {
+                    updated = rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+                }
+            }
+            let max_unavailable = replicas / 4; // the default 25%, rounded down
+            let available = ready >= replicas - max_unavailable;
+            let mut status = json!({
+                "observedGeneration": d.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "replicas": total, "readyReplicas": ready, "availableReplicas": ready,
+                "updatedReplicas": updated, "unavailableReplicas": (replicas - ready).max(0),
+            });
+            let old_conditions = d.pointer("/status/conditions").cloned();
+            status["conditions"] = json!([
+                condition(
+                    old_conditions.as_ref(),
+                    "Available",
+                    available,
+                    if available {
+                        "MinimumReplicasAvailable"
+                    } else {
+                        "MinimumReplicasUnavailable"
+                    },
+                    if available {
+                        "Deployment has minimum availability."
+                    } else {
+                        "Deployment does not have minimum availability."
+                    }
+                ),
+                condition(
+                    old_conditions.as_ref(),
+                    "Progressing",
+                    true,
+                    "NewReplicaSetAvailable",
+                    &format!("ReplicaSet \"{name}-{hash}\" has successfully progressed.")
+                ),
+            ]);
+            clean_zero(&mut status);
+            write_status(store, &t.deployments, &d, status);
+        }
+    }
+
+    fn replicasets(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
+        let sets: Vec<Value> = store.all_of("apps/replicasets").cloned().collect();
+        for rs in sets {
+            if rs.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let (ns, name, uid) = meta(&rs);
+            let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+            let pods: Vec<Value> = store
+                .owned_by("/pods", &ns, &uid)
+                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .cloned()
+                .collect();
+            if pods.len() < desired {
+                let since = *self.missing_since.entry(uid.clone()).or_insert(now);
+                if now >= since + config.replace_delay {
+                    for _ in pods.len()..desired {
+                        let pod_name = format!("{name}-{}", store.random_suffix(5));
+                        let pod = pod_from_template(&rs, &pod_name, &ns, "ReplicaSet", None);
+                        store.create_internal(&t.pods, pod);
+                    }
+                    self.missing_since.remove(&uid);
+                } else {
+                    next.at(since + config.replace_delay);
+                }
+            } else {
+                self.missing_since.remove(&uid);
+            }
+            if pods.len() > desired {
+                // Remove the least useful first: unscheduled, then not ready, then newest.
+                let mut victims = pods.clone();
+                victims.sort_by_key(|p| {
+                    (
+                        text(p, "/spec/nodeName").is_empty(),
+                        !pod_is_healthy(p),
+                        text(p, "/metadata/creationTimestamp").to_owned(),
+                    )
+                });
+                victims.reverse();
+                for victim in victims.iter().take(pods.len() - desired) {
+                    let _ = store.delete(&t.pods, &ns, text(victim, "/metadata/name"), &DeleteOptions::default());
+                }
+            }
+            let pods: Vec<Value> = store
+                .owned_by("/pods", &ns, &uid)
+                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .cloned()
+                .collect();
+            let ready = pods.iter().filter(|p| pod_is_healthy(p)).count();
+            let mut status = json!({
+                "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
+                "availableReplicas": ready, "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            });
+            clean_zero(&mut status);
+            write_status(store, &t.replicasets, &rs, status);
+        }
+    }
+
+    fn statefulsets(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
+        let sets: Vec<Value> = store.all_of("apps/statefulsets").cloned().collect();
+        for sts in sets {
+            if sts.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let (ns, name, uid) = meta(&sts);
+            let desired = sts["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+            let ordered = sts["spec"]["podManagementPolicy"] != "Parallel";
+            for ordinal in 0..desired {
+                let pod_name = format!("{name}-{ordinal}");
+                let existing = store.get("/pods", &ns, &pod_name).cloned();
+                match existing {
+                    Some(pod) => {
+                        self.missing_since.remove(&format!("{uid}/{ordinal}"));
+                        if ordered && !pod_is_healthy(&pod) {
+                            break; // OrderedReady: the next ordinal waits for this one
+                        }
+                    }
+                    None => {
+                        let key = format!("{uid}/{ordinal}");
+                        let since = *self.missing_since.entry(key.clone()).or_insert(now);
+                        if now >= since + config.replace_delay {
+                            let pod = pod_from_template(&sts, &pod_name, &ns, "StatefulSet", Some(ordinal));
+                            store.create_internal(&t.pods, pod);
+                            self.missing_since.remove(&key);
+                        } else {
+                            next.at(since + config.replace_delay);
+                        }
+                        if ordered {
+                            break;
+                        }
+                    }
+                }
+            }
+            let owned: Vec<Value> = store.owned_by("/pods", &ns, &uid).cloned().collect();
+            for pod in &owned {
+                let ordinal = text(pod, "/metadata/name")
+                    .rsplit('-')
+                    .next()
+                    .and_then(|o| o.parse::<usize>().ok());
+                if ordinal.is_some_and(|o| o >= desired) && pod.pointer("/metadata/deletionTimestamp").is_none() {
+                    let _ = store.delete(&t.pods, &ns, text(pod, "/metadata/name"), &DeleteOptions::default());
+                }
+            }
+            let live: Vec<&Value> = owned
+                .iter()
+                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .collect();
+            let ready = live.iter().filter(|p| pod_is_healthy(p)).count();
+            let mut status = json!({
+                "replicas": live.len(), "readyReplicas": ready, "currentReplicas": live.len(), "updatedReplicas": live.len(),
+                "availableReplicas": ready, "observedGeneration": sts.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            });
+            clean_zero(&mut status);
+            write_status(store, &t.statefulsets, &sts, status);
+        }
+    }
+
+    fn schedule(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant) {
+        let pending: Vec<Value> = store
+            .all_of("/pods")
+            .filter(|p| text(p, "/spec/nodeName").is_empty() && p.pointer("/metadata/deletionTimestamp").is_none())
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let nodes: Vec<Value> = store.all_of("/nodes").cloned().collect();
+        let mut load: HashMap<String, usize> = HashMap::new();
+        for pod in store.all_of("/pods") {
+            *load.entry(text(pod, "/spec/nodeName").to_owned()).or_default() += 1;
+        }
+        for mut pod in pending {
+            let candidates = nodes.iter().filter(|n| node_schedulable(n));
+            let chosen = candidates.min_by_key(|n| {
+                (
+                    load.get(text(n, "/metadata/name")).copied().unwrap_or(0),
+                    text(n, "/metadata/name").to_owned(),
+                )
+            });
+            let old = pod.pointer("/status/conditions").cloned();
+            match chosen {
+                Some(node) => {
+                    let node_name = text(node, "/metadata/name").to_owned();
+                    *load.entry(node_name.clone()).or_default() += 1;
+                    pod["spec"]["nodeName"] = json!(node_name);
+                    pod["status"]["conditions"] = json!([condition(old.as_ref(), "PodScheduled", true, "", "")]);
+                    self.ready_at
+                        .insert(text(&pod, "/metadata/uid").to_owned(), now + config.ready_delay);
+                }
+                None => {
+                    let message = format!(
+                        "0/{} nodes are available: {} node(s) were unschedulable.",
+                        nodes.len(),
+                        nodes.len()
+                    );
+                    pod["status"]["conditions"] = json!([condition(
+                        old.as_ref(),
+                        "PodScheduled",
+                        false,
+                        "Unschedulable",
+                        &message
+                    )]);
+                }
+            }
+            store.put_internal(&t.pods, pod);
+        }
+    }
+
+    fn kubelet(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
+        // Only pods with something to do are copied: at 10 000 pods, copying all is the cost.
+        let waiting: HashSet<&str> = self.container_back_at.keys().map(|(uid, _)| uid.as_str()).collect();
+        let pods: Vec<Value> = store
+            .all_of("/pods")
+            .filter(|p| !text(p, "/spec/nodeName").is_empty())
+            .filter(|p| {
+                text(p, "/status/phase") == "Pending"
+                    || p.pointer("/metadata/deletionTimestamp").is_some()
+                    || waiting.contains(text(p, "/metadata/uid"))
+                    || has_unfinished_ephemeral(p)
+            })
+            .cloned()
+            .collect();
+        for pod in pods {
+            let (ns, name, uid) = meta(&pod);
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                let finalizers = pod
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                match store.deletion_deadlines.get(&uid).copied() {
+                    Some(deadline) if now < deadline => next.at(deadline),
+                    _ if finalizers => {}
+                    _ => {
+                        store.remove_internal("/pods", &ns, &name);
+                        self.forget(&uid);
+                    }
+                }
+                continue;
+            }
+            let mut updated = pod.clone();
+            if text(&pod, "/status/phase") == "Pending" {
+                let ready_at = *self.ready_at.entry(uid.clone()).or_insert(now + config.ready_delay);
+                if now >= ready_at {
+                    self.start(store, &mut updated);
+                } else {
+                    next.at(ready_at);
+                }
+            }
+            self.ephemeral(&mut updated, config, now, next);
+            self.container_restarts(&mut updated, now, next);
+            if updated != pod {
+                store.put_internal(&t.pods, updated);
+            }
+        }
+    }
+
+    fn forget(&mut self, uid: &str) {
+        self.ready_at.remove(uid);
+        self.container_back_at.retain(|(u, _), _| u != uid);
+        self.ephemeral_end.retain(|(u, _), _| u != uid);
+    }
+
+    /// Pending → Running and Ready.
+    fn start(&mut self, store: &Store, pod: &mut Value) {
+        self.next_ip += 1;
+        let ip = format!("10.244.{}.{}", (self.next_ip / 250) % 250, self.next_ip % 250 + 2);
+        let node = store.get("/nodes", "", text(pod, "/spec/nodeName"));
+        let host_ip = node
+            .and_then(|n| n.pointer("/status/addresses/0/address"))
+            .cloned()
+            .unwrap_or(json!("10.0.0.1"));
+        let started = now_rfc3339();
+        let statuses: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": started}}})
+            })
+            .collect();
+        let old = pod.pointer("/status/conditions").cloned();
+        pod["status"] = json!({
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "startTime": started,
+            "qosClass": "BestEffort", "containerStatuses": statuses,
+            "conditions": [
+                condition(old.as_ref(), "Initialized", true, "", ""),
+                condition(old.as_ref(), "Ready", true, "", ""),
+                condition(old.as_ref(), "ContainersReady", true, "", ""),
+                condition(old.as_ref(), "PodScheduled", true, "", ""),
+            ],
+        });
+    }
+
+    /// Ephemeral containers start when they appear and end after their stated duration.
+    fn ephemeral(&mut self, pod: &mut Value, config: &Config, now: Instant, next: &mut Next) {
+        let uid = text(pod, "/metadata/uid").to_owned();
+        let containers = pod
+            .pointer("/spec/ephemeralContainers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for container in containers {
+            let name = text(&container, "/name").to_owned();
+            let statuses = pod["status"]["ephemeralContainerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let status = statuses.iter().find(|s| s["name"] == name.as_str()).cloned();
+            let key = (uid.clone(), name.clone());
+            match status {
+                None => {
+                    let lasts = stated_duration(&container);
+                    let fault = env(&container, ENV_FAULT);
+                    let started = now_rfc3339();
+                    let state = if fault.as_deref() == Some("containerKill") {
+                        // It signals its target and exits: the target's restart is the effect.
+                        if let Some(target) = container["targetContainerName"].as_str() {
+                            self.kill_container(pod, target, now + config.ready_delay);
+                            next.at(now + config.ready_delay);
+                        }
+                        json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}})
+                    } else {
+                        self.ephemeral_end.insert(key.clone(), now + lasts);
+                        next.at(now + lasts);
+                        json!({"running": {"startedAt": started}})
+                    };
+                    let mut list = statuses;
+                    list.push(json!({"name": name, "image": container["image"], "imageID": "", "ready": false, "restartCount": 0, "state": state}));
+                    pod["status"]["ephemeralContainerStatuses"] = json!(list);
+                }
+                Some(s) if s.pointer("/state/running").is_some() => {
+                    let end = *self.ephemeral_end.entry(key.clone()).or_insert(now);
+                    if now >= end {
+                        let list: Vec<Value> = statuses
+                            .into_iter()
+                            .map(|mut st| {
+                                if st["name"] == name.as_str() {
+                                    let started = st.pointer("/state/running/startedAt").cloned().unwrap_or(json!(now_rfc3339()));
+                                    st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now_rfc3339()}});
+                                }
+                                st
+                            })
+                            .collect();
+                        pod["status"]["ephemeralContainerStatuses"] = json!(list);
+                        self.ephemeral_end.remove(&key);
+                    } else {
+                        next.at(end);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn kill_container(&mut self, pod: &mut Value, target: &str, back_at: Instant) {
+        let uid = text(pod, "/metadata/uid").to_owned();
+        let now = now_rfc3339();
+        for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
+            if status["name"] == target {
+                let restarts = status["restartCount"].as_i64().unwrap_or(0) + 1;
+                status["restartCount"] = json!(restarts);
+                status["ready"] = json!(false);
+                status["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
+                status["state"] = json!({"running": {"startedAt": now}});
+            }
+        }
+        set_ready(pod, false);
+        self.container_back_at.insert((uid, target.to_owned()), back_at);
+    }
+
+    fn container_restarts(&mut self, pod: &mut Value, now: Instant, next: &mut Next) {
+        let uid = text(pod, "/metadata/uid").to_owned();
+        let due: Vec<String> = self
+            .container_back_at
+            .iter()
+            .filter(|((u, _), _)| *u == uid)
+            .filter_map(|((_, c), at)| {
+                if now >= *at {
+                    Some(c.clone())
+                } else {
+                    next.at(*at);
+                    None
+                }
+            })
+            .collect();
+        for container in due {
+            self.container_back_at.remove(&(uid.clone(), container.clone()));
+            for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
+                if status["name"] == container.as_str() {
+                    status["ready"] = json!(true);
+                }
+            }
+            let all_ready = pod["status"]["containerStatuses"]
+                .as_array()
+                .is_none_or(|s| s.iter().all(|c| c["ready"] == true));
+            if all_ready {
+                set_ready(pod, true);
+            }
+        }
+    }
+}
+
+/// An ephemeral container that has not started, or has not finished.
+fn has_unfinished_ephemeral(pod: &Value) -> bool {
+    let declared = pod
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let statuses = pod
+        .pointer("/status/ephemeralContainerStatuses")
+        .and_then(Value::as_array);
+    let finished = statuses.map_or(0, |s| {
+        s.iter().filter(|c| c.pointer("/state/terminated").is_some()).count()
+    });
+    declared > finished
+}
+
+fn set_ready(pod: &mut Value, ready: bool) {
+    let old = pod.pointer("/status/conditions").cloned();
+    let reason = if ready { "" } else { "ContainersNotReady" };
+    let mut conditions: Vec<Value> = old.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+    for kind in ["Ready", "ContainersReady"] {
+        let new = condition(old.as_ref(), kind, ready, reason, "");
+        match conditions.iter_mut().find(|c| c["type"] == kind) {
+            Some(c) => *c = new,
+            None => conditions.push(new),
+        }
+    }
+    pod["status"]["conditions"] = json!(conditions);
+}
+
+fn env(container: &Value, name: &str) -> Option<String> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_owned)
+}
+
+/// How long an ephemeral container runs: `DISASTERPIECE_DURATION` (`90s`, `2m`), else the
+/// seconds of a `sleep N` in its command, else 30 seconds.
+pub fn stated_duration(container: &Value) -> Duration {
+    if let Some(d) = env(container, ENV_DURATION).and_then(|d| d.parse::<ScenarioDuration>().ok()) {
+        return d.as_std();
+    }
+    let words: Vec<&str> = ["command", "args"]
+        .iter()
+        .flat_map(|k| container[*k].as_array().into_iter().flatten().filter_map(Value::as_str))
+        .flat_map(str::split_whitespace)
+        .collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "sleep")
+        .and_then(|w| w[1].trim_end_matches('s').parse::<u64>().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+fn node_schedulable(node: &Value) -> bool {
+    node.pointer("/spec/unschedulable") != Some(&json!(true))
+        && node
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn taint_cordoned_nodes(store: &mut Store, t: &Types) {
+    let nodes: Vec<Value> = store.all_of("/nodes").cloned().collect();
+    for node in nodes {
+        let cordoned = node.pointer("/spec/unschedulable") == Some(&json!(true));
+        let mut taints: Vec<Value> = node
+            .pointer("/spec/taints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let has = taints.iter().any(|t| t["key"] == "node.kubernetes.io/unschedulable");
+        if cordoned == has {
+            continue;
+        }
+        if cordoned {
+            taints.push(
+                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": now_rfc3339()}),
+            );
+        } else {
+            taints.retain(|t| t["key"] != "node.kubernetes.io/unschedulable");
+        }
+        let mut updated = node.clone();
+        if taints.is_empty() {
+            if let Some(spec) = updated["spec"].as_object_mut() {
+                spec.remove("taints");
+            }
+        } else {
+            updated["spec"]["taints"] = json!(taints);
+        }
+        store.put_internal(&t.nodes, updated);
+    }
+}
+
+fn pdb_status(store: &mut Store, t: &Types) {
+    let budgets: Vec<Value> = store.all_of("policy/poddisruptionbudgets").cloned().collect();
+    for pdb in budgets {
+        let (expected, healthy, desired, allowed) = store.pdb_numbers(&pdb);
+        let old = pdb.pointer("/status/conditions").cloned();
+        let status = json!({
+            "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            "expectedPods": expected, "currentHealthy": healthy, "desiredHealthy": desired, "disruptionsAllowed": allowed,
+            "conditions": [condition(old.as_ref(), "DisruptionAllowed", allowed > 0,
+                if allowed > 0 { "SufficientPods" } else { "InsufficientPods" }, "")],
+        });
+        write_status(store, &t.pdbs, &pdb, status);
+    }
+}
+
+fn terminate_namespaces(store: &mut Store) {
+    let terminating: Vec<String> = store
+        .all_of("/namespaces")
+        .filter(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+        .map(|n| text(n, "/metadata/name").to_owned())
+        .collect();
+    for ns in terminating {
+        let keys: Vec<String> = store
+            .types
+            .iter()
+            .filter(|t| t.namespaced)
+            .map(ResourceType::key)
+            .collect();
+        for key in keys {
+            let names: Vec<String> = store
+                .list(&key, Some(&ns))
+                .map(|o| text(o, "/metadata/name").to_owned())
+                .collect();
+            for name in names {
+                store.remove_internal(&key, &ns, &name);
+            }
+        }
+        store.remove_internal("/namespaces", "", &ns);
+    }
+}
+
+/// Follows ownerReferences: background deletion of orphans, and the `orphan` and
+/// `foregroundDeletion` finalizers.
+fn collect_garbage(store: &mut Store) {
+    let mut uids: HashSet<String> = HashSet::new();
+    let mut refs: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    let keys: Vec<String> = store.types.iter().map(ResourceType::key).collect();
+    for key in &keys {
+        for object in store.list(key, None) {
+            uids.insert(text(object, "/metadata/uid").to_owned());
+            let owners: Vec<String> = object
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .map(|rs| rs.iter().filter_map(|r| r["uid"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if !owners.is_empty() {
+                refs.push((
+                    key.clone(),
+                    text(object, "/metadata/namespace").to_owned(),
+                    text(object, "/metadata/name").to_owned(),
+                    owners,
+                ));
+            }
+        }
+    }
+    // Owners being deleted with a finalizer the collector handles.
+    let mut finishing: Vec<(String, Value)> = Vec::new();
+    for key in &keys {
+        for object in store.list(key, None) {
+            if object.pointer("/metadata/deletionTimestamp").is_none() {
+                continue;
+            }
+            let finalizers = object
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if finalizers.iter().any(|f| f == "orphan" || f == "foregroundDeletion") {
+                finishing.push((key.clone(), object.clone()));
+            }
+        }
+    }
+    for (key, owner) in finishing {
+        let uid = text(&owner, "/metadata/uid").to_owned();
+        let dependents: Vec<&(String, String, String, Vec<String>)> =
+            refs.iter().filter(|(_, _, _, o)| o.contains(&uid)).collect();
+        let orphan = owner["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "orphan"));
+        let Some(ty) = store.type_by_key(&key) else { continue };
+        if orphan {
+            for (dep_key, ns, name, _) in &dependents {
+                let Some(dep_ty) = store.type_by_key(dep_key) else {
+                    continue;
+                };
+                if let Some(mut dep) = store.get(dep_key, ns, name).cloned() {
+                    let kept: Vec<Value> = dep["metadata"]["ownerReferences"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|r| r["uid"] != uid.as_str())
+                        .collect();
+                    dep["metadata"]["ownerReferences"] = json!(kept);
+                    store.put_internal(&dep_ty, dep);
+                }
+            }
+        } else if !dependents.is_empty() {
+            for (dep_key, ns, name, _) in &dependents {
+                let Some(dep_ty) = store.type_by_key(dep_key) else {
+                    continue;
+                };
+                if store
+                    .get(dep_key, ns, name)
+                    .is_some_and(|d| d.pointer("/metadata/deletionTimestamp").is_none())
+                {
+                    let _ = store.delete(
+                        &dep_ty,
+                        ns,
+                        name,
+                        &DeleteOptions {
+                            propagation: Some("Foreground".into()),
+                            ..DeleteOptions::default()
+                        },
+                    );
+                }
+            }
+            continue; // the owner waits for its dependents
+        }
+        let mut done = owner.clone();
+        let remaining: Vec<Value> = done["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != "orphan" && f != "foregroundDeletion")
+            .collect();
+        done["metadata"]["finalizers"] = json!(remaining);
+        let (ns, name) = (
+            text(&owner, "/metadata/namespace").to_owned(),
+            text(&owner, "/metadata/name").to_owned(),
+        );
+        if remaining.is_empty() && ty.kind != "Pod" {
+            store.remove_internal(&key, &ns, &name);
+        } else {
+            store.put_internal(&ty, done);
+        }
+    }
+    // Dependents whose every owner is gone: background deletion.
+    for (key, ns, name, owners) in refs {
+        if owners.iter().any(|o| uids.contains(o)) {
+            continue;
+        }
+        let Some(ty) = store.type_by_key(&key) else { continue };
+        if store
+            .get(&key, &ns, &name)
+            .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_none())
+        {
+            let _ = store.delete(&ty, &ns, &name, &DeleteOptions::default());
+        }
+    }
+}
+
+fn meta(object: &Value) -> (String, String, String) {
+    (
+        text(object, "/metadata/namespace").to_owned(),
+        text(object, "/metadata/name").to_owned(),
+        text(object, "/metadata/uid").to_owned(),
+    )
+}
+
+fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+        "controller": true, "blockOwnerDeletion": true})
+}
+
+fn pod_from_template(owner: &Value, name: &str, namespace: &str, kind: &str, ordinal: Option<usize>) -> Value {
+    let template = &owner["spec"]["template"];
+    let mut labels = template["metadata"]["labels"].clone();
+    if let Some(i) = ordinal {
+        labels["statefulset.kubernetes.io/pod-name"] = json!(name);
+        labels["apps.kubernetes.io/pod-index"] = json!(i.to_string());
+    }
+    let mut pod = json!({
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+            "ownerReferences": [owner_ref(owner, "apps/v1", kind)]},
+        "spec": template["spec"].clone(),
+        "status": {"phase": "Pending"},
+    });
+    if let Some(annotations) = template["metadata"].get("annotations") {
+        pod["metadata"]["annotations"] = annotations.clone();
+    }
+    if ordinal.is_some() {
+        pod["spec"]["hostname"] = json!(name);
+    }
+    let spec = &mut pod["spec"];
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+    ] {
+        if spec.get(k).is_none() {
+            spec[k] = v;
+        }
+    }
+    pod
+}
+
+/// A condition, keeping its lastTransitionTime when its status did not change.
+fn condition(old: Option<&Value>, kind: &str, status: bool, reason: &str, message: &str) -> Value {
+    let status = if status { "True" } else { "False" };
+    let previous = old
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
+    let since = match previous {
+        Some(p) if p["status"] == status => p["lastTransitionTime"].clone(),
+        _ => json!(now_rfc3339()),
+    };
+    let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+/// Kubernetes omits zero counts from workload status.
+fn clean_zero(status: &mut Value) {
+    if let Some(m) = status.as_object_mut() {
+        m.retain(|k, v| k == "replicas" || k == "observedGeneration" || v.as_i64() != Some(0));
+    }
+}
+
+fn write_status(store: &mut Store, ty: &ResourceType, object: &Value, status: Value) {
+    if object.get("status") == Some(&status) {
+        return;
+    }
+    let (ns, name, _) = meta(object);
+    // Re-read: an earlier controller in this pass may have written the object.
+    let Some(mut current) = store.get(&ty.key(), &ns, &name).cloned() else {
+        return;
+    };
+    current["status"] = status;
+    store.put_internal(ty, current);
+}
+
+/// The `pod-template-hash` of a template: stable, 10 characters of the name alphabet.
+pub fn template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in template.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(hash % ALPHABET.len() as u64) as usize] as char;
+            hash /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// The selector of a workload, parsed.
+pub fn workload_selector(object: &Value) -> Option<LabelSelector> {
+    object
+        .pointer("/spec/selector")
+        .and_then(|s| LabelSelector::from_object(s).ok())
+}
