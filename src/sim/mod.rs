@@ -132,9 +132,17 @@ pub struct SimBuilder {
     config: Config,
     misbehaviour: Misbehaviour,
     kubeconfig: Option<PathBuf>,
+    bulk: Option<(usize, usize)>,
 }
 
 impl SimBuilder {
+    /// Adds `namespaces` namespaces `bulk-000`… with `per_namespace` Running pods each, for
+    /// scale tests: pods are labelled `app: bulk` and `group: g0`…`g9` (a tenth in each).
+    pub fn bulk_pods(mut self, namespaces: usize, per_namespace: usize) -> Self {
+        self.bulk = Some((namespaces, per_namespace));
+        self
+    }
+
     pub fn seed(mut self, seed: Seed) -> Self {
         self.seed = seed;
         self
@@ -186,6 +194,7 @@ impl SimBuilder {
             config,
             misbehaviour,
             kubeconfig,
+            bulk,
         } = self;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -195,6 +204,9 @@ impl SimBuilder {
             .map_err(|source| SimError::Bind { port, source })?;
         let mut store = Store::new(config.watch_history);
         seed::plant(&mut store, seed);
+        if let Some((namespaces, per_namespace)) = bulk {
+            seed::plant_bulk(&mut store, namespaces, per_namespace);
+        }
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             wake: Notify::new(),
@@ -214,6 +226,11 @@ impl SimBuilder {
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new().fallback(api::handle).with_state(shared.clone());
+        // Without TCP_NODELAY a request whose head and body arrive in two writes (every PATCH
+        // and POST from kube) waits ~40 ms for a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

@@ -98,3 +98,29 @@ fn statefulset(name: &str, replicas: u32) -> Value {
             "template": template, "podManagementPolicy": "OrderedReady"},
     })
 }
+
+/// Bare Running pods in many namespaces, written straight into the store.
+pub fn plant_bulk(store: &mut Store, namespaces: usize, per_namespace: usize) {
+    let ns_type = store.type_by_key("/namespaces").expect("built-in type");
+    let pod_type = store.type_by_key("/pods").expect("built-in type");
+    let mut n = 0usize;
+    for i in 0..namespaces {
+        let ns = format!("bulk-{i:03}");
+        store.create_internal(&ns_type, namespace(&ns));
+        for j in 0..per_namespace {
+            let node = NODES[n % NODES.len()];
+            let ip = format!("10.{}.{}.{}", 100 + n / 65_536, (n / 256) % 256, n % 256);
+            n += 1;
+            let pod = json!({
+                "metadata": {"name": format!("pod-{j:05}"), "namespace": ns, "labels": {"app": "bulk", "group": format!("g{}", n % 10)}},
+                "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
+                    "containers": [{"name": "app", "image": "registry.example.com/bulk:1"}]},
+                "status": {"phase": "Running", "podIP": ip, "hostIP": "10.0.0.11",
+                    "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                    "containerStatuses": [{"name": "app", "image": "registry.example.com/bulk:1", "imageID": "", "ready": true,
+                        "restartCount": 0, "started": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]},
+            });
+            store.create_internal(&pod_type, pod);
+        }
+    }
+}

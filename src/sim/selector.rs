@@ -183,6 +183,8 @@ pub fn field_pointer(field: &str) -> Option<&'static str> {
         "involvedObject.name" => "/involvedObject/name",
         "involvedObject.kind" => "/involvedObject/kind",
         "involvedObject.uid" => "/involvedObject/uid",
+        "involvedObject.namespace" => "/involvedObject/namespace",
+        "involvedObject.apiVersion" => "/involvedObject/apiVersion",
         "reason" => "/reason",
         "type" => "/type",
         _ => return None,

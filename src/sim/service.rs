@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::selector::LabelSelector;
-use super::store::{Store, pod_is_healthy, text};
+use super::store::{Store, at, pod_is_healthy, text};
 use super::world::{ENV_FAULT, workload_selector};
 use crate::scenario::Duration as ScenarioDuration;
 
@@ -93,7 +93,7 @@ impl Services {
                         &format!("/metadata/annotations/{}", ANNOTATION_HTTP.replace('/', "~1")),
                     ) == "true"
                 })
-                .filter(|w| w.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|w| at(w, "/metadata/deletionTimestamp").is_none())
                 .cloned()
                 .collect();
             for workload in workloads {
@@ -150,6 +150,9 @@ fn start(name: &str) -> std::io::Result<Running> {
         turn: std::sync::atomic::AtomicU64::new(0),
     });
     let app = Router::new().fallback(answer).with_state(service.clone());
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -221,10 +224,10 @@ fn running_fault_containers(pod: &Value) -> Vec<Value> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|s| s.pointer("/state/running").is_some())
+        .filter(|s| at(s, "/state/running").is_some())
         .filter_map(|s| s["name"].as_str())
         .collect();
-    pod.pointer("/spec/ephemeralContainers")
+    at(pod, "/spec/ephemeralContainers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

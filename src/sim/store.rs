@@ -206,8 +206,25 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// `Value::pointer` without its allocations (it copies every segment to unescape it): the
+/// world reads a few fields of every object on every pass, so this is the hot path.
+pub fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.contains('~') {
+        return v.pointer(pointer);
+    }
+    let mut current = v;
+    for segment in pointer.split('/').skip(1) {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 pub fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    at(v, pointer).and_then(Value::as_str).unwrap_or_default()
 }
 
 pub fn is_dns_label(s: &str) -> bool {
@@ -225,7 +242,7 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 
 /// A pod that serves: Ready and not being deleted.
 pub fn pod_is_healthy(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_none()
+    at(pod, "/metadata/deletionTimestamp").is_none()
         && pod
             .pointer("/status/conditions")
             .and_then(Value::as_array)
@@ -329,7 +346,7 @@ impl Store {
         uid: &'a str,
     ) -> impl Iterator<Item = &'a Value> + 'a {
         self.list(type_key, Some(namespace)).filter(move |o| {
-            o.pointer("/metadata/ownerReferences")
+            at(o, "/metadata/ownerReferences")
                 .and_then(Value::as_array)
                 .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
         })
@@ -338,7 +355,7 @@ impl Store {
     pub fn uid_exists(&self, uid: &str) -> bool {
         self.objects
             .values()
-            .any(|o| o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
+            .any(|o| at(o, "/metadata/uid").and_then(Value::as_str) == Some(uid))
     }
 
     /// Stores a change, bumps the resourceVersion, logs and broadcasts the event.
@@ -393,9 +410,11 @@ impl Store {
         self.commit(key, Some(object), event, old)
     }
 
-    /// Creates an object as a controller does: fills in metadata, no validation.
+    /// Creates an object as a controller does: fills in metadata and the API server's
+    /// defaults (so later updates compare like with like), no validation.
     pub fn create_internal(&mut self, ty: &ResourceType, mut object: Value) -> Value {
         self.fill_metadata(ty, &mut object);
+        default_object(ty, &mut object);
         self.put_internal(ty, object)
     }
 
@@ -403,7 +422,7 @@ impl Store {
     pub fn remove_internal(&mut self, type_key: &str, namespace: &str, name: &str) -> Option<Value> {
         let key = (type_key.to_owned(), namespace.to_owned(), name.to_owned());
         let old = self.objects.get(&key).cloned()?;
-        if let Some(uid) = old.pointer("/metadata/uid").and_then(Value::as_str) {
+        if let Some(uid) = at(&old, "/metadata/uid").and_then(Value::as_str) {
             self.deletion_deadlines.remove(uid);
         }
         Some(self.commit(key, None, EventType::Deleted, Some(old)))
@@ -506,7 +525,7 @@ impl Store {
         let ns = self
             .get("/namespaces", "", namespace)
             .ok_or_else(|| ApiError::not_found(&ns_type, namespace))?;
-        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        if at(ns, "/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::new(
                 403,
                 "Forbidden",
@@ -583,8 +602,7 @@ impl Store {
                     return Err(ApiError::invalid(ty, name, causes));
                 }
                 let mut r = old.clone();
-                r["spec"]["ephemeralContainers"] =
-                    new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(json!([]));
+                r["spec"]["ephemeralContainers"] = at(&new, "/spec/ephemeralContainers").cloned().unwrap_or(json!([]));
                 r
             }
             Subresource::Main => {
@@ -621,9 +639,7 @@ impl Store {
                         }
                     }
                 }
-                if ty.kind == "Pod"
-                    && old.pointer("/spec/ephemeralContainers") != new.pointer("/spec/ephemeralContainers")
-                {
+                if ty.kind == "Pod" && at(&old, "/spec/ephemeralContainers") != at(&new, "/spec/ephemeralContainers") {
                     let cause = forbidden(
                         "spec.ephemeralContainers",
                         "cannot be updated through pod update, use the ephemeralcontainers subresource",
@@ -632,7 +648,7 @@ impl Store {
                 }
                 default_object(ty, &mut new);
                 if old.get("spec") != new.get("spec") && new.get("spec").is_some() {
-                    let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                    let generation = at(&old, "/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
                     new["metadata"]["generation"] = json!(generation + 1);
                 }
                 new
@@ -653,7 +669,7 @@ impl Store {
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
-        if result.pointer("/metadata/deletionTimestamp").is_some()
+        if at(&result, "/metadata/deletionTimestamp").is_some()
             && finalizers_done
             && ty.kind != "Pod"
             && ty.kind != "Namespace"
@@ -749,7 +765,7 @@ impl Store {
         }
         let uid = text(&old, "/metadata/uid").to_owned();
         let deadline = Instant::now() + std::time::Duration::from_secs(grace as u64);
-        let already = old.pointer("/metadata/deletionTimestamp").is_some();
+        let already = at(&old, "/metadata/deletionTimestamp").is_some();
         // A second DELETE may shorten the grace period, never lengthen it.
         let sooner = self.deletion_deadlines.get(&uid).is_none_or(|d| deadline < *d);
         if !already || sooner {
@@ -769,13 +785,13 @@ impl Store {
     /// The PodDisruptionBudget arithmetic for one PDB: (expected, healthy, desired, allowed).
     pub fn pdb_numbers(&self, pdb: &Value) -> (i64, i64, i64, i64) {
         let namespace = text(pdb, "/metadata/namespace");
-        let selector = pdb.pointer("/spec/selector").map(LabelSelector::from_object);
+        let selector = at(pdb, "/spec/selector").map(LabelSelector::from_object);
         let Some(Ok(selector)) = selector else {
             return (0, 0, 0, 0);
         };
         let pods: Vec<&Value> = self
             .list("/pods", Some(namespace))
-            .filter(|p| selector.matches_object(p) && p.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|p| selector.matches_object(p) && at(p, "/metadata/deletionTimestamp").is_none())
             .collect();
         let expected = pods.len() as i64;
         let healthy = pods.iter().filter(|p| pod_is_healthy(p)).count() as i64;
@@ -789,9 +805,9 @@ impl Store {
                 _ => None,
             }
         };
-        let desired = if let Some(min) = pdb.pointer("/spec/minAvailable").and_then(resolve) {
+        let desired = if let Some(min) = at(pdb, "/spec/minAvailable").and_then(resolve) {
             min
-        } else if let Some(max) = pdb.pointer("/spec/maxUnavailable").and_then(resolve) {
+        } else if let Some(max) = at(pdb, "/spec/maxUnavailable").and_then(resolve) {
             (expected - max).max(0)
         } else {
             expected
@@ -817,13 +833,13 @@ impl Store {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if at(&pod, "/metadata/deletionTimestamp").is_some() {
             return Ok(success); // already terminating: nothing to protect
         }
         let budgets: Vec<Value> = self
             .list("policy/poddisruptionbudgets", Some(namespace))
             .filter(|pdb| {
-                pdb.pointer("/spec/selector")
+                at(pdb, "/spec/selector")
                     .map(LabelSelector::from_object)
                     .is_some_and(|s| s.is_ok_and(|s| !s.is_empty() && s.matches_object(&pod)))
             })
@@ -952,7 +968,7 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
             set(spec, "terminationGracePeriodSeconds", json!(30));
             set(spec, "dnsPolicy", json!("ClusterFirst"));
             set(spec, "schedulerName", json!("default-scheduler"));
-            if object.pointer("/status/phase").is_none() {
+            if at(object, "/status/phase").is_none() {
                 object["status"]["phase"] = json!("Pending");
             }
         }
@@ -974,7 +990,7 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
         "Namespace" => {
             let name = text(object, "/metadata/name").to_owned();
             object["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
-            if object.pointer("/status/phase").is_none() {
+            if at(object, "/status/phase").is_none() {
                 object["status"]["phase"] = json!("Active");
             }
         }
@@ -1018,7 +1034,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
         }
     }
     let containers =
-        |pointer: &str, field: &str, causes: &mut Vec<Cause>| match object.pointer(pointer).and_then(Value::as_array) {
+        |pointer: &str, field: &str, causes: &mut Vec<Cause>| match at(object, pointer).and_then(Value::as_array) {
             Some(list) if !list.is_empty() => {
                 for (i, c) in list.iter().enumerate() {
                     if !is_dns_label(c["name"].as_str().unwrap_or_default()) {
@@ -1036,6 +1052,10 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             containers("/spec/containers", "spec.containers", &mut causes);
             if let Some(old) = old {
                 // Pods are immutable but for a few fields; the scheduler's binding is internal.
+                // Defaults count as what was stored, whoever stored it.
+                let mut old = old.clone();
+                default_object(ty, &mut old);
+                let old = &old;
                 let strip = |v: &Value| {
                     let mut s = v["spec"].clone();
                     if let Some(m) = s.as_object_mut() {
@@ -1066,7 +1086,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                 "spec.template.spec.containers",
                 &mut causes,
             );
-            match object.pointer("/spec/selector").map(LabelSelector::from_object) {
+            match at(object, "/spec/selector").map(LabelSelector::from_object) {
                 None => causes.push(required("spec.selector")),
                 Some(Err(e)) => causes.push(invalid_value("spec.selector", &object["spec"]["selector"], &e)),
                 Some(Ok(selector)) => {
@@ -1086,7 +1106,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                 }
             }
             if let Some(old) = old
-                && old.pointer("/spec/selector") != object.pointer("/spec/selector")
+                && at(old, "/spec/selector") != at(object, "/spec/selector")
             {
                 causes.push(invalid_value(
                     "spec.selector",
@@ -1107,7 +1127,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             }
         }
         "PodDisruptionBudget"
-            if object.pointer("/spec/minAvailable").is_some() && object.pointer("/spec/maxUnavailable").is_some() =>
+            if at(object, "/spec/minAvailable").is_some() && at(object, "/spec/maxUnavailable").is_some() =>
         {
             causes.push(invalid_value(
                 "spec",
@@ -1115,7 +1135,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                 "minAvailable and maxUnavailable cannot be both set",
             ));
         }
-        "NetworkPolicy" if object.pointer("/spec/podSelector").is_none() => {
+        "NetworkPolicy" if at(object, "/spec/podSelector").is_none() => {
             causes.push(required("spec.podSelector"));
         }
         _ => {}

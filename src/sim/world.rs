@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::Config;
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
-use super::store::{DeleteOptions, Store, now_rfc3339, pod_is_healthy, text};
+use super::store::{DeleteOptions, Store, at, now_rfc3339, pod_is_healthy, text};
 use crate::scenario::Duration as ScenarioDuration;
 
 /// Environment variables that describe a fault to the container running it (and to the
@@ -24,7 +24,7 @@ use crate::scenario::Duration as ScenarioDuration;
 pub const ENV_FAULT: &str = "DISASTERPIECE_FAULT";
 pub const ENV_DURATION: &str = "DISASTERPIECE_DURATION";
 
-/// Timers the world keeps between passes.
+/// Timers and bookkeeping the world keeps between passes.
 #[derive(Default)]
 pub struct World {
     ready_at: HashMap<String, Instant>,
@@ -32,6 +32,11 @@ pub struct World {
     container_back_at: HashMap<(String, String), Instant>,
     ephemeral_end: HashMap<(String, String), Instant>,
     next_ip: u32,
+    /// The last change the world has looked at; it reads only what came after.
+    seen_rv: Option<u64>,
+    /// Pods the scheduler or kubelet still has to do something with, by (namespace, name):
+    /// at 10 000 pods, walking every pod on every pass is what costs.
+    tracked: HashSet<(String, String)>,
 }
 
 struct Types {
@@ -74,8 +79,11 @@ impl World {
         for _ in 0..10 {
             let before = store.rv;
             let now = Instant::now();
+            let collect = self.take_changes(store);
             terminate_namespaces(store);
-            collect_garbage(store);
+            if collect {
+                collect_garbage(store);
+            }
             self.deployments(store, &types);
             self.replicasets(store, &types, config, now, &mut next);
             self.statefulsets(store, &types, config, now, &mut next);
@@ -90,10 +98,64 @@ impl World {
         next.0
     }
 
+    /// Notes the pods that changed since the last pass; says whether the garbage collector
+    /// has work (something was deleted or is being deleted).
+    fn take_changes(&mut self, store: &Store) -> bool {
+        let events = self.seen_rv.and_then(|rv| store.events_since(rv));
+        self.seen_rv = Some(store.rv);
+        let Some(events) = events else {
+            // First pass, or the log was compacted past us: look at everything once.
+            for pod in store.all_of("/pods") {
+                self.tracked.insert((
+                    text(pod, "/metadata/namespace").to_owned(),
+                    text(pod, "/metadata/name").to_owned(),
+                ));
+            }
+            return true;
+        };
+        let mut collect = false;
+        for event in events {
+            if event.type_key == "/pods" {
+                self.tracked.insert((
+                    event.namespace.clone(),
+                    text(&event.object, "/metadata/name").to_owned(),
+                ));
+            }
+            collect |= event.event == super::store::EventType::Deleted
+                || at(&event.object, "/metadata/deletionTimestamp").is_some();
+        }
+        collect
+    }
+
+    /// The tracked pods as they are now; forgets the ones that no longer exist.
+    fn tracked_pods(&mut self, store: &Store) -> Vec<Value> {
+        let mut pods = Vec::new();
+        self.tracked.retain(|(ns, name)| match store.get("/pods", ns, name) {
+            Some(pod) => {
+                pods.push(pod.clone());
+                true
+            }
+            None => false,
+        });
+        pods
+    }
+
+    /// Whether a pod still needs the scheduler or the kubelet.
+    fn needs_attention(&self, pod: &Value) -> bool {
+        text(pod, "/spec/nodeName").is_empty()
+            || text(pod, "/status/phase") == "Pending"
+            || at(pod, "/metadata/deletionTimestamp").is_some()
+            || has_unfinished_ephemeral(pod)
+            || self
+                .container_back_at
+                .keys()
+                .any(|(uid, _)| uid == text(pod, "/metadata/uid"))
+    }
+
     fn deployments(&mut self, store: &mut Store, t: &Types) {
         let deployments: Vec<Value> = store.all_of("apps/deployments").cloned().collect();
         for d in deployments {
-            if d.pointer("/metadata/deletionTimestamp").is_some() {
+            if at(&d, "/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let (ns, name, uid) = meta(&d);
@@ -130,20 +192,20 @@ impl World {
                     scaled["spec"]["replicas"] = json!(desired);
                     store.put_internal(&t.replicasets, scaled);
                 }
-                total += rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
-                ready += rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+                total += at(rs, "/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+                ready += at(rs, "/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
                 if current {
-                    updated = rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+                    updated = at(rs, "/status/replicas").and_then(Value::as_i64).unwrap_or(0);
                 }
             }
             let max_unavailable = replicas / 4; // the default 25%, rounded down
             let available = ready >= replicas - max_unavailable;
             let mut status = json!({
-                "observedGeneration": d.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "observedGeneration": at(&d, "/metadata/generation").cloned().unwrap_or(json!(1)),
                 "replicas": total, "readyReplicas": ready, "availableReplicas": ready,
                 "updatedReplicas": updated, "unavailableReplicas": (replicas - ready).max(0),
             });
-            let old_conditions = d.pointer("/status/conditions").cloned();
+            let old_conditions = at(&d, "/status/conditions").cloned();
             status["conditions"] = json!([
                 condition(
                     old_conditions.as_ref(),
@@ -176,14 +238,14 @@ impl World {
     fn replicasets(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
         let sets: Vec<Value> = store.all_of("apps/replicasets").cloned().collect();
         for rs in sets {
-            if rs.pointer("/metadata/deletionTimestamp").is_some() {
+            if at(&rs, "/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let (ns, name, uid) = meta(&rs);
             let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
             let pods: Vec<Value> = store
                 .owned_by("/pods", &ns, &uid)
-                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|p| at(p, "/metadata/deletionTimestamp").is_none())
                 .cloned()
                 .collect();
             if pods.len() < desired {
@@ -218,13 +280,13 @@ impl World {
             }
             let pods: Vec<Value> = store
                 .owned_by("/pods", &ns, &uid)
-                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|p| at(p, "/metadata/deletionTimestamp").is_none())
                 .cloned()
                 .collect();
             let ready = pods.iter().filter(|p| pod_is_healthy(p)).count();
             let mut status = json!({
                 "replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
-                "availableReplicas": ready, "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "availableReplicas": ready, "observedGeneration": at(&rs, "/metadata/generation").cloned().unwrap_or(json!(1)),
             });
             clean_zero(&mut status);
             write_status(store, &t.replicasets, &rs, status);
@@ -234,7 +296,7 @@ impl World {
     fn statefulsets(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
         let sets: Vec<Value> = store.all_of("apps/statefulsets").cloned().collect();
         for sts in sets {
-            if sts.pointer("/metadata/deletionTimestamp").is_some() {
+            if at(&sts, "/metadata/deletionTimestamp").is_some() {
                 continue;
             }
             let (ns, name, uid) = meta(&sts);
@@ -272,18 +334,18 @@ impl World {
                     .rsplit('-')
                     .next()
                     .and_then(|o| o.parse::<usize>().ok());
-                if ordinal.is_some_and(|o| o >= desired) && pod.pointer("/metadata/deletionTimestamp").is_none() {
+                if ordinal.is_some_and(|o| o >= desired) && at(pod, "/metadata/deletionTimestamp").is_none() {
                     let _ = store.delete(&t.pods, &ns, text(pod, "/metadata/name"), &DeleteOptions::default());
                 }
             }
             let live: Vec<&Value> = owned
                 .iter()
-                .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|p| at(p, "/metadata/deletionTimestamp").is_none())
                 .collect();
             let ready = live.iter().filter(|p| pod_is_healthy(p)).count();
             let mut status = json!({
                 "replicas": live.len(), "readyReplicas": ready, "currentReplicas": live.len(), "updatedReplicas": live.len(),
-                "availableReplicas": ready, "observedGeneration": sts.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "availableReplicas": ready, "observedGeneration": at(&sts, "/metadata/generation").cloned().unwrap_or(json!(1)),
             });
             clean_zero(&mut status);
             write_status(store, &t.statefulsets, &sts, status);
@@ -291,10 +353,10 @@ impl World {
     }
 
     fn schedule(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant) {
-        let pending: Vec<Value> = store
-            .all_of("/pods")
-            .filter(|p| text(p, "/spec/nodeName").is_empty() && p.pointer("/metadata/deletionTimestamp").is_none())
-            .cloned()
+        let pending: Vec<Value> = self
+            .tracked_pods(store)
+            .into_iter()
+            .filter(|p| text(p, "/spec/nodeName").is_empty() && at(p, "/metadata/deletionTimestamp").is_none())
             .collect();
         if pending.is_empty() {
             return;
@@ -312,7 +374,7 @@ impl World {
                     text(n, "/metadata/name").to_owned(),
                 )
             });
-            let old = pod.pointer("/status/conditions").cloned();
+            let old = at(&pod, "/status/conditions").cloned();
             match chosen {
                 Some(node) => {
                     let node_name = text(node, "/metadata/name").to_owned();
@@ -342,22 +404,14 @@ impl World {
     }
 
     fn kubelet(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
-        // Only pods with something to do are copied: at 10 000 pods, copying all is the cost.
-        let waiting: HashSet<&str> = self.container_back_at.keys().map(|(uid, _)| uid.as_str()).collect();
-        let pods: Vec<Value> = store
-            .all_of("/pods")
+        let pods: Vec<Value> = self
+            .tracked_pods(store)
+            .into_iter()
             .filter(|p| !text(p, "/spec/nodeName").is_empty())
-            .filter(|p| {
-                text(p, "/status/phase") == "Pending"
-                    || p.pointer("/metadata/deletionTimestamp").is_some()
-                    || waiting.contains(text(p, "/metadata/uid"))
-                    || has_unfinished_ephemeral(p)
-            })
-            .cloned()
             .collect();
         for pod in pods {
             let (ns, name, uid) = meta(&pod);
-            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            if at(&pod, "/metadata/deletionTimestamp").is_some() {
                 let finalizers = pod
                     .pointer("/metadata/finalizers")
                     .and_then(Value::as_array)
@@ -387,6 +441,16 @@ impl World {
                 store.put_internal(&t.pods, updated);
             }
         }
+        // Pods that are Running, Ready and idle need nothing more until they change again.
+        let idle: Vec<(String, String)> = self
+            .tracked
+            .iter()
+            .filter(|(ns, name)| store.get("/pods", ns, name).is_none_or(|p| !self.needs_attention(p)))
+            .cloned()
+            .collect();
+        for key in idle {
+            self.tracked.remove(&key);
+        }
     }
 
     fn forget(&mut self, uid: &str) {
@@ -401,7 +465,7 @@ impl World {
         let ip = format!("10.244.{}.{}", (self.next_ip / 250) % 250, self.next_ip % 250 + 2);
         let node = store.get("/nodes", "", text(pod, "/spec/nodeName"));
         let host_ip = node
-            .and_then(|n| n.pointer("/status/addresses/0/address"))
+            .and_then(|n| at(n, "/status/addresses/0/address"))
             .cloned()
             .unwrap_or(json!("10.0.0.1"));
         let started = now_rfc3339();
@@ -414,7 +478,7 @@ impl World {
                 "restartCount": 0, "state": {"running": {"startedAt": started}}})
             })
             .collect();
-        let old = pod.pointer("/status/conditions").cloned();
+        let old = at(pod, "/status/conditions").cloned();
         pod["status"] = json!({
             "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "startTime": started,
             "qosClass": "BestEffort", "containerStatuses": statuses,
@@ -464,14 +528,14 @@ impl World {
                     list.push(json!({"name": name, "image": container["image"], "imageID": "", "ready": false, "restartCount": 0, "state": state}));
                     pod["status"]["ephemeralContainerStatuses"] = json!(list);
                 }
-                Some(s) if s.pointer("/state/running").is_some() => {
+                Some(s) if at(&s, "/state/running").is_some() => {
                     let end = *self.ephemeral_end.entry(key.clone()).or_insert(now);
                     if now >= end {
                         let list: Vec<Value> = statuses
                             .into_iter()
                             .map(|mut st| {
                                 if st["name"] == name.as_str() {
-                                    let started = st.pointer("/state/running/startedAt").cloned().unwrap_or(json!(now_rfc3339()));
+                                    let started = at(&st, "/state/running/startedAt").cloned().unwrap_or(json!(now_rfc3339()));
                                     st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now_rfc3339()}});
                                 }
                                 st
@@ -545,14 +609,12 @@ fn has_unfinished_ephemeral(pod: &Value) -> bool {
     let statuses = pod
         .pointer("/status/ephemeralContainerStatuses")
         .and_then(Value::as_array);
-    let finished = statuses.map_or(0, |s| {
-        s.iter().filter(|c| c.pointer("/state/terminated").is_some()).count()
-    });
+    let finished = statuses.map_or(0, |s| s.iter().filter(|c| at(c, "/state/terminated").is_some()).count());
     declared > finished
 }
 
 fn set_ready(pod: &mut Value, ready: bool) {
-    let old = pod.pointer("/status/conditions").cloned();
+    let old = at(pod, "/status/conditions").cloned();
     let reason = if ready { "" } else { "ContainersNotReady" };
     let mut conditions: Vec<Value> = old.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
     for kind in ["Ready", "ContainersReady"] {
@@ -593,7 +655,7 @@ pub fn stated_duration(container: &Value) -> Duration {
 }
 
 fn node_schedulable(node: &Value) -> bool {
-    node.pointer("/spec/unschedulable") != Some(&json!(true))
+    at(node, "/spec/unschedulable") != Some(&json!(true))
         && node
             .pointer("/status/conditions")
             .and_then(Value::as_array)
@@ -603,7 +665,7 @@ fn node_schedulable(node: &Value) -> bool {
 fn taint_cordoned_nodes(store: &mut Store, t: &Types) {
     let nodes: Vec<Value> = store.all_of("/nodes").cloned().collect();
     for node in nodes {
-        let cordoned = node.pointer("/spec/unschedulable") == Some(&json!(true));
+        let cordoned = at(&node, "/spec/unschedulable") == Some(&json!(true));
         let mut taints: Vec<Value> = node
             .pointer("/spec/taints")
             .and_then(Value::as_array)
@@ -636,9 +698,9 @@ fn pdb_status(store: &mut Store, t: &Types) {
     let budgets: Vec<Value> = store.all_of("policy/poddisruptionbudgets").cloned().collect();
     for pdb in budgets {
         let (expected, healthy, desired, allowed) = store.pdb_numbers(&pdb);
-        let old = pdb.pointer("/status/conditions").cloned();
+        let old = at(&pdb, "/status/conditions").cloned();
         let status = json!({
-            "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            "observedGeneration": at(&pdb, "/metadata/generation").cloned().unwrap_or(json!(1)),
             "expectedPods": expected, "currentHealthy": healthy, "desiredHealthy": desired, "disruptionsAllowed": allowed,
             "conditions": [condition(old.as_ref(), "DisruptionAllowed", allowed > 0,
                 if allowed > 0 { "SufficientPods" } else { "InsufficientPods" }, "")],
@@ -650,7 +712,7 @@ fn pdb_status(store: &mut Store, t: &Types) {
 fn terminate_namespaces(store: &mut Store) {
     let terminating: Vec<String> = store
         .all_of("/namespaces")
-        .filter(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+        .filter(|n| at(n, "/metadata/deletionTimestamp").is_some())
         .map(|n| text(n, "/metadata/name").to_owned())
         .collect();
     for ns in terminating {
@@ -701,7 +763,7 @@ fn collect_garbage(store: &mut Store) {
     let mut finishing: Vec<(String, Value)> = Vec::new();
     for key in &keys {
         for object in store.list(key, None) {
-            if object.pointer("/metadata/deletionTimestamp").is_none() {
+            if at(object, "/metadata/deletionTimestamp").is_none() {
                 continue;
             }
             let finalizers = object
@@ -746,7 +808,7 @@ fn collect_garbage(store: &mut Store) {
                 };
                 if store
                     .get(dep_key, ns, name)
-                    .is_some_and(|d| d.pointer("/metadata/deletionTimestamp").is_none())
+                    .is_some_and(|d| at(d, "/metadata/deletionTimestamp").is_none())
                 {
                     let _ = store.delete(
                         &dep_ty,
@@ -788,7 +850,7 @@ fn collect_garbage(store: &mut Store) {
         let Some(ty) = store.type_by_key(&key) else { continue };
         if store
             .get(&key, &ns, &name)
-            .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_none())
+            .is_some_and(|o| at(o, "/metadata/deletionTimestamp").is_none())
         {
             let _ = store.delete(&ty, &ns, &name, &DeleteOptions::default());
         }
