@@ -936,3 +936,71 @@ async fn a_metadata_patch_on_a_pod_is_accepted_and_a_spec_change_is_refused() {
         refused.message
     );
 }
+
+/// `(requests answered within 0.25 s, all requests)` from a synthetic service's histogram.
+async fn fast_and_total(url: &str) -> (u64, u64) {
+    let metrics = http_body(url, "/metrics").await;
+    let value = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        value("http_request_duration_seconds_bucket{service=\"frontend\",le=\"0.25\"}"),
+        value("http_request_duration_seconds_count{service=\"frontend\"}"),
+    )
+}
+
+#[tokio::test]
+async fn fault_containers_slow_down_and_drop_the_synthetic_service_only_while_they_run() {
+    let (_sim, client) = shop().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let url = deployments.get("frontend").await.expect("get").annotations()["sim.disasterpiece.dev/url"].clone();
+    let pods: Api<Pod> = Api::namespaced(client, "shop");
+    let fault = |name: &str, env: serde_json::Value| json!({"spec": {"ephemeralContainers": [{"name": name, "image": "faults:1", "env": env}]}});
+    // 400 ms of added latency on every frontend pod, for 2 seconds.
+    for pod in ready_pods(&pods, "app=frontend").await {
+        let env = json!([{"name": "DISASTERPIECE_FAULT", "value": "networkDelay"}, {"name": "DISASTERPIECE_DURATION", "value": "2s"}, {"name": "DISASTERPIECE_LATENCY", "value": "400ms"}]);
+        pods.patch_ephemeral_containers(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(fault("delay", env)),
+        )
+        .await
+        .expect("delay");
+    }
+    eventually("every request is slowed past 0.25 s", || async {
+        let (fast_before, total_before) = fast_and_total(&url).await;
+        let answered = http_status(&url, "/").await == Some(200);
+        let (fast_after, total_after) = fast_and_total(&url).await;
+        answered && total_after > total_before && fast_after == fast_before
+    })
+    .await;
+    eventually("latency is back to normal once the containers end", || async {
+        let (fast_before, _) = fast_and_total(&url).await;
+        http_status(&url, "/").await == Some(200) && fast_and_total(&url).await.0 > fast_before
+    })
+    .await;
+    // All packets lost, for 2 seconds: requests time out, then answer again.
+    for pod in ready_pods(&pods, "app=frontend").await {
+        let env = json!([{"name": "DISASTERPIECE_FAULT", "value": "networkLoss"}, {"name": "DISASTERPIECE_DURATION", "value": "2s"}, {"name": "DISASTERPIECE_LOSS_PERCENT", "value": "100"}]);
+        pods.patch_ephemeral_containers(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(fault("loss", env)),
+        )
+        .await
+        .expect("loss");
+    }
+    eventually("requests are dropped", || async {
+        http_status(&url, "/").await.is_none()
+    })
+    .await;
+    eventually("requests are answered again", || async {
+        http_status(&url, "/").await == Some(200)
+    })
+    .await;
+}
