@@ -16,6 +16,9 @@ use kube::api::{Api, ListParams};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+mod common;
+use common::eventually;
+
 fn kubectl() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("DISASTERPIECE_KUBECTL") {
         return Some(PathBuf::from(path));
@@ -61,18 +64,6 @@ async fn ok(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> String {
     let (success, stdout, stderr) = run(kubectl, kubeconfig, args).await;
     assert!(success, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
     stdout
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

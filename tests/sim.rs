@@ -13,6 +13,9 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+mod common;
+use common::eventually;
+
 async fn shop() -> (Sim, Client) {
     let sim = Sim::builder()
         .seed(Seed::Shop)
@@ -23,20 +26,6 @@ async fn shop() -> (Sim, Client) {
         .expect("simulator starts");
     let client = sim.raw_client().await.expect("client from the written kubeconfig");
     (sim, client)
-}
-
-/// Polls until `check` holds; panics with `what` after 15 seconds. Not a timing assertion:
-/// the world's delays are fractions of a second, the limit only stops a hung test.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::Status {
@@ -612,33 +601,35 @@ async fn cordoned_nodes_get_no_new_pods() {
     .await;
 }
 
-async fn http_status(url: &str, path: &str) -> Option<u16> {
+/// A plain HTTP/1.1 GET: the status and the whole response, or `None` when the service
+/// does not answer within two seconds.
+async fn http_get(url: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.strip_prefix("http://")?;
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, response))
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
         .await
-        .ok()?
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace().nth(1)?.parse().ok()
+        .ok()
+        .flatten()
+}
+
+async fn http_status(url: &str, path: &str) -> Option<u16> {
+    http_get(url, path).await.map(|(code, _)| code)
 }
 
 async fn http_body(url: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.strip_prefix("http://").expect("http url");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
+    http_get(url, path)
+        .await
+        .map(|(_, text)| text)
+        .expect("the service answers")
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::resources::{ResourceType, builtin};
 use super::selector::LabelSelector;
+use crate::scenario::validate::{is_dns_label, is_dns_subdomain};
 
 /// `(type key, namespace, name)`; namespace is empty for cluster-scoped objects.
 pub type ObjKey = (String, String, String);
@@ -225,19 +226,6 @@ pub fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
 
 pub fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     at(v, pointer).and_then(Value::as_str).unwrap_or_default()
-}
-
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// A pod that serves: Ready and not being deleted.
