@@ -6,10 +6,17 @@
 //! What is built so far:
 //! - [`scenario`]: the file formats (Scenario, GameDay) as types, and reading them with
 //!   every problem reported at its line and column. Pure: no network, no cluster.
+//! - [`target`]: which objects a fault may act on — `resolve` reads them (I/O), `guard`
+//!   applies the blast radius (pure).
+//! - [`sim`]: the embedded simulated cluster, a Kubernetes API server on 127.0.0.1.
+//! - [`selector`]: Kubernetes label and field selector semantics, shared by both.
 //! - [`cli`]: the command line (`validate`, `schema`); argument handling and printing only.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod fault;
 pub mod scenario;
+pub mod selector;
 pub mod sim;
+pub mod target;

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use super::Shared;
 use super::patch::{PatchType, apply};
 use super::resources::{ResourceType, group, group_list, resource_list};
-use super::selector::{FieldSelector, LabelSelector};
 use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, text};
+use crate::selector::{FieldSelector, LabelSelector};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 

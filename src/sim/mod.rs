@@ -14,7 +14,7 @@ mod api;
 pub mod patch;
 pub mod resources;
 pub mod seed;
-pub mod selector;
+
 pub mod service;
 pub mod store;
 pub mod world;

@@ -22,10 +22,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::selector::LabelSelector;
 use super::store::{Store, at, pod_is_healthy, text};
 use super::world::{ENV_FAULT, workload_selector};
 use crate::scenario::Duration as ScenarioDuration;
+use crate::selector::LabelSelector;
 
 pub const ANNOTATION_HTTP: &str = "sim.disasterpiece.dev/http";
 pub const ANNOTATION_URL: &str = "sim.disasterpiece.dev/url";

@@ -10,8 +10,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::resources::{ResourceType, builtin};
-use super::selector::LabelSelector;
 use crate::scenario::validate::{is_dns_label, is_dns_subdomain};
+use crate::selector::LabelSelector;
 
 /// `(type key, namespace, name)`; namespace is empty for cluster-scoped objects.
 pub type ObjKey = (String, String, String);

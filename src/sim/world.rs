@@ -15,9 +15,9 @@ use tokio::time::Instant;
 
 use super::Config;
 use super::resources::ResourceType;
-use super::selector::LabelSelector;
 use super::store::{DeleteOptions, Store, at, now_rfc3339, pod_is_healthy, text};
 use crate::scenario::Duration as ScenarioDuration;
+use crate::selector::LabelSelector;
 
 /// Environment variables that describe a fault to the container running it (and to the
 /// simulator, which plays its effect).

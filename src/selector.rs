@@ -1,4 +1,4 @@
-//! Label selectors (`app=web,tier!=db,env in (a,b),!legacy`) and field selectors
+//! Kubernetes label selectors (`app=web,tier!=db,env in (a,b),!legacy`) and field selectors
 //! (`metadata.name=x,status.phase!=Running`), parsed and matched as the API server does.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,139 @@
+//! networkPartition: cut one pod off the network with a NetworkPolicy that selects it alone
+//! (through a label the fault puts on the pod), labelled with the exercise id; the policy is
+//! deleted and the label removed on revert.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::DynamicObject;
+use serde_json::json;
+
+use super::{Action, Context, EXERCISE_LABEL, FaultError, MANAGED_BY, Outcome, Prepared, Undo, namespace_of};
+use crate::scenario::model::{NetworkPartition, TrafficDirection};
+use crate::target::Candidate;
+use crate::target::resolve::api_resource;
+
+/// The label that makes a pod selectable by its exercise's partition policy.
+pub const PARTITION_LABEL: &str = "disasterpiece.dev/partition";
+
+pub fn prepare(ctx: &Context, params: &NetworkPartition, target: &Candidate) -> Prepared {
+    let namespace = namespace_of(target);
+    let policy = policy_name(&ctx.exercise, &target.name);
+    let (ingress, egress) = match params.direction {
+        TrafficDirection::Ingress => (true, false),
+        TrafficDirection::Egress => (false, true),
+        TrafficDirection::Both => (true, true),
+    };
+    Prepared {
+        action: Action::Partition {
+            namespace: namespace.clone(),
+            pod: target.name.clone(),
+            policy: policy.clone(),
+            ingress,
+            egress,
+        },
+        // Policy first: the pod must not stay cut off while its label is being removed.
+        undo: vec![
+            Undo::DeleteNetworkPolicy {
+                namespace: namespace.clone(),
+                name: policy.clone(),
+            },
+            Undo::RemovePodLabel {
+                namespace,
+                pod: target.name.clone(),
+                key: PARTITION_LABEL.into(),
+            },
+        ],
+    }
+}
+
+/// `disasterpiece-<exercise>-<pod>`, cut to the 253 characters a name may have.
+fn policy_name(exercise: &str, pod: &str) -> String {
+    let mut name = format!("disasterpiece-{exercise}-{pod}");
+    name.truncate(253);
+    name.trim_end_matches(['-', '.']).to_owned()
+}
+
+fn policies(ctx: &Context, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), namespace, &api_resource("NetworkPolicy"))
+}
+
+pub async fn apply(
+    ctx: &Context,
+    namespace: &str,
+    pod: &str,
+    policy: &str,
+    ingress: bool,
+    egress: bool,
+) -> Result<Outcome, FaultError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let pp = PatchParams {
+        dry_run: ctx.dry_run,
+        ..PatchParams::default()
+    };
+    let label = json!({"metadata": {"labels": {PARTITION_LABEL: ctx.exercise}}});
+    pods.patch(pod, &pp, &Patch::Merge(label))
+        .await
+        .map_err(FaultError::api(format!("label pod {namespace}/{pod}")))?;
+    let mut types = Vec::new();
+    if ingress {
+        types.push("Ingress");
+    }
+    if egress {
+        types.push("Egress");
+    }
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": policy, "namespace": namespace,
+            "labels": {EXERCISE_LABEL: ctx.exercise, MANAGED_BY.0: MANAGED_BY.1}},
+        // No rules: nothing is allowed in the directions listed.
+        "spec": {"podSelector": {"matchLabels": {PARTITION_LABEL: ctx.exercise}}, "policyTypes": types},
+    }))
+    .map_err(|e| FaultError::Refused(format!("cannot build the NetworkPolicy: {e}")))?;
+    let post = PostParams {
+        dry_run: ctx.dry_run,
+        ..PostParams::default()
+    };
+    match policies(ctx, namespace).create(&post, &object).await {
+        Ok(_) => Ok(Outcome::Injected),
+        // Already there from an earlier attempt of the same exercise: the same cut.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Outcome::Injected),
+        Err(source) => Err(FaultError::Api {
+            action: format!("create NetworkPolicy {namespace}/{policy}"),
+            source,
+        }),
+    }
+}
+
+pub async fn delete_policy(ctx: &Context, namespace: &str, name: &str) -> Result<(), FaultError> {
+    let dp = DeleteParams {
+        dry_run: ctx.dry_run,
+        ..DeleteParams::default()
+    };
+    match policies(ctx, namespace).delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(FaultError::Api {
+            action: format!("delete NetworkPolicy {namespace}/{name}"),
+            source,
+        }),
+    }
+}
+
+pub async fn remove_label(ctx: &Context, namespace: &str, pod: &str, key: &str) -> Result<(), FaultError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let pp = PatchParams {
+        dry_run: ctx.dry_run,
+        ..PatchParams::default()
+    };
+    match pods
+        .patch(pod, &pp, &Patch::Merge(json!({"metadata": {"labels": {key: null}}})))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()), // the pod is gone, and its label with it
+        Err(source) => Err(FaultError::Api {
+            action: format!("remove label {key} from pod {namespace}/{pod}"),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,66 @@
+//! nodeDrain: cordon a node and evict its pods (DaemonSet pods stay, as with
+//! `kubectl drain --ignore-daemonsets`); uncordoned afterwards. Evictions a
+//! PodDisruptionBudget refuses are retried until the timeout, then reported.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use super::{Action, Context, FaultError, Outcome, Prepared, Undo, node_cordon, pod_evict};
+use crate::scenario::model::NodeDrain;
+use crate::target::Candidate;
+
+pub async fn prepare(ctx: &Context, params: &NodeDrain, target: &Candidate) -> Result<Prepared, FaultError> {
+    node_cordon::refuse_if_cordoned(ctx, &target.name).await?;
+    let timeout_seconds = params.timeout.map_or(120, |t| t.as_std().as_secs().max(1));
+    Ok(Prepared {
+        action: Action::Drain {
+            node: target.name.clone(),
+            grace_period_seconds: params.grace_period_seconds,
+            timeout_seconds,
+        },
+        undo: vec![Undo::Uncordon {
+            node: target.name.clone(),
+        }],
+    })
+}
+
+pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_seconds: u64) -> Result<Outcome, FaultError> {
+    node_cordon::set(ctx, node, true).await?;
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_seconds);
+    loop {
+        let on_node = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .map_err(FaultError::api(format!("list the pods of node {node}")))?;
+        let evictable: Vec<Pod> = on_node
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| !p.owner_references().iter().any(|o| o.kind == "DaemonSet"))
+            .collect();
+        let mut refused = Vec::new();
+        for pod in &evictable {
+            let namespace = pod.namespace().unwrap_or_default();
+            if let Outcome::NotInjected { reason } = pod_evict::evict(ctx, &namespace, &pod.name_any(), grace).await? {
+                refused.push(format!("{namespace}/{}: {reason}", pod.name_any()));
+            }
+        }
+        if refused.is_empty() || ctx.dry_run {
+            return Ok(Outcome::Injected);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Outcome::NotInjected {
+                reason: format!(
+                    "node {node} is cordoned but not empty after {timeout_seconds}s: {}",
+                    refused.join("; ")
+                ),
+            });
+        }
+        // As kubectl drain does: wait, then try the refused evictions again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -1,0 +1,338 @@
+//! The blast-radius decision. PURE: candidates and rules in, chosen and excluded out.
+//!
+//! In order, a candidate is excluded when it lives in a protected namespace, carries
+//! `disasterpiece.dev/exclude=true`, is not Ready, would leave its workload with fewer Ready
+//! pods than `minHealthy`, has no PodDisruptionBudget headroom (when budgets are respected),
+//! or is past the number the blast radius allows (`max` or the mode's count). The engine asks
+//! again before each injection with the cluster as it is then ([`check_one`]).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{Candidate, Unit};
+use crate::scenario::model::{BlastRadius, BlastRadiusMode, PROTECTED_NAMESPACES};
+
+/// Why a candidate is not acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+pub enum Exclusion {
+    ProtectedNamespace,
+    OptedOut,
+    NotReady,
+    /// Acting on it would leave `left` Ready pods where `minHealthy` asks for `min`.
+    WouldBreakMinHealthy {
+        left: u32,
+        min: u32,
+    },
+    /// Its PodDisruptionBudget allows no further disruption.
+    NoBudgetHeadroom {
+        budget: String,
+    },
+    /// The blast radius's `max` is reached.
+    BeyondMax {
+        max: u32,
+    },
+    /// The blast radius's count is reached (`one`, `count` or `percent`).
+    BeyondBlastRadius {
+        count: u32,
+    },
+}
+
+impl Exclusion {
+    pub fn explain(&self) -> String {
+        match self {
+            Exclusion::ProtectedNamespace => "protected namespace".into(),
+            Exclusion::OptedOut => "opted out (label disasterpiece.dev/exclude=true)".into(),
+            Exclusion::NotReady => "not Ready".into(),
+            Exclusion::WouldBreakMinHealthy { left, min } => {
+                format!("would leave {left} Ready, minHealthy is {min}")
+            }
+            Exclusion::NoBudgetHeadroom { budget } => format!("no PodDisruptionBudget headroom ({budget})"),
+            Exclusion::BeyondMax { max } => format!("beyond max ({max})"),
+            Exclusion::BeyondBlastRadius { count } => format!("blast radius reached ({count})"),
+        }
+    }
+}
+
+/// What the guard decided for one fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// How many targets the blast radius asks for, before exclusions.
+    pub wanted: u32,
+    pub chosen: Vec<Candidate>,
+    pub excluded: Vec<(Candidate, Exclusion)>,
+}
+
+/// The Ready pods of each workload (`Deployment/checkout` → 3), and Ready schedulable nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    pub ready_pods: HashMap<String, u32>,
+    pub ready_nodes: u32,
+}
+
+/// How many targets a blast radius asks for out of `matching`.
+pub fn wanted(radius: &BlastRadius, matching: u32) -> u32 {
+    let count = match radius.mode {
+        BlastRadiusMode::One => 1,
+        BlastRadiusMode::Count => radius.value.unwrap_or(1),
+        // Rounded up: 34% of 3 pods is 2 pods, 1% of anything is at least one.
+        BlastRadiusMode::Percent => (u64::from(radius.value.unwrap_or(100)) * u64::from(matching)).div_ceil(100) as u32,
+        BlastRadiusMode::All => matching,
+    };
+    count.min(matching)
+}
+
+/// Chooses the targets. `order` is the candidates' order of preference (a shuffle the caller
+/// seeds, so a choice can be reproduced); candidates keep their order in the output.
+pub fn decide(unit: Unit, candidates: &[Candidate], radius: &BlastRadius, health: &Health) -> Decision {
+    let matching = candidates.len() as u32;
+    let count = wanted(radius, matching);
+    let limit = radius.max.map_or(count, |max| count.min(max));
+    let mut chosen: Vec<Candidate> = Vec::new();
+    let mut excluded = Vec::new();
+    for candidate in candidates {
+        match check(unit, candidate, radius, health, &chosen) {
+            Some(reason) => excluded.push((candidate.clone(), reason)),
+            None if chosen.len() as u32 >= limit => {
+                let reason = match radius.max {
+                    Some(max) if max < count => Exclusion::BeyondMax { max },
+                    _ => Exclusion::BeyondBlastRadius { count },
+                };
+                excluded.push((candidate.clone(), reason));
+            }
+            None => chosen.push(candidate.clone()),
+        }
+    }
+    Decision {
+        wanted: count,
+        chosen,
+        excluded,
+    }
+}
+
+/// The guard for one more target, given those already hit: `None` when it may be acted on.
+/// The engine calls this again right before each injection, with fresh health.
+pub fn check_one(
+    unit: Unit,
+    candidate: &Candidate,
+    radius: &BlastRadius,
+    health: &Health,
+    already: &[Candidate],
+) -> Option<Exclusion> {
+    check(unit, candidate, radius, health, already)
+}
+
+fn check(
+    unit: Unit,
+    candidate: &Candidate,
+    radius: &BlastRadius,
+    health: &Health,
+    chosen: &[Candidate],
+) -> Option<Exclusion> {
+    if candidate
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| PROTECTED_NAMESPACES.contains(&ns))
+    {
+        return Some(Exclusion::ProtectedNamespace);
+    }
+    if candidate.labels.get(super::EXCLUDE_LABEL).is_some_and(|v| v == "true") {
+        return Some(Exclusion::OptedOut);
+    }
+    if !candidate.ready {
+        return Some(Exclusion::NotReady);
+    }
+    if let Some(min) = radius.min_healthy {
+        let left = match unit {
+            Unit::Pod => {
+                let workload = candidate.workload.as_deref().unwrap_or_default();
+                let ready = health.ready_pods.get(workload).copied().unwrap_or(0);
+                let hit = chosen.iter().filter(|c| c.workload == candidate.workload).count() as u32;
+                ready.saturating_sub(hit + 1)
+            }
+            Unit::Node => health.ready_nodes.saturating_sub(chosen.len() as u32 + 1),
+            // Scaling: what is left is decided by the fault's replicas, checked in the plan.
+            Unit::Workload => u32::MAX,
+        };
+        if left < min {
+            return Some(Exclusion::WouldBreakMinHealthy { left, min });
+        }
+    }
+    if radius.respect_pod_disruption_budgets
+        && let Some(budget) = &candidate.budget
+    {
+        let used = chosen
+            .iter()
+            .filter(|c| c.budget.as_ref().is_some_and(|b| b.name == budget.name))
+            .count() as u32;
+        if budget.disruptions_allowed <= used {
+            return Some(Exclusion::NoBudgetHeadroom {
+                budget: budget.name.clone(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Budget;
+
+    fn pod(name: &str) -> Candidate {
+        Candidate {
+            kind: "Pod".into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            labels: Default::default(),
+            ready: true,
+            workload: Some("Deployment/checkout".into()),
+            node: None,
+            budget: None,
+            replicas: None,
+        }
+    }
+
+    fn radius(mode: BlastRadiusMode, value: Option<u32>) -> BlastRadius {
+        BlastRadius {
+            mode,
+            value,
+            ..BlastRadius::default()
+        }
+    }
+
+    fn health(ready: u32) -> Health {
+        Health {
+            ready_pods: [("Deployment/checkout".to_owned(), ready)].into(),
+            ready_nodes: 3,
+        }
+    }
+
+    fn names(cs: &[Candidate]) -> Vec<&str> {
+        cs.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_mode_says_how_many_rounded_up_and_capped_by_what_matches() {
+        let cases = [
+            (BlastRadiusMode::One, None, 3, 1),
+            (BlastRadiusMode::Count, Some(2), 3, 2),
+            (BlastRadiusMode::Count, Some(5), 3, 3),
+            (BlastRadiusMode::Percent, Some(34), 3, 2),
+            (BlastRadiusMode::Percent, Some(33), 3, 1),
+            (BlastRadiusMode::Percent, Some(1), 10, 1),
+            (BlastRadiusMode::Percent, Some(100), 10, 10),
+            (BlastRadiusMode::All, None, 7, 7),
+            (BlastRadiusMode::One, None, 0, 0),
+        ];
+        for (mode, value, matching, expected) in cases {
+            assert_eq!(
+                wanted(&radius(mode, value), matching),
+                expected,
+                "{mode:?} {value:?} of {matching}"
+            );
+        }
+    }
+
+    #[test]
+    fn exclusions_come_with_their_reason() {
+        let mut protected = pod("kube-dns");
+        protected.namespace = Some("kube-system".into());
+        let mut opted_out = pod("opted");
+        opted_out
+            .labels
+            .insert("disasterpiece.dev/exclude".into(), "true".into());
+        let mut not_ready = pod("starting");
+        not_ready.ready = false;
+        let candidates = [protected, opted_out, not_ready, pod("a"), pod("b")];
+        let decision = decide(Unit::Pod, &candidates, &radius(BlastRadiusMode::All, None), &health(5));
+        assert_eq!(names(&decision.chosen), ["a", "b"]);
+        let reasons: Vec<&Exclusion> = decision.excluded.iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            reasons,
+            [
+                &Exclusion::ProtectedNamespace,
+                &Exclusion::OptedOut,
+                &Exclusion::NotReady
+            ]
+        );
+    }
+
+    #[test]
+    fn min_healthy_stops_before_too_few_pods_are_left() {
+        let candidates = [pod("a"), pod("b"), pod("c")];
+        let r = BlastRadius {
+            min_healthy: Some(2),
+            ..radius(BlastRadiusMode::All, None)
+        };
+        let decision = decide(Unit::Pod, &candidates, &r, &health(3));
+        assert_eq!(names(&decision.chosen), ["a"]);
+        assert_eq!(
+            decision.excluded[0].1,
+            Exclusion::WouldBreakMinHealthy { left: 1, min: 2 }
+        );
+    }
+
+    #[test]
+    fn budgets_are_respected_unless_told_otherwise() {
+        let budget = Budget {
+            name: "checkout".into(),
+            disruptions_allowed: 1,
+        };
+        let candidates: Vec<Candidate> = ["a", "b"]
+            .iter()
+            .map(|n| Candidate {
+                budget: Some(budget.clone()),
+                ..pod(n)
+            })
+            .collect();
+        let decision = decide(Unit::Pod, &candidates, &radius(BlastRadiusMode::All, None), &health(3));
+        assert_eq!(names(&decision.chosen), ["a"]);
+        assert_eq!(
+            decision.excluded[0].1,
+            Exclusion::NoBudgetHeadroom {
+                budget: "checkout".into()
+            }
+        );
+        let ignore = BlastRadius {
+            respect_pod_disruption_budgets: false,
+            ..radius(BlastRadiusMode::All, None)
+        };
+        assert_eq!(decide(Unit::Pod, &candidates, &ignore, &health(3)).chosen.len(), 2);
+    }
+
+    #[test]
+    fn max_caps_the_count_and_says_so() {
+        let candidates = [pod("a"), pod("b"), pod("c"), pod("d")];
+        let r = BlastRadius {
+            max: Some(2),
+            ..radius(BlastRadiusMode::Percent, Some(75))
+        };
+        let decision = decide(Unit::Pod, &candidates, &r, &health(4));
+        assert_eq!(decision.wanted, 3);
+        assert_eq!(names(&decision.chosen), ["a", "b"]);
+        assert_eq!(
+            decision.excluded.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            [Exclusion::BeyondMax { max: 2 }, Exclusion::BeyondMax { max: 2 }]
+        );
+        let one = decide(Unit::Pod, &candidates, &radius(BlastRadiusMode::One, None), &health(4));
+        assert_eq!(one.excluded[0].1, Exclusion::BeyondBlastRadius { count: 1 });
+    }
+
+    #[test]
+    fn the_guard_asked_again_sees_what_changed() {
+        let r = BlastRadius {
+            min_healthy: Some(2),
+            ..radius(BlastRadiusMode::All, None)
+        };
+        assert_eq!(check_one(Unit::Pod, &pod("a"), &r, &health(3), &[]), None);
+        // Before the next injection one pod already went down on its own.
+        assert_eq!(
+            check_one(Unit::Pod, &pod("a"), &r, &health(2), &[]),
+            Some(Exclusion::WouldBreakMinHealthy { left: 1, min: 2 })
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! Target resolution and each fault against the simulator: the effect is visible, then the
+//! revert puts everything back, and running the revert twice changes nothing more.
+
+use std::time::Duration;
+
+use disasterpiece::fault::{self, Context, Outcome, Undo};
+use disasterpiece::scenario::model::{
+    BlastRadius, BlastRadiusMode, Fault, FaultKind, LabelSelector, NetworkPartition, NodeCordon, NodeDrain, PodEvict,
+    PodKill, Scale, Target, TargetKind,
+};
+use disasterpiece::sim::{Seed, Sim};
+use disasterpiece::target::guard::{Exclusion, decide};
+use disasterpiece::target::resolve::resolve;
+use disasterpiece::target::{Candidate, Unit};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Client, ResourceExt};
+
+mod common;
+use common::eventually;
+
+async fn shop() -> (Sim, Client) {
+    let sim = Sim::builder()
+        .seed(Seed::Shop)
+        .replace_delay(Duration::from_millis(200))
+        .ready_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("sim");
+    let client = sim.raw_client().await.expect("client");
+    (sim, client)
+}
+
+fn ctx(client: &Client, dry_run: bool) -> Context {
+    Context {
+        client: client.clone(),
+        exercise: "ex-test".into(),
+        dry_run,
+    }
+}
+
+fn deployment(name: &str) -> Target {
+    Target {
+        namespace: Some("shop".into()),
+        kind: TargetKind::Deployment,
+        name: Some(name.into()),
+        selector: None,
+    }
+}
+
+async fn one_pod(client: &Client, workload: &str) -> Candidate {
+    let resolved = resolve(client, &deployment(workload), Unit::Pod)
+        .await
+        .expect("resolve");
+    resolved.candidates.into_iter().find(|c| c.ready).expect("a ready pod")
+}
+
+async fn inject_and_revert(c: &Context, fault: FaultKind<'_>, target: &Candidate) -> Vec<Undo> {
+    let prepared = fault::prepare(c, fault, target).await.expect("prepare");
+    assert_eq!(fault::apply(c, &prepared).await.expect("apply"), Outcome::Injected);
+    prepared.undo
+}
+
+async fn revert_all(c: &Context, undo: &[Undo]) {
+    for step in undo {
+        fault::revert(c, step).await.expect("revert");
+    }
+}
+
+#[tokio::test]
+async fn resolve_reads_pods_with_their_workload_budget_and_health() {
+    let (_sim, client) = shop().await;
+    let resolved = resolve(&client, &deployment("checkout"), Unit::Pod)
+        .await
+        .expect("resolve");
+    assert_eq!(resolved.candidates.len(), 3);
+    assert!(
+        resolved
+            .candidates
+            .iter()
+            .all(|c| c.ready && c.workload.as_deref() == Some("Deployment/checkout") && c.node.is_some())
+    );
+    assert_eq!(
+        resolved.candidates[0]
+            .budget
+            .as_ref()
+            .map(|b| (b.name.as_str(), b.disruptions_allowed)),
+        Some(("checkout", 1))
+    );
+    assert_eq!(resolved.health.ready_pods["Deployment/checkout"], 3);
+    // The shop's checkout PDB (minAvailable 2) lets the guard take one pod of three.
+    let decision = decide(
+        Unit::Pod,
+        &resolved.candidates,
+        &BlastRadius {
+            mode: BlastRadiusMode::All,
+            ..BlastRadius::default()
+        },
+        &resolved.health,
+    );
+    assert_eq!(decision.chosen.len(), 1);
+    assert_eq!(
+        decision.excluded[0].1,
+        Exclusion::NoBudgetHeadroom {
+            budget: "checkout".into()
+        }
+    );
+
+    let by_selector = Target {
+        selector: Some(LabelSelector {
+            match_labels: [("topology.kubernetes.io/zone".to_owned(), "zone-a".to_owned())].into(),
+            ..LabelSelector::default()
+        }),
+        name: None,
+        namespace: None,
+        kind: TargetKind::Node,
+    };
+    let nodes = resolve(&client, &by_selector, Unit::Node).await.expect("nodes");
+    assert_eq!(
+        nodes.candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["sim-node-1", "sim-node-2"]
+    );
+    assert_eq!(nodes.health.ready_nodes, 3);
+    let missing = resolve(&client, &deployment("nope"), Unit::Pod)
+        .await
+        .expect_err("missing");
+    assert_eq!(missing.to_string(), "Deployment nope not found");
+}
+
+#[tokio::test]
+async fn pod_kill_deletes_the_pod_and_the_deployment_replaces_it() {
+    let (_sim, client) = shop().await;
+    let target = one_pod(&client, "checkout").await;
+    let c = ctx(&client, false);
+    let undo = inject_and_revert(
+        &c,
+        FaultKind::PodKill(&PodKill {
+            grace_period_seconds: Some(0),
+        }),
+        &target,
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    assert!(pods.get_opt(&target.name).await.expect("get").is_none());
+    assert!(matches!(undo.as_slice(), [Undo::Nothing { .. }]));
+    eventually("checkout has three ready pods again", || async {
+        resolve(&client, &deployment("checkout"), Unit::Pod)
+            .await
+            .expect("resolve")
+            .health
+            .ready_pods["Deployment/checkout"]
+            == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pod_evict_reports_a_pdb_refusal_as_protected_not_as_an_error() {
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let pods = resolve(&client, &deployment("payments"), Unit::Pod)
+        .await
+        .expect("resolve")
+        .candidates; // 2 pods, minAvailable 1
+    let evict = PodEvict {
+        grace_period_seconds: Some(30),
+    };
+    let first = fault::prepare(&c, FaultKind::PodEvict(&evict), &pods[0])
+        .await
+        .expect("prepare");
+    assert_eq!(fault::apply(&c, &first).await.expect("first"), Outcome::Injected);
+    let second = fault::prepare(&c, FaultKind::PodEvict(&evict), &pods[1])
+        .await
+        .expect("prepare");
+    match fault::apply(&c, &second).await.expect("a refusal is not an error") {
+        Outcome::NotInjected { reason } => assert!(
+            reason.starts_with("protected by PDB: The disruption budget payments needs 1 healthy pods"),
+            "{reason}"
+        ),
+        other => panic!("expected a PDB refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn scale_holds_the_new_count_and_revert_restores_the_previous_one() {
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let workloads = resolve(&client, &deployment("frontend"), Unit::Workload)
+        .await
+        .expect("resolve")
+        .candidates;
+    let undo = inject_and_revert(&c, FaultKind::Scale(&Scale { replicas: 1 }), &workloads[0]).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(1));
+    assert_eq!(
+        undo,
+        [Undo::SetReplicas {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "frontend".into(),
+            replicas: 3
+        }]
+    );
+    revert_all(&c, &undo).await;
+    revert_all(&c, &undo).await; // idempotent
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    eventually("frontend is back to three ready pods", || async {
+        resolve(&client, &deployment("frontend"), Unit::Pod)
+            .await
+            .expect("resolve")
+            .health
+            .ready_pods["Deployment/frontend"]
+            == 3
+    })
+    .await;
+}
+
+fn node(name: &str) -> Target {
+    Target {
+        namespace: None,
+        kind: TargetKind::Node,
+        name: Some(name.into()),
+        selector: None,
+    }
+}
+
+async fn unschedulable(client: &Client, name: &str) -> bool {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.get(name).await.expect("node").spec.and_then(|s| s.unschedulable) == Some(true)
+}
+
+#[tokio::test]
+async fn node_cordon_is_undone_and_an_already_cordoned_node_is_refused() {
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let target = resolve(&client, &node("sim-node-2"), Unit::Node)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let undo = inject_and_revert(&c, FaultKind::NodeCordon(&NodeCordon {}), &target).await;
+    assert!(unschedulable(&client, "sim-node-2").await);
+    let again = fault::prepare(&c, FaultKind::NodeCordon(&NodeCordon {}), &target)
+        .await
+        .expect_err("cordoned already");
+    assert!(again.to_string().contains("already cordoned"), "{again}");
+    revert_all(&c, &undo).await;
+    revert_all(&c, &undo).await;
+    assert!(!unschedulable(&client, "sim-node-2").await);
+}
+
+#[tokio::test]
+async fn node_drain_empties_the_node_and_revert_uncordons_it() {
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let target = resolve(&client, &node("sim-node-3"), Unit::Node)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let drain = NodeDrain {
+        grace_period_seconds: Some(0),
+        timeout: Some("30s".parse().expect("duration")),
+    };
+    let undo = inject_and_revert(&c, FaultKind::NodeDrain(&drain), &target).await;
+    let pods: Api<Pod> = Api::all(client.clone());
+    let left = pods
+        .list(&ListParams::default().fields("spec.nodeName=sim-node-3"))
+        .await
+        .expect("list")
+        .items;
+    assert!(
+        left.iter().all(|p| p.metadata.deletion_timestamp.is_some()),
+        "{:?}",
+        left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    assert!(unschedulable(&client, "sim-node-3").await);
+    revert_all(&c, &undo).await;
+    assert!(!unschedulable(&client, "sim-node-3").await);
+}
+
+#[tokio::test]
+async fn network_partition_cuts_one_pod_and_revert_removes_policy_and_label() {
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let target = one_pod(&client, "checkout").await;
+    let undo = inject_and_revert(&c, FaultKind::NetworkPartition(&NetworkPartition::default()), &target).await;
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    let listed = policies
+        .list(&ListParams::default().labels("disasterpiece.dev/exercise=ex-test"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].data["spec"]["podSelector"]["matchLabels"]["disasterpiece.dev/partition"],
+        "ex-test"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let selected = pods
+        .list(&ListParams::default().labels("disasterpiece.dev/partition=ex-test"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(
+        selected.iter().map(|p| p.name_any()).collect::<Vec<_>>(),
+        [target.name.clone()],
+        "the policy selects that pod alone"
+    );
+    revert_all(&c, &undo).await;
+    revert_all(&c, &undo).await;
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert!(
+        pods.get(&target.name)
+            .await
+            .expect("pod")
+            .labels()
+            .get("disasterpiece.dev/partition")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn dry_run_sends_every_fault_and_changes_nothing() {
+    let (sim, client) = shop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sim.resource_version();
+    let c = ctx(&client, true);
+    let pod = one_pod(&client, "checkout").await;
+    let workload = resolve(&client, &deployment("frontend"), Unit::Workload)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let node3 = resolve(&client, &node("sim-node-3"), Unit::Node)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let faults = [
+        (
+            Fault {
+                pod_kill: Some(PodKill::default()),
+                ..Fault::default()
+            },
+            &pod,
+        ),
+        (
+            Fault {
+                pod_evict: Some(PodEvict::default()),
+                ..Fault::default()
+            },
+            &pod,
+        ),
+        (
+            Fault {
+                network_partition: Some(NetworkPartition::default()),
+                ..Fault::default()
+            },
+            &pod,
+        ),
+        (
+            Fault {
+                scale: Some(Scale { replicas: 0 }),
+                ..Fault::default()
+            },
+            &workload,
+        ),
+        (
+            Fault {
+                node_cordon: Some(NodeCordon {}),
+                ..Fault::default()
+            },
+            &node3,
+        ),
+        (
+            Fault {
+                node_drain: Some(NodeDrain::default()),
+                ..Fault::default()
+            },
+            &node3,
+        ),
+    ];
+    for (f, target) in &faults {
+        let kind = f.kind().expect("one kind");
+        let prepared = fault::prepare(&c, kind, target).await.expect("prepare");
+        assert_eq!(
+            fault::apply(&c, &prepared).await.expect("dry run"),
+            Outcome::Injected,
+            "{}",
+            prepared.action
+        );
+        revert_all(&c, &prepared.undo).await;
+    }
+    assert_eq!(sim.resource_version(), before, "a dry run writes nothing");
+}
