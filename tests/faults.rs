@@ -311,9 +311,10 @@ async fn network_partition_cuts_one_pod_and_revert_removes_policy_and_label() {
         .await
         .expect("list")
         .items;
+    let selected: Vec<String> = selected.iter().map(|p| p.name_any()).collect();
     assert_eq!(
-        selected.iter().map(|p| p.name_any()).collect::<Vec<_>>(),
-        [target.name.clone()],
+        selected,
+        std::slice::from_ref(&target.name),
         "the policy selects that pod alone"
     );
     revert_all(&c, &undo).await;
