@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod engine;
 pub mod fault;
+pub mod probe;
 pub mod scenario;
 pub mod selector;
 pub mod sim;

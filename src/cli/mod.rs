@@ -1,6 +1,8 @@
 //! The command line. One file per subcommand; argument handling and printing only — the
 //! work is done by the library modules.
 
+mod cluster;
+mod plan;
 mod schema;
 mod sim;
 mod validate;
@@ -24,6 +26,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a file format, for editors and CI.
     Schema(schema::SchemaArgs),
+    /// The dry run: resolve targets, check guards, permissions and steady state, send every
+    /// mutation with dryRun=All, and say whether the scenario may run. Changes nothing.
+    Plan(plan::PlanArgs),
     /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
     Sim(sim::SimArgs),
 }
@@ -34,6 +39,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
     };
     match result {

@@ -123,12 +123,9 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
-    #[error("{action}")]
-    Api {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// The API server's own words, not kube's debug rendering of them.
+    #[error("{action}: {}", api_message(source))]
+    Api { action: String, source: kube::Error },
     #[error("{0}")]
     Refused(String),
 }
@@ -137,6 +134,23 @@ impl FaultError {
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> FaultError {
         let action = action.into();
         move |source| FaultError::Api { action, source }
+    }
+}
+
+/// What went wrong with a request, said once: the `Status` message for API errors.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

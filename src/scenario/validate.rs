@@ -914,8 +914,17 @@ pub fn is_dns_label(s: &str) -> bool {
 }
 
 /// A DNS-1123 subdomain: what Kubernetes requires of most object names.
+/// A DNS-1123 subdomain: what Kubernetes requires of most object names. Up to 253
+/// characters; unlike a label, a dot-separated part is not limited to 63.
 pub fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && !s.is_empty() && s.split('.').all(is_dns_label)
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    s.len() <= 253 && s.split('.').all(part)
 }
 
 fn is_label_value(s: &str) -> bool {
@@ -992,6 +1001,9 @@ mod tests {
         assert!(!is_dns_label("-a"));
         assert!(!is_dns_label(&"a".repeat(64)));
         assert!(is_dns_subdomain("a.b-c"));
+        assert!(is_dns_subdomain(&"a".repeat(100)), "a part may be longer than 63");
+        assert!(!is_dns_subdomain(&"a".repeat(254)));
+        assert!(!is_dns_subdomain("a..b"));
         assert!(is_label_key("app.kubernetes.io/name"));
         assert!(!is_label_key("a/b/c"));
         assert!(is_label_value(""));

@@ -145,6 +145,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     if segments.first() == Some(&"sim") {
         return super::admin(&shared, &parts.method, &segments, &body).await;
     }
+    if let ["api", "v1", "namespaces", ns, "services", service, "proxy", rest @ ..] = segments.as_slice() {
+        let path = format!("/{}", rest.join("/"));
+        return super::service::proxy(&shared, ns, service, &path, parts.uri.query()).await;
+    }
     let is_resource = matches!(segments.as_slice(), ["api", _, _, ..] | ["apis", _, _, _, ..]);
     if is_resource && let Some(response) = super::misbehave(&shared).await {
         return response;

@@ -133,9 +133,17 @@ pub struct SimBuilder {
     misbehaviour: Misbehaviour,
     kubeconfig: Option<PathBuf>,
     bulk: Option<(usize, usize)>,
+    denied: Vec<(String, String)>,
 }
 
 impl SimBuilder {
+    /// Makes SelfSubjectAccessReviews answer "not allowed" for `verb` on `resource`
+    /// (`pods`, `pods/eviction`), to test permission checks. Requests themselves still succeed.
+    pub fn deny(mut self, verb: &str, resource: &str) -> Self {
+        self.denied.push((verb.to_owned(), resource.to_owned()));
+        self
+    }
+
     /// Adds `namespaces` namespaces `bulk-000`… with `per_namespace` Running pods each, for
     /// scale tests: pods are labelled `app: bulk` and `group: g0`…`g9` (a tenth in each).
     pub fn bulk_pods(mut self, namespaces: usize, per_namespace: usize) -> Self {
@@ -195,6 +203,7 @@ impl SimBuilder {
             misbehaviour,
             kubeconfig,
             bulk,
+            denied,
         } = self;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -203,6 +212,7 @@ impl SimBuilder {
             .local_addr()
             .map_err(|source| SimError::Bind { port, source })?;
         let mut store = Store::new(config.watch_history);
+        store.denied = denied;
         seed::plant(&mut store, seed);
         if let Some((namespaces, per_namespace)) = bulk {
             seed::plant_bulk(&mut store, namespaces, per_namespace);

@@ -11,7 +11,8 @@ pub enum Seed {
     /// Only the system namespaces and three nodes.
     Empty,
     /// Namespace `shop`: Deployments `frontend` (3), `checkout` (3), `payments` (2) with
-    /// PodDisruptionBudgets and synthetic HTTP services, and a StatefulSet `orders-db` (3).
+    /// PodDisruptionBudgets, Services and synthetic HTTP services, and a StatefulSet
+    /// `orders-db` (3).
     #[default]
     Shop,
 }
@@ -40,6 +41,8 @@ pub fn plant(store: &mut Store, seed: Seed) {
         store.create_internal(&t, deployment(name, replicas));
         let t = ty(store, "policy/poddisruptionbudgets");
         store.create_internal(&t, pdb(name, min_available));
+        let t = ty(store, "/services");
+        store.create_internal(&t, service(name));
     }
     let t = ty(store, "apps/statefulsets");
     store.create_internal(&t, statefulset("orders-db", 3));
@@ -81,6 +84,12 @@ fn deployment(name: &str, replicas: u32) -> Value {
             "template": pod_template(name, &format!("registry.example.com/shop/{name}:1.4.2"), 8080),
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}},
     })
+}
+
+fn service(name: &str) -> Value {
+    json!({"metadata": {"name": name, "namespace": "shop", "labels": {"app": name}},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            "type": "ClusterIP"}})
 }
 
 fn pdb(name: &str, min_available: u32) -> Value {

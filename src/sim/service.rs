@@ -364,3 +364,86 @@ fn random_unit() -> f64 {
     x ^= x >> 31;
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
+
+/// `GET /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH`, as the API server proxies to
+/// a Service: here, to the synthetic service of the workload the Service selects. This is how
+/// a client outside the cluster reaches `http://NAME.NS.svc/PATH`.
+pub(crate) async fn proxy(
+    shared: &super::Shared,
+    namespace: &str,
+    service: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Response {
+    let name = service.split(':').next().unwrap_or(service);
+    let target = {
+        let store = shared.store.lock().expect("store lock");
+        let Some(svc) = store.get("/services", namespace, name).cloned() else {
+            let e = super::store::ApiError::new(404, "NotFound", format!("services \"{name}\" not found"));
+            return (
+                StatusCode::NOT_FOUND,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                e.to_status().to_string(),
+            )
+                .into_response();
+        };
+        let selector: serde_json::Map<String, Value> = svc["spec"]["selector"].as_object().cloned().unwrap_or_default();
+        let pointer = format!("/metadata/annotations/{}", ANNOTATION_URL.replace('/', "~1"));
+        ["apps/deployments", "apps/statefulsets"]
+            .iter()
+            .flat_map(|key| store.list(key, Some(namespace)).cloned().collect::<Vec<_>>())
+            .find(|w| {
+                let labels = w["spec"]["template"]["metadata"]["labels"].as_object();
+                !selector.is_empty() && selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
+            .map(|w| text(&w, &pointer).to_owned())
+            .filter(|url| !url.is_empty())
+    };
+    let Some(url) = target else {
+        let e = super::store::ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("no endpoints available for service \"{name}\""),
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            e.to_status().to_string(),
+        )
+            .into_response();
+    };
+    let full = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    match forward(&url, &full).await {
+        Ok((code, body)) => (StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY), body).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("error trying to reach service: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// A GET to a synthetic service on loopback (HTTP/1.1, connection closed after).
+async fn forward(url: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(502);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}

@@ -201,6 +201,8 @@ pub struct Store {
     rng: u64,
     /// When graceful pod deletions complete, by uid.
     pub deletion_deadlines: HashMap<String, Instant>,
+    /// `(verb, resource)` pairs SelfSubjectAccessReviews answer "not allowed" for.
+    pub denied: Vec<(String, String)>,
 }
 
 pub fn now_rfc3339() -> String {
@@ -252,6 +254,7 @@ impl Store {
             events,
             rng: seed | 1,
             deletion_deadlines: HashMap::new(),
+            denied: Vec::new(),
         }
     }
 
@@ -462,7 +465,7 @@ impl Store {
             m.remove("namespace");
         }
         let mut name = text(&object, "/metadata/name").to_owned();
-        if name.is_empty() {
+        if name.is_empty() && !ty.create_only {
             let prefix = text(&object, "/metadata/generateName").to_owned();
             if prefix.is_empty() {
                 let cause = Cause {
@@ -475,7 +478,7 @@ impl Store {
             name = format!("{prefix}{}", self.random_suffix(5));
             object["metadata"]["name"] = json!(name);
         }
-        if self.get(&ty.key(), namespace, &name).is_some() {
+        if !ty.create_only && self.get(&ty.key(), namespace, &name).is_some() {
             return Err(ApiError::already_exists(ty, &name));
         }
         self.fill_metadata(ty, &mut object);
@@ -494,8 +497,20 @@ impl Store {
             return Err(ApiError::invalid(ty, &name, causes));
         }
         if ty.create_only {
-            // A review answers and is not stored: the simulator grants everything.
-            object["status"] = json!({"allowed": true, "reason": "the simulator allows every request"});
+            // A review answers and is not stored: the simulator grants all but what it was
+            // told to deny.
+            let attributes = &object["spec"]["resourceAttributes"];
+            let verb = attributes["verb"].as_str().unwrap_or_default();
+            let mut resource = attributes["resource"].as_str().unwrap_or_default().to_owned();
+            if let Some(sub) = attributes["subresource"].as_str().filter(|s| !s.is_empty()) {
+                resource = format!("{resource}/{sub}");
+            }
+            let denied = self.denied.iter().any(|(v, r)| v == verb && *r == resource);
+            object["status"] = if denied {
+                json!({"allowed": false, "reason": format!("the simulator was told to deny {verb} {resource}")})
+            } else {
+                json!({"allowed": true, "reason": "the simulator allows every request"})
+            };
             return Ok(object);
         }
         if dry_run {
@@ -990,11 +1005,13 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
 fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = text(object, "/metadata/name");
-    let name_ok = if ty.kind == "Namespace" {
-        is_dns_label(name)
-    } else {
-        is_dns_subdomain(name)
-    };
+    // Reviews are not stored and need no name.
+    let name_ok = ty.create_only
+        || if ty.kind == "Namespace" {
+            is_dns_label(name)
+        } else {
+            is_dns_subdomain(name)
+        };
     if !name_ok {
         causes.push(invalid_value(
             "metadata.name",

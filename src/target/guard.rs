@@ -56,7 +56,7 @@ impl Exclusion {
 }
 
 /// What the guard decided for one fault.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// How many targets the blast radius asks for, before exclusions.

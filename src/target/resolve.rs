@@ -18,12 +18,8 @@ use crate::selector::LabelSelector as Matcher;
 pub enum ResolveError {
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("cannot read {what}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("cannot read {what}: {}", crate::fault::api_message(source))]
+    Api { what: String, source: kube::Error },
 }
 
 /// The candidates for one unit of one target, and the health the guard weighs them against.

@@ -1,0 +1,50 @@
+//! `--kubeconfig`, `--context` and `--namespace`, the way kubectl takes them.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Use this namespace instead of the scenario's target namespace.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+impl ClusterArgs {
+    /// A client that does not retry on its own: the engine decides what to retry (an
+    /// eviction refused by a PodDisruptionBudget must be reported, not retried for minutes),
+    /// and the cluster's server address, for the report.
+    pub async fn client(&self) -> anyhow::Result<(kube::Client, String)> {
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match &self.kubeconfig {
+            Some(path) => {
+                // KUBECONFIG may list several files; kubectl merges them, and so does kube.
+                let first = std::env::split_paths(path).next().unwrap_or_else(|| path.clone());
+                let kubeconfig = Kubeconfig::read_from(&first)
+                    .with_context(|| format!("reading the kubeconfig {}", first.display()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .context("using the kubeconfig")?
+            }
+            None => kube::Config::from_kubeconfig(&options)
+                .await
+                .context("finding a kubeconfig (set --kubeconfig or KUBECONFIG)")?,
+        };
+        config.default_retry = false;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+        Ok((client, server))
+    }
+}

@@ -1,0 +1,297 @@
+//! The plan: what an exercise would do, to what, how each step is undone, and whether it may
+//! run. PURE: built from what preflight found; nothing here touches the cluster.
+
+use serde::Serialize;
+
+use crate::fault::{Action, Undo};
+use crate::probe::Sample;
+use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, Scenario};
+use crate::target::guard::{Decision, Exclusion};
+use crate::target::{Candidate, Unit};
+
+/// What one fault of the scenario would do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultPlan {
+    /// The fault's wire name (`podKill`).
+    pub fault: String,
+    pub unit: Unit,
+    /// How many targets the blast radius asks for.
+    pub wanted: u32,
+    pub chosen: Vec<Candidate>,
+    pub excluded: Vec<Excluded>,
+    /// One step per chosen target, in order.
+    pub steps: Vec<Step>,
+    /// Why this fault cannot be planned, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Excluded {
+    pub target: Candidate,
+    pub reason: Exclusion,
+    pub explanation: String,
+}
+
+/// One action on one target and what undoes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub target: String,
+    pub action: Action,
+    pub undo: Vec<Undo>,
+    /// Both, said for people.
+    pub does: String,
+    pub undone_by: Vec<String>,
+}
+
+/// A steady-state check, evaluated once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SteadyCheck {
+    pub name: String,
+    pub probe: String,
+    pub sample: Sample,
+}
+
+/// A permission the run needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subresource: String,
+    /// Empty: every namespace (or a cluster-scoped resource).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+impl Permission {
+    pub fn new(verb: &str, group: &str, resource: &str, subresource: &str, namespace: &str) -> Self {
+        Permission {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            subresource: subresource.into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// `delete pods in shop`, `create pods/eviction in every namespace`.
+    pub fn describe(&self) -> String {
+        let mut resource = self.resource.clone();
+        if !self.group.is_empty() {
+            resource = format!("{resource}.{}", self.group);
+        }
+        if !self.subresource.is_empty() {
+            resource = format!("{resource}/{}", self.subresource);
+        }
+        let scope = if self.namespace.is_empty() {
+            "cluster-wide".to_owned()
+        } else {
+            format!("in {}", self.namespace)
+        };
+        format!("{} {resource} {scope}", self.verb)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionCheck {
+    pub permission: Permission,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// A mutation sent with `dryRun=All`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    pub request: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Everything `plan` found, and its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub scenario: String,
+    pub hypothesis: String,
+    pub cluster: String,
+    /// The seed of the target choice; `run --seed` with the same seed chooses the same.
+    pub seed: u64,
+    pub faults: Vec<FaultPlan>,
+    pub steady_state: Vec<SteadyCheck>,
+    pub permissions: Vec<PermissionCheck>,
+    pub dry_run: Vec<DryRun>,
+    pub runnable: bool,
+    /// Why not, when not.
+    pub refusals: Vec<String>,
+}
+
+impl FaultPlan {
+    /// A fault plan from the guard's decision (problem and steps added by the caller).
+    pub fn from_decision(fault: &str, unit: Unit, decision: Decision) -> Self {
+        FaultPlan {
+            fault: fault.into(),
+            unit,
+            wanted: decision.wanted,
+            chosen: decision.chosen,
+            excluded: decision
+                .excluded
+                .into_iter()
+                .map(|(target, reason)| Excluded {
+                    explanation: reason.explain(),
+                    target,
+                    reason,
+                })
+                .collect(),
+            steps: Vec::new(),
+            problem: None,
+        }
+    }
+}
+
+impl Step {
+    pub fn new(target: &Candidate, action: Action, undo: Vec<Undo>) -> Self {
+        Step {
+            target: target.display(),
+            does: action.to_string(),
+            undone_by: undo.iter().map(ToString::to_string).collect(),
+            action,
+            undo,
+        }
+    }
+}
+
+/// The permissions a run of `scenario` needs. The journal is a ConfigMap in the target's
+/// namespace; the rest follows from the faults and probes.
+pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
+    let spec = &scenario.spec;
+    let ns = spec.target.namespace.clone().unwrap_or_default();
+    let mut needed = Vec::new();
+    let journal_ns = if ns.is_empty() { "default" } else { ns.as_str() };
+    for verb in ["create", "update", "delete"] {
+        needed.push(Permission::new(verb, "", "configmaps", "", journal_ns));
+    }
+    for fault in &spec.faults {
+        let Some(kind) = fault.kind() else { continue };
+        match kind {
+            FaultKind::PodKill(_) => needed.push(Permission::new("delete", "", "pods", "", &ns)),
+            FaultKind::PodEvict(_) => needed.push(Permission::new("create", "", "pods", "eviction", &ns)),
+            FaultKind::Scale(_) => {
+                let plural = if spec.target.kind.as_str() == "StatefulSet" {
+                    "statefulsets"
+                } else {
+                    "deployments"
+                };
+                needed.push(Permission::new("get", "apps", plural, "scale", &ns));
+                needed.push(Permission::new("patch", "apps", plural, "scale", &ns));
+            }
+            FaultKind::NodeCordon(_) => {
+                needed.push(Permission::new("get", "", "nodes", "", ""));
+                needed.push(Permission::new("patch", "", "nodes", "", ""));
+            }
+            FaultKind::NodeDrain(_) => {
+                needed.push(Permission::new("get", "", "nodes", "", ""));
+                needed.push(Permission::new("patch", "", "nodes", "", ""));
+                needed.push(Permission::new("list", "", "pods", "", ""));
+                needed.push(Permission::new("create", "", "pods", "eviction", ""));
+            }
+            FaultKind::NetworkPartition(_) => {
+                needed.push(Permission::new("patch", "", "pods", "", &ns));
+                needed.push(Permission::new(
+                    "create",
+                    "networking.k8s.io",
+                    "networkpolicies",
+                    "",
+                    &ns,
+                ));
+                needed.push(Permission::new(
+                    "delete",
+                    "networking.k8s.io",
+                    "networkpolicies",
+                    "",
+                    &ns,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let probes = spec
+        .steady_state
+        .iter()
+        .flat_map(|c| c.probe())
+        .chain(spec.expect.iter().flat_map(|c| c.probe()))
+        .chain(spec.abort_when.iter().flat_map(|c| c.probe()));
+    for probe in probes {
+        match probe {
+            ProbeKind::Kube(k) => {
+                let namespace = k.namespace.clone().unwrap_or_else(|| ns.clone());
+                let kind = k.kind.unwrap_or(spec.target.kind);
+                let (group, plural) = match kind.as_str() {
+                    "Deployment" => ("apps", "deployments"),
+                    "StatefulSet" => ("apps", "statefulsets"),
+                    "DaemonSet" => ("apps", "daemonsets"),
+                    "Node" => ("", "nodes"),
+                    _ => ("", "pods"),
+                };
+                needed.push(Permission::new("get", group, plural, "", &namespace));
+                needed.push(Permission::new("list", "", "pods", "", &namespace));
+            }
+            ProbeKind::Http(h) => {
+                if let Some((namespace, _, _)) = url::Url::parse(&h.url)
+                    .ok()
+                    .as_ref()
+                    .and_then(crate::probe::http::service_address)
+                {
+                    needed.push(Permission::new("get", "", "services", "proxy", &namespace));
+                }
+            }
+            _ => {}
+        }
+    }
+    needed.sort();
+    needed.dedup();
+    needed
+}
+
+/// Why the plan may not run; empty when it may.
+pub fn refusals(plan: &Plan) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for fault in &plan.faults {
+        if let Some(problem) = &fault.problem {
+            reasons.push(format!("{}: {problem}", fault.fault));
+        } else if fault.chosen.is_empty() {
+            let why = if fault.excluded.is_empty() {
+                "no object matches the target".to_owned()
+            } else {
+                format!("all {} candidates are excluded", fault.excluded.len())
+            };
+            reasons.push(format!("{}: nothing to act on ({why})", fault.fault));
+        }
+    }
+    for check in &plan.steady_state {
+        if check.sample.verdict != crate::probe::Verdict::Pass {
+            reasons.push(format!(
+                "steady state `{}` does not hold: {}",
+                check.name, check.sample.observed
+            ));
+        }
+    }
+    for check in plan.permissions.iter().filter(|c| !c.allowed) {
+        reasons.push(format!("not allowed to {}", check.permission.describe()));
+    }
+    for dry in &plan.dry_run {
+        if let Some(refused) = &dry.refused {
+            reasons.push(format!("the API server refused `{}`: {refused}", dry.request));
+        }
+    }
+    reasons
+}

@@ -1,0 +1,203 @@
+//! Gathers what a plan needs from the cluster, changing nothing: live targets, the guard's
+//! decision, each fault prepared (reads only), the steady state sampled once, permissions
+//! asked with SelfSubjectAccessReview, and every mutation sent with `dryRun=All`.
+
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
+
+use super::plan::{DryRun, FaultPlan, Permission, PermissionCheck, Plan, SteadyCheck, Step, permissions, refusals};
+use crate::fault::{self, Context};
+use crate::probe::{self, ProbeContext};
+use crate::scenario::model::{HasProbe, Scenario};
+use crate::target::guard::decide;
+use crate::target::resolve::resolve;
+use crate::target::{Candidate, Unit};
+
+/// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
+/// `dryRun=All`.
+pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64) -> Plan {
+    let spec = &scenario.spec;
+    let exercise = format!("{}-plan", scenario.metadata.name);
+    let dry = Context {
+        client: client.clone(),
+        exercise,
+        dry_run: true,
+    };
+    let mut faults = Vec::new();
+    let mut dry_runs = Vec::new();
+    for fault in &spec.faults {
+        let kinds = fault.kinds();
+        let Some((name, kind)) = kinds.first().copied() else {
+            continue;
+        };
+        let unit = Unit::of(kind);
+        if !fault::available(&kind) {
+            faults.push(FaultPlan {
+                problem: Some("this fault kind is not available in this version".into()),
+                ..FaultPlan::from_decision(name, unit, Default::default())
+            });
+            continue;
+        }
+        let resolved = match resolve(client, &spec.target, unit).await {
+            Ok(r) => r,
+            Err(e) => {
+                faults.push(FaultPlan {
+                    problem: Some(e.to_string()),
+                    ..FaultPlan::from_decision(name, unit, Default::default())
+                });
+                continue;
+            }
+        };
+        let candidates = shuffle(resolved.candidates, seed);
+        let decision = decide(unit, &candidates, &spec.blast_radius, &resolved.health);
+        let mut planned = FaultPlan::from_decision(name, unit, decision);
+        if let (crate::scenario::model::FaultKind::Scale(s), Some(min)) = (kind, spec.blast_radius.min_healthy)
+            && s.replicas < min
+        {
+            planned.problem = Some(format!(
+                "scaling to {} replicas would leave fewer than minHealthy ({min})",
+                s.replicas
+            ));
+        }
+        for target in planned.chosen.clone() {
+            match fault::prepare(&dry, kind, &target).await {
+                Ok(prepared) => {
+                    dry_runs.push(send_dry_run(&dry, &prepared).await);
+                    planned.steps.push(Step::new(&target, prepared.action, prepared.undo));
+                }
+                Err(e) => planned.problem = Some(format!("{}: {e}", target.display())),
+            }
+        }
+        faults.push(planned);
+    }
+    let probe_ctx = ProbeContext {
+        client: client.clone(),
+        target: spec.target.clone(),
+    };
+    let mut steady_state = Vec::new();
+    for check in &spec.steady_state {
+        let probes = check.probes();
+        let Some((kind, probe)) = probes.first().copied() else {
+            continue;
+        };
+        steady_state.push(SteadyCheck {
+            name: check.name.clone(),
+            probe: kind.into(),
+            sample: probe::sample(&probe_ctx, probe).await,
+        });
+    }
+    let mut checks = Vec::new();
+    for permission in permissions(scenario) {
+        checks.push(review(client, permission).await);
+    }
+    let journal_ns = spec.target.namespace.clone().unwrap_or_else(|| "default".into());
+    dry_runs.push(journal_dry_run(client, &journal_ns, &scenario.metadata.name).await);
+    let mut plan = Plan {
+        scenario: scenario.metadata.name.clone(),
+        hypothesis: spec.hypothesis.clone(),
+        cluster: cluster.to_owned(),
+        seed,
+        faults,
+        steady_state,
+        permissions: checks,
+        dry_run: dry_runs,
+        runnable: false,
+        refusals: Vec::new(),
+    };
+    plan.refusals = refusals(&plan);
+    plan.runnable = plan.refusals.is_empty();
+    plan
+}
+
+/// The fault's own requests with `dryRun=All`, then its undo steps the same way.
+async fn send_dry_run(ctx: &Context, prepared: &fault::Prepared) -> DryRun {
+    let request = prepared.action.to_string();
+    let mut refused = match fault::apply(ctx, prepared).await {
+        Ok(fault::Outcome::Injected) => None,
+        Ok(fault::Outcome::NotInjected { reason }) => Some(reason),
+        Err(e) => Some(e.to_string()),
+    };
+    for undo in &prepared.undo {
+        if refused.is_some() {
+            break;
+        }
+        if let Err(e) = fault::revert(ctx, undo).await {
+            refused = Some(format!("undo `{undo}`: {e}"));
+        }
+    }
+    DryRun { request, refused }
+}
+
+/// The journal ConfigMap the run will write, sent with `dryRun=All`.
+async fn journal_dry_run(client: &Client, namespace: &str, scenario: &str) -> DryRun {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps"),
+    );
+    let name = format!("disasterpiece-journal-{scenario}-plan");
+    let object: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": {}})).expect("a static ConfigMap is valid");
+    let refused = api
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            },
+            &object,
+        )
+        .await
+        .err()
+        .map(|e| e.to_string());
+    DryRun {
+        request: format!("create journal ConfigMap {namespace}/disasterpiece-journal-…"),
+        refused,
+    }
+}
+
+/// Asks the API server whether the current user may do one thing.
+async fn review(client: &Client, permission: Permission) -> PermissionCheck {
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("authorization.k8s.io", "v1", "SelfSubjectAccessReview"),
+            "selfsubjectaccessreviews",
+        ),
+    );
+    let mut attributes = json!({"verb": permission.verb, "group": permission.group, "resource": permission.resource});
+    if !permission.subresource.is_empty() {
+        attributes["subresource"] = json!(permission.subresource);
+    }
+    if !permission.namespace.is_empty() {
+        attributes["namespace"] = json!(permission.namespace);
+    }
+    let object: DynamicObject = serde_json::from_value(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": {"resourceAttributes": attributes}}))
+        .expect("a static review is valid");
+    match api.create(&PostParams::default(), &object).await {
+        Ok(answer) => PermissionCheck {
+            allowed: answer.data["status"]["allowed"] == true,
+            reason: answer.data["status"]["reason"].as_str().unwrap_or_default().to_owned(),
+            permission,
+        },
+        Err(e) => PermissionCheck {
+            permission,
+            allowed: false,
+            reason: format!("cannot ask: {e}"),
+        },
+    }
+}
+
+/// The candidates in an order fixed by `seed`: the same seed chooses the same targets.
+pub fn shuffle(mut candidates: Vec<Candidate>, seed: u64) -> Vec<Candidate> {
+    let key = |c: &Candidate| {
+        let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+        for b in c.uid.bytes().chain(c.name.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    candidates.sort_by_key(key);
+    candidates
+}

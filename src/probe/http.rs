@@ -1,0 +1,139 @@
+//! The http probe: status, latency budget, body. A host `NAME.NAMESPACE.svc` (or
+//! `….svc.cluster.local`) is reached through the API server's service proxy, the way a client
+//! outside the cluster can reach a Service; other `http://` addresses are asked directly.
+
+use std::time::Instant;
+
+use kube::client::Body;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{ProbeContext, Sample, Verdict};
+use crate::scenario::model::{HttpMethod, HttpProbe};
+
+/// Where a cluster-DNS address lives: `(namespace, service, port)`.
+pub fn service_address(url: &url::Url) -> Option<(String, String, u16)> {
+    let host = url.host_str()?;
+    let rest = host
+        .strip_suffix(".svc.cluster.local")
+        .or_else(|| host.strip_suffix(".svc"))?;
+    let (service, namespace) = rest.split_once('.')?;
+    Some((namespace.to_owned(), service.to_owned(), url.port().unwrap_or(80)))
+}
+
+pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Sample {
+    let url = match url::Url::parse(&probe.url) {
+        Ok(u) => u,
+        Err(e) => return Sample::new(Verdict::Inconclusive, format!("`{}` is not a URL: {e}", probe.url)),
+    };
+    let started = Instant::now();
+    let answer = tokio::time::timeout(probe.timeout.as_std(), fetch(ctx, probe, &url)).await;
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let mut sample = match answer {
+        Err(_) => Sample::new(Verdict::Fail, format!("no answer within {}", probe.timeout)),
+        Ok(Err(e)) => Sample::new(Verdict::Fail, format!("request failed: {e}")),
+        Ok(Ok((status, body))) => {
+            let mut problems = Vec::new();
+            if u32::from(status) != probe.expect_status {
+                problems.push(format!("expected {}", probe.expect_status));
+            }
+            if let Some(budget) = probe.max_latency.filter(|b| elapsed > b.as_std()) {
+                problems.push(format!("over the {budget} budget"));
+            }
+            if let Some(needle) = probe.body_contains.as_deref().filter(|n| !body.contains(n)) {
+                problems.push(format!("body lacks {needle:?}"));
+            }
+            let observed = format!("{status} in {ms:.0} ms");
+            if problems.is_empty() {
+                Sample::new(Verdict::Pass, observed)
+            } else {
+                Sample::new(Verdict::Fail, format!("{observed} ({})", problems.join(", ")))
+            }
+        }
+    };
+    sample.latency_ms = Some(ms);
+    sample
+}
+
+fn method(m: HttpMethod) -> &'static str {
+    match m {
+        HttpMethod::GET => "GET",
+        HttpMethod::HEAD => "HEAD",
+        HttpMethod::POST => "POST",
+    }
+}
+
+async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<(u16, String), String> {
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    if let Some((namespace, service, port)) = service_address(url) {
+        let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+        let mut request = http::Request::builder().method(method(probe.method)).uri(uri);
+        for (k, v) in &probe.headers {
+            request = request.header(k, v);
+        }
+        let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
+        let response = ctx.client.send(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        return Ok((status, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{} addresses are not supported yet; use http, or a NAME.NAMESPACE.svc address",
+            url.scheme()
+        ));
+    }
+    let host = url.host_str().ok_or("the URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = format!(
+        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n",
+        method(probe.method)
+    );
+    for (k, v) in &probe.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("the answer is not HTTP")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_dns_names_map_to_the_service_proxy() {
+        let parse = |u: &str| service_address(&url::Url::parse(u).expect("url"));
+        assert_eq!(
+            parse("http://checkout.shop.svc/healthz"),
+            Some(("shop".into(), "checkout".into(), 80))
+        );
+        assert_eq!(
+            parse("http://checkout.shop.svc.cluster.local:8080/"),
+            Some(("shop".into(), "checkout".into(), 8080))
+        );
+        assert_eq!(parse("http://127.0.0.1:8080/"), None);
+        assert_eq!(parse("http://example.com/"), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Probes: each reads one thing once and returns a timestamped [`Sample`] with its verdict.
+//! A probe never changes anything. An answer that cannot be judged (no data, a kind of probe
+//! this version cannot run) is inconclusive, never a pass.
+
+pub mod command;
+pub mod http;
+pub mod kube;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::scenario::model::{Comparison, ProbeKind, Target};
+
+/// What one probe saw once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    /// What was seen, for people: `200 in 12 ms`, `2 ready replicas`.
+    pub observed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Sample {
+    pub fn new(verdict: Verdict, observed: impl Into<String>) -> Self {
+        Sample {
+            at: Utc::now(),
+            verdict,
+            observed: observed.into(),
+            latency_ms: None,
+        }
+    }
+}
+
+/// What probes need: a client, and the scenario's target for the defaults of `kube` probes.
+#[derive(Clone)]
+pub struct ProbeContext {
+    pub client: ::kube::Client,
+    pub target: Target,
+}
+
+/// Takes one sample of a probe.
+pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
+    match probe {
+        ProbeKind::Http(p) => http::sample(ctx, p).await,
+        ProbeKind::Kube(p) => kube::sample(ctx, p).await,
+        ProbeKind::Command(p) => command::sample(p).await,
+        ProbeKind::Prometheus(_) => Sample::new(
+            Verdict::Inconclusive,
+            "prometheus probes are not available in this version",
+        ),
+        ProbeKind::Alert(_) => Sample::new(Verdict::Inconclusive, "alert probes are not available in this version"),
+    }
+}
+
+/// Whether every bound of a comparison holds for `value`.
+pub fn holds(cmp: &Comparison, value: f64) -> bool {
+    cmp.above.is_none_or(|b| value > b)
+        && cmp.below.is_none_or(|b| value < b)
+        && cmp.at_least.is_none_or(|b| value >= b)
+        && cmp.at_most.is_none_or(|b| value <= b)
+        && cmp.equals.is_none_or(|b| value == b)
+        && cmp.between.is_none_or(|[low, high]| value >= low && value <= high)
+}
+
+/// `≥ 3`, `< 1 and ≥ 0`: a comparison for people.
+pub fn describe(cmp: &Comparison) -> String {
+    let mut parts = Vec::new();
+    let fmt = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(v) = cmp.above {
+        parts.push(format!("> {}", fmt(v)));
+    }
+    if let Some(v) = cmp.at_least {
+        parts.push(format!(">= {}", fmt(v)));
+    }
+    if let Some(v) = cmp.below {
+        parts.push(format!("< {}", fmt(v)));
+    }
+    if let Some(v) = cmp.at_most {
+        parts.push(format!("<= {}", fmt(v)));
+    }
+    if let Some(v) = cmp.equals {
+        parts.push(format!("= {}", fmt(v)));
+    }
+    if let Some([low, high]) = cmp.between {
+        parts.push(format!("in [{}, {}]", fmt(low), fmt(high)));
+    }
+    parts.join(" and ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_hold_when_every_bound_does() {
+        let cmp = |f: fn(&mut Comparison)| {
+            let mut c = Comparison::default();
+            f(&mut c);
+            c
+        };
+        let cases = [
+            (cmp(|c| c.at_least = Some(3.0)), 3.0, true),
+            (cmp(|c| c.at_least = Some(3.0)), 2.0, false),
+            (cmp(|c| c.below = Some(1.0)), 1.0, false),
+            (cmp(|c| c.between = Some([0.0, 0.1])), 0.05, true),
+            (
+                cmp(|c| {
+                    c.above = Some(1.0);
+                    c.at_most = Some(5.0)
+                }),
+                5.0,
+                true,
+            ),
+            (cmp(|c| c.equals = Some(3.0)), 3.0, true),
+        ];
+        for (c, value, expected) in cases {
+            assert_eq!(holds(&c, value), expected, "{} with {value}", describe(&c));
+        }
+    }
+}
