@@ -3,6 +3,7 @@
 
 mod cluster;
 mod plan;
+mod recover;
 mod schema;
 mod sim;
 mod validate;
@@ -29,6 +30,8 @@ pub enum Command {
     /// The dry run: resolve targets, check guards, permissions and steady state, send every
     /// mutation with dryRun=All, and say whether the scenario may run. Changes nothing.
     Plan(plan::PlanArgs),
+    /// Revert every fault a dead run left behind (journals whose heartbeat has lapsed).
+    Recover(recover::RecoverArgs),
     /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
     Sim(sim::SimArgs),
 }
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
+        Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
     };
     match result {

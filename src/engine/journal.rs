@@ -1,0 +1,284 @@
+//! The journal: a write-ahead record of every mutation an exercise makes, kept in the cluster
+//! (a ConfigMap `disasterpiece-journal-<exercise>` in the target's namespace) so that a
+//! fault never outlives its exercise, even when the process that made it dies.
+//!
+//! Expected flow: [`Journal::open`] creates it; before each fault is applied, [`Journal::intend`]
+//! records the action with its undo steps; [`Journal::mark`] records `applied`, then
+//! `reverted`; [`Journal::beat`] renews the heartbeat while the exercise runs;
+//! [`Journal::close`] deletes it once everything is reverted.
+//! Guarantees: an entry is written before its mutation is sent, so every mutation that may
+//! have happened is on record. Writes use the ConfigMap's resourceVersion (409 → re-read).
+//! Recovery: [`recover_lapsed`] reverts every entry not yet reverted in journals whose
+//! heartbeat has lapsed, then deletes them; run twice, the second run finds nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use crate::fault::{self, Action, Context, EXERCISE_LABEL, MANAGED_BY, Undo, api_message};
+
+pub const JOURNAL_LABEL: &str = "disasterpiece.dev/journal";
+pub const HEARTBEAT: &str = "disasterpiece.dev/heartbeat";
+/// A journal whose heartbeat is older than this belongs to a dead run.
+pub const LAPSE: Duration = Duration::from_secs(30);
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    /// Written before the mutation: it may or may not have happened.
+    Intended,
+    Applied,
+    Reverted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub id: u32,
+    pub target: String,
+    pub action: Action,
+    pub undo: Vec<Undo>,
+    pub state: State,
+    /// When the fault must be gone at the latest.
+    pub expires: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {name}: {}", api_message(source))]
+    Api { name: String, source: kube::Error },
+    #[error("journal {name} is unreadable: {message}")]
+    Corrupt { name: String, message: String },
+}
+
+/// The journal of one exercise.
+pub struct Journal {
+    api: Api<ConfigMap>,
+    pub name: String,
+    pub namespace: String,
+    pub exercise: String,
+}
+
+pub fn name_for(exercise: &str) -> String {
+    format!("disasterpiece-journal-{exercise}")
+}
+
+fn entries_of(cm: &ConfigMap) -> Result<Vec<Entry>, JournalError> {
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("entries"))
+        .map_or("[]", String::as_str);
+    serde_json::from_str(text).map_err(|e| JournalError::Corrupt {
+        name: cm.name_any(),
+        message: e.to_string(),
+    })
+}
+
+impl Journal {
+    /// Creates the journal of a new exercise.
+    pub async fn open(
+        client: &Client,
+        namespace: &str,
+        exercise: &str,
+        scenario: &str,
+    ) -> Result<Journal, JournalError> {
+        let name = name_for(exercise);
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace,
+                "labels": {JOURNAL_LABEL: "true", EXERCISE_LABEL: exercise, MANAGED_BY.0: MANAGED_BY.1},
+                "annotations": {HEARTBEAT: Utc::now().to_rfc3339(), "disasterpiece.dev/scenario": scenario}},
+            "data": {"entries": "[]"},
+        }))
+        .expect("a static ConfigMap is valid");
+        let wrap = |source| JournalError::Api {
+            name: name.clone(),
+            source,
+        };
+        api.create(&PostParams::default(), &cm).await.map_err(wrap)?;
+        Ok(Journal {
+            api,
+            name,
+            namespace: namespace.to_owned(),
+            exercise: exercise.to_owned(),
+        })
+    }
+
+    /// Reads, changes and writes the entries, retrying when someone else wrote in between.
+    async fn update(&self, change: impl Fn(&mut Vec<Entry>)) -> Result<Vec<Entry>, JournalError> {
+        let wrap = |source| JournalError::Api {
+            name: self.name.clone(),
+            source,
+        };
+        for _ in 0..10 {
+            let mut cm = self.api.get(&self.name).await.map_err(wrap)?;
+            let mut entries = entries_of(&cm)?;
+            change(&mut entries);
+            let text = serde_json::to_string(&entries).expect("entries serialize");
+            cm.data
+                .get_or_insert_with(Default::default)
+                .insert("entries".into(), text);
+            cm.annotations_mut().insert(HEARTBEAT.into(), Utc::now().to_rfc3339());
+            match self.api.replace(&self.name, &PostParams::default(), &cm).await {
+                Ok(_) => return Ok(entries),
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(e) => return Err(wrap(e)),
+            }
+        }
+        Err(JournalError::Corrupt {
+            name: self.name.clone(),
+            message: "kept changing under ten consecutive writes".into(),
+        })
+    }
+
+    /// Records what is about to be done, and how to undo it, before doing it.
+    pub async fn intend(
+        &self,
+        target: &str,
+        prepared: &fault::Prepared,
+        expires: DateTime<Utc>,
+    ) -> Result<u32, JournalError> {
+        let entry = |id: u32| Entry {
+            id,
+            target: target.to_owned(),
+            action: prepared.action.clone(),
+            undo: prepared.undo.clone(),
+            state: State::Intended,
+            expires,
+        };
+        let entries = self
+            .update(|entries| {
+                let id = entries.iter().map(|e| e.id + 1).max().unwrap_or(1);
+                entries.push(entry(id));
+            })
+            .await?;
+        Ok(entries.last().map_or(0, |e| e.id))
+    }
+
+    pub async fn mark(&self, id: u32, state: State) -> Result<(), JournalError> {
+        self.update(|entries| {
+            if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
+                e.state = state;
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Renews the heartbeat: this exercise is alive.
+    pub async fn beat(&self) -> Result<(), JournalError> {
+        self.update(|_| {}).await.map(|_| ())
+    }
+
+    pub async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
+        let cm = self.api.get(&self.name).await.map_err(|source| JournalError::Api {
+            name: self.name.clone(),
+            source,
+        })?;
+        entries_of(&cm)
+    }
+
+    /// Deletes the journal once every entry is reverted.
+    pub async fn close(self) -> Result<(), JournalError> {
+        match self.api.delete(&self.name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(JournalError::Api {
+                name: self.name,
+                source,
+            }),
+        }
+    }
+}
+
+/// What `recover` did with one journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovered {
+    pub journal: String,
+    pub namespace: String,
+    pub exercise: String,
+    /// The undo steps performed, said for people.
+    pub reverted: Vec<String>,
+    /// Undo steps that failed (the journal is kept, to try again).
+    pub failed: Vec<String>,
+}
+
+/// Finds journals whose heartbeat has lapsed (in `namespace`, or everywhere) and reverts
+/// every entry not yet reverted; deletes each journal that is then fully reverted.
+pub async fn recover_lapsed(
+    client: &Client,
+    namespace: Option<&str>,
+    lapse: Duration,
+) -> Result<Vec<Recovered>, JournalError> {
+    let api: Api<ConfigMap> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let listed = api
+        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
+        .await
+        .map_err(|source| JournalError::Api {
+            name: "(list)".into(),
+            source,
+        })?;
+    let now = Utc::now();
+    let mut done = Vec::new();
+    for cm in listed.items {
+        let beat = cm
+            .annotations()
+            .get(HEARTBEAT)
+            .and_then(|b| DateTime::parse_from_rfc3339(b).ok())
+            .map(|b| b.with_timezone(&Utc));
+        let alive = beat.is_some_and(|b| now - b < chrono::Duration::from_std(lapse).unwrap_or_default());
+        if alive {
+            continue;
+        }
+        let ns = cm.namespace().unwrap_or_default();
+        let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
+        let journal = Journal {
+            api: Api::namespaced(client.clone(), &ns),
+            name: cm.name_any(),
+            namespace: ns.clone(),
+            exercise: exercise.clone(),
+        };
+        let ctx = Context {
+            client: client.clone(),
+            exercise: exercise.clone(),
+            dry_run: false,
+        };
+        let mut report = Recovered {
+            journal: journal.name.clone(),
+            namespace: ns,
+            exercise,
+            reverted: Vec::new(),
+            failed: Vec::new(),
+        };
+        for entry in entries_of(&cm)?.into_iter().filter(|e| e.state != State::Reverted) {
+            let mut ok = true;
+            for undo in &entry.undo {
+                match fault::revert(&ctx, undo).await {
+                    Ok(()) => report.reverted.push(undo.to_string()),
+                    Err(e) => {
+                        ok = false;
+                        report.failed.push(format!("{undo}: {e}"));
+                    }
+                }
+            }
+            if ok {
+                journal.mark(entry.id, State::Reverted).await?;
+            }
+        }
+        if report.failed.is_empty() {
+            journal.close().await?;
+        }
+        done.push(report);
+    }
+    Ok(done)
+}

@@ -1,0 +1,226 @@
+//! The journal makes faults outlive nothing: a run that dies leaves a journal, and recovery
+//! reverts everything it records — once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use disasterpiece::engine::journal::{Journal, State, recover_lapsed};
+use disasterpiece::fault::{self, Context};
+use disasterpiece::scenario::model::{FaultKind, NetworkPartition, NodeCordon, Scale, Target, TargetKind};
+use disasterpiece::sim::{Seed, Sim};
+use disasterpiece::target::Unit;
+use disasterpiece::target::resolve::resolve;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::api::{Api, ListParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+fn target(kind: TargetKind, name: &str) -> Target {
+    let namespace = (kind != TargetKind::Node).then(|| "shop".to_owned());
+    Target {
+        namespace,
+        kind,
+        name: Some(name.into()),
+        selector: None,
+    }
+}
+
+#[tokio::test]
+async fn a_dead_run_is_recovered_exactly_once() {
+    let sim = Sim::builder()
+        .seed(Seed::Shop)
+        .replace_delay(Duration::from_millis(100))
+        .ready_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("sim");
+    let client = sim.raw_client().await.expect("client");
+    let ctx = Context {
+        client: client.clone(),
+        exercise: "ex-dead".into(),
+        dry_run: false,
+    };
+    let journal = Journal::open(&client, "shop", "ex-dead", "mixed")
+        .await
+        .expect("journal");
+    let expires = Utc::now() + chrono::Duration::minutes(2);
+
+    let workload = resolve(&client, &target(TargetKind::Deployment, "payments"), Unit::Workload)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let pod = resolve(&client, &target(TargetKind::Deployment, "checkout"), Unit::Pod)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let node = resolve(&client, &target(TargetKind::Node, "sim-node-2"), Unit::Node)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let scale = Scale { replicas: 0 };
+    let partition = NetworkPartition::default();
+    let faults = [
+        (FaultKind::Scale(&scale), &workload),
+        (FaultKind::NetworkPartition(&partition), &pod),
+        (FaultKind::NodeCordon(&NodeCordon {}), &node),
+    ];
+    for (kind, t) in faults {
+        let prepared = fault::prepare(&ctx, kind, t).await.expect("prepare");
+        let id = journal.intend(&t.display(), &prepared, expires).await.expect("intend");
+        fault::apply(&ctx, &prepared).await.expect("apply");
+        journal.mark(id, State::Applied).await.expect("mark");
+    }
+    // One more intended, never applied: the process "died" right after journaling it.
+    let prepared = fault::prepare(
+        &ctx,
+        FaultKind::Scale(&Scale { replicas: 1 }),
+        &resolve(&client, &target(TargetKind::Deployment, "frontend"), Unit::Workload)
+            .await
+            .expect("resolve")
+            .candidates[0],
+    )
+    .await
+    .expect("prepare");
+    journal
+        .intend("deployment shop/frontend", &prepared, expires)
+        .await
+        .expect("intend");
+    assert_eq!(journal.entries().await.expect("entries").len(), 4);
+    drop(journal); // the run dies: no revert, no close
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    assert_eq!(deployments.get("payments").await.expect("get").spec.replicas, Some(0));
+
+    // A live journal (fresh heartbeat) is left alone.
+    assert!(
+        recover_lapsed(&client, None, Duration::from_secs(30))
+            .await
+            .expect("recover")
+            .is_empty()
+    );
+    // Once its heartbeat has lapsed, everything it records is put back.
+    let recovered = recover_lapsed(&client, None, Duration::ZERO).await.expect("recover");
+    assert_eq!(recovered.len(), 1);
+    assert!(recovered[0].failed.is_empty(), "{:?}", recovered[0].failed);
+    assert_eq!(recovered[0].reverted.len(), 5, "{:?}", recovered[0].reverted);
+    assert_eq!(deployments.get("payments").await.expect("get").spec.replicas, Some(2));
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    assert_eq!(
+        nodes
+            .get("sim-node-2")
+            .await
+            .expect("node")
+            .spec
+            .and_then(|s| s.unschedulable),
+        None
+    );
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let journals: Api<ConfigMap> = Api::all(client.clone());
+    assert!(
+        journals
+            .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
+            .await
+            .expect("list")
+            .items
+            .is_empty(),
+        "the journal is closed"
+    );
+
+    let before = sim.resource_version();
+    assert!(
+        recover_lapsed(&client, None, Duration::ZERO)
+            .await
+            .expect("recover again")
+            .is_empty()
+    );
+    assert_eq!(sim.resource_version(), before, "a second recovery changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recover_command_reverts_a_journal_left_ten_minutes_ago_then_finds_nothing() {
+    use kube::api::{Patch, PatchParams, PostParams};
+    let sim = Sim::builder()
+        .seed(Seed::Shop)
+        .replace_delay(Duration::from_millis(100))
+        .ready_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("sim");
+    let client = sim.raw_client().await.expect("client");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    deployments
+        .patch_scale(
+            "checkout",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scale");
+    let old = (Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();
+    let entries = serde_json::json!([{"id": 1, "target": "deployment shop/checkout", "state": "applied", "expires": old,
+        "action": {"action": "scale", "kind": "Deployment", "namespace": "shop", "name": "checkout", "from": 3, "to": 1},
+        "undo": [{"undo": "setReplicas", "kind": "Deployment", "namespace": "shop", "name": "checkout", "replicas": 3}]}]);
+    let journal: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "disasterpiece-journal-ex-old", "labels": {"disasterpiece.dev/journal": "true", "disasterpiece.dev/exercise": "ex-old"},
+            "annotations": {"disasterpiece.dev/heartbeat": old}},
+        "data": {"entries": entries.to_string()},
+    }))
+    .expect("configmap");
+    Api::<ConfigMap>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &journal)
+        .await
+        .expect("journal");
+
+    let kubeconfig = sim.kubeconfig_path().to_owned();
+    let recover = move || {
+        let k = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+                .arg("recover")
+                .arg("--kubeconfig")
+                .arg(k)
+                .env_remove("KUBECONFIG")
+                .output()
+                .expect("run")
+        })
+    };
+    let first = recover().await.expect("join");
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("exercise ex-old (journal shop/disasterpiece-journal-ex-old):")
+            && out.contains("reverted: scale Deployment shop/checkout back to 3")
+            && out.contains("journal closed"),
+        "{out}"
+    );
+    assert_eq!(deployments.get("checkout").await.expect("get").spec.replicas, Some(3));
+    let second = recover().await.expect("join");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(" on ")
+            .next(),
+        Some("nothing to recover")
+    );
+}
