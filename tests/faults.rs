@@ -8,7 +8,7 @@ use disasterpiece::scenario::model::{
     BlastRadius, BlastRadiusMode, Fault, FaultKind, LabelSelector, NetworkPartition, NodeCordon, NodeDrain, PodEvict,
     PodKill, Scale, Target, TargetKind,
 };
-use disasterpiece::sim::{Seed, Sim};
+use disasterpiece::sim::Sim;
 use disasterpiece::target::guard::{Exclusion, decide};
 use disasterpiece::target::resolve::resolve;
 use disasterpiece::target::{Candidate, Unit};
@@ -19,18 +19,10 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, ResourceExt};
 
 mod common;
-use common::eventually;
+use common::{eventually, fast_shop, start};
 
 async fn shop() -> (Sim, Client) {
-    let sim = Sim::builder()
-        .seed(Seed::Shop)
-        .replace_delay(Duration::from_millis(200))
-        .ready_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("sim");
-    let client = sim.raw_client().await.expect("client");
-    (sim, client)
+    start(fast_shop()).await
 }
 
 fn ctx(client: &Client, dry_run: bool) -> Context {

@@ -7,13 +7,15 @@ use chrono::Utc;
 use disasterpiece::engine::journal::{Journal, State, recover_lapsed};
 use disasterpiece::fault::{self, Context};
 use disasterpiece::scenario::model::{FaultKind, NetworkPartition, NodeCordon, Scale, Target, TargetKind};
-use disasterpiece::sim::{Seed, Sim};
 use disasterpiece::target::Unit;
 use disasterpiece::target::resolve::resolve;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+
+mod common;
+use common::{fast_shop, start};
 
 fn target(kind: TargetKind, name: &str) -> Target {
     let namespace = (kind != TargetKind::Node).then(|| "shop".to_owned());
@@ -27,14 +29,7 @@ fn target(kind: TargetKind, name: &str) -> Target {
 
 #[tokio::test]
 async fn a_dead_run_is_recovered_exactly_once() {
-    let sim = Sim::builder()
-        .seed(Seed::Shop)
-        .replace_delay(Duration::from_millis(100))
-        .ready_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("sim");
-    let client = sim.raw_client().await.expect("client");
+    let (sim, client) = start(fast_shop()).await;
     let ctx = Context {
         client: client.clone(),
         exercise: "ex-dead".into(),
@@ -158,14 +153,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recover_command_reverts_a_journal_left_ten_minutes_ago_then_finds_nothing() {
     use kube::api::{Patch, PatchParams, PostParams};
-    let sim = Sim::builder()
-        .seed(Seed::Shop)
-        .replace_delay(Duration::from_millis(100))
-        .ready_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("sim");
-    let client = sim.raw_client().await.expect("client");
+    let (sim, client) = start(fast_shop()).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     deployments
         .patch_scale(

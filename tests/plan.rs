@@ -13,7 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 mod common;
-use common::eventually;
+use common::{eventually, start};
 
 fn scenario(file: &str) -> Scenario {
     let text = std::fs::read_to_string(file).expect("read");
@@ -25,15 +25,13 @@ fn scenario(file: &str) -> Scenario {
 }
 
 async fn shop(builder: disasterpiece::sim::SimBuilder) -> (Sim, kube::Client) {
-    let sim = builder
-        .seed(Seed::Shop)
-        .replace_delay(Duration::from_millis(200))
-        .ready_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("sim");
-    let client = sim.raw_client().await.expect("client");
-    (sim, client)
+    start(
+        builder
+            .seed(Seed::Shop)
+            .replace_delay(Duration::from_millis(200))
+            .ready_delay(Duration::from_millis(100)),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -14,18 +14,10 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 mod common;
-use common::eventually;
+use common::{eventually, fast_shop, start};
 
 async fn shop() -> (Sim, Client) {
-    let sim = Sim::builder()
-        .seed(Seed::Shop)
-        .replace_delay(Duration::from_millis(200))
-        .ready_delay(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("simulator starts");
-    let client = sim.raw_client().await.expect("client from the written kubeconfig");
-    (sim, client)
+    start(fast_shop()).await
 }
 
 fn api_error(result: Result<impl std::fmt::Debug, kube::Error>) -> kube::core::Status {

@@ -327,6 +327,18 @@ impl fmt::Display for Undo {
     }
 }
 
+/// What replaces a pod a fault takes away: its controller, if it has one.
+pub(crate) fn replaced_by(target: &Candidate) -> Undo {
+    match &target.workload {
+        Some(owner) => Undo::Nothing {
+            why: format!("{owner} replaces the pod"),
+        },
+        None => Undo::Nothing {
+            why: "no controller: the pod is not replaced".into(),
+        },
+    }
+}
+
 pub(crate) fn namespace_of(target: &Candidate) -> String {
     target.namespace.clone().unwrap_or_else(|| "default".into())
 }

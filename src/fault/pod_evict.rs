@@ -4,24 +4,18 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, EvictParams, PostParams};
 
-use super::{Action, Context, FaultError, Outcome, Prepared, Undo, namespace_of};
+use super::{Action, Context, FaultError, Outcome, Prepared, namespace_of, replaced_by};
 use crate::scenario::model::PodEvict;
 use crate::target::Candidate;
 
 pub fn prepare(params: &PodEvict, target: &Candidate) -> Prepared {
-    let owner = target
-        .workload
-        .clone()
-        .unwrap_or_else(|| "no controller: the pod is not replaced".into());
     Prepared {
         action: Action::EvictPod {
             namespace: namespace_of(target),
             pod: target.name.clone(),
             grace_period_seconds: params.grace_period_seconds,
         },
-        undo: vec![Undo::Nothing {
-            why: format!("{owner} replaces the pod"),
-        }],
+        undo: vec![replaced_by(target)],
     }
 }
 
