@@ -18,6 +18,7 @@ pub mod cli;
 pub mod engine;
 pub mod fault;
 pub mod probe;
+pub mod report;
 pub mod scenario;
 pub mod selector;
 pub mod sim;

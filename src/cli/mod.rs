@@ -4,6 +4,7 @@
 mod cluster;
 mod plan;
 mod recover;
+mod run;
 mod schema;
 mod sim;
 mod validate;
@@ -30,6 +31,9 @@ pub enum Command {
     /// The dry run: resolve targets, check guards, permissions and steady state, send every
     /// mutation with dryRun=All, and say whether the scenario may run. Changes nothing.
     Plan(plan::PlanArgs),
+    /// Run one exercise: preflight, inject, observe, revert, recover, report. Ctrl-C aborts
+    /// and reverts everything. Exit 0 confirmed, 1 refuted or inconclusive, 2 refused, 3 aborted.
+    Run(run::RunArgs),
     /// Revert every fault a dead run left behind (journals whose heartbeat has lapsed).
     Recover(recover::RecoverArgs),
     /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
@@ -43,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
+        Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
     };

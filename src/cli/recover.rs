@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
-use crate::engine::journal::{LAPSE, recover_lapsed};
+use crate::engine::journal::recover_lapsed;
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -16,6 +16,9 @@ pub struct RecoverArgs {
     /// Look in every namespace (default: the --namespace given, else every namespace).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// A journal whose heartbeat is older than this belongs to a dead run.
+    #[arg(long, default_value = "30s")]
+    pub lapse: crate::scenario::Duration,
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -24,6 +27,7 @@ pub async fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
     let RecoverArgs {
         cluster,
         all_namespaces,
+        lapse,
         output,
     } = args;
     let (client, server) = cluster.client().await?;
@@ -32,7 +36,7 @@ pub async fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         cluster.namespace.as_deref()
     };
-    let recovered = recover_lapsed(&client, namespace, LAPSE).await?;
+    let recovered = recover_lapsed(&client, namespace, lapse.as_std()).await?;
     let failed = recovered.iter().any(|r| !r.failed.is_empty());
     let mut out = std::io::stdout().lock();
     match output {

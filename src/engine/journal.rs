@@ -185,12 +185,12 @@ impl Journal {
     }
 
     /// Deletes the journal once every entry is reverted.
-    pub async fn close(self) -> Result<(), JournalError> {
+    pub async fn close(&self) -> Result<(), JournalError> {
         match self.api.delete(&self.name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(source) => Err(JournalError::Api {
-                name: self.name,
+                name: self.name.clone(),
                 source,
             }),
         }

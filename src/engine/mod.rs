@@ -4,3 +4,4 @@
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod run;

@@ -1,0 +1,186 @@
+//! `disasterpiece run FILE`: one exercise against the cluster. Ctrl-C is the Andon cord.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::sync::watch;
+
+use super::cluster::ClusterArgs;
+use super::plan::load_one;
+use crate::engine::run::{Progress, RunOptions, run as run_exercise};
+use crate::report::model::{ClauseVerdict, Outcome, Report};
+use crate::scenario::Duration;
+use crate::scenario::model::TargetKind;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Which scenario, when the file holds several.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Fixes the choice among eligible targets (as shown by `plan --seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Do not ask for confirmation (always skipped against the simulator).
+    #[arg(long)]
+    pub yes: bool,
+    /// How often expectations and abortWhen are sampled.
+    #[arg(long, default_value = "1s")]
+    pub sample_every: Duration,
+    /// Where the report JSON is written.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+}
+
+struct Lines;
+
+impl Progress for Lines {
+    fn say(&self, line: &str) {
+        println!("{line}");
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let RunArgs {
+        file,
+        scenario: wanted,
+        cluster,
+        seed,
+        yes,
+        sample_every,
+        reports,
+    } = args;
+    let Some(mut scenario) = load_one(&file, wanted.as_deref())? else {
+        return Ok(ExitCode::from(2));
+    };
+    if let Some(ns) = &cluster.namespace
+        && scenario.spec.target.kind != TargetKind::Node
+    {
+        scenario.spec.target.namespace = Some(ns.clone());
+    }
+    if sample_every.is_zero() {
+        anyhow::bail!("--sample-every must be longer than 0s");
+    }
+    let (client, server) = cluster.client().await?;
+    let simulator = client
+        .apiserver_version()
+        .await
+        .is_ok_and(|v| v.git_version.contains("disasterpiece-sim"));
+    if !simulator && !yes && !confirmed(&scenario.metadata.name, &server)? {
+        eprintln!("not confirmed; nothing was changed");
+        return Ok(ExitCode::from(2));
+    }
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
+    });
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let mut name = scenario.metadata.name.clone();
+    name.truncate(40);
+    let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
+
+    let (abort_tx, abort_rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let reason = wait_for_signal().await;
+        let _ = abort_tx.send(Some(reason));
+        // A second signal changes nothing: the revert must finish. Only SIGKILL stops it,
+        // and then the journal is there for `disasterpiece recover`.
+        loop {
+            let again = wait_for_signal().await;
+            eprintln!("{again} again: still reverting; the journal covers a kill");
+        }
+    });
+    println!(
+        "exercise {exercise}: scenario {} on {server} (seed {seed})",
+        scenario.metadata.name
+    );
+    println!("hypothesis: {}", scenario.spec.hypothesis);
+    let options = RunOptions {
+        exercise: exercise.clone(),
+        seed,
+        sample_every: sample_every.as_std(),
+        cluster: server,
+    };
+    let report = run_exercise(&client, &scenario, options, abort_rx, &Lines).await;
+
+    std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
+    let path = reports.join(format!("{exercise}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    print!("{}", summary(&report));
+    println!("report: {}", path.display());
+    Ok(ExitCode::from(report.outcome.exit_code()))
+}
+
+fn confirmed(scenario: &str, server: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("this is not the simulator ({server}); pass --yes to run without confirmation");
+        return Ok(false);
+    }
+    eprint!("This injects real faults into {server}. Type the scenario name ({scenario}) to go on: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == scenario)
+}
+
+async fn wait_for_signal() -> String {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)".to_owned(),
+        _ = async {
+            match terminate.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => "terminated (SIGTERM)".to_owned(),
+    }
+}
+
+/// The short summary printed at the end.
+pub fn summary(report: &Report) -> String {
+    let mut s = String::new();
+    let outcome = match report.outcome {
+        Outcome::Confirmed => "CONFIRMED",
+        Outcome::Refuted => "REFUTED",
+        Outcome::Inconclusive => "INCONCLUSIVE",
+        Outcome::Aborted => "ABORTED",
+        Outcome::Refused => "REFUSED (nothing was changed)",
+    };
+    s.push_str(&format!("\nhypothesis {outcome}\n"));
+    for reason in &report.refusals {
+        s.push_str(&format!("  refused: {reason}\n"));
+    }
+    for e in &report.expectations {
+        let verdict = match e.verdict {
+            ClauseVerdict::Confirmed => "confirmed",
+            ClauseVerdict::Refuted => "REFUTED",
+            ClauseVerdict::Inconclusive => "inconclusive",
+        };
+        s.push_str(&format!(
+            "  {verdict:<12} {} ({}): {}\n",
+            e.name, e.expected, e.observed
+        ));
+    }
+    let secs = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.1}s"));
+    let m = &report.metrics;
+    s.push_str(&format!(
+        "  detect {}  remediate {}  recover {}{}\n",
+        secs(m.time_to_detect_s),
+        secs(m.time_to_remediate_s),
+        secs(m.time_to_recover_s),
+        m.abort_latency_s
+            .map_or(String::new(), |a| format!("  abort latency {a:.2}s"))
+    ));
+    for failure in &report.revert_failures {
+        s.push_str(&format!("  REVERT FAILED: {failure} — run `disasterpiece recover`\n"));
+    }
+    s
+}

@@ -1,0 +1,630 @@
+//! One exercise, start to finish: preflight → inject → observe → revert → recovery → report.
+//!
+//! Guarantees: nothing is changed unless preflight passes; every mutation is journaled
+//! before it is sent; the guard is asked again right before each injection; every journaled
+//! entry is reverted (in parallel) whatever happened — abort, error, or the duration ending —
+//! and the journal is closed only when all of it was undone. An abort request (Ctrl-C, an
+//! `abortWhen` clause) stops injection and observation at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::future::join_all;
+use kube::Client;
+use kube::api::Api;
+use kube::core::DynamicObject;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::journal::{Journal, State};
+use super::preflight;
+use crate::fault::{self, Context, Outcome as FaultOutcome, Undo};
+use crate::probe::{self, ProbeContext, Sample, Verdict};
+use crate::report::model::{
+    Abort, ClauseVerdict, ExpectationResult, Injection, Metrics, Outcome, REPORT_VERSION, Report,
+};
+use crate::scenario::Scenario;
+use crate::scenario::model::{HasProbe, ProbeKind, Timing};
+use crate::target::guard::{Health, check_one};
+use crate::target::resolve::{api_resource, resolve};
+
+/// How a run is made.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The exercise id: names the journal and labels what the faults create.
+    pub exercise: String,
+    pub seed: u64,
+    pub sample_every: Duration,
+    /// The cluster's address, for the report.
+    pub cluster: String,
+}
+
+/// Where progress goes: a terminal, a log, a test.
+pub trait Progress: Send + Sync {
+    fn say(&self, line: &str);
+}
+
+/// Abort requests: `Some(reason)` stops the exercise.
+pub type AbortSignal = watch::Receiver<Option<String>>;
+
+struct Clause {
+    name: String,
+    timing: Timing,
+    expected: String,
+    first_held: Option<chrono::DateTime<Utc>>,
+    failed: Option<Sample>,
+    last: Option<Sample>,
+    samples: u32,
+    conclusive: u32,
+}
+
+impl Clause {
+    fn result(&self) -> ExpectationResult {
+        let verdict = match (&self.first_held, &self.failed, self.timing) {
+            (_, Some(_), _) => ClauseVerdict::Refuted,
+            (Some(_), None, _) => ClauseVerdict::Confirmed,
+            (None, None, Timing::Throughout) if self.conclusive > 0 && self.conclusive == self.samples => {
+                ClauseVerdict::Confirmed
+            }
+            (None, None, _) if self.conclusive > 0 => ClauseVerdict::Refuted,
+            _ => ClauseVerdict::Inconclusive,
+        };
+        let decisive = self.failed.as_ref().or(self.last.as_ref());
+        ExpectationResult {
+            name: self.name.clone(),
+            expected: self.expected.clone(),
+            verdict,
+            first_held: self.first_held,
+            observed: decisive.map_or_else(|| "not sampled".to_owned(), |s| s.observed.clone()),
+            samples: self.samples,
+        }
+    }
+
+    fn record(&mut self, sample: Sample) {
+        self.samples += 1;
+        if sample.verdict != Verdict::Inconclusive {
+            self.conclusive += 1;
+        }
+        match (self.timing, sample.verdict) {
+            (Timing::Throughout, Verdict::Fail) if self.failed.is_none() => self.failed = Some(sample.clone()),
+            (Timing::Within(_) | Timing::AfterRecovery, Verdict::Pass) if self.first_held.is_none() => {
+                self.first_held = Some(sample.at)
+            }
+            _ => {}
+        }
+        self.last = Some(sample);
+    }
+
+    /// Still worth sampling now?
+    fn open(&self, injected: Instant, now: Instant, recovering: bool) -> bool {
+        match self.timing {
+            Timing::Within(d) => self.first_held.is_none() && now <= injected + d.as_std(),
+            Timing::Throughout => !recovering && self.failed.is_none(),
+            Timing::AfterRecovery => recovering && self.first_held.is_none(),
+        }
+    }
+}
+
+fn expected(timing: Timing) -> String {
+    match timing {
+        Timing::Within(d) => format!("within {d}"),
+        Timing::Throughout => "throughout the fault".into(),
+        Timing::AfterRecovery => "after recovery".into(),
+    }
+}
+
+/// Runs `scenario`. Never panics on cluster errors: they end up in the report.
+pub async fn run(
+    client: &Client,
+    scenario: &Scenario,
+    options: RunOptions,
+    mut abort: AbortSignal,
+    progress: &dyn Progress,
+) -> Report {
+    let RunOptions {
+        exercise,
+        seed,
+        sample_every,
+        cluster,
+    } = options;
+    let spec = &scenario.spec;
+    let begun = Instant::now();
+    let say = |text: String| progress.say(&format!("[{:>6.1}s] {text}", begun.elapsed().as_secs_f64()));
+    let mut report = Report {
+        report_version: REPORT_VERSION,
+        exercise: exercise.clone(),
+        scenario: scenario.clone(),
+        cluster: cluster.clone(),
+        disasterpiece_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: Utc::now(),
+        ended_at: Utc::now(),
+        outcome: Outcome::Refused,
+        refusals: Vec::new(),
+        timeline: Vec::new(),
+        injections: Vec::new(),
+        expectations: Vec::new(),
+        metrics: Metrics::default(),
+        abort: None,
+        revert_failures: Vec::new(),
+    };
+
+    // Preflight: the same checks as `plan`; a refusal changes nothing.
+    report.event("phase", "preflight");
+    say("preflight: targets, guards, steady state, permissions, dry run".into());
+    let plan = preflight::plan(client, scenario, &cluster, seed).await;
+    if !plan.runnable {
+        for reason in &plan.refusals {
+            say(format!("refused: {reason}"));
+        }
+        report.refusals = plan.refusals;
+        report.ended_at = Utc::now();
+        return report;
+    }
+    let journal_ns = spec.target.namespace.clone().unwrap_or_else(|| "default".into());
+    let journal = match Journal::open(client, &journal_ns, &exercise, &scenario.metadata.name).await {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            report.refusals = vec![format!("cannot open the journal: {e}")];
+            report.ended_at = Utc::now();
+            return report;
+        }
+    };
+    let heartbeat = {
+        let journal = journal.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let _ = journal.beat().await;
+            }
+        })
+    };
+    let ctx = Context {
+        client: client.clone(),
+        exercise: exercise.clone(),
+        dry_run: false,
+    };
+    let expires =
+        Utc::now() + chrono::Duration::from_std(spec.duration.as_std() + Duration::from_secs(60)).unwrap_or_default();
+    let mut aborted: Option<(String, Instant, chrono::DateTime<Utc>)> = None;
+    let check_abort = |abort: &AbortSignal, aborted: &mut Option<(String, Instant, chrono::DateTime<Utc>)>| {
+        if aborted.is_none()
+            && let Some(reason) = abort.borrow().clone()
+        {
+            *aborted = Some((reason, Instant::now(), Utc::now()));
+        }
+    };
+
+    // Inject, asking the guard again before each target.
+    report.event("phase", "inject");
+    let mut entries: Vec<(u32, Vec<Undo>, usize)> = Vec::new();
+    let injected_at = Instant::now();
+    let injected_wall = Utc::now();
+    'faults: for (fault_plan, fault) in plan.faults.iter().zip(&spec.faults) {
+        let Some(kind) = fault.kind() else { continue };
+        let mut hit = Vec::new();
+        for (target, step) in fault_plan.chosen.iter().zip(&fault_plan.steps) {
+            check_abort(&abort, &mut aborted);
+            if aborted.is_some() {
+                break 'faults;
+            }
+            let mut record = Injection {
+                fault: fault_plan.fault.clone(),
+                target: target.display(),
+                action: step.does.clone(),
+                injected_at: None,
+                not_injected: None,
+                reverted_at: None,
+            };
+            let health = fresh_health(client, spec, fault_plan.unit).await;
+            if let Some(reason) = health
+                .as_ref()
+                .and_then(|h| check_one(fault_plan.unit, target, &spec.blast_radius, h, &hit))
+            {
+                record.not_injected = Some(format!("guard: {}", reason.explain()));
+                say(format!(
+                    "skipped {}: the guard says {}",
+                    target.display(),
+                    reason.explain()
+                ));
+                report.event("skipped", format!("{}: {}", target.display(), reason.explain()));
+                report.injections.push(record);
+                continue;
+            }
+            let prepared = match fault::prepare(&ctx, kind, target).await {
+                Ok(p) => p,
+                Err(e) => {
+                    record.not_injected = Some(e.to_string());
+                    report.event("error", format!("prepare {}: {e}", target.display()));
+                    report.injections.push(record);
+                    aborted = Some((
+                        format!("could not prepare {}: {e}", target.display()),
+                        Instant::now(),
+                        Utc::now(),
+                    ));
+                    break 'faults;
+                }
+            };
+            let id = match journal.intend(&target.display(), &prepared, expires).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // Not journaled, so not sent: nothing may happen that cannot be undone.
+                    aborted = Some((format!("journal write failed: {e}"), Instant::now(), Utc::now()));
+                    break 'faults;
+                }
+            };
+            entries.push((id, prepared.undo.clone(), report.injections.len()));
+            match fault::apply(&ctx, &prepared).await {
+                Ok(FaultOutcome::Injected) => {
+                    let _ = journal.mark(id, State::Applied).await;
+                    record.injected_at = Some(Utc::now());
+                    say(format!("injected: {}", prepared.action));
+                    report.event("injected", prepared.action.to_string());
+                    hit.push(target.clone());
+                }
+                Ok(FaultOutcome::NotInjected { reason }) => {
+                    say(format!("not injected: {} — {reason}", prepared.action));
+                    report.event("notInjected", format!("{}: {reason}", prepared.action));
+                    record.not_injected = Some(reason);
+                }
+                Err(e) => {
+                    report.event("error", format!("{}: {e}", prepared.action));
+                    record.not_injected = Some(e.to_string());
+                    report.injections.push(record);
+                    aborted = Some((format!("injection failed: {e}"), Instant::now(), Utc::now()));
+                    break 'faults;
+                }
+            }
+            report.injections.push(record);
+        }
+    }
+
+    // Observe until the duration ends, an abortWhen clause holds, or an abort is requested.
+    let probe_ctx = ProbeContext {
+        client: client.clone(),
+        target: spec.target.clone(),
+    };
+    let mut clauses: Vec<Clause> = spec
+        .expect
+        .iter()
+        .filter_map(|c| {
+            let timing = c.timing()?;
+            Some(Clause {
+                name: c.name.clone(),
+                timing,
+                expected: expected(timing),
+                first_held: None,
+                failed: None,
+                last: None,
+                samples: 0,
+                conclusive: 0,
+            })
+        })
+        .collect();
+    let probes: Vec<Option<ProbeKind<'_>>> = spec
+        .expect
+        .iter()
+        .filter(|c| c.timing().is_some())
+        .map(|c| c.probe())
+        .collect();
+    let mut disrupted = false;
+    let mut remediated: Option<f64> = None;
+    if aborted.is_none() {
+        report.event("phase", "observe");
+        say(format!(
+            "observing for {} (every {:.1}s)",
+            spec.duration,
+            sample_every.as_secs_f64()
+        ));
+    }
+    let window_end = injected_at + spec.duration.as_std();
+    while aborted.is_none() && Instant::now() < window_end {
+        tokio::select! {
+            _ = abort.changed() => { check_abort(&abort, &mut aborted); continue; }
+            _ = tokio::time::sleep(sample_every.min(window_end.saturating_duration_since(Instant::now()))) => {}
+        }
+        let now = Instant::now();
+        sample_clauses(
+            &probe_ctx,
+            &mut clauses,
+            &probes,
+            injected_at,
+            now,
+            false,
+            &say,
+            &mut report,
+        )
+        .await;
+        let abort_samples = join_all(
+            spec.abort_when
+                .iter()
+                .filter_map(|c| c.probe().map(|p| (c, p)))
+                .map(|(c, p)| {
+                    let ctx = &probe_ctx;
+                    async move { (c, probe::sample(ctx, p).await) }
+                }),
+        )
+        .await;
+        if let Some((condition, sample)) = abort_samples.into_iter().find(|(_, s)| s.verdict == Verdict::Pass) {
+            let name = condition.name.clone().unwrap_or_else(|| "abortWhen".into());
+            aborted = Some((
+                format!("abortWhen `{name}` held: {}", sample.observed),
+                Instant::now(),
+                Utc::now(),
+            ));
+        }
+        track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+    }
+
+    // Revert everything journaled, in parallel, whatever happened.
+    if let Some((reason, _, _)) = &aborted {
+        say(format!("ABORT: {reason} — reverting everything"));
+        report.event("abort", reason.clone());
+    }
+    report.event("phase", "revert");
+    let reverts = join_all(entries.iter().map(|(id, undo, index)| {
+        let ctx = ctx.clone();
+        async move {
+            let mut failures = Vec::new();
+            for step in undo {
+                if let Err(e) = revert_with_retries(&ctx, step).await {
+                    failures.push(format!("{step}: {e}"));
+                }
+            }
+            (*id, *index, failures)
+        }
+    }))
+    .await;
+    let reverted_at = Utc::now();
+    for (id, index, failures) in reverts {
+        if failures.is_empty() {
+            let _ = journal.mark(id, State::Reverted).await;
+            if let Some(record) = report.injections.get_mut(index) {
+                record.reverted_at = Some(reverted_at);
+            }
+        }
+        report.revert_failures.extend(failures);
+    }
+    heartbeat.abort();
+    let _ = heartbeat.await;
+    say(format!(
+        "reverted {} journaled action(s){}",
+        entries.len(),
+        if report.revert_failures.is_empty() {
+            String::new()
+        } else {
+            format!("; {} undo step(s) FAILED", report.revert_failures.len())
+        }
+    ));
+    report.event("reverted", format!("{} action(s)", entries.len()));
+    if let Some((reason, requested, requested_wall)) = &aborted {
+        report.metrics.abort_latency_s = Some(requested.elapsed().as_secs_f64());
+        report.abort = Some(Abort {
+            reason: reason.clone(),
+            requested_at: *requested_wall,
+            completed_at: Some(Utc::now()),
+        });
+    }
+    let reverted_instant = Instant::now();
+
+    // Recovery: the steady state must return; after-recovery and late `within` clauses are judged.
+    let mut recovered = aborted.is_some();
+    if aborted.is_none() {
+        report.event("phase", "recovery");
+        say(format!(
+            "recovery: steady state must return within {}",
+            spec.recovery.within
+        ));
+        let deadline = reverted_instant + spec.recovery.within.as_std();
+        loop {
+            let now = Instant::now();
+            sample_clauses(
+                &probe_ctx,
+                &mut clauses,
+                &probes,
+                injected_at,
+                now,
+                true,
+                &say,
+                &mut report,
+            )
+            .await;
+            track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+            if !recovered {
+                let samples = join_all(
+                    spec.steady_state
+                        .iter()
+                        .filter_map(|c| c.probe())
+                        .map(|p| probe::sample(&probe_ctx, p)),
+                )
+                .await;
+                if samples.iter().all(|s| s.verdict == Verdict::Pass) {
+                    recovered = true;
+                    report.metrics.time_to_recover_s = Some(reverted_instant.elapsed().as_secs_f64());
+                    say("steady state is back".into());
+                    report.event("recovered", "steady state holds again");
+                }
+            }
+            let pending = clauses.iter().any(|c| c.open(injected_at, now, true));
+            if (recovered && !pending) || now >= deadline {
+                break;
+            }
+            tokio::time::sleep(sample_every).await;
+        }
+        if !recovered {
+            say(format!("steady state did NOT return within {}", spec.recovery.within));
+            report.event(
+                "notRecovered",
+                format!("steady state did not return within {}", spec.recovery.within),
+            );
+        }
+    }
+
+    if report.revert_failures.is_empty() {
+        if let Err(e) = journal.close().await {
+            say(format!(
+                "could not close the journal: {e}; `disasterpiece recover` will"
+            ));
+        }
+    } else {
+        say(format!(
+            "the journal {journal_ns}/{} is kept: run `disasterpiece recover`",
+            super::journal::name_for(&exercise)
+        ));
+    }
+    report.expectations = clauses.iter().map(Clause::result).collect();
+    report.metrics.time_to_remediate_s = remediated;
+    report.metrics.time_to_detect_s = detection(&report, spec, injected_wall);
+    report.outcome = if aborted.is_some() {
+        Outcome::Aborted
+    } else if !recovered || report.expectations.iter().any(|e| e.verdict == ClauseVerdict::Refuted) {
+        Outcome::Refuted
+    } else if report
+        .expectations
+        .iter()
+        .any(|e| e.verdict == ClauseVerdict::Inconclusive)
+    {
+        Outcome::Inconclusive
+    } else {
+        Outcome::Confirmed
+    };
+    report.ended_at = Utc::now();
+    report
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sample_clauses(
+    ctx: &ProbeContext,
+    clauses: &mut [Clause],
+    probes: &[Option<ProbeKind<'_>>],
+    injected: Instant,
+    now: Instant,
+    recovering: bool,
+    say: &impl Fn(String),
+    report: &mut Report,
+) {
+    let open: Vec<usize> = (0..clauses.len())
+        .filter(|i| clauses[*i].open(injected, now, recovering) && probes[*i].is_some())
+        .collect();
+    let samples = join_all(
+        open.iter()
+            .map(|i| probe::sample(ctx, probes[*i].expect("filtered to Some"))),
+    )
+    .await;
+    for (i, sample) in open.into_iter().zip(samples) {
+        let clause = &mut clauses[i];
+        let was_held = clause.first_held.is_some();
+        let was_failed = clause.failed.is_some();
+        clause.record(sample.clone());
+        if !was_held && clause.first_held.is_some() {
+            say(format!("expectation `{}` holds: {}", clause.name, sample.observed));
+            report.event("expectation", format!("`{}` holds: {}", clause.name, sample.observed));
+        }
+        if !was_failed && clause.failed.is_some() {
+            say(format!("expectation `{}` FAILED: {}", clause.name, sample.observed));
+            report.event("expectation", format!("`{}` failed: {}", clause.name, sample.observed));
+        }
+    }
+    // A `within` clause whose deadline passed without holding is decided now.
+    for clause in clauses.iter_mut() {
+        if let Timing::Within(d) = clause.timing
+            && clause.first_held.is_none()
+            && clause.failed.is_none()
+            && now > injected + d.as_std()
+            && clause.conclusive > 0
+            && let Some(last) = clause.last.clone()
+        {
+            say(format!(
+                "expectation `{}` did not hold within {d}: {}",
+                clause.name, last.observed
+            ));
+            report.event("expectation", format!("`{}` did not hold within {d}", clause.name));
+            clause.failed = Some(last);
+        }
+    }
+}
+
+/// The workload's Ready pods now, for the guard's second look.
+async fn fresh_health(
+    client: &Client,
+    spec: &crate::scenario::model::ScenarioSpec,
+    unit: crate::target::Unit,
+) -> Option<Health> {
+    resolve(client, &spec.target, unit).await.ok().map(|r| r.health)
+}
+
+/// Time to remediate: the first moment, after the target was disrupted, when its workloads
+/// are back to their desired replicas.
+async fn track_remediation(
+    client: &Client,
+    spec: &crate::scenario::model::ScenarioSpec,
+    disrupted: &mut bool,
+    remediated: &mut Option<f64>,
+    injected: Instant,
+) {
+    if remediated.is_some() || spec.target.kind.as_str() == "Node" || spec.target.kind.as_str() == "Pod" {
+        return;
+    }
+    let Some(ns) = &spec.target.namespace else { return };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(spec.target.kind.as_str()));
+    let Some(name) = &spec.target.name else { return };
+    let Ok(object) = api.get(name).await else { return };
+    let want = object.data["spec"]["replicas"].as_u64().unwrap_or(1);
+    let ready = object.data["status"]["readyReplicas"].as_u64().unwrap_or(0);
+    if ready < want {
+        *disrupted = true;
+    } else if *disrupted {
+        *remediated = Some(injected.elapsed().as_secs_f64());
+    }
+}
+
+/// Time to detect: the first alert clause to hold, else the first `within` clause to hold.
+fn detection(
+    report: &Report,
+    spec: &crate::scenario::model::ScenarioSpec,
+    injected: chrono::DateTime<Utc>,
+) -> Option<f64> {
+    let held = |alerts: bool| {
+        spec.expect
+            .iter()
+            .zip(&report.expectations)
+            .filter(|(c, _)| {
+                matches!(c.timing(), Some(Timing::Within(_)))
+                    && matches!(c.probe(), Some(ProbeKind::Alert(_))) == alerts
+            })
+            .filter_map(|(_, r)| r.first_held)
+            .min()
+    };
+    held(true)
+        .or_else(|| held(false))
+        .map(|at| (at - injected).num_milliseconds() as f64 / 1000.0)
+}
+
+/// An undo step, tried again with backoff when the API server answers with a transient error.
+async fn revert_with_retries(ctx: &Context, step: &Undo) -> Result<(), fault::FaultError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match fault::revert(ctx, step).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 8 && transient(&e) => {
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 429 with a Retry-After (flow control), 5xx, or no answer at all: worth another try.
+fn transient(e: &fault::FaultError) -> bool {
+    match e {
+        fault::FaultError::Api {
+            source: kube::Error::Api(status),
+            ..
+        } => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        fault::FaultError::Api { .. } => true,
+        fault::FaultError::Refused(_) => false,
+    }
+}

@@ -1,0 +1,354 @@
+//! `disasterpiece run`: whole exercises against the simulator — one that confirms its
+//! hypothesis, one that refutes it, an Andon pull (SIGINT), a kill (SIGKILL) recovered from
+//! the journal, and a refusal that changes nothing.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use disasterpiece::engine::run::{Progress, RunOptions, run};
+use disasterpiece::report::model::{ClauseVerdict, Outcome};
+use disasterpiece::scenario::{self, Resource, Scenario};
+use disasterpiece::sim::Sim;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+mod common;
+use common::{eventually, fast_shop, start};
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<String>>);
+
+impl Progress for Collect {
+    fn say(&self, line: &str) {
+        self.0.lock().expect("lines").push(line.to_owned());
+    }
+}
+
+fn parse(text: &str) -> Scenario {
+    let loaded = scenario::load(text, &|_| true);
+    match loaded.resources.into_iter().next() {
+        Some((_, Resource::Scenario(s))) => *s,
+        _ => panic!("invalid test scenario: {:?}", loaded.problems),
+    }
+}
+
+fn options(exercise: &str) -> RunOptions {
+    RunOptions {
+        exercise: exercise.into(),
+        seed: 1,
+        sample_every: Duration::from_millis(200),
+        cluster: "sim".into(),
+    }
+}
+
+const SCALE: &str = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-scale}
+spec:
+  hypothesis: Frontend keeps answering on one replica and is back to three afterwards.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: DURATION
+  steadyState:
+    - {name: frontend answers, http: {url: 'http://frontend.shop.svc/healthz'}}
+  expect:
+    - {name: scaled down, kube: {readyReplicas: {atMost: 1}}, within: 3s}
+    - {name: keeps answering, http: {url: 'http://frontend.shop.svc/healthz'}, throughout: true}
+    - {name: three again, kube: {readyReplicas: {equals: 3}}, afterRecovery: true}
+  recovery: {within: 20s}
+";
+
+async fn journals(client: &kube::Client) -> usize {
+    Api::<ConfigMap>::all(client.clone())
+        .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
+        .await
+        .expect("list")
+        .items
+        .len()
+}
+
+async fn replicas(client: &kube::Client, name: &str) -> i32 {
+    Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get(name)
+        .await
+        .expect("get")
+        .spec
+        .replicas
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_run_that_confirms_its_hypothesis_reverts_and_closes_its_journal() {
+    let (_sim, client) = start(fast_shop()).await;
+    let (_tx, abort) = watch::channel(None);
+    let progress = Collect::default();
+    let report = run(
+        &client,
+        &parse(&SCALE.replace("DURATION", "2s")),
+        options("ex-confirm"),
+        abort,
+        &progress,
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Confirmed, "{:#?}", report.expectations);
+    assert!(
+        report
+            .expectations
+            .iter()
+            .all(|e| e.verdict == ClauseVerdict::Confirmed)
+    );
+    assert_eq!(report.injections.len(), 1);
+    assert!(report.injections[0].injected_at.is_some() && report.injections[0].reverted_at.is_some());
+    assert!(report.metrics.time_to_detect_s.is_some() && report.metrics.time_to_recover_s.is_some());
+    assert_eq!(replicas(&client, "frontend").await, 3);
+    assert_eq!(journals(&client).await, 0, "the journal is closed");
+    let lines = progress.0.lock().expect("lines").join("\n");
+    assert!(
+        lines.contains("injected: scale Deployment shop/frontend from 3 to 1 replicas"),
+        "{lines}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_refutes_its_hypothesis_says_which_clause_failed_and_still_reverts() {
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-cut-off}
+spec:
+  hypothesis: Checkout keeps answering with every pod cut off the network.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  blastRadius: {mode: all, respectPodDisruptionBudgets: false}
+  faults: [{networkPartition: {direction: ingress}}]
+  duration: 2s
+  steadyState:
+    - {name: checkout answers, http: {url: 'http://checkout.shop.svc/healthz', timeout: 1s}}
+  expect:
+    - {name: keeps answering, http: {url: 'http://checkout.shop.svc/healthz', timeout: 500ms}, throughout: true}
+  recovery: {within: 10s}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-refute"), abort, &Collect::default()).await;
+    assert_eq!(report.outcome, Outcome::Refuted);
+    assert_eq!(report.injections.len(), 3, "every checkout pod was cut off");
+    let clause = &report.expectations[0];
+    assert_eq!(clause.verdict, ClauseVerdict::Refuted);
+    assert!(
+        clause.observed.contains("no answer within 500ms"),
+        "{}",
+        clause.observed
+    );
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels("disasterpiece.dev/partition"))
+        .await
+        .expect("list");
+    assert!(labelled.items.is_empty(), "partition labels removed");
+    assert_eq!(journals(&client).await, 0);
+}
+
+#[tokio::test]
+async fn a_refused_run_changes_nothing() {
+    let (sim, client) = start(fast_shop().deny("patch", "deployments/scale")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sim.resource_version();
+    let (_tx, abort) = watch::channel(None);
+    let report = run(
+        &client,
+        &parse(&SCALE.replace("DURATION", "2s")),
+        options("ex-refused"),
+        abort,
+        &Collect::default(),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Refused);
+    assert!(
+        report
+            .refusals
+            .iter()
+            .any(|r| r == "not allowed to patch deployments.apps/scale in shop"),
+        "{:?}",
+        report.refusals
+    );
+    assert_eq!(sim.resource_version(), before);
+}
+
+/// Starts `disasterpiece run` on a scenario file and waits until it reports an injection.
+async fn start_run(sim: &Sim, dir: &Path, scenario: &str, injections: usize) -> tokio::process::Child {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("scenario.yaml"), scenario).expect("write");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args(["run", "scenario.yaml", "--sample-every", "200ms", "--kubeconfig"])
+        .arg(sim.kubeconfig_path())
+        .current_dir(dir)
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start run");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = 0;
+    while seen < injections {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("progress")
+            .expect("read")
+            .expect("a line");
+        if line.contains("] injected: ") {
+            seen += 1;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_fault_reverts_everything_and_exits_3_with_the_abort_latency() {
+    let (sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("run-sigint-{}", std::process::id()));
+    let mut child = start_run(&sim, &dir, &SCALE.replace("DURATION", "60s"), 1).await;
+    assert_eq!(replicas(&client, "frontend").await, 1, "the fault is in place");
+    signal(&child, "-INT");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(replicas(&client, "frontend").await, 3);
+    assert_eq!(journals(&client).await, 0);
+    let report = std::fs::read_dir(dir.join("reports"))
+        .expect("reports")
+        .next()
+        .expect("a report")
+        .expect("entry")
+        .path();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).expect("read")).expect("json");
+    assert_eq!(report["outcome"], "aborted");
+    assert_eq!(report["abort"]["reason"], "interrupted (SIGINT)");
+    assert!(
+        report["metrics"]["abortLatencyS"].as_f64().is_some_and(|s| s >= 0.0),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_recovered_from_its_journal_and_a_second_recover_does_nothing() {
+    let (sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("run-sigkill-{}", std::process::id()));
+    let scenario = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-two-faults}
+spec:
+  hypothesis: Checkout survives fewer replicas and a partitioned pod.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  blastRadius: {mode: one}
+  faults: [{scale: {replicas: 2}}, {networkPartition: {}}]
+  duration: 60s
+  expect:
+    - {name: two ready, kube: {readyReplicas: {atLeast: 2}}, throughout: true}
+";
+    let mut child = start_run(&sim, &dir, scenario, 2).await;
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    assert_eq!(replicas(&client, "checkout").await, 2);
+    assert_eq!(
+        policies.list(&ListParams::default()).await.expect("list").items.len(),
+        1
+    );
+    signal(&child, "-KILL");
+    let _ = child.wait().await;
+    assert_eq!(journals(&client).await, 1, "the dead run left its journal");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let its heartbeat lapse (--lapse 1s)
+
+    let kubeconfig = sim.kubeconfig_path().to_owned();
+    let recover = || {
+        let k = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+                .args(["recover", "--lapse", "1s", "--kubeconfig"])
+                .arg(k)
+                .env_remove("KUBECONFIG")
+                .output()
+                .expect("recover")
+        })
+    };
+    let first = recover().await.expect("join");
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("reverted: scale Deployment shop/checkout back to 3")
+            && out.contains("reverted: delete NetworkPolicy shop/"),
+        "{out}"
+    );
+    assert_eq!(replicas(&client, "checkout").await, 3);
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels("disasterpiece.dev/partition"))
+        .await
+        .expect("list");
+    assert!(labelled.items.is_empty());
+    assert_eq!(journals(&client).await, 0);
+    eventually("checkout is whole again", || async {
+        Api::<Deployment>::namespaced(client.clone(), "shop")
+            .get("checkout")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.ready_replicas)
+            == Some(3)
+    })
+    .await;
+
+    let before = sim.resource_version();
+    let second = recover().await.expect("join");
+    assert!(String::from_utf8_lossy(&second.stdout).starts_with("nothing to recover"));
+    assert_eq!(sim.resource_version(), before, "the second recover changes nothing");
+}
