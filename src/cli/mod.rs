@@ -2,6 +2,7 @@
 //! work is done by the library modules.
 
 mod cluster;
+mod demo;
 mod plan;
 mod recover;
 mod run;
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the simulated shop, run three exercises against it, and write their reports.
+    Demo(demo::DemoArgs),
     /// Check scenario and game day files; every problem is printed with its line and column.
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a file format, for editors and CI.
@@ -44,6 +47,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => tokio_runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
