@@ -44,6 +44,7 @@ fn options(exercise: &str) -> RunOptions {
         seed: 1,
         sample_every: Duration::from_millis(200),
         cluster: "sim".into(),
+        retries: None,
     }
 }
 
@@ -351,4 +352,51 @@ spec:
     let second = recover().await.expect("join");
     assert!(String::from_utf8_lossy(&second.stdout).starts_with("nothing to recover"));
     assert_eq!(sim.resource_version(), before, "the second recover changes nothing");
+}
+
+#[tokio::test]
+async fn with_a_fifth_of_api_calls_failing_the_run_still_reverts_everything_and_says_what_it_retried() {
+    use disasterpiece::engine::retry::retrying_client;
+    use disasterpiece::sim::Misbehaviour;
+    let (sim, raw) = start(fast_shop()).await;
+    let (client, log) = retrying_client(sim.kube_config().await.expect("config")).expect("client");
+    sim.set_misbehaviour(&Misbehaviour {
+        error_rate: 0.2,
+        ..Misbehaviour::default()
+    });
+    let (_tx, abort) = watch::channel(None);
+    let mut opts = options("ex-flaky");
+    opts.retries = Some(log);
+    let report = run(
+        &client,
+        &parse(&SCALE.replace("DURATION", "2s")),
+        opts,
+        abort,
+        &Collect::default(),
+    )
+    .await;
+    sim.set_misbehaviour(&Misbehaviour::default());
+    assert_eq!(
+        report.outcome,
+        Outcome::Confirmed,
+        "{:?} {:#?}",
+        report.refusals,
+        report.expectations
+    );
+    assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
+    assert_eq!(replicas(&raw, "frontend").await, 3, "reverted despite the errors");
+    assert_eq!(journals(&raw).await, 0);
+    assert!(sim.injected_errors() > 0);
+    assert!(
+        !report.retried_calls.is_empty(),
+        "the report says which calls were retried"
+    );
+    assert!(
+        report
+            .retried_calls
+            .iter()
+            .all(|c| c.contains(" → 500, retry") || c.contains(" → 503, retry") || c.contains(" → 429, retry")),
+        "{:?}",
+        report.retried_calls
+    );
 }

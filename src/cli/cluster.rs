@@ -20,15 +20,21 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// A client that does not retry on its own: the engine decides what to retry (an
-    /// eviction refused by a PodDisruptionBudget must be reported, not retried for minutes),
-    /// and the cluster's server address, for the report.
+    /// A client that retries transient API errors only (see `engine::retry`: an eviction
+    /// refused by a PodDisruptionBudget must be reported, not retried for minutes), and the
+    /// cluster's server address, for the report.
     pub async fn client(&self) -> anyhow::Result<(kube::Client, String)> {
+        let (client, server, _) = self.retrying_client().await?;
+        Ok((client, server))
+    }
+
+    /// The client, the server's address, and the log of the calls it had to retry.
+    pub async fn retrying_client(&self) -> anyhow::Result<(kube::Client, String, crate::engine::retry::RetryLog)> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let mut config = match &self.kubeconfig {
+        let config = match &self.kubeconfig {
             Some(path) => {
                 // KUBECONFIG may list several files; kubectl merges them, and so does kube.
                 let first = std::env::split_paths(path).next().unwrap_or_else(|| path.clone());
@@ -42,9 +48,8 @@ impl ClusterArgs {
                 .await
                 .context("finding a kubeconfig (set --kubeconfig or KUBECONFIG)")?,
         };
-        config.default_retry = false;
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
-        Ok((client, server))
+        let (client, log) = crate::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
+        Ok((client, server, log))
     }
 }

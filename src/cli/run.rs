@@ -67,7 +67,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if sample_every.is_zero() {
         anyhow::bail!("--sample-every must be longer than 0s");
     }
-    let (client, server) = cluster.client().await?;
+    let (client, server, retries) = cluster.retrying_client().await?;
     let simulator = client
         .apiserver_version()
         .await
@@ -107,6 +107,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         seed,
         sample_every: sample_every.as_std(),
         cluster: server,
+        retries: Some(retries),
     };
     let report = run_exercise(&client, &scenario, options, abort_rx, &Lines).await;
 
@@ -179,6 +180,12 @@ pub fn summary(report: &Report) -> String {
         m.abort_latency_s
             .map_or(String::new(), |a| format!("  abort latency {a:.2}s"))
     ));
+    if !report.retried_calls.is_empty() {
+        let n = report.retried_calls.len();
+        s.push_str(&format!(
+            "  {n} API call(s) failed transiently and were retried (see the report)\n"
+        ));
+    }
     for failure in &report.revert_failures {
         s.push_str(&format!("  REVERT FAILED: {failure} — run `disasterpiece recover`\n"));
     }

@@ -4,4 +4,5 @@
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod retry;
 pub mod run;

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub sample_every: Duration,
     /// The cluster's address, for the report.
     pub cluster: String,
+    /// The retry log of the client, so the report can say which calls were retried.
+    pub retries: Option<super::retry::RetryLog>,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -127,7 +129,9 @@ pub async fn run(
         seed,
         sample_every,
         cluster,
+        retries,
     } = options;
+    let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
     let begun = Instant::now();
     let say = |text: String| progress.say(&format!("[{:>6.1}s] {text}", begun.elapsed().as_secs_f64()));
@@ -146,6 +150,7 @@ pub async fn run(
         expectations: Vec::new(),
         metrics: Metrics::default(),
         abort: None,
+        retried_calls: Vec::new(),
         revert_failures: Vec::new(),
     };
 
@@ -488,6 +493,9 @@ pub async fn run(
     } else {
         Outcome::Confirmed
     };
+    report.retried_calls = retries
+        .map(|r| r.entries().into_iter().skip(retried_before).collect())
+        .unwrap_or_default();
     report.ended_at = Utc::now();
     report
 }

@@ -126,6 +126,9 @@ pub struct Report {
     pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abort: Option<Abort>,
+    /// API calls that failed transiently and were retried (`PATCH /apis/… → 503, retry 1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retried_calls: Vec<String>,
     /// Undo steps that failed: the journal is kept and `disasterpiece recover` must finish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revert_failures: Vec<String>,

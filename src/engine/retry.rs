@@ -1,0 +1,127 @@
+//! Retrying transient API errors, for every request the engine makes.
+//!
+//! kube's own retry (on by default) retries every 429, including a PodDisruptionBudget's
+//! refusal of an eviction, which is an answer, not a hiccup — for up to 15 attempts. The
+//! engine turns it off and wraps the client in this policy instead: 500, 502, 503 and 504,
+//! 429 *with* Retry-After (API priority and fairness), and lost connections are retried with
+//! backoff; everything else is answered at once. Every retried call is logged for the report.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::client::Body;
+use tower::retry::{Policy, RetryLayer};
+use tower::{Layer, Service};
+
+/// The calls that were retried: `PATCH /apis/apps/v1/… → 503, retried`.
+#[derive(Debug, Clone, Default)]
+pub struct RetryLog(Arc<Mutex<Vec<String>>>);
+
+impl RetryLog {
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, entry: String) {
+        if let Ok(mut log) = self.0.lock() {
+            log.push(entry);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Transient {
+    log: RetryLog,
+    attempt: u32,
+}
+
+/// Attempts after the first.
+const MAX_RETRIES: u32 = 8;
+
+impl Policy<Request<Body>, Response<Body>, kube::Error> for Transient {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        req: &mut Request<Body>,
+        result: &mut Result<Response<Body>, kube::Error>,
+    ) -> Option<Self::Future> {
+        // Through the service proxy a 503 is the application's answer, for a probe to judge.
+        if req.uri().path().contains("/proxy/") {
+            return None;
+        }
+        let why = match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let flow_control = status == 429 && response.headers().contains_key(http::header::RETRY_AFTER);
+                if !(matches!(status, 500 | 502 | 503 | 504) || flow_control) {
+                    return None;
+                }
+                status.to_string()
+            }
+            Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => "no answer".to_owned(),
+            Err(_) => return None,
+        };
+        if self.attempt >= MAX_RETRIES {
+            return None;
+        }
+        self.attempt += 1;
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), ToString::to_string);
+        self.log
+            .push(format!("{} {path} → {why}, retry {}", req.method(), self.attempt));
+        let backoff = Duration::from_millis(50 * 2u64.pow(self.attempt.min(6)));
+        Some(tokio::time::sleep(backoff))
+    }
+
+    fn clone_request(&mut self, req: &Request<Body>) -> Option<Request<Body>> {
+        let body = req.body().try_clone()?;
+        let mut clone = Request::builder()
+            .method(req.method().clone())
+            .uri(req.uri().clone())
+            .version(req.version())
+            .body(body)
+            .ok()?;
+        *clone.headers_mut() = req.headers().clone();
+        Some(clone)
+    }
+}
+
+/// A `kube::Client` as a tower service, for layering.
+#[derive(Clone)]
+struct Send(kube::Client);
+
+impl Service<Request<Body>> for Send {
+    type Response = Response<Body>;
+    type Error = kube::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, kube::Error>> + std::marker::Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let client = self.0.clone();
+        Box::pin(async move { client.send(req).await })
+    }
+}
+
+/// A client that retries transient errors (and only those), and the log of what it retried.
+pub fn retrying_client(mut config: kube::Config) -> Result<(kube::Client, RetryLog), kube::Error> {
+    config.default_retry = false;
+    let namespace = config.default_namespace.clone();
+    let inner = kube::Client::try_from(config)?;
+    let log = RetryLog::default();
+    let service = RetryLayer::new(Transient {
+        log: log.clone(),
+        attempt: 0,
+    })
+    .layer(Send(inner));
+    Ok((kube::Client::new(service, namespace), log))
+}
