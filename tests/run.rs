@@ -400,3 +400,142 @@ async fn with_a_fifth_of_api_calls_failing_the_run_still_reverts_everything_and_
         report.retried_calls
     );
 }
+
+#[tokio::test]
+async fn pulling_the_kill_switch_mid_run_aborts_and_reverts() {
+    use kube::api::PostParams;
+    let (_sim, client) = start(fast_shop()).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "disasterpiece-system"}})).expect("ns"),
+        )
+        .await
+        .expect("create ns");
+    let (_tx, abort) = watch::channel(None);
+    let scenario = parse(&SCALE.replace("DURATION", "60s"));
+    let puller = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            eventually("the fault is in place", || async {
+                replicas(&client, "frontend").await == 1
+            })
+            .await;
+            let switch: ConfigMap =
+                serde_json::from_value(serde_json::json!({"metadata": {"name": "disasterpiece-killswitch"}}))
+                    .expect("cm");
+            Api::<ConfigMap>::namespaced(client.clone(), "disasterpiece-system")
+                .create(&PostParams::default(), &switch)
+                .await
+                .expect("pull");
+        })
+    };
+    let report = run(&client, &scenario, options("ex-killswitch"), abort, &Collect::default()).await;
+    puller.await.expect("puller");
+    assert_eq!(report.outcome, Outcome::Aborted);
+    assert_eq!(
+        report.abort.as_ref().map(|a| a.reason.as_str()),
+        Some("kill switch: ConfigMap disasterpiece-system/disasterpiece-killswitch exists")
+    );
+    assert_eq!(replicas(&client, "frontend").await, 3);
+    assert_eq!(journals(&client).await, 0);
+}
+
+#[tokio::test]
+async fn a_namespace_annotated_to_abort_refuses_the_run() {
+    use kube::api::{Patch, PatchParams};
+    let (sim, client) = start(fast_shop()).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"metadata": {"annotations": {"disasterpiece.dev/abort": "game day paused"}}}),
+            ),
+        )
+        .await
+        .expect("annotate");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sim.resource_version();
+    let (_tx, abort) = watch::channel(None);
+    let report = run(
+        &client,
+        &parse(&SCALE.replace("DURATION", "2s")),
+        options("ex-annotated"),
+        abort,
+        &Collect::default(),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Refused);
+    assert!(
+        report
+            .refusals
+            .contains(&"kill switch: namespace shop is annotated disasterpiece.dev/abort".to_owned()),
+        "{:?}",
+        report.refusals
+    );
+    assert_eq!(sim.resource_version(), before);
+}
+
+#[tokio::test]
+async fn the_guard_asked_again_before_each_injection_skips_what_became_unsafe() {
+    let (_sim, client) = start(fast_shop()).await;
+    // Two of three pods may go while one stays (minHealthy 1) — until the first is gone:
+    // then taking the second would leave none Ready, and the guard says no.
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-two-pods}
+spec:
+  hypothesis: Checkout survives losing two pods.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  blastRadius: {mode: count, value: 2, minHealthy: 1, respectPodDisruptionBudgets: false}
+  faults: [{podKill: {gracePeriodSeconds: 0}}]
+  duration: 1s
+  expect:
+    - {name: one ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-guard"), abort, &Collect::default()).await;
+    assert_eq!(report.injections.len(), 2);
+    assert!(report.injections[0].injected_at.is_some());
+    assert_eq!(
+        report.injections[1].not_injected.as_deref(),
+        Some("guard: would leave 0 Ready, minHealthy is 1")
+    );
+}
+
+#[tokio::test]
+async fn command_probes_judge_by_exit_code() {
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: command-probes}
+spec:
+  hypothesis: The smoke test passes before and after a scale-down.
+  target: {namespace: shop, kind: Deployment, name: payments}
+  faults: [{scale: {replicas: 1}}]
+  duration: 1s
+  steadyState:
+    - {name: smoke test, command: {run: [sh, -c, 'exit 0']}}
+  expect:
+    - {name: exits 3, command: {run: [sh, -c, 'exit 3'], expectExitCode: 3}, within: 2s}
+    - {name: exits 1, command: {run: [sh, -c, 'exit 1']}, within: 1s}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-command"), abort, &Collect::default()).await;
+    assert_eq!(
+        report.expectations[0].verdict,
+        ClauseVerdict::Confirmed,
+        "{:?}",
+        report.expectations
+    );
+    assert_eq!(report.expectations[1].verdict, ClauseVerdict::Refuted);
+    assert_eq!(report.expectations[1].observed, "exit code 1, expected 0");
+    assert_eq!(report.outcome, Outcome::Refuted);
+}

@@ -180,6 +180,9 @@ pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
     for verb in ["create", "update", "delete"] {
         needed.push(Permission::new(verb, "", "configmaps", "", journal_ns));
     }
+    // The kill switch must be readable, or pulling it would not stop this run.
+    needed.push(Permission::new("get", "", "configmaps", "", "disasterpiece-system"));
+    needed.push(Permission::new("get", "", "namespaces", "", ""));
     for fault in &spec.faults {
         let Some(kind) = fault.kind() else { continue };
         match kind {

@@ -107,6 +107,9 @@ pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64
         refusals: Vec::new(),
     };
     plan.refusals = refusals(&plan);
+    if let Some(pulled) = super::run::kill_switch(client, spec.target.namespace.as_deref()).await {
+        plan.refusals.push(pulled);
+    }
     plan.runnable = plan.refusals.is_empty();
     plan
 }

@@ -210,6 +210,11 @@ pub async fn run(
         let mut hit = Vec::new();
         for (target, step) in fault_plan.chosen.iter().zip(&fault_plan.steps) {
             check_abort(&abort, &mut aborted);
+            if aborted.is_none()
+                && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
+            {
+                aborted = Some((reason, Instant::now(), Utc::now()));
+            }
             if aborted.is_some() {
                 break 'faults;
             }
@@ -357,6 +362,11 @@ pub async fn run(
                 Instant::now(),
                 Utc::now(),
             ));
+        }
+        if aborted.is_none()
+            && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
+        {
+            aborted = Some((reason, Instant::now(), Utc::now()));
         }
         track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
     }
@@ -550,6 +560,32 @@ async fn sample_clauses(
             clause.failed = Some(last);
         }
     }
+}
+
+/// The kill switch's ConfigMap: while it exists, no exercise runs.
+pub const KILL_SWITCH: (&str, &str) = ("disasterpiece-system", "disasterpiece-killswitch");
+/// The annotation that stops every exercise in a namespace.
+pub const ABORT_ANNOTATION: &str = "disasterpiece.dev/abort";
+
+/// Whether someone pulled the kill switch: the ConfigMap exists, or the target's namespace
+/// carries the abort annotation. Unreadable counts as not pulled; `plan` checks the
+/// permissions to read both.
+pub async fn kill_switch(client: &Client, namespace: Option<&str>) -> Option<String> {
+    let (ks_ns, ks_name) = KILL_SWITCH;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ks_ns);
+    if let Ok(Some(_)) = maps.get_opt(ks_name).await {
+        return Some(format!("kill switch: ConfigMap {ks_ns}/{ks_name} exists"));
+    }
+    let ns = namespace?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let annotated = namespaces
+        .get_opt(ns)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.metadata.annotations)
+        .is_some_and(|a| a.contains_key(ABORT_ANNOTATION));
+    annotated.then(|| format!("kill switch: namespace {ns} is annotated {ABORT_ANNOTATION}"))
 }
 
 /// The workload's Ready pods now, for the guard's second look.
