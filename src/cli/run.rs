@@ -38,11 +38,69 @@ pub struct RunArgs {
     pub reports: PathBuf,
 }
 
+/// Plain lines, for logs and pipes.
 struct Lines;
 
 impl Progress for Lines {
     fn say(&self, line: &str) {
         println!("{line}");
+    }
+}
+
+/// A live status line in a terminal: the phase, elapsed and remaining time, and each
+/// expectation's state; what happens scrolls above it.
+struct Live {
+    bar: indicatif::ProgressBar,
+}
+
+impl Live {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Live { bar }
+    }
+}
+
+impl Progress for Live {
+    fn say(&self, line: &str) {
+        self.bar.println(line);
+    }
+
+    fn phase(&self, name: &str, window: Option<std::time::Duration>) {
+        // Elapsed and, when the phase has a limit, the limit: `observe 4s of 2m`.
+        let limit = window.map_or(String::new(), |w| format!(" of {}", Duration::from(w)));
+        let template = format!("{{spinner}} {{prefix:.bold}} {{elapsed}}{limit}  {{wide_msg}}");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            self.bar.set_style(style);
+        }
+        self.bar.reset_elapsed();
+        self.bar.set_prefix(name.to_owned());
+        self.bar.set_message(String::new());
+    }
+
+    fn clauses(&self, states: &[(String, &'static str)]) {
+        let shown: Vec<String> = states
+            .iter()
+            .map(|(name, state)| {
+                let mark = match *state {
+                    "held" | "holding" => "✓",
+                    "failed" => "✗",
+                    _ => "…",
+                };
+                format!("{mark} {name}")
+            })
+            .collect();
+        self.bar.set_message(shown.join("  "));
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -109,7 +167,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cluster: server,
         retries: Some(retries),
     };
-    let report = run_exercise(&client, &scenario, options, abort_rx, &Lines).await;
+    let report = if std::io::stdout().is_terminal() {
+        let live = Live::new();
+        let report = run_exercise(&client, &scenario, options, abort_rx, &live).await;
+        drop(live);
+        report
+    } else {
+        run_exercise(&client, &scenario, options, abort_rx, &Lines).await
+    };
 
     std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
     let path = reports.join(format!("{exercise}.json"));

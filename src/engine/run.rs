@@ -44,7 +44,28 @@ pub struct RunOptions {
 
 /// Where progress goes: a terminal, a log, a test.
 pub trait Progress: Send + Sync {
+    /// Something happened (one line).
     fn say(&self, line: &str);
+    /// A phase starts; `window` is how long it lasts at most, when known.
+    fn phase(&self, _name: &str, _window: Option<Duration>) {}
+    /// The expectations as they stand: name and state (`pending`, `holding`, `held`, `failed`).
+    fn clauses(&self, _states: &[(String, &'static str)]) {}
+}
+
+fn states(clauses: &[Clause]) -> Vec<(String, &'static str)> {
+    clauses
+        .iter()
+        .map(|c| {
+            let state = match (&c.first_held, &c.failed, c.timing) {
+                (_, Some(_), _) => "failed",
+                (Some(_), None, _) => "held",
+                // Not failed so far is all a `throughout` clause can say before the end.
+                (None, None, Timing::Throughout) if c.conclusive > 0 => "holding",
+                (None, None, _) => "pending",
+            };
+            (c.name.clone(), state)
+        })
+        .collect()
 }
 
 /// Abort requests: `Some(reason)` stops the exercise.
@@ -156,6 +177,7 @@ pub async fn run(
 
     // Preflight: the same checks as `plan`; a refusal changes nothing.
     report.event("phase", "preflight");
+    progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
     let plan = preflight::plan(client, scenario, &cluster, seed).await;
     if !plan.runnable {
@@ -202,6 +224,7 @@ pub async fn run(
 
     // Inject, asking the guard again before each target.
     report.event("phase", "inject");
+    progress.phase("inject", None);
     let mut entries: Vec<(u32, Vec<Undo>, usize)> = Vec::new();
     let injected_at = Instant::now();
     let injected_wall = Utc::now();
@@ -321,6 +344,8 @@ pub async fn run(
     let mut remediated: Option<f64> = None;
     if aborted.is_none() {
         report.event("phase", "observe");
+        progress.phase("observe", Some(spec.duration.as_std()));
+        progress.clauses(&states(&clauses));
         say(format!(
             "observing for {} (every {:.1}s)",
             spec.duration,
@@ -345,6 +370,7 @@ pub async fn run(
             &mut report,
         )
         .await;
+        progress.clauses(&states(&clauses));
         let abort_samples = join_all(
             spec.abort_when
                 .iter()
@@ -377,6 +403,7 @@ pub async fn run(
         report.event("abort", reason.clone());
     }
     report.event("phase", "revert");
+    progress.phase("revert", None);
     let reverts = join_all(entries.iter().map(|(id, undo, index)| {
         let ctx = ctx.clone();
         async move {
@@ -426,6 +453,7 @@ pub async fn run(
     let mut recovered = aborted.is_some();
     if aborted.is_none() {
         report.event("phase", "recovery");
+        progress.phase("recovery", Some(spec.recovery.within.as_std()));
         say(format!(
             "recovery: steady state must return within {}",
             spec.recovery.within
@@ -444,6 +472,7 @@ pub async fn run(
                 &mut report,
             )
             .await;
+            progress.clauses(&states(&clauses));
             track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
             if !recovered {
                 let samples = join_all(
