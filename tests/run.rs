@@ -337,6 +337,17 @@ spec:
         .expect("list");
     assert!(labelled.items.is_empty());
     assert_eq!(journals(&client).await, 0);
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("nodes")
+        .items;
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true)),
+        "no node left cordoned"
+    );
     eventually("checkout is whole again", || async {
         Api::<Deployment>::namespaced(client.clone(), "shop")
             .get("checkout")
@@ -538,4 +549,35 @@ spec:
     assert_eq!(report.expectations[1].verdict, ClauseVerdict::Refuted);
     assert_eq!(report.expectations[1].observed, "exit code 1, expected 0");
     assert_eq!(report.outcome, Outcome::Refuted);
+}
+
+#[tokio::test]
+async fn an_abort_when_clause_that_holds_aborts_and_reverts() {
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-too-far}
+spec:
+  hypothesis: Frontend copes with a single replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 60s
+  expect:
+    - {name: answers, http: {url: 'http://frontend.shop.svc/healthz', timeout: 1s}, throughout: true}
+  abortWhen:
+    - {name: fewer than two ready, kube: {readyReplicas: {below: 2}}}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-abortwhen"), abort, &Collect::default()).await;
+    assert_eq!(report.outcome, Outcome::Aborted);
+    let reason = report.abort.as_ref().map(|a| a.reason.clone()).unwrap_or_default();
+    assert!(
+        reason.starts_with("abortWhen `fewer than two ready` held: 1 ready replicas"),
+        "{reason}"
+    );
+    assert!(report.metrics.abort_latency_s.is_some());
+    assert_eq!(replicas(&client, "frontend").await, 3);
+    assert_eq!(report.targets[0].chosen, ["deployment shop/frontend"]);
 }

@@ -22,7 +22,7 @@ use super::preflight;
 use crate::fault::{self, Context, Outcome as FaultOutcome, Undo};
 use crate::probe::{self, ProbeContext, Sample, Verdict};
 use crate::report::model::{
-    Abort, ClauseVerdict, ExpectationResult, Injection, Metrics, Outcome, REPORT_VERSION, Report,
+    Abort, ClauseVerdict, ExpectationResult, Injection, Metrics, Outcome, REPORT_VERSION, Report, TargetChoice,
 };
 use crate::scenario::Scenario;
 use crate::scenario::model::{HasProbe, ProbeKind, Timing};
@@ -167,6 +167,7 @@ pub async fn run(
         outcome: Outcome::Refused,
         refusals: Vec::new(),
         timeline: Vec::new(),
+        targets: Vec::new(),
         injections: Vec::new(),
         expectations: Vec::new(),
         metrics: Metrics::default(),
@@ -180,6 +181,19 @@ pub async fn run(
     progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
     let plan = preflight::plan(client, scenario, &cluster, seed).await;
+    report.targets = plan
+        .faults
+        .iter()
+        .map(|f| TargetChoice {
+            fault: f.fault.clone(),
+            chosen: f.chosen.iter().map(|c| c.display()).collect(),
+            excluded: f
+                .excluded
+                .iter()
+                .map(|e| (e.target.display(), e.explanation.clone()))
+                .collect(),
+        })
+        .collect();
     if !plan.runnable {
         for reason in &plan.refusals {
             say(format!("refused: {reason}"));

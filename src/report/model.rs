@@ -46,6 +46,16 @@ pub struct Event {
     pub detail: String,
 }
 
+/// The guard's choice for one fault: what it acted on, and what it spared and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetChoice {
+    pub fault: String,
+    pub chosen: Vec<String>,
+    /// `(target, reason)`.
+    pub excluded: Vec<(String, String)>,
+}
+
 /// One fault on one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +131,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<String>,
     pub timeline: Vec<Event>,
+    pub targets: Vec<TargetChoice>,
     pub injections: Vec<Injection>,
     pub expectations: Vec<ExpectationResult>,
     pub metrics: Metrics,
