@@ -581,3 +581,43 @@ spec:
     assert_eq!(replicas(&client, "frontend").await, 3);
     assert_eq!(report.targets[0].chosen, ["deployment shop/frontend"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_cluster_that_is_not_the_simulator_run_needs_yes() {
+    let (sim, client) = start(fast_shop().git_version("v1.34.2")).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("run-confirm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("scenario.yaml"), SCALE.replace("DURATION", "1s")).expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sim.resource_version();
+    let run_cli = |extra: &'static [&'static str]| {
+        let (dir, kubeconfig) = (dir.clone(), sim.kubeconfig_path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+                .args(["run", "scenario.yaml", "--kubeconfig"])
+                .arg(kubeconfig)
+                .args(extra)
+                .current_dir(dir)
+                .env_remove("KUBECONFIG")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run")
+        })
+    };
+    let unconfirmed = run_cli(&[]).await.expect("join");
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unconfirmed.stderr).contains("pass --yes"),
+        "{}",
+        String::from_utf8_lossy(&unconfirmed.stderr)
+    );
+    assert_eq!(sim.resource_version(), before, "nothing was changed");
+    let confirmed = run_cli(&["--yes"]).await.expect("join");
+    assert_eq!(
+        confirmed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&confirmed.stdout)
+    );
+    assert_eq!(replicas(&client, "frontend").await, 3);
+}

@@ -157,7 +157,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         let store_guard = shared.store.lock().expect("store lock");
         let types = &store_guard.types;
         match segments.as_slice() {
-            ["version"] => Err(ok(&super::version())),
+            ["version"] => Err(ok(&super::version(&shared))),
             ["healthz" | "readyz" | "livez"] => Err((StatusCode::OK, "ok").into_response()),
             ["api"] => Err(ok(
                 &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [

@@ -103,6 +103,7 @@ pub(crate) struct Shared {
     requests_failed: AtomicU64,
     rng: AtomicU64,
     addr: SocketAddr,
+    git_version: Option<String>,
 }
 
 /// Why the simulator could not start.
@@ -134,9 +135,17 @@ pub struct SimBuilder {
     kubeconfig: Option<PathBuf>,
     bulk: Option<(usize, usize)>,
     denied: Vec<(String, String)>,
+    git_version: Option<String>,
 }
 
 impl SimBuilder {
+    /// Reports this `gitVersion` from `/version` instead of the simulator's own, to test what
+    /// Disasterpiece does against a cluster that is not the simulator.
+    pub fn git_version(mut self, version: &str) -> Self {
+        self.git_version = Some(version.to_owned());
+        self
+    }
+
     /// Makes SelfSubjectAccessReviews answer "not allowed" for `verb` on `resource`
     /// (`pods`, `pods/eviction`), to test permission checks. Requests themselves still succeed.
     pub fn deny(mut self, verb: &str, resource: &str) -> Self {
@@ -204,6 +213,7 @@ impl SimBuilder {
             kubeconfig,
             bulk,
             denied,
+            git_version,
         } = self;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -225,6 +235,7 @@ impl SimBuilder {
             requests_failed: AtomicU64::new(0),
             rng: AtomicU64::new(0x2545_f491_4f6c_dd1d ^ u64::from(addr.port())),
             addr,
+            git_version,
         });
         let url = format!("http://{addr}");
         let kubeconfig = kubeconfig
@@ -394,9 +405,13 @@ fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-fn version() -> Value {
+fn version(shared: &Shared) -> Value {
+    let git_version = shared
+        .git_version
+        .clone()
+        .unwrap_or_else(|| "v1.34.0-disasterpiece-sim".into());
     json!({
-        "major": "1", "minor": "34", "gitVersion": "v1.34.0-disasterpiece-sim", "gitCommit": "",
+        "major": "1", "minor": "34", "gitVersion": git_version, "gitCommit": "",
         "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "",
         "compiler": "rustc", "platform": "linux/amd64",
     })
