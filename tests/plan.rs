@@ -39,7 +39,14 @@ async fn plan_changes_nothing_and_explains_its_choice() {
     let (sim, client) = shop(Sim::builder()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sim.resource_version();
-    let planned = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), sim.url(), 7).await;
+    let planned = plan(
+        &client,
+        &scenario("scenarios/checkout-pod-loss.yaml"),
+        sim.url(),
+        7,
+        None,
+    )
+    .await;
     assert_eq!(sim.resource_version(), before, "plan wrote nothing");
     assert!(planned.runnable, "{:?}", planned.refusals);
     let fault = &planned.faults[0];
@@ -80,7 +87,14 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         planned.dry_run
     );
 
-    let again = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), sim.url(), 7).await;
+    let again = plan(
+        &client,
+        &scenario("scenarios/checkout-pod-loss.yaml"),
+        sim.url(),
+        7,
+        None,
+    )
+    .await;
     assert_eq!(
         again.faults[0].chosen, fault.chosen,
         "the same seed chooses the same target"
@@ -90,7 +104,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
 #[tokio::test]
 async fn plan_refuses_without_permission() {
     let (_sim, client) = shop(Sim::builder().deny("delete", "pods")).await;
-    let planned = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1).await;
+    let planned = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1, None).await;
     assert!(!planned.runnable);
     assert!(
         planned
@@ -115,7 +129,7 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
         d.status.and_then(|s| s.replicas).unwrap_or(0) == 0
     })
     .await;
-    let refused = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1)
+    let refused = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1, None)
         .await
         .refusals;
     let steady = refused
@@ -130,7 +144,7 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
 #[tokio::test]
 async fn plan_refuses_a_fault_this_version_cannot_inject() {
     let (_sim, client) = shop(Sim::builder()).await;
-    let planned = plan(&client, &scenario("scenarios/frontend-latency.yaml"), "sim", 1).await;
+    let planned = plan(&client, &scenario("scenarios/frontend-latency.yaml"), "sim", 1, None).await;
     assert_eq!(
         planned.refusals,
         ["networkDelay: this fault kind is not available in this version"]

@@ -17,6 +17,9 @@ pub struct ClusterArgs {
     /// Use this namespace instead of the scenario's target namespace.
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// The Prometheus that `prometheus` and `alert` probes ask when they name no `url`.
+    #[arg(long, value_name = "URL", env = "DISASTERPIECE_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 impl ClusterArgs {

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub cluster: String,
     /// The retry log of the client, so the report can say which calls were retried.
     pub retries: Option<super::retry::RetryLog>,
+    /// The Prometheus that prometheus and alert probes ask when they name none.
+    pub prometheus: Option<String>,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -74,6 +76,9 @@ pub type AbortSignal = watch::Receiver<Option<String>>;
 struct Clause {
     name: String,
     timing: Timing,
+    /// A prometheus probe's `for`: it must pass this long without a break to count as held.
+    hold_for: Option<Duration>,
+    passing_since: Option<chrono::DateTime<Utc>>,
     expected: String,
     first_held: Option<chrono::DateTime<Utc>>,
     failed: Option<Sample>,
@@ -109,9 +114,21 @@ impl Clause {
         if sample.verdict != Verdict::Inconclusive {
             self.conclusive += 1;
         }
+        // With `for`, a pass counts once the passes have lasted that long without a break.
+        let since = if sample.verdict == Verdict::Pass {
+            *self.passing_since.get_or_insert(sample.at)
+        } else {
+            sample.at
+        };
+        if sample.verdict != Verdict::Pass {
+            self.passing_since = None;
+        }
+        let long_enough = self
+            .hold_for
+            .is_none_or(|d| (sample.at - since).to_std().unwrap_or_default() >= d);
         match (self.timing, sample.verdict) {
             (Timing::Throughout, Verdict::Fail) if self.failed.is_none() => self.failed = Some(sample.clone()),
-            (Timing::Within(_) | Timing::AfterRecovery, Verdict::Pass) if self.first_held.is_none() => {
+            (Timing::Within(_) | Timing::AfterRecovery, Verdict::Pass) if self.first_held.is_none() && long_enough => {
                 self.first_held = Some(sample.at)
             }
             _ => {}
@@ -151,6 +168,7 @@ pub async fn run(
         sample_every,
         cluster,
         retries,
+        prometheus,
     } = options;
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
@@ -180,7 +198,7 @@ pub async fn run(
     report.event("phase", "preflight");
     progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
-    let plan = preflight::plan(client, scenario, &cluster, seed).await;
+    let plan = preflight::plan(client, scenario, &cluster, seed, prometheus.as_deref()).await;
     report.targets = plan
         .faults
         .iter()
@@ -330,6 +348,7 @@ pub async fn run(
     let probe_ctx = ProbeContext {
         client: client.clone(),
         target: spec.target.clone(),
+        prometheus: prometheus.clone(),
     };
     let mut clauses: Vec<Clause> = spec
         .expect
@@ -339,6 +358,11 @@ pub async fn run(
             Some(Clause {
                 name: c.name.clone(),
                 timing,
+                hold_for: match c.probe() {
+                    Some(ProbeKind::Prometheus(p)) => p.for_.map(|d| d.as_std()),
+                    _ => None,
+                },
+                passing_since: None,
                 expected: expected(timing),
                 first_held: None,
                 failed: None,
@@ -532,7 +556,14 @@ pub async fn run(
     }
     report.expectations = clauses.iter().map(Clause::result).collect();
     report.metrics.time_to_remediate_s = remediated;
-    report.metrics.time_to_detect_s = detection(&report, spec, injected_wall);
+    // From the moment the first fault actually went in, not the start of the phase.
+    let first_injection = report
+        .injections
+        .iter()
+        .filter_map(|i| i.injected_at)
+        .min()
+        .unwrap_or(injected_wall);
+    report.metrics.time_to_detect_s = detection(&report, spec, first_injection);
     report.outcome = if aborted.is_some() {
         Outcome::Aborted
     } else if !recovered || report.expectations.iter().any(|e| e.verdict == ClauseVerdict::Refuted) {

@@ -83,6 +83,16 @@ async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<
             .to_bytes();
         return Ok((status, String::from_utf8_lossy(&bytes).into_owned()));
     }
+    direct(url, method(probe.method), &path, &probe.headers).await
+}
+
+/// One request straight to an `http://` address (HTTP/1.1, connection closed after).
+pub async fn direct(
+    url: &url::Url,
+    method: &str,
+    path: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<(u16, String), String> {
     if url.scheme() != "http" {
         return Err(format!(
             "{} addresses are not supported yet; use http, or a NAME.NAMESPACE.svc address",
@@ -94,11 +104,9 @@ async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<
     let mut stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| e.to_string())?;
-    let mut head = format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n",
-        method(probe.method)
-    );
-    for (k, v) in &probe.headers {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n");
+    for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("Content-Length: 0\r\n\r\n");

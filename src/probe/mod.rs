@@ -2,9 +2,11 @@
 //! A probe never changes anything. An answer that cannot be judged (no data, a kind of probe
 //! this version cannot run) is inconclusive, never a pass.
 
+pub mod alert;
 pub mod command;
 pub mod http;
 pub mod kube;
+pub mod prometheus;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -42,11 +44,13 @@ impl Sample {
     }
 }
 
-/// What probes need: a client, and the scenario's target for the defaults of `kube` probes.
+/// What probes need: a client, the scenario's target for the defaults of `kube` probes, and
+/// the Prometheus to ask when a probe names none.
 #[derive(Clone)]
 pub struct ProbeContext {
     pub client: ::kube::Client,
     pub target: Target,
+    pub prometheus: Option<String>,
 }
 
 /// Takes one sample of a probe.
@@ -55,11 +59,8 @@ pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
         ProbeKind::Http(p) => http::sample(ctx, p).await,
         ProbeKind::Kube(p) => kube::sample(ctx, p).await,
         ProbeKind::Command(p) => command::sample(p).await,
-        ProbeKind::Prometheus(_) => Sample::new(
-            Verdict::Inconclusive,
-            "prometheus probes are not available in this version",
-        ),
-        ProbeKind::Alert(_) => Sample::new(Verdict::Inconclusive, "alert probes are not available in this version"),
+        ProbeKind::Prometheus(p) => prometheus::sample(ctx, p).await,
+        ProbeKind::Alert(p) => alert::sample(ctx, p).await,
     }
 }
 

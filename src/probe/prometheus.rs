@@ -1,0 +1,87 @@
+//! The prometheus probe: a PromQL instant query, compared with a threshold. No data, several
+//! series or NaN is inconclusive — never a pass — with what to change in the query.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{ProbeContext, Sample, Verdict, describe, holds};
+use crate::scenario::model::PrometheusProbe;
+
+/// The result of an instant query: `Ok(Some(value))`, `Ok(None)` for no data, or why not.
+pub async fn instant(base: &str, query: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    let url = url::Url::parse(base).map_err(|e| format!("the Prometheus address `{base}` is not a URL: {e}"))?;
+    let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let path = format!("{}/api/v1/query?query={encoded}", url.path().trim_end_matches('/'));
+    let (status, body) = super::http::direct(&url, "GET", &path, &BTreeMap::new()).await?;
+    let answer: Value =
+        serde_json::from_str(&body).map_err(|_| format!("Prometheus answered {status} with no JSON"))?;
+    if answer["status"] != "success" {
+        return Err(format!(
+            "Prometheus refused the query: {}",
+            answer["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    let number = |v: &Value| v.get(1).and_then(Value::as_str).and_then(|s| s.parse::<f64>().ok());
+    let data = &answer["data"];
+    match data["resultType"].as_str() {
+        Some("scalar") => Ok(number(&data["result"])
+            .map(|v| (BTreeMap::new(), v))
+            .into_iter()
+            .collect()),
+        Some("vector") => Ok(data["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|series| {
+                let labels = series["metric"]
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect();
+                Some((labels, number(&series["value"])?))
+            })
+            .collect()),
+        other => Err(format!(
+            "the query returns a {}, not a number; make it an instant vector",
+            other.unwrap_or("nothing")
+        )),
+    }
+}
+
+/// The Prometheus to ask: the probe's own, else the run's.
+pub fn base<'a>(own: Option<&'a str>, ctx: &'a ProbeContext) -> Option<&'a str> {
+    own.or(ctx.prometheus.as_deref())
+}
+
+pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Sample {
+    let Some(base) = base(probe.url.as_deref(), ctx) else {
+        return Sample::new(
+            Verdict::Inconclusive,
+            "no Prometheus address: set `url` on the probe, or --prometheus-url",
+        );
+    };
+    let cmp = probe.comparison();
+    match instant(base, &probe.query).await {
+        Err(e) => Sample::new(Verdict::Inconclusive, e),
+        Ok(series) => match series.as_slice() {
+            [] => Sample::new(Verdict::Inconclusive, "no data: the query matched no series"),
+            [(_, value)] if value.is_nan() => Sample::new(Verdict::Inconclusive, "the query returned NaN"),
+            [(_, value)] => {
+                let verdict = if holds(&cmp, *value) {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                };
+                Sample::new(verdict, format!("{value} (want {})", describe(&cmp)))
+            }
+            many => Sample::new(
+                Verdict::Inconclusive,
+                format!(
+                    "the query returned {} series; aggregate it to one number, e.g. sum(…)",
+                    many.len()
+                ),
+            ),
+        },
+    }
+}

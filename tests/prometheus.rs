@@ -1,0 +1,223 @@
+//! The prometheus and alert probes against a real Prometheus (Debian's package), which scrapes
+//! the simulator's synthetic services and evaluates an alerting rule.
+//!
+//! Prometheus is found through `DISASTERPIECE_PROMETHEUS` or on PATH (`.ci/run` installs it).
+//! Without it these tests say so and pass, except in CI (`CI=true`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use disasterpiece::engine::run::{Progress, RunOptions, run};
+use disasterpiece::probe::{self, ProbeContext, Verdict};
+use disasterpiece::report::model::{ClauseVerdict, Outcome};
+use disasterpiece::scenario::model::{PrometheusProbe, Target, TargetKind};
+use disasterpiece::scenario::{self, Resource, Scenario};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use kube::api::Api;
+use tokio::sync::watch;
+
+mod common;
+use common::{eventually, fast_shop, start};
+
+fn prometheus_binary(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("DISASTERPIECE_PROMETHEUS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .map(|d| d.join("prometheus"))
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: prometheus is required in CI; .ci/run installs it (apt-get install prometheus)"
+        );
+        eprintln!("skipped {test}: no prometheus (apt-get install prometheus, or set DISASTERPIECE_PROMETHEUS)");
+    }
+    found
+}
+
+struct Prometheus {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+/// Starts Prometheus scraping `targets` every second, with the rule CheckoutDegraded.
+async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String]) -> Prometheus {
+    std::fs::create_dir_all(dir).expect("dir");
+    let listed = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: [{listed}]\n"),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: shop\n    rules:\n      - alert: CheckoutDegraded\n        expr: sim_ready_pods{service=\"checkout\"} < 3\n        labels: {severity: page}\n",
+    )
+    .expect("rules");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = tokio::process::Command::new(binary)
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+    let url = format!("http://127.0.0.1:{port}");
+    eventually("Prometheus has scraped every target", || async {
+        probe::prometheus::instant(&url, "count(up == 1)")
+            .await
+            .ok()
+            .and_then(|s| s.first().map(|(_, v)| *v as usize))
+            == Some(targets.len())
+    })
+    .await;
+    Prometheus { url, _child: child }
+}
+
+async fn shop_targets(client: &kube::Client) -> Vec<String> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let mut targets = Vec::new();
+    for name in ["checkout", "frontend", "payments"] {
+        let url = deployments.get(name).await.expect("get").annotations()["sim.disasterpiece.dev/url"].clone();
+        targets.push(url.trim_start_matches("http://").to_owned());
+    }
+    targets
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn say(&self, _: &str) {}
+}
+
+fn parse(text: &str) -> Scenario {
+    let loaded = scenario::load(text, &|_| true);
+    match loaded.resources.into_iter().next() {
+        Some((_, Resource::Scenario(s))) => *s,
+        _ => panic!("invalid test scenario: {:?}", loaded.problems),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_that_fires_is_detected_and_a_promql_threshold_must_hold_for_its_duration() {
+    let Some(binary) = prometheus_binary("an_alert_that_fires_is_detected") else {
+        return;
+    };
+    let (_sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-run-{}", std::process::id()));
+    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-detected}
+spec:
+  hypothesis: Losing checkout replicas fires CheckoutDegraded, which resolves once they are back.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{scale: {replicas: 1}}]
+  duration: 6s
+  steadyState:
+    - {name: no alert, alert: {name: CheckoutDegraded, firing: false}}
+  expect:
+    - {name: alert fires, alert: {name: CheckoutDegraded, labels: {severity: page}}, within: 15s}
+    - {name: fewer ready pods, prometheus: {query: 'sum(sim_ready_pods{service=\"checkout\"})', below: 3, for: 1s}, within: 10s}
+    - {name: alert resolves, alert: {name: CheckoutDegraded, firing: false}, afterRecovery: true}
+  recovery: {within: 30s}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let options = RunOptions {
+        exercise: "ex-prom".into(),
+        seed: 1,
+        sample_every: Duration::from_millis(250),
+        cluster: "sim".into(),
+        retries: None,
+        prometheus: Some(prometheus.url.clone()),
+    };
+    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Confirmed,
+        "{:?} {:#?}",
+        report.refusals,
+        report.expectations
+    );
+    assert!(
+        report
+            .expectations
+            .iter()
+            .all(|e| e.verdict == ClauseVerdict::Confirmed)
+    );
+    let fired = report.expectations[0].first_held.expect("the alert fired");
+    let threshold = report.expectations[1].first_held.expect("the threshold held");
+    assert!(
+        report.expectations[1].observed.starts_with("1 (want < 3)"),
+        "{}",
+        report.expectations[1].observed
+    );
+    // Time to detect comes from the alert, not from the first clause to hold.
+    let detect = report.metrics.time_to_detect_s.expect("detected");
+    let injected = report.injections[0].injected_at.expect("injected");
+    assert!(
+        (detect - (fired - injected).num_milliseconds() as f64 / 1000.0).abs() < 0.01,
+        "{detect} vs {fired}"
+    );
+    // `for: 1s`: the threshold counted only after a second of holding.
+    assert!(
+        threshold - injected >= chrono::Duration::seconds(1),
+        "{threshold} vs {injected}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() {
+    let Some(binary) = prometheus_binary("no_data_several_series_and_bad_queries_are_inconclusive") else {
+        return;
+    };
+    let (_sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-edge-{}", std::process::id()));
+    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await).await;
+    let ctx = ProbeContext {
+        client: client.clone(),
+        target: Target {
+            namespace: Some("shop".into()),
+            kind: TargetKind::Deployment,
+            name: Some("checkout".into()),
+            selector: None,
+        },
+        prometheus: Some(prometheus.url.clone()),
+    };
+    let ask = |query: &str| PrometheusProbe {
+        query: query.into(),
+        below: Some(100.0),
+        ..PrometheusProbe::default()
+    };
+    let cases = [
+        (
+            "sim_ready_pods",
+            Verdict::Inconclusive,
+            "returned 3 series; aggregate it",
+        ),
+        ("sim_ready_pods{service=\"nothing\"}", Verdict::Inconclusive, "no data"),
+        (
+            "sum(sim_ready_pods",
+            Verdict::Inconclusive,
+            "Prometheus refused the query",
+        ),
+        ("sum(sim_ready_pods)", Verdict::Pass, "8 (want < 100)"),
+    ];
+    for (query, verdict, observed) in cases {
+        let sample = probe::prometheus::sample(&ctx, &ask(query)).await;
+        assert_eq!(sample.verdict, verdict, "{query}: {}", sample.observed);
+        assert!(sample.observed.contains(observed), "{query}: {}", sample.observed);
+    }
+}
