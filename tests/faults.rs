@@ -403,3 +403,74 @@ async fn dry_run_sends_every_fault_and_changes_nothing() {
     }
     assert_eq!(sim.resource_version(), before, "a dry run writes nothing");
 }
+
+#[tokio::test]
+async fn dns_failure_blocks_port_53_for_one_pod_and_revert_removes_policy_and_label() {
+    use common::http_status;
+    use k8s_openapi::api::apps::v1::Deployment as D;
+    let (_sim, client) = shop().await;
+    let c = ctx(&client, false);
+    let target = one_pod(&client, "checkout").await;
+    let undo = inject_and_revert(
+        &c,
+        FaultKind::DnsFailure(&disasterpiece::scenario::model::DnsFailure {}),
+        &target,
+    )
+    .await;
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    let listed = policies.list(&ListParams::default()).await.expect("list").items;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].data["spec"]["policyTypes"], serde_json::json!(["Egress"]));
+    let allowed: Vec<(u64, u64)> = listed[0].data["spec"]["egress"][0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| (p["port"].as_u64().unwrap_or(0), p["endPort"].as_u64().unwrap_or(0)))
+        .collect();
+    assert!(
+        allowed.iter().all(|(a, b)| !(a..=b).contains(&&53)),
+        "port 53 stays blocked: {allowed:?}"
+    );
+    // One checkout pod in three cannot resolve names: some requests fail with 502.
+    let url = Api::<D>::namespaced(client.clone(), "shop")
+        .get("checkout")
+        .await
+        .expect("get")
+        .annotations()["sim.disasterpiece.dev/url"]
+        .clone();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(http_status(&url, "/").await);
+    }
+    assert!(codes.contains(&Some(502)) && codes.contains(&Some(200)), "{codes:?}");
+    revert_all(&c, &undo).await;
+    revert_all(&c, &undo).await;
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels("disasterpiece.dev/dns-failure"))
+        .await
+        .expect("list");
+    assert!(labelled.items.is_empty());
+    eventually("every request answers 200 again", || async {
+        let mut all = true;
+        for _ in 0..3 {
+            all &= http_status(&url, "/").await == Some(200);
+        }
+        all
+    })
+    .await;
+}

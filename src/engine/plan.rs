@@ -207,7 +207,7 @@ pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
                 needed.push(Permission::new("list", "", "pods", "", ""));
                 needed.push(Permission::new("create", "", "pods", "eviction", ""));
             }
-            FaultKind::NetworkPartition(_) => {
+            FaultKind::NetworkPartition(_) | FaultKind::DnsFailure(_) => {
                 needed.push(Permission::new("patch", "", "pods", "", &ns));
                 needed.push(Permission::new(
                     "create",

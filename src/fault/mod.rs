@@ -7,6 +7,7 @@
 //! restored succeeds. Caveats: a pod deleted by podKill/podEvict is not "reverted"; its
 //! controller replaces it, and the exercise measures that.
 
+pub mod dns_failure;
 pub mod network_partition;
 pub mod node_cordon;
 pub mod node_drain;
@@ -79,6 +80,11 @@ pub enum Action {
         policy: String,
         ingress: bool,
         egress: bool,
+    },
+    BlockDns {
+        namespace: String,
+        pod: String,
+        policy: String,
     },
 }
 
@@ -163,6 +169,7 @@ pub async fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) ->
         FaultKind::NodeCordon(_) => node_cordon::prepare(ctx, target).await,
         FaultKind::NodeDrain(p) => node_drain::prepare(ctx, p, target).await,
         FaultKind::NetworkPartition(p) => Ok(network_partition::prepare(ctx, p, target)),
+        FaultKind::DnsFailure(_) => Ok(dns_failure::prepare(ctx, target)),
         other => Err(FaultError::Refused(format!(
             "the {} fault is not available yet",
             fault_name(&other)
@@ -205,6 +212,7 @@ pub async fn apply(ctx: &Context, prepared: &Prepared) -> Result<Outcome, FaultE
             ingress,
             egress,
         } => network_partition::apply(ctx, namespace, pod, policy, *ingress, *egress).await,
+        Action::BlockDns { namespace, pod, policy } => dns_failure::apply(ctx, namespace, pod, policy).await,
     }
 }
 
@@ -263,6 +271,7 @@ pub fn available(fault: &FaultKind<'_>) -> bool {
             | FaultKind::NodeCordon(_)
             | FaultKind::NodeDrain(_)
             | FaultKind::NetworkPartition(_)
+            | FaultKind::DnsFailure(_)
     )
 }
 
@@ -288,6 +297,10 @@ impl fmt::Display for Action {
                 to,
             } => write!(f, "scale {kind} {namespace}/{name} from {from} to {to} replicas"),
             Action::Cordon { node } => write!(f, "cordon node {node}"),
+            Action::BlockDns { namespace, pod, policy } => write!(
+                f,
+                "block DNS (port 53) for pod {namespace}/{pod} with NetworkPolicy {policy}"
+            ),
             Action::Drain { node, .. } => write!(f, "drain node {node} (cordon, then evict its pods)"),
             Action::Partition {
                 namespace,

@@ -4,6 +4,8 @@
 //!
 //! - no Ready pod: 503;
 //! - a pod cut off by an ingress NetworkPolicy: requests routed to it hang (time out);
+//! - a pod whose egress to port 53 is blocked: requests routed to it fail with 502, as calls
+//!   that need to resolve a name do;
 //! - a running fault container (`DISASTERPIECE_FAULT`): `networkDelay` adds
 //!   `DISASTERPIECE_LATENCY` (± `DISASTERPIECE_JITTER`), `networkLoss` drops
 //!   `DISASTERPIECE_LOSS_PERCENT` of requests, `cpuStress`/`memoryStress` slow answers down.
@@ -38,6 +40,8 @@ const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Endpoint {
     pub isolated: bool,
+    /// Its egress to port 53 is blocked: calls that need a name fail.
+    pub dns_blocked: bool,
     pub latency: Duration,
     pub jitter: Duration,
     pub loss: f64,
@@ -174,6 +178,7 @@ fn endpoints(store: &Store, workload: &Value) -> Vec<Endpoint> {
         .map(|pod| {
             let mut endpoint = Endpoint {
                 isolated: policies.iter().any(|policy| cuts_ingress(policy, pod)),
+                dns_blocked: blocks_dns(&policies, pod),
                 ..Endpoint::default()
             };
             for container in running_fault_containers(pod) {
@@ -236,6 +241,45 @@ fn running_fault_containers(pod: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Whether the egress policies selecting the pod leave no way to port 53 (policies add up:
+/// one that allows DNS is enough).
+fn blocks_dns(policies: &[&Value], pod: &Value) -> bool {
+    let selecting: Vec<&&Value> = policies
+        .iter()
+        .filter(|p| {
+            let types: Vec<&str> = p
+                .pointer("/spec/policyTypes")
+                .and_then(Value::as_array)
+                .map(|t| t.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let egress = types.contains(&"Egress") || (types.is_empty() && p.pointer("/spec/egress").is_some());
+            egress
+                && p.pointer("/spec/podSelector")
+                    .and_then(|s| LabelSelector::from_object(s).ok())
+                    .is_some_and(|s| s.matches_object(pod))
+        })
+        .collect();
+    let allows_53 = |rule: &Value| {
+        let ports = rule.get("ports").and_then(Value::as_array);
+        ports.is_none_or(|ports| {
+            ports.is_empty()
+                || ports.iter().any(|p| match p.get("port").and_then(Value::as_u64) {
+                    None => true,
+                    Some(first) => {
+                        let last = p.get("endPort").and_then(Value::as_u64).unwrap_or(first);
+                        (first..=last).contains(&53)
+                    }
+                })
+        })
+    };
+    !selecting.is_empty()
+        && !selecting.iter().any(|p| {
+            p.pointer("/spec/egress")
+                .and_then(Value::as_array)
+                .is_some_and(|rules| rules.iter().any(allows_53))
+        })
+}
+
 /// Whether a NetworkPolicy selects the pod for ingress and lets nothing in from outside.
 fn cuts_ingress(policy: &Value, pod: &Value) -> bool {
     let selects = policy
@@ -279,6 +323,7 @@ async fn answer(State(service): State<Arc<Service>>, request: Request) -> Respon
     };
     let (code, body) = match endpoint {
         None => (StatusCode::SERVICE_UNAVAILABLE, "no endpoints available for service\n"),
+        Some(e) if e.dns_blocked && !e.isolated => (StatusCode::BAD_GATEWAY, "upstream name resolution failed\n"),
         Some(e) if e.isolated => {
             tokio::time::sleep(HANG).await;
             (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")

@@ -33,3 +33,34 @@ pub async fn start(builder: SimBuilder) -> (Sim, kube::Client) {
     let client = sim.raw_client().await.expect("client from the written kubeconfig");
     (sim, client)
 }
+
+/// A plain HTTP/1.1 GET: the status and the whole response, or `None` when the service
+/// does not answer within two seconds.
+pub async fn http_get(url: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.strip_prefix("http://")?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, response))
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+pub async fn http_status(url: &str, path: &str) -> Option<u16> {
+    http_get(url, path).await.map(|(code, _)| code)
+}
+
+pub async fn http_body(url: &str, path: &str) -> String {
+    http_get(url, path)
+        .await
+        .map(|(_, text)| text)
+        .expect("the service answers")
+}
