@@ -44,7 +44,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         &scenario("scenarios/checkout-pod-loss.yaml"),
         sim.url(),
         7,
-        None,
+        &Default::default(),
     )
     .await;
     assert_eq!(sim.resource_version(), before, "plan wrote nothing");
@@ -92,7 +92,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         &scenario("scenarios/checkout-pod-loss.yaml"),
         sim.url(),
         7,
-        None,
+        &Default::default(),
     )
     .await;
     assert_eq!(
@@ -104,7 +104,14 @@ async fn plan_changes_nothing_and_explains_its_choice() {
 #[tokio::test]
 async fn plan_refuses_without_permission() {
     let (_sim, client) = shop(Sim::builder().deny("delete", "pods")).await;
-    let planned = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1, None).await;
+    let planned = plan(
+        &client,
+        &scenario("scenarios/checkout-pod-loss.yaml"),
+        "sim",
+        1,
+        &Default::default(),
+    )
+    .await;
     assert!(!planned.runnable);
     assert!(
         planned
@@ -129,9 +136,15 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
         d.status.and_then(|s| s.replicas).unwrap_or(0) == 0
     })
     .await;
-    let refused = plan(&client, &scenario("scenarios/checkout-pod-loss.yaml"), "sim", 1, None)
-        .await
-        .refusals;
+    let refused = plan(
+        &client,
+        &scenario("scenarios/checkout-pod-loss.yaml"),
+        "sim",
+        1,
+        &Default::default(),
+    )
+    .await
+    .refusals;
     let steady = refused
         .iter()
         .any(|r| r.starts_with("steady state `checkout answers` does not hold: 503"));
@@ -144,7 +157,14 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
 #[tokio::test]
 async fn plan_refuses_a_fault_this_version_cannot_inject() {
     let (_sim, client) = shop(Sim::builder()).await;
-    let planned = plan(&client, &scenario("scenarios/frontend-latency.yaml"), "sim", 1, None).await;
+    let planned = plan(
+        &client,
+        &scenario("scenarios/frontend-latency.yaml"),
+        "sim",
+        1,
+        &Default::default(),
+    )
+    .await;
     assert_eq!(
         planned.refusals,
         ["networkDelay: this fault kind is not available in this version"]

@@ -44,13 +44,17 @@ struct Prometheus {
     _child: tokio::process::Child,
 }
 
-/// Starts Prometheus scraping `targets` every second, with the rule CheckoutDegraded.
-async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String]) -> Prometheus {
+/// Starts Prometheus scraping `targets` every second, with the rule CheckoutDegraded, sending
+/// alerts to `alertmanager` when given (`host:port`).
+async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertmanager: Option<&str>) -> Prometheus {
     std::fs::create_dir_all(dir).expect("dir");
     let listed = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
     std::fs::write(
         dir.join("prometheus.yml"),
-        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: [{listed}]\n"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: [{listed}]\n{}",
+            alertmanager.map_or(String::new(), |am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"))
+        ),
     )
     .expect("config");
     std::fs::write(
@@ -115,7 +119,7 @@ async fn an_alert_that_fires_is_detected_and_a_promql_threshold_must_hold_for_it
     };
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-run-{}", std::process::id()));
-    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await).await;
+    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await, None).await;
     let scenario = parse(
         "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
@@ -141,7 +145,10 @@ spec:
         sample_every: Duration::from_millis(250),
         cluster: "sim".into(),
         retries: None,
-        prometheus: Some(prometheus.url.clone()),
+        sources: disasterpiece::probe::Sources {
+            prometheus: Some(prometheus.url.clone()),
+            alertmanager: None,
+        },
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
@@ -185,7 +192,7 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
     };
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-edge-{}", std::process::id()));
-    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await).await;
+    let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await, None).await;
     let ctx = ProbeContext {
         client: client.clone(),
         target: Target {
@@ -194,7 +201,10 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
             name: Some("checkout".into()),
             selector: None,
         },
-        prometheus: Some(prometheus.url.clone()),
+        sources: disasterpiece::probe::Sources {
+            prometheus: Some(prometheus.url.clone()),
+            alertmanager: None,
+        },
     };
     let ask = |query: &str| PrometheusProbe {
         query: query.into(),
@@ -220,4 +230,107 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
         assert_eq!(sample.verdict, verdict, "{query}: {}", sample.observed);
         assert!(sample.observed.contains(observed), "{query}: {}", sample.observed);
     }
+}
+
+/// Debian names it prometheus-alertmanager; elsewhere it is alertmanager.
+fn alertmanager_binary(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("DISASTERPIECE_ALERTMANAGER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .flat_map(|d| [d.join("prometheus-alertmanager"), d.join("alertmanager")])
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: alertmanager is required in CI; .ci/run installs it (apt-get install prometheus-alertmanager)"
+        );
+        eprintln!(
+            "skipped {test}: no alertmanager (apt-get install prometheus-alertmanager, or set DISASTERPIECE_ALERTMANAGER)"
+        );
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_read_from_alertmanager_is_detected() {
+    let test = "an_alert_read_from_alertmanager_is_detected";
+    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
+        return;
+    };
+    let (_sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("alertmanager-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let _am = tokio::process::Command::new(am_binary)
+        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start alertmanager");
+    let am_url = format!("http://127.0.0.1:{port}");
+    eventually("Alertmanager is ready", || async {
+        let url = url::Url::parse(&am_url).expect("url");
+        probe::http::direct(&url, "GET", "/-/ready", &Default::default())
+            .await
+            .is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
+    let prometheus = start_prometheus(
+        &prom_binary,
+        &dir.join("prom"),
+        &shop_targets(&client).await,
+        Some(&format!("127.0.0.1:{port}")),
+    )
+    .await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-paged}
+spec:
+  hypothesis: Losing checkout replicas pages through Alertmanager.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{scale: {replicas: 1}}]
+  duration: 8s
+  expect:
+    - {name: paged, alert: {name: CheckoutDegraded, labels: {severity: page}, source: alertmanager}, within: 20s}
+  recovery: {within: 30s}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let sources = disasterpiece::probe::Sources {
+        prometheus: Some(prometheus.url.clone()),
+        alertmanager: Some(am_url),
+    };
+    let options = RunOptions {
+        exercise: "ex-am".into(),
+        seed: 1,
+        sample_every: Duration::from_millis(250),
+        cluster: "sim".into(),
+        retries: None,
+        sources,
+    };
+    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    assert_eq!(
+        report.expectations[0].verdict,
+        ClauseVerdict::Confirmed,
+        "{:#?}",
+        report.expectations
+    );
+    assert_eq!(
+        report.expectations[0].observed,
+        "CheckoutDegraded is firing (Alertmanager)"
+    );
+    assert!(report.metrics.time_to_detect_s.is_some());
 }

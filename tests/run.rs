@@ -45,7 +45,7 @@ fn options(exercise: &str) -> RunOptions {
         sample_every: Duration::from_millis(200),
         cluster: "sim".into(),
         retries: None,
-        prometheus: None,
+        sources: Default::default(),
     }
 }
 

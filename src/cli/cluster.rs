@@ -20,6 +20,19 @@ pub struct ClusterArgs {
     /// The Prometheus that `prometheus` and `alert` probes ask when they name no `url`.
     #[arg(long, value_name = "URL", env = "DISASTERPIECE_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// The Alertmanager that `alert` probes with `source: alertmanager` ask when they name no `url`.
+    #[arg(long, value_name = "URL", env = "DISASTERPIECE_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Where probes look when they name no `url`.
+    pub fn sources(&self) -> crate::probe::Sources {
+        crate::probe::Sources {
+            prometheus: self.prometheus_url.clone(),
+            alertmanager: self.alertmanager_url.clone(),
+        }
+    }
 }
 
 impl ClusterArgs {

@@ -100,7 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sample_every: Duration::from_millis(500),
             cluster: sim.url().to_owned(),
             retries: None,
-            prometheus: None,
+            sources: Default::default(),
         };
         let report = run_exercise(&client, scenario, options, abort_rx.clone(), &Indented).await;
         let path = reports.join(format!("{exercise}.json"));

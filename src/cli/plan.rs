@@ -56,7 +56,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
     });
-    let plan = preflight::plan(&client, &scenario, &server, seed, cluster.prometheus_url.as_deref()).await;
+    let plan = preflight::plan(&client, &scenario, &server, seed, &cluster.sources()).await;
     let mut out = std::io::stdout().lock();
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,

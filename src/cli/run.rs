@@ -166,7 +166,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sample_every: sample_every.as_std(),
         cluster: server,
         retries: Some(retries),
-        prometheus: cluster.prometheus_url.clone(),
+        sources: cluster.sources(),
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

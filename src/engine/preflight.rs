@@ -17,7 +17,7 @@ use crate::target::{Candidate, Unit};
 
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
 /// `dryRun=All`.
-pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64, prometheus: Option<&str>) -> Plan {
+pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64, sources: &probe::Sources) -> Plan {
     let spec = &scenario.spec;
     let exercise = format!("{}-plan", scenario.metadata.name);
     let dry = Context {
@@ -75,7 +75,7 @@ pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64
     let probe_ctx = ProbeContext {
         client: client.clone(),
         target: spec.target.clone(),
-        prometheus: prometheus.map(str::to_owned),
+        sources: sources.clone(),
     };
     let mut steady_state = Vec::new();
     for check in &spec.steady_state {

@@ -40,8 +40,8 @@ pub struct RunOptions {
     pub cluster: String,
     /// The retry log of the client, so the report can say which calls were retried.
     pub retries: Option<super::retry::RetryLog>,
-    /// The Prometheus that prometheus and alert probes ask when they name none.
-    pub prometheus: Option<String>,
+    /// Where prometheus and alert probes look when they name no `url`.
+    pub sources: crate::probe::Sources,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -168,7 +168,7 @@ pub async fn run(
         sample_every,
         cluster,
         retries,
-        prometheus,
+        sources,
     } = options;
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
@@ -198,7 +198,7 @@ pub async fn run(
     report.event("phase", "preflight");
     progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
-    let plan = preflight::plan(client, scenario, &cluster, seed, prometheus.as_deref()).await;
+    let plan = preflight::plan(client, scenario, &cluster, seed, &sources).await;
     report.targets = plan
         .faults
         .iter()
@@ -348,7 +348,7 @@ pub async fn run(
     let probe_ctx = ProbeContext {
         client: client.clone(),
         target: spec.target.clone(),
-        prometheus: prometheus.clone(),
+        sources: sources.clone(),
     };
     let mut clauses: Vec<Clause> = spec
         .expect

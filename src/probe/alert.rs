@@ -20,10 +20,7 @@ pub fn selector(probe: &AlertProbe) -> String {
 
 pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
     if probe.source == AlertSource::Alertmanager {
-        return Sample::new(
-            Verdict::Inconclusive,
-            "reading alerts from Alertmanager is not available in this version; use source: prometheus",
-        );
+        return from_alertmanager(ctx, probe).await;
     }
     let Some(base) = super::prometheus::base(probe.url.as_deref(), ctx) else {
         return Sample::new(
@@ -44,6 +41,67 @@ pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
             Sample::new(verdict, format!("{} is {state}", probe.name))
         }
     }
+}
+
+/// Alertmanager's v2 API: an alert counts as firing while it is active (not silenced or
+/// inhibited) and has not ended.
+async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
+    let Some(base) = probe.url.as_deref().or(ctx.sources.alertmanager.as_deref()) else {
+        return Sample::new(
+            Verdict::Inconclusive,
+            "no Alertmanager address: set `url` on the probe, or --alertmanager-url",
+        );
+    };
+    let url = match url::Url::parse(base) {
+        Ok(u) => u,
+        Err(e) => {
+            return Sample::new(
+                Verdict::Inconclusive,
+                format!("the Alertmanager address `{base}` is not a URL: {e}"),
+            );
+        }
+    };
+    let mut path = format!(
+        "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
+        url.path().trim_end_matches('/')
+    );
+    let filters = std::iter::once(("alertname", probe.name.as_str()))
+        .chain(probe.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for (k, v) in filters {
+        let matcher = format!("{k}=\"{}\"", label_value(v));
+        path.push_str("&filter=");
+        path.extend(url::form_urlencoded::byte_serialize(matcher.as_bytes()));
+    }
+    let answer = super::http::direct(&url, "GET", &path, &Default::default()).await;
+    let alerts: Vec<serde_json::Value> = match answer {
+        Err(e) => return Sample::new(Verdict::Inconclusive, e),
+        Ok((200, body)) => match serde_json::from_str(&body) {
+            Ok(alerts) => alerts,
+            Err(_) => return Sample::new(Verdict::Inconclusive, "Alertmanager answered with no list of alerts"),
+        },
+        Ok((status, _)) => return Sample::new(Verdict::Inconclusive, format!("Alertmanager answered {status}")),
+    };
+    let now = chrono::Utc::now();
+    let firing = alerts.iter().any(|a| {
+        a["status"]["state"] == "active"
+            && a["endsAt"]
+                .as_str()
+                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                .is_none_or(|end| end > now)
+    });
+    let verdict = if firing == probe.firing {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    Sample::new(
+        verdict,
+        format!(
+            "{} is {} (Alertmanager)",
+            probe.name,
+            if firing { "firing" } else { "not firing" }
+        ),
+    )
 }
 
 #[cfg(test)]

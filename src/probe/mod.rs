@@ -44,13 +44,20 @@ impl Sample {
     }
 }
 
+/// Where `prometheus` and `alert` probes look when they name no `url`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub prometheus: Option<String>,
+    pub alertmanager: Option<String>,
+}
+
 /// What probes need: a client, the scenario's target for the defaults of `kube` probes, and
-/// the Prometheus to ask when a probe names none.
+/// the Prometheus and Alertmanager to ask when a probe names none.
 #[derive(Clone)]
 pub struct ProbeContext {
     pub client: ::kube::Client,
     pub target: Target,
-    pub prometheus: Option<String>,
+    pub sources: Sources,
 }
 
 /// Takes one sample of a probe.

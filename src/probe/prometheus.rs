@@ -51,7 +51,7 @@ pub async fn instant(base: &str, query: &str) -> Result<Vec<(BTreeMap<String, St
 
 /// The Prometheus to ask: the probe's own, else the run's.
 pub fn base<'a>(own: Option<&'a str>, ctx: &'a ProbeContext) -> Option<&'a str> {
-    own.or(ctx.prometheus.as_deref())
+    own.or(ctx.sources.prometheus.as_deref())
 }
 
 pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Sample {
