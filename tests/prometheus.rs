@@ -44,7 +44,8 @@ struct Prometheus {
     _child: tokio::process::Child,
 }
 
-/// Starts Prometheus scraping `targets` every second, with the rule CheckoutDegraded, sending
+/// Starts Prometheus scraping `targets` every second, with the rules of
+/// `tests/prometheus/rules.yml` (CheckoutDegraded), sending
 /// alerts to `alertmanager` when given (`host:port`).
 async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertmanager: Option<&str>) -> Prometheus {
     std::fs::create_dir_all(dir).expect("dir");
@@ -52,16 +53,13 @@ async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertma
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: [{listed}]\n{}",
-            alertmanager.map_or(String::new(), |am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"))
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{rules}']\nscrape_configs:\n  - job_name: shop\n    static_configs:\n      - targets: [{listed}]\n{alertmanager}",
+            rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prometheus/rules.yml").display(),
+            alertmanager = alertmanager.map_or(String::new(), |am| format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"))
         ),
     )
     .expect("config");
-    std::fs::write(
-        dir.join("rules.yml"),
-        "groups:\n  - name: shop\n    rules:\n      - alert: CheckoutDegraded\n        expr: sim_ready_pods{service=\"checkout\"} < 3\n        labels: {severity: page}\n",
-    )
-    .expect("rules");
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
