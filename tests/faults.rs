@@ -452,19 +452,7 @@ async fn dns_failure_blocks_port_53_for_one_pod_and_revert_removes_policy_and_la
     assert!(codes.contains(&Some(502)) && codes.contains(&Some(200)), "{codes:?}");
     revert_all(&c, &undo).await;
     revert_all(&c, &undo).await;
-    assert!(
-        policies
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
-    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
-        .list(&ListParams::default().labels("disasterpiece.dev/dns-failure"))
-        .await
-        .expect("list");
-    assert!(labelled.items.is_empty());
+    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/dns-failure").await;
     eventually("every request answers 200 again", || async {
         let mut all = true;
         for _ in 0..3 {

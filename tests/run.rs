@@ -12,7 +12,7 @@ use disasterpiece::report::model::{ClauseVerdict, Outcome};
 use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece::sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -148,27 +148,7 @@ spec:
         "{}",
         clause.observed
     );
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
-    assert!(
-        policies
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
-    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
-        .list(&ListParams::default().labels("disasterpiece.dev/partition"))
-        .await
-        .expect("list");
-    assert!(labelled.items.is_empty(), "partition labels removed");
+    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/partition").await;
     assert_eq!(journals(&client).await, 0);
 }
 
@@ -324,19 +304,7 @@ spec:
         "{out}"
     );
     assert_eq!(replicas(&client, "checkout").await, 3);
-    assert!(
-        policies
-            .list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
-    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
-        .list(&ListParams::default().labels("disasterpiece.dev/partition"))
-        .await
-        .expect("list");
-    assert!(labelled.items.is_empty());
+    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/partition").await;
     assert_eq!(journals(&client).await, 0);
     let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
         .list(&ListParams::default())

@@ -65,15 +65,6 @@ pub async fn apply(
     ingress: bool,
     egress: bool,
 ) -> Result<Outcome, FaultError> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let pp = PatchParams {
-        dry_run: ctx.dry_run,
-        ..PatchParams::default()
-    };
-    let label = json!({"metadata": {"labels": {PARTITION_LABEL: ctx.exercise}}});
-    pods.patch(pod, &pp, &Patch::Merge(label))
-        .await
-        .map_err(FaultError::api(format!("label pod {namespace}/{pod}")))?;
     let mut types = Vec::new();
     if ingress {
         types.push("Ingress");
@@ -81,12 +72,44 @@ pub async fn apply(
     if egress {
         types.push("Egress");
     }
+    // No rules: nothing is allowed in the directions listed.
+    select_and_police(
+        ctx,
+        namespace,
+        pod,
+        PARTITION_LABEL,
+        policy,
+        json!({"policyTypes": types}),
+    )
+    .await
+}
+
+/// What the NetworkPolicy faults share: label the pod with `label` = the exercise id, then
+/// create `policy` selecting pods with that label, with `rules` (policyTypes and rules) and
+/// the exercise's labels. An existing policy of the same name is the same fault, already in.
+pub(super) async fn select_and_police(
+    ctx: &Context,
+    namespace: &str,
+    pod: &str,
+    label: &str,
+    policy: &str,
+    rules: serde_json::Value,
+) -> Result<Outcome, FaultError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let pp = PatchParams {
+        dry_run: ctx.dry_run,
+        ..PatchParams::default()
+    };
+    let marked = json!({"metadata": {"labels": {label: ctx.exercise}}});
+    pods.patch(pod, &pp, &Patch::Merge(marked))
+        .await
+        .map_err(FaultError::api(format!("label pod {namespace}/{pod}")))?;
+    let mut spec = rules;
+    spec["podSelector"] = json!({"matchLabels": {label: ctx.exercise}});
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": policy, "namespace": namespace,
-            "labels": {EXERCISE_LABEL: ctx.exercise, MANAGED_BY.0: MANAGED_BY.1}},
-        // No rules: nothing is allowed in the directions listed.
-        "spec": {"podSelector": {"matchLabels": {PARTITION_LABEL: ctx.exercise}}, "policyTypes": types},
+        "metadata": {"name": policy, "namespace": namespace, "labels": {EXERCISE_LABEL: ctx.exercise, MANAGED_BY.0: MANAGED_BY.1}},
+        "spec": spec,
     }))
     .map_err(|e| FaultError::Refused(format!("cannot build the NetworkPolicy: {e}")))?;
     let post = PostParams {
@@ -95,7 +118,6 @@ pub async fn apply(
     };
     match policies(ctx, namespace).create(&post, &object).await {
         Ok(_) => Ok(Outcome::Injected),
-        // Already there from an earlier attempt of the same exercise: the same cut.
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Outcome::Injected),
         Err(source) => Err(FaultError::Api {
             action: format!("create NetworkPolicy {namespace}/{policy}"),

@@ -64,3 +64,31 @@ pub async fn http_body(url: &str, path: &str) -> String {
         .map(|(_, text)| text)
         .expect("the service answers")
 }
+
+/// After a NetworkPolicy fault is reverted: no policy left in `shop`, no pod carrying `label`.
+pub async fn assert_no_policy_nor_label(client: &kube::Client, label: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+        "networkpolicies",
+    );
+    let policies: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &resource);
+    let left = policies
+        .list(&ListParams::default())
+        .await
+        .expect("list policies")
+        .items;
+    assert!(
+        left.is_empty(),
+        "NetworkPolicies left: {:?}",
+        left.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
+    );
+    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels(label))
+        .await
+        .expect("list pods")
+        .items;
+    assert!(labelled.is_empty(), "pods still labelled {label}");
+}
