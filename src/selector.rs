@@ -1,8 +1,6 @@
 //! Kubernetes label selectors (`app=web,tier!=db,env in (a,b),!legacy`) and field selectors
 //! (`metadata.name=x,status.phase!=Running`), parsed and matched as the API server does.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,11 +223,6 @@ impl FieldSelector {
             (actual == *value) == *equal
         })
     }
-}
-
-/// Labels as a map, for building objects.
-pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 #[cfg(test)]

@@ -248,3 +248,22 @@ async fn the_plan_command_exits_0_when_runnable_and_2_when_refused_or_invalid() 
         "{err}"
     );
 }
+
+#[test]
+fn a_protected_namespace_given_with_namespace_is_refused_before_the_cluster_is_asked() {
+    // No cluster at all: the refusal must come first.
+    let output = cli(&[
+        "plan",
+        "scenarios/checkout-pod-loss.yaml",
+        "--namespace",
+        "kube-system",
+        "--kubeconfig",
+        "/nonexistent",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("--namespace kube-system: namespace `kube-system` is protected"),
+        "{err}"
+    );
+}

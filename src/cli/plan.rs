@@ -12,20 +12,56 @@ use super::validate::Output;
 use crate::engine::plan::Plan;
 use crate::engine::preflight;
 use crate::probe::Verdict;
-use crate::scenario::{self, Resource, Scenario, model::TargetKind};
+use crate::scenario::model::{PROTECTED_NAMESPACES, TargetKind};
+use crate::scenario::{self, Resource, Scenario};
 
+/// Which scenario, from which file, and the seed of the target choice: what `plan` and `run`
+/// both take.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct ScenarioArgs {
     /// The scenario file.
     pub file: PathBuf,
     /// Which scenario, when the file holds several.
     #[arg(long)]
     pub scenario: Option<String>,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// Fixes the choice among eligible targets (shown in the plan; `run` takes it too).
+    /// Fixes the choice among eligible targets (`plan` shows it; `run` with the same seed
+    /// chooses the same).
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+impl ScenarioArgs {
+    /// The scenario, valid, with `--namespace` applied, and the seed (given, or from the clock).
+    /// `None` after printing why there is nothing to act on: nothing reaches the cluster.
+    pub fn load(&self, cluster: &ClusterArgs) -> anyhow::Result<Option<(Scenario, u64)>> {
+        let Some(mut scenario) = load_one(&self.file, self.scenario.as_deref())? else {
+            return Ok(None);
+        };
+        if let Some(ns) = &cluster.namespace
+            && scenario.spec.target.kind != TargetKind::Node
+        {
+            // The override comes after `validate`, so it gets validate's namespace rule here.
+            if PROTECTED_NAMESPACES.contains(&ns.as_str()) {
+                eprintln!("--namespace {ns}: namespace `{ns}` is protected; no exercise may act in it");
+                return Ok(None);
+            }
+            scenario.spec.target.namespace = Some(ns.clone());
+        }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
+        });
+        Ok(Some((scenario, seed)))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// How to print the plan.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -36,26 +72,14 @@ const REFUSED: u8 = 2;
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let PlanArgs {
-        file,
-        scenario: wanted,
+        scenario,
         cluster,
-        seed,
         output,
     } = args;
-    let Some(mut scenario) = load_one(&file, wanted.as_deref())? else {
+    let Some((scenario, seed)) = scenario.load(&cluster)? else {
         return Ok(ExitCode::from(REFUSED));
     };
-    if let Some(ns) = &cluster.namespace
-        && scenario.spec.target.kind != TargetKind::Node
-    {
-        scenario.spec.target.namespace = Some(ns.clone());
-    }
     let (client, server) = cluster.client().await?;
-    let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
-    });
     let plan = preflight::plan(&client, &scenario, &server, seed, &cluster.sources()).await;
     let mut out = std::io::stdout().lock();
     match output {

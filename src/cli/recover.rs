@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
-use crate::engine::journal::recover_lapsed;
+use crate::engine::journal::{LAPSE, recover_lapsed};
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -17,7 +17,7 @@ pub struct RecoverArgs {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// A journal whose heartbeat is older than this belongs to a dead run.
-    #[arg(long, default_value = "30s")]
+    #[arg(long, default_value_t = LAPSE.into())]
     pub lapse: crate::scenario::Duration,
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -9,24 +9,17 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
-use super::plan::load_one;
+use super::plan::ScenarioArgs;
 use crate::engine::run::{Progress, RunOptions, run as run_exercise};
 use crate::report::model::{ClauseVerdict, Outcome, Report};
 use crate::scenario::Duration;
-use crate::scenario::model::TargetKind;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// Which scenario, when the file holds several.
-    #[arg(long)]
-    pub scenario: Option<String>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Fixes the choice among eligible targets (as shown by `plan --seed`).
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// Do not ask for confirmation (always skipped against the simulator).
     #[arg(long)]
     pub yes: bool,
@@ -106,22 +99,15 @@ impl Drop for Live {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let RunArgs {
-        file,
-        scenario: wanted,
+        scenario,
         cluster,
-        seed,
         yes,
         sample_every,
         reports,
     } = args;
-    let Some(mut scenario) = load_one(&file, wanted.as_deref())? else {
+    let Some((scenario, seed)) = scenario.load(&cluster)? else {
         return Ok(ExitCode::from(2));
     };
-    if let Some(ns) = &cluster.namespace
-        && scenario.spec.target.kind != TargetKind::Node
-    {
-        scenario.spec.target.namespace = Some(ns.clone());
-    }
     if sample_every.is_zero() {
         anyhow::bail!("--sample-every must be longer than 0s");
     }
@@ -134,11 +120,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("not confirmed; nothing was changed");
         return Ok(ExitCode::from(2));
     }
-    let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
-    });
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     let mut name = scenario.metadata.name.clone();
     name.truncate(40);

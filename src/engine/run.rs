@@ -26,7 +26,7 @@ use crate::report::model::{
 };
 use crate::scenario::Scenario;
 use crate::scenario::model::{HasProbe, ProbeKind, Timing};
-use crate::target::guard::{Health, check_one};
+use crate::target::guard::{Health, second_look};
 use crate::target::resolve::{api_resource, resolve};
 
 /// How a run is made.
@@ -281,18 +281,21 @@ pub async fn run(
                 not_injected: None,
                 reverted_at: None,
             };
-            let health = fresh_health(client, spec, fault_plan.unit).await;
-            if let Some(reason) = health
-                .as_ref()
-                .and_then(|h| check_one(fault_plan.unit, target, &spec.blast_radius, h, &hit))
-            {
-                record.not_injected = Some(format!("guard: {}", reason.explain()));
-                say(format!(
-                    "skipped {}: the guard says {}",
-                    target.display(),
-                    reason.explain()
-                ));
-                report.event("skipped", format!("{}: {}", target.display(), reason.explain()));
+            // The guard fails closed: if the cluster cannot be read now, the target is spared.
+            let health = fresh_health(client, spec, fault_plan.unit)
+                .await
+                .map_err(|e| e.to_string());
+            let verdict = second_look(
+                fault_plan.unit,
+                target,
+                &spec.blast_radius,
+                health.as_ref().map_err(Clone::clone),
+                &hit,
+            );
+            if let Some(reason) = verdict {
+                record.not_injected = Some(format!("guard: {reason}"));
+                say(format!("skipped {}: the guard says {reason}", target.display()));
+                report.event("skipped", format!("{}: {reason}", target.display()));
                 report.injections.push(record);
                 continue;
             }
@@ -667,8 +670,8 @@ async fn fresh_health(
     client: &Client,
     spec: &crate::scenario::model::ScenarioSpec,
     unit: crate::target::Unit,
-) -> Option<Health> {
-    resolve(client, &spec.target, unit).await.ok().map(|r| r.health)
+) -> Result<Health, crate::target::resolve::ResolveError> {
+    resolve(client, &spec.target, unit).await.map(|r| r.health)
 }
 
 /// Time to remediate: the first moment, after the target was disrupted, when its workloads

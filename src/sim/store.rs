@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -341,12 +341,6 @@ impl Store {
                 .and_then(Value::as_array)
                 .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
         })
-    }
-
-    pub fn uid_exists(&self, uid: &str) -> bool {
-        self.objects
-            .values()
-            .any(|o| at(o, "/metadata/uid").and_then(Value::as_str) == Some(uid))
     }
 
     /// Stores a change, bumps the resourceVersion, logs and broadcasts the event.
@@ -1146,9 +1140,4 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
         _ => {}
     }
     causes
-}
-
-/// A `Map` from pairs, for building objects.
-pub fn map(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
-    pairs.into_iter().collect()
 }

@@ -4,7 +4,7 @@
 //! `disasterpiece.dev/exclude=true`, is not Ready, would leave its workload with fewer Ready
 //! pods than `minHealthy`, has no PodDisruptionBudget headroom (when budgets are respected),
 //! or is past the number the blast radius allows (`max` or the mode's count). The engine asks
-//! again before each injection with the cluster as it is then ([`check_one`]).
+//! again before each injection with the cluster as it is then ([`second_look`]).
 
 use std::collections::HashMap;
 
@@ -112,16 +112,19 @@ pub fn decide(unit: Unit, candidates: &[Candidate], radius: &BlastRadius, health
     }
 }
 
-/// The guard for one more target, given those already hit: `None` when it may be acted on.
-/// The engine calls this again right before each injection, with fresh health.
-pub fn check_one(
+/// The guard's second look, right before an injection, with the health just read — or why it
+/// could not be read, which spares the target: the guard fails closed. `Some(reason)` spares it.
+pub fn second_look(
     unit: Unit,
     candidate: &Candidate,
     radius: &BlastRadius,
-    health: &Health,
+    health: Result<&Health, String>,
     already: &[Candidate],
-) -> Option<Exclusion> {
-    check(unit, candidate, radius, health, already)
+) -> Option<String> {
+    match health {
+        Ok(health) => check(unit, candidate, radius, health, already).map(|r| r.explain()),
+        Err(why) => Some(format!("cannot read the target's health to ask again ({why})")),
+    }
 }
 
 fn check(
@@ -323,16 +326,19 @@ mod tests {
     }
 
     #[test]
-    fn the_guard_asked_again_sees_what_changed() {
+    fn the_second_look_fails_closed_when_health_cannot_be_read() {
         let r = BlastRadius {
             min_healthy: Some(2),
             ..radius(BlastRadiusMode::All, None)
         };
-        assert_eq!(check_one(Unit::Pod, &pod("a"), &r, &health(3), &[]), None);
-        // Before the next injection one pod already went down on its own.
+        assert_eq!(second_look(Unit::Pod, &pod("a"), &r, Ok(&health(3)), &[]), None);
         assert_eq!(
-            check_one(Unit::Pod, &pod("a"), &r, &health(2), &[]),
-            Some(Exclusion::WouldBreakMinHealthy { left: 1, min: 2 })
+            second_look(Unit::Pod, &pod("a"), &r, Ok(&health(2)), &[]),
+            Some("would leave 1 Ready, minHealthy is 2".into())
+        );
+        assert_eq!(
+            second_look(Unit::Pod, &pod("a"), &r, Err("503 ServiceUnavailable".into()), &[]),
+            Some("cannot read the target's health to ask again (503 ServiceUnavailable)".into())
         );
     }
 }
