@@ -30,6 +30,7 @@ fn ctx(client: &Client, dry_run: bool) -> Context {
         client: client.clone(),
         exercise: "ex-test".into(),
         dry_run,
+        in_pod: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
         client: client.clone(),
         exercise: "ex-dead".into(),
         dry_run: false,
+        in_pod: Default::default(),
     };
     let journal = Journal::open(&client, "shop", "ex-dead", "mixed")
         .await

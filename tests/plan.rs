@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use disasterpiece::engine::preflight::plan;
+use disasterpiece::fault::Action;
 use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece::sim::{Seed, Sim};
 use disasterpiece::target::guard::Exclusion;
@@ -22,6 +23,19 @@ fn scenario(file: &str) -> Scenario {
         Some((_, Resource::Scenario(s))) => *s,
         other => panic!("{file}: no scenario ({other:?}, {:?})", loaded.problems),
     }
+}
+
+/// The scenario called `name` in a file of several.
+fn scenario_named(file: &str, name: &str) -> Scenario {
+    let text = std::fs::read_to_string(file).expect("read");
+    scenario::load(&text, &|_| true)
+        .resources
+        .into_iter()
+        .find_map(|(_, r)| match r {
+            Resource::Scenario(s) if s.metadata.name == name => Some(*s),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{file}: no scenario {name}"))
 }
 
 async fn shop(builder: disasterpiece::sim::SimBuilder) -> (Sim, kube::Client) {
@@ -45,6 +59,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         sim.url(),
         7,
         &Default::default(),
+        None,
     )
     .await;
     assert_eq!(sim.resource_version(), before, "plan wrote nothing");
@@ -93,6 +108,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         sim.url(),
         7,
         &Default::default(),
+        None,
     )
     .await;
     assert_eq!(
@@ -110,6 +126,7 @@ async fn plan_refuses_without_permission() {
         "sim",
         1,
         &Default::default(),
+        None,
     )
     .await;
     assert!(!planned.runnable);
@@ -142,6 +159,7 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
         "sim",
         1,
         &Default::default(),
+        None,
     )
     .await
     .refusals;
@@ -154,20 +172,110 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
     assert!(empty, "{refused:?}");
 }
 
+/// Sets `pod-security.kubernetes.io/enforce` on the shop namespace.
+async fn enforce(client: &kube::Client, level: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let patch = serde_json::json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": level}}});
+    Api::<Namespace>::all(client.clone())
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("label the namespace");
+}
+
 #[tokio::test]
-async fn plan_refuses_a_fault_this_version_cannot_inject() {
-    let (_sim, client) = shop(Sim::builder()).await;
-    let planned = plan(
+async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it() {
+    let (sim, client) = shop(Sim::builder()).await;
+    let before = sim.resource_version();
+    let latency = scenario("scenarios/frontend-latency.yaml");
+    let planned = plan(&client, &latency, "sim", 1, &Default::default(), None).await;
+    assert!(planned.runnable, "{:?}", planned.refusals);
+    let step = &planned.faults[0].steps[0];
+    let Action::InPod { container, .. } = &step.action else {
+        panic!("an in-pod action: {step:?}");
+    };
+    assert_eq!(container["image"], "docker.io/nicolaka/netshoot:v0.13");
+    assert_eq!(
+        container["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["NET_ADMIN"])
+    );
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == name))
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(env("DISASTERPIECE_NETEM"), Some("delay 200ms 50ms 25%".into()));
+    assert_eq!(env("DISASTERPIECE_CIDR"), Some("10.96.0.0/12".into()));
+    assert!(
+        step.does
+            .contains("tc netem delay 200ms 50ms 25% on eth0 to 10.96.0.0/12 port 8080 for 5m"),
+        "{}",
+        step.does
+    );
+    assert!(
+        step.undone_by[0].starts_with("send TERM to ephemeral container"),
+        "{:?}",
+        step.undone_by
+    );
+    // A global image is used when the scenario names none.
+    let mirrored = plan(
         &client,
-        &scenario("scenarios/frontend-latency.yaml"),
+        &latency,
         "sim",
         1,
         &Default::default(),
+        Some("registry.local/netshoot:v0.13"),
     )
     .await;
-    assert_eq!(
-        planned.refusals,
-        ["networkDelay: this fault kind is not available in this version"]
+    let Action::InPod { container, .. } = &mirrored.faults[0].steps[0].action else {
+        panic!("an in-pod action");
+    };
+    assert_eq!(container["image"], "registry.local/netshoot:v0.13");
+    assert_eq!(sim.resource_version(), before, "plan changed the cluster");
+
+    // PodSecurity baseline refuses NET_ADMIN, and the plan says so up front.
+    enforce(&client, "baseline").await;
+    let refused = plan(&client, &latency, "sim", 1, &Default::default(), None).await;
+    assert!(!refused.runnable);
+    assert!(
+        refused.refusals.iter().any(|r| r
+            .contains("violates PodSecurity \"baseline:latest\": non-default capabilities")
+            && r.contains("must not include \"NET_ADMIN\" in securityContext.capabilities.add")),
+        "{:?}",
+        refused.refusals
+    );
+    // The stress faults need no privilege: `restricted` admits them.
+    enforce(&client, "restricted").await;
+    let stress = scenario_named("scenarios/resource-stress.yaml", "checkout-cpu-stress");
+    let admitted = plan(&client, &stress, "sim", 1, &Default::default(), None).await;
+    assert!(admitted.runnable, "{:?}", admitted.refusals);
+    let container_kill = scenario("scenarios/orders-db-container-kill.yaml");
+    let refused = plan(&client, &container_kill, "sim", 1, &Default::default(), None).await;
+    assert!(
+        refused.refusals.iter().any(
+            |r| r.contains("violates PodSecurity \"restricted:latest\"") && r.contains("must not include \"KILL\"")
+        ),
+        "{:?}",
+        refused.refusals
+    );
+}
+
+#[tokio::test]
+async fn an_in_pod_fault_without_exec_permission_is_refused() {
+    let (_sim, client) = shop(Sim::builder().deny("create", "pods/exec")).await;
+    let planned = plan(
+        &client,
+        &scenario("scenarios/payments-packet-loss.yaml"),
+        "sim",
+        1,
+        &Default::default(),
+        None,
+    )
+    .await;
+    assert!(
+        planned.refusals.iter().any(|r| r.contains("create pods/exec in shop")),
+        "{:?}",
+        planned.refusals
     );
 }
 
@@ -181,7 +289,7 @@ fn cli(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_command_exits_0_when_runnable_and_2_when_refused_or_invalid() {
-    let (sim, _client) = shop(Sim::builder()).await;
+    let (sim, client) = shop(Sim::builder()).await;
     let kubeconfig = sim.kubeconfig_path().to_str().expect("utf-8").to_owned();
     let runnable = tokio::task::spawn_blocking({
         let k = kubeconfig.clone();
@@ -217,6 +325,7 @@ async fn the_plan_command_exits_0_when_runnable_and_2_when_refused_or_invalid() 
         "scale Deployment shop/frontend back to 3"
     );
 
+    enforce(&client, "baseline").await;
     let text = tokio::task::spawn_blocking({
         let k = kubeconfig.clone();
         move || cli(&["plan", "scenarios/frontend-latency.yaml", "--kubeconfig", &k])
@@ -226,7 +335,7 @@ async fn the_plan_command_exits_0_when_runnable_and_2_when_refused_or_invalid() 
     assert_eq!(text.status.code(), Some(2));
     let out = String::from_utf8_lossy(&text.stdout);
     assert!(
-        out.contains("Verdict: REFUSED") && out.contains("networkDelay: this fault kind is not available"),
+        out.contains("Verdict: REFUSED") && out.contains("violates PodSecurity \"baseline:latest\""),
         "{out}"
     );
 

@@ -147,6 +147,7 @@ spec:
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
         },
+        fault_image: None,
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
@@ -318,6 +319,7 @@ spec:
         cluster: "sim".into(),
         retries: None,
         sources,
+        fault_image: None,
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(

@@ -23,6 +23,10 @@ pub struct ClusterArgs {
     /// The Alertmanager that `alert` probes with `source: alertmanager` ask when they name no `url`.
     #[arg(long, value_name = "URL", env = "DISASTERPIECE_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
+    /// The image of the ephemeral containers in-pod faults add (a scenario's `faultImage`
+    /// wins); for registries that cannot reach the default, docker.io/nicolaka/netshoot:v0.13.
+    #[arg(long, value_name = "IMAGE", env = "DISASTERPIECE_FAULT_IMAGE")]
+    pub fault_image: Option<String>,
 }
 
 impl ClusterArgs {

@@ -101,6 +101,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             cluster: sim.url().to_owned(),
             retries: None,
             sources: Default::default(),
+            fault_image: None,
         };
         let report = run_exercise(&client, scenario, options, abort_rx.clone(), &Indented).await;
         let path = reports.join(format!("{exercise}.json"));

@@ -80,7 +80,15 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(REFUSED));
     };
     let (client, server) = cluster.client().await?;
-    let plan = preflight::plan(&client, &scenario, &server, seed, &cluster.sources()).await;
+    let plan = preflight::plan(
+        &client,
+        &scenario,
+        &server,
+        seed,
+        &cluster.sources(),
+        cluster.fault_image.as_deref(),
+    )
+    .await;
     let mut out = std::io::stdout().lock();
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,

@@ -148,6 +148,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cluster: server,
         retries: Some(retries),
         sources: cluster.sources(),
+        fault_image: cluster.fault_image.clone(),
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

@@ -252,6 +252,7 @@ pub async fn recover_lapsed(
             client: client.clone(),
             exercise: exercise.clone(),
             dry_run: false,
+            in_pod: Default::default(),
         };
         let mut report = Recovered {
             journal: journal.name.clone(),

@@ -224,7 +224,19 @@ pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
                     &ns,
                 ));
             }
-            _ => {}
+            FaultKind::ContainerKill(_) => {
+                needed.push(Permission::new("get", "", "pods", "", &ns));
+                needed.push(Permission::new("patch", "", "pods", "ephemeralcontainers", &ns));
+            }
+            FaultKind::NetworkDelay(_)
+            | FaultKind::NetworkLoss(_)
+            | FaultKind::CpuStress(_)
+            | FaultKind::MemoryStress(_) => {
+                needed.push(Permission::new("get", "", "pods", "", &ns));
+                needed.push(Permission::new("patch", "", "pods", "ephemeralcontainers", &ns));
+                // TERM to the fault's script: without it an abort waits for the duration.
+                needed.push(Permission::new("create", "", "pods", "exec", &ns));
+            }
         }
     }
     let probes = spec

@@ -17,13 +17,24 @@ use crate::target::{Candidate, Unit};
 
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
 /// `dryRun=All`.
-pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64, sources: &probe::Sources) -> Plan {
+pub async fn plan(
+    client: &Client,
+    scenario: &Scenario,
+    cluster: &str,
+    seed: u64,
+    sources: &probe::Sources,
+    fault_image: Option<&str>,
+) -> Plan {
     let spec = &scenario.spec;
     let exercise = format!("{}-plan", scenario.metadata.name);
     let dry = Context {
         client: client.clone(),
         exercise,
         dry_run: true,
+        in_pod: fault::in_pod::Settings {
+            image: fault::in_pod::image(spec.fault_image.as_deref(), fault_image),
+            duration: spec.duration.as_std(),
+        },
     };
     let mut faults = Vec::new();
     let mut dry_runs = Vec::new();
@@ -33,13 +44,6 @@ pub async fn plan(client: &Client, scenario: &Scenario, cluster: &str, seed: u64
             continue;
         };
         let unit = Unit::of(kind);
-        if !fault::available(&kind) {
-            faults.push(FaultPlan {
-                problem: Some("this fault kind is not available in this version".into()),
-                ..FaultPlan::from_decision(name, unit, Default::default())
-            });
-            continue;
-        }
         let resolved = match resolve(client, &spec.target, unit).await {
             Ok(r) => r,
             Err(e) => {

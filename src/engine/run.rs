@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub retries: Option<super::retry::RetryLog>,
     /// Where prometheus and alert probes look when they name no `url`.
     pub sources: crate::probe::Sources,
+    /// The image of in-pod fault containers when the scenario names none (`--fault-image`).
+    pub fault_image: Option<String>,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -169,6 +171,7 @@ pub async fn run(
         cluster,
         retries,
         sources,
+        fault_image,
     } = options;
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
@@ -198,7 +201,7 @@ pub async fn run(
     report.event("phase", "preflight");
     progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
-    let plan = preflight::plan(client, scenario, &cluster, seed, &sources).await;
+    let plan = preflight::plan(client, scenario, &cluster, seed, &sources, fault_image.as_deref()).await;
     report.targets = plan
         .faults
         .iter()
@@ -242,6 +245,10 @@ pub async fn run(
         client: client.clone(),
         exercise: exercise.clone(),
         dry_run: false,
+        in_pod: fault::in_pod::Settings {
+            image: fault::in_pod::image(spec.fault_image.as_deref(), fault_image.as_deref()),
+            duration: spec.duration.as_std(),
+        },
     };
     let expires =
         Utc::now() + chrono::Duration::from_std(spec.duration.as_std() + Duration::from_secs(60)).unwrap_or_default();

@@ -8,6 +8,7 @@
 //! controller replaces it, and the exercise measures that.
 
 pub mod dns_failure;
+pub mod in_pod;
 pub mod network_partition;
 pub mod node_cordon;
 pub mod node_drain;
@@ -34,6 +35,8 @@ pub struct Context {
     /// The exercise id, used to name and label what the fault creates.
     pub exercise: String,
     pub dry_run: bool,
+    /// The image and duration of in-pod fault containers.
+    pub in_pod: in_pod::Settings,
 }
 
 /// A fault ready to be applied to one target.
@@ -86,6 +89,16 @@ pub enum Action {
         pod: String,
         policy: String,
     },
+    /// An ephemeral container that applies the fault inside the pod and ends on its own.
+    InPod {
+        namespace: String,
+        pod: String,
+        fault: String,
+        /// What it does, for people: `tc netem delay 300ms on eth0 for 1m`.
+        effect: String,
+        /// The container as sent.
+        container: serde_json::Value,
+    },
 }
 
 /// One step that puts something back.
@@ -113,6 +126,15 @@ pub enum Undo {
         namespace: String,
         pod: String,
         key: String,
+    },
+    /// TERM to an in-pod fault's script, then wait until its container has ended cleanly.
+    StopInPod {
+        namespace: String,
+        pod: String,
+        container: String,
+        fault: String,
+        /// When the container ends on its own.
+        ends_at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -170,10 +192,11 @@ pub async fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) ->
         FaultKind::NodeDrain(p) => node_drain::prepare(ctx, p, target).await,
         FaultKind::NetworkPartition(p) => Ok(network_partition::prepare(ctx, p, target)),
         FaultKind::DnsFailure(_) => Ok(dns_failure::prepare(ctx, target)),
-        other => Err(FaultError::Refused(format!(
-            "the {} fault is not available yet",
-            fault_name(&other)
-        ))),
+        FaultKind::NetworkDelay(_)
+        | FaultKind::NetworkLoss(_)
+        | FaultKind::CpuStress(_)
+        | FaultKind::MemoryStress(_)
+        | FaultKind::ContainerKill(_) => in_pod::prepare(ctx, fault, target),
     }
 }
 
@@ -213,6 +236,12 @@ pub async fn apply(ctx: &Context, prepared: &Prepared) -> Result<Outcome, FaultE
             egress,
         } => network_partition::apply(ctx, namespace, pod, policy, *ingress, *egress).await,
         Action::BlockDns { namespace, pod, policy } => dns_failure::apply(ctx, namespace, pod, policy).await,
+        Action::InPod {
+            namespace,
+            pod,
+            container,
+            ..
+        } => in_pod::apply(ctx, namespace, pod, container).await,
     }
 }
 
@@ -241,38 +270,14 @@ pub async fn revert(ctx: &Context, undo: &Undo) -> Result<(), FaultError> {
         },
         Undo::DeleteNetworkPolicy { namespace, name } => network_partition::delete_policy(ctx, namespace, name).await,
         Undo::RemovePodLabel { namespace, pod, key } => network_partition::remove_label(ctx, namespace, pod, key).await,
+        Undo::StopInPod {
+            namespace,
+            pod,
+            container,
+            fault,
+            ends_at,
+        } => in_pod::stop(ctx, namespace, pod, container, fault, *ends_at).await,
     }
-}
-
-fn fault_name(fault: &FaultKind<'_>) -> &'static str {
-    match fault {
-        FaultKind::PodKill(_) => "podKill",
-        FaultKind::PodEvict(_) => "podEvict",
-        FaultKind::ContainerKill(_) => "containerKill",
-        FaultKind::Scale(_) => "scale",
-        FaultKind::NodeCordon(_) => "nodeCordon",
-        FaultKind::NodeDrain(_) => "nodeDrain",
-        FaultKind::NetworkPartition(_) => "networkPartition",
-        FaultKind::DnsFailure(_) => "dnsFailure",
-        FaultKind::NetworkDelay(_) => "networkDelay",
-        FaultKind::NetworkLoss(_) => "networkLoss",
-        FaultKind::CpuStress(_) => "cpuStress",
-        FaultKind::MemoryStress(_) => "memoryStress",
-    }
-}
-
-/// Whether this version can inject a fault kind (the in-pod faults come later).
-pub fn available(fault: &FaultKind<'_>) -> bool {
-    matches!(
-        fault,
-        FaultKind::PodKill(_)
-            | FaultKind::PodEvict(_)
-            | FaultKind::Scale(_)
-            | FaultKind::NodeCordon(_)
-            | FaultKind::NodeDrain(_)
-            | FaultKind::NetworkPartition(_)
-            | FaultKind::DnsFailure(_)
-    )
 }
 
 impl fmt::Display for Action {
@@ -301,6 +306,31 @@ impl fmt::Display for Action {
                 f,
                 "block DNS (port 53) for pod {namespace}/{pod} with NetworkPolicy {policy}"
             ),
+            Action::InPod {
+                namespace,
+                pod,
+                effect,
+                container,
+                ..
+            } => {
+                let caps = container
+                    .pointer("/securityContext/capabilities/add")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(serde_json::Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .filter(|c| !c.is_empty())
+                    .map_or(String::new(), |c| format!(", adds {c}"));
+                write!(
+                    f,
+                    "add ephemeral container {} (image {}{caps}) to pod {namespace}/{pod}: {effect}, ending on its own",
+                    container["name"].as_str().unwrap_or_default(),
+                    container["image"].as_str().unwrap_or_default(),
+                )
+            }
             Action::Drain { node, .. } => write!(f, "drain node {node} (cordon, then evict its pods)"),
             Action::Partition {
                 namespace,
@@ -336,6 +366,17 @@ impl fmt::Display for Undo {
             Undo::Uncordon { node } => write!(f, "uncordon node {node}"),
             Undo::DeleteNetworkPolicy { namespace, name } => write!(f, "delete NetworkPolicy {namespace}/{name}"),
             Undo::RemovePodLabel { namespace, pod, key } => write!(f, "remove label {key} from pod {namespace}/{pod}"),
+            Undo::StopInPod {
+                namespace,
+                pod,
+                container,
+                ends_at,
+                ..
+            } => write!(
+                f,
+                "send TERM to ephemeral container {container} in pod {namespace}/{pod} and wait until it has removed its fault (it ends by itself at {})",
+                ends_at.format("%H:%M:%S UTC")
+            ),
         }
     }
 }

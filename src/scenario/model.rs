@@ -102,6 +102,11 @@ pub struct ScenarioSpec {
     /// Allow a `duration` above 30m (up to 24h).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_long_duration: bool,
+    /// The image of the ephemeral container the in-pod faults (networkDelay, networkLoss,
+    /// cpuStress, memoryStress, containerKill) add to target pods: it needs `sh`, `tc` and
+    /// `kill`, and uses `stress-ng` when present. Overrides `--fault-image` and the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_image: Option<String>,
     /// Checks that must pass before the fault is injected (else the exercise does not start)
     /// and again after it is reverted (recovery).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -386,7 +391,9 @@ pub struct PodEvict {
 pub struct ContainerKill {
     /// The name of the container in the target pods.
     pub container: String,
-    /// The signal to send. Defaults to `KILL`.
+    /// The signal to send to the container's main process. Defaults to `TERM`. A container's
+    /// PID 1 receives only the signals it handles and never `KILL` from inside the pod, so
+    /// `KILL` is refused at injection unless the main process is not PID 1.
     #[serde(default)]
     pub signal: Signal,
 }
@@ -395,8 +402,8 @@ pub struct ContainerKill {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub enum Signal {
     #[default]
-    KILL,
     TERM,
+    KILL,
     INT,
     HUP,
     QUIT,

@@ -97,6 +97,12 @@ pub fn validate_scenario_parts(document: &J) -> Vec<Finding> {
     if let Some(faults) = items::<Fault>(document, "/spec/faults") {
         check_faults(&mut f, &faults, target_kind);
     }
+    if let Some(image) = part::<String>(document, "/spec/faultImage")
+        && (image.is_empty() || image.contains(char::is_whitespace))
+    {
+        f.add("spec.faultImage", format!("`{image}` is not an image reference"))
+            .hint("e.g. `registry.example.com/tools/netshoot:v0.13`");
+    }
     if let Some(duration) = part::<Duration>(document, "/spec/duration") {
         let allow_long = part::<bool>(document, "/spec/allowLongDuration").unwrap_or(false);
         check_duration(&mut f, duration, allow_long);
@@ -454,6 +460,13 @@ fn check_faults(f: &mut Findings, faults: &[Option<Fault>], target_kind: Option<
                     child_path(&at, "container"),
                     format!("`{}` is not a valid container name", params.container),
                 );
+            }
+            FaultKind::ContainerKill(params) if params.signal == crate::scenario::model::Signal::KILL => {
+                f.add(
+                    child_path(&at, "signal"),
+                    "KILL cannot reach a container's main process from inside the pod",
+                )
+                .hint("a container's PID 1 never receives KILL from its own PID namespace (pid_namespaces(7)); use TERM, INT or QUIT, or podKill with gracePeriodSeconds: 0");
             }
             FaultKind::NodeDrain(params) if params.timeout.is_some_and(Duration::is_zero) => {
                 f.add(child_path(&at, "timeout"), "must be longer than 0s");
@@ -958,14 +971,34 @@ fn is_cidr(s: &str) -> bool {
 
 /// A positive Kubernetes quantity with a memory-style suffix (`256Mi`, `1Gi`, `500M`).
 fn is_positive_quantity(s: &str) -> bool {
-    const SUFFIXES: [&str; 13] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"];
+    quantity_bytes(s).is_some_and(|b| b > 0)
+}
+
+/// The bytes a memory quantity (`256Mi`, `1Gi`, `500M`, `1.5Gi`) stands for; `None` when it is
+/// not one.
+pub fn quantity_bytes(s: &str) -> Option<u64> {
+    const SUFFIXES: [(&str, u64); 13] = [
+        ("", 1),
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
-    let number_ok = !number.is_empty()
-        && number.split('.').count() <= 2
-        && number.split('.').all(|part| !part.is_empty())
-        && number.parse::<f64>().is_ok_and(|n| n > 0.0);
-    number_ok && SUFFIXES.contains(&suffix)
+    let well_formed = !number.is_empty() && number.split('.').count() <= 2 && number.split('.').all(|p| !p.is_empty());
+    let value = number.parse::<f64>().ok().filter(|n| well_formed && *n > 0.0)?;
+    let (_, unit) = SUFFIXES.iter().find(|(name, _)| *name == suffix)?;
+    let bytes = value * *unit as f64;
+    (bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 #[cfg(test)]
@@ -1012,6 +1045,9 @@ mod tests {
 
     #[test]
     fn quantities_and_networks() {
+        assert_eq!(quantity_bytes("256Mi"), Some(256 << 20));
+        assert_eq!(quantity_bytes("1.5Gi"), Some(3 << 29));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
         for ok in ["256Mi", "1Gi", "500M", "1.5Gi", "1024"] {
             assert!(is_positive_quantity(ok), "{ok}");
         }

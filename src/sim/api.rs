@@ -30,7 +30,7 @@ fn ok(body: &Value) -> Response {
     json_response(StatusCode::OK, body)
 }
 
-fn error(e: &ApiError) -> Response {
+pub(crate) fn error(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // No Retry-After: the API server sets none on a PodDisruptionBudget refusal, which is
     // final until the budget changes, not a request to come back in a second.
@@ -144,6 +144,9 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     };
     if segments.first() == Some(&"sim") {
         return super::admin(&shared, &parts.method, &segments, &body).await;
+    }
+    if let ["api", "v1", "namespaces", ns, "pods", pod, "exec"] = segments.as_slice() {
+        return super::exec::serve(&shared, ns, pod, parts).await;
     }
     if let ["api", "v1", "namespaces", ns, "services", service, "proxy", rest @ ..] = segments.as_slice() {
         let path = format!("/{}", rest.join("/"));

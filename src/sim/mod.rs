@@ -11,6 +11,7 @@
 //! and paginated lists are not snapshots.
 
 mod api;
+mod exec;
 pub mod patch;
 pub mod resources;
 pub mod seed;

@@ -46,6 +46,10 @@ pub struct Endpoint {
     pub jitter: Duration,
     pub loss: f64,
     pub slow: Duration,
+    /// CPU the running cpuStress containers burn, in percent of one core.
+    pub cpu_stress_percent: u64,
+    /// Memory the running memoryStress containers hold.
+    pub memory_stress_bytes: u64,
 }
 
 #[derive(Default)]
@@ -209,12 +213,18 @@ fn endpoints(store: &Store, workload: &Value) -> Vec<Endpoint> {
                         endpoint.loss = (endpoint.loss + percent / 100.0).min(1.0);
                     }
                     Some("cpuStress") => {
-                        let load = env("DISASTERPIECE_CPU_LOAD")
-                            .and_then(|l| l.parse::<u64>().ok())
-                            .unwrap_or(100);
+                        let number =
+                            |name: &str, default: u64| env(name).and_then(|l| l.parse::<u64>().ok()).unwrap_or(default);
+                        let load = number("DISASTERPIECE_CPU_LOAD", 100);
                         endpoint.slow += Duration::from_millis(2 * load);
+                        endpoint.cpu_stress_percent += load * number("DISASTERPIECE_CPU_WORKERS", 1);
                     }
-                    Some("memoryStress") => endpoint.slow += Duration::from_millis(100),
+                    Some("memoryStress") => {
+                        endpoint.slow += Duration::from_millis(100);
+                        endpoint.memory_stress_bytes += env("DISASTERPIECE_MEMORY_BYTES")
+                            .and_then(|b| b.parse::<u64>().ok())
+                            .unwrap_or(0);
+                    }
                     _ => {}
                 }
             }
@@ -356,7 +366,14 @@ async fn answer(State(service): State<Arc<Service>>, request: Request) -> Respon
 
 fn metrics(service: &Service) -> String {
     let stats = service.stats.lock().expect("stats lock");
-    let ready = service.endpoints.read().expect("endpoints lock").len();
+    let (ready, cpu, memory) = {
+        let endpoints = service.endpoints.read().expect("endpoints lock");
+        (
+            endpoints.len(),
+            endpoints.iter().map(|e| e.cpu_stress_percent).sum::<u64>(),
+            endpoints.iter().map(|e| e.memory_stress_bytes).sum::<u64>(),
+        )
+    };
     let name = &service.name;
     let mut out = String::new();
     let _ = writeln!(
@@ -393,6 +410,18 @@ fn metrics(service: &Service) -> String {
     let _ = writeln!(out, "# HELP sim_ready_pods Ready pods behind the synthetic service.");
     let _ = writeln!(out, "# TYPE sim_ready_pods gauge");
     let _ = writeln!(out, "sim_ready_pods{{service=\"{name}\"}} {ready}");
+    let _ = writeln!(
+        out,
+        "# HELP sim_cpu_stress_percent CPU burnt by cpuStress containers, in percent of one core."
+    );
+    let _ = writeln!(out, "# TYPE sim_cpu_stress_percent gauge");
+    let _ = writeln!(out, "sim_cpu_stress_percent{{service=\"{name}\"}} {cpu}");
+    let _ = writeln!(
+        out,
+        "# HELP sim_memory_stress_bytes Memory held by memoryStress containers."
+    );
+    let _ = writeln!(out, "# TYPE sim_memory_stress_bytes gauge");
+    let _ = writeln!(out, "sim_memory_stress_bytes{{service=\"{name}\"}} {memory}");
     out
 }
 

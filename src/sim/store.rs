@@ -598,6 +598,7 @@ impl Store {
                 if !causes.is_empty() {
                     return Err(ApiError::invalid(ty, name, causes));
                 }
+                self.admit_pod_security(namespace, name, &old, &new)?;
                 let mut r = old.clone();
                 r["spec"]["ephemeralContainers"] = at(&new, "/spec/ephemeralContainers").cloned().unwrap_or(json!([]));
                 r
@@ -885,6 +886,165 @@ fn same_but_version(a: &Value, b: &Value) -> bool {
         v
     };
     strip(a) == strip(b)
+}
+
+/// The capabilities PodSecurity `baseline` lets a container add.
+const BASELINE_CAPABILITIES: [&str; 13] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+impl Store {
+    /// PodSecurity admission for new ephemeral containers, as the namespace's
+    /// `pod-security.kubernetes.io/enforce` label asks (`baseline` or `restricted`), with the
+    /// API server's wording. It runs for dry runs too, which is how `plan` learns it.
+    fn admit_pod_security(&self, namespace: &str, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+        let level = self
+            .get("/namespaces", "", namespace)
+            .and_then(|ns| at(ns, "/metadata/labels/pod-security.kubernetes.io~1enforce"))
+            .and_then(Value::as_str)
+            .unwrap_or("privileged");
+        if level != "baseline" && level != "restricted" {
+            return Ok(());
+        }
+        let existing: Vec<&Value> = old
+            .pointer("/spec/ephemeralContainers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|c| &c["name"]).collect())
+            .unwrap_or_default();
+        let added: Vec<&Value> = new
+            .pointer("/spec/ephemeralContainers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| !existing.contains(&&c["name"]))
+            .collect();
+        let pod_context = old.pointer("/spec/securityContext").cloned().unwrap_or(json!({}));
+        let violations = pod_security_violations(level, &pod_context, &added);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": {}",
+                violations.join(", ")
+            ),
+        ))
+    }
+}
+
+/// What the PodSecurity `level` forbids in `containers`, in the API server's words.
+fn pod_security_violations(level: &str, pod_context: &Value, containers: &[&Value]) -> Vec<String> {
+    let mut found: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut add = |check: &'static str, what: String| match found.iter_mut().find(|(c, _)| *c == check) {
+        Some((_, list)) => list.push(what),
+        None => found.push((check, vec![what])),
+    };
+    let restricted = level == "restricted";
+    for container in containers {
+        let name = container["name"].as_str().unwrap_or_default();
+        let context = &container["securityContext"];
+        if context["privileged"] == true {
+            add(
+                "privileged",
+                format!("container \"{name}\" must not set securityContext.privileged=true"),
+            );
+        }
+        let added: Vec<&str> = context
+            .pointer("/capabilities/add")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let allowed: &[&str] = if restricted {
+            &["NET_BIND_SERVICE"]
+        } else {
+            &BASELINE_CAPABILITIES
+        };
+        let refused: Vec<String> = added
+            .iter()
+            .filter(|c| !allowed.contains(c))
+            .map(|c| format!("\"{c}\""))
+            .collect();
+        let check = if restricted {
+            "unrestricted capabilities"
+        } else {
+            "non-default capabilities"
+        };
+        if restricted {
+            let drops_all = context
+                .pointer("/capabilities/drop")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|c| c == "ALL"));
+            if !drops_all {
+                add(
+                    check,
+                    format!("container \"{name}\" must set securityContext.capabilities.drop=[\"ALL\"]"),
+                );
+            }
+        }
+        if !refused.is_empty() {
+            add(
+                check,
+                format!(
+                    "container \"{name}\" must not include {} in securityContext.capabilities.add",
+                    refused.join(", ")
+                ),
+            );
+        }
+        if !restricted {
+            continue;
+        }
+        if context["allowPrivilegeEscalation"] != false {
+            add(
+                "allowPrivilegeEscalation != false",
+                format!("container \"{name}\" must set securityContext.allowPrivilegeEscalation=false"),
+            );
+        }
+        let either = |key: &str| {
+            context
+                .get(key)
+                .filter(|v| !v.is_null())
+                .or_else(|| pod_context.get(key).filter(|v| !v.is_null()))
+                .cloned()
+        };
+        if either("runAsNonRoot") != Some(json!(true)) {
+            add(
+                "runAsNonRoot != true",
+                format!("pod or container \"{name}\" must set securityContext.runAsNonRoot=true"),
+            );
+        }
+        if either("runAsUser") == Some(json!(0)) {
+            add("runAsUser=0", format!("container \"{name}\" must not set runAsUser=0"));
+        }
+        let seccomp = either("seccompProfile").and_then(|p| p["type"].as_str().map(str::to_owned));
+        if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
+            add(
+                "seccompProfile",
+                format!(
+                    "pod or container \"{name}\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\""
+                ),
+            );
+        }
+    }
+    found
+        .into_iter()
+        .map(|(check, what)| format!("{check} ({})", what.join("; ")))
+        .collect()
 }
 
 fn check_ephemeral_change(old: &Value, new: &Value) -> Vec<Cause> {

@@ -23,6 +23,7 @@ use crate::selector::LabelSelector;
 /// simulator, which plays its effect).
 pub const ENV_FAULT: &str = "DISASTERPIECE_FAULT";
 pub const ENV_DURATION: &str = "DISASTERPIECE_DURATION";
+pub const ENV_SIGNAL: &str = "DISASTERPIECE_SIGNAL";
 
 /// Timers and bookkeeping the world keeps between passes.
 #[derive(Default)]
@@ -512,13 +513,25 @@ impl World {
                     let lasts = stated_duration(&container);
                     let fault = env(&container, ENV_FAULT);
                     let started = now_rfc3339();
+                    let ended = |code: i32, message: &str| {
+                        json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+                            "message": message, "startedAt": started, "finishedAt": started}})
+                    };
                     let state = if fault.as_deref() == Some("containerKill") {
-                        // It signals its target and exits: the target's restart is the effect.
-                        if let Some(target) = container["targetContainerName"].as_str() {
+                        // It signals its target and exits: the target's restart is the effect. A
+                        // container's PID 1 never receives KILL from inside its PID namespace.
+                        let target = container["targetContainerName"].as_str().unwrap_or_default();
+                        if env(&container, ENV_SIGNAL).as_deref() == Some("KILL") {
+                            ended(3, &pid1_ignores_kill(target))
+                        } else {
                             self.kill_container(pod, target, now + config.ready_delay);
                             next.at(now + config.ready_delay);
+                            ended(0, "")
                         }
-                        json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}})
+                    } else if matches!(fault.as_deref(), Some("networkDelay" | "networkLoss"))
+                        && !has_capability(&container, "NET_ADMIN")
+                    {
+                        ended(3, NO_NET_ADMIN)
                     } else {
                         self.ephemeral_end.insert(key.clone(), now + lasts);
                         next.at(now + lasts);
@@ -536,7 +549,8 @@ impl World {
                             .map(|mut st| {
                                 if st["name"] == name.as_str() {
                                     let started = at(&st, "/state/running/startedAt").cloned().unwrap_or(json!(now_rfc3339()));
-                                    st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now_rfc3339()}});
+                                    let message = removed_message(&fault_of(&container));
+                                    st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": message, "startedAt": started, "finishedAt": now_rfc3339()}});
                                 }
                                 st
                             })
@@ -627,7 +641,36 @@ fn set_ready(pod: &mut Value, ready: bool) {
     pod["status"]["conditions"] = json!(conditions);
 }
 
-fn env(container: &Value, name: &str) -> Option<String> {
+/// What a fault script says when it has removed its fault and ends.
+pub(crate) fn removed_message(fault: &str) -> String {
+    match fault {
+        "networkDelay" | "networkLoss" => "netem removed from eth0".to_owned(),
+        _ => format!("{fault} stopped"),
+    }
+}
+
+fn fault_of(container: &Value) -> String {
+    env(container, ENV_FAULT).unwrap_or_default()
+}
+
+/// What tc says without NET_ADMIN, as the fault script reports it.
+pub const NO_NET_ADMIN: &str = "could not add netem to eth0: RTNETLINK answers: Operation not permitted";
+
+/// What the containerKill script reports when KILL cannot reach PID 1.
+pub fn pid1_ignores_kill(target: &str) -> String {
+    format!(
+        "the main process of {target} is still running after SIGKILL: a container's PID 1 receives only the signals it handles, and never KILL from inside the pod (pid_namespaces(7)); use signal TERM"
+    )
+}
+
+fn has_capability(container: &Value, capability: &str) -> bool {
+    container
+        .pointer("/securityContext/capabilities/add")
+        .and_then(Value::as_array)
+        .is_some_and(|caps| caps.iter().any(|c| c == capability))
+}
+
+pub(crate) fn env(container: &Value, name: &str) -> Option<String> {
     container["env"]
         .as_array()?
         .iter()

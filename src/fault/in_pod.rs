@@ -1,0 +1,677 @@
+//! The in-pod faults: networkDelay, networkLoss, cpuStress, memoryStress and containerKill.
+//! Each adds an ephemeral container to the target pod whose own script applies the fault and
+//! removes it when `duration` ends, so the fault ends even if Disasterpiece dies.
+//!
+//! Expected flow: `prepare` builds the container (image, capabilities, script, parameters as
+//! `DISASTERPIECE_*` environment variables); `apply` adds it through the `ephemeralcontainers`
+//! subresource and waits until it runs (or, for containerKill, until the target restarted);
+//! `stop` sends TERM to the script (pods/exec `kill -TERM 1`), whose trap removes the fault,
+//! then waits until the container has ended and reads how.
+//! Guarantees: the script exits 0 only once its effect is gone (for netem: no netem qdisc left
+//! on the device), 3 when it could not apply the fault (nothing left behind), 4 when removing
+//! it failed; `stop` succeeds only on 0 or 3 (or, for stress, any end: its processes die with
+//! the container). Caveats: a netem qdisc outlives a script killed by SIGKILL (only the node
+//! can do that); the report then shows a revert failure saying how to remove it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::{Action, Context, FaultError, Outcome, Prepared, Undo, namespace_of};
+use crate::scenario::model::{
+    ContainerKill, CpuStress, Destination, FaultKind, MemoryStress, NetworkDelay, NetworkLoss,
+};
+use crate::scenario::validate::quantity_bytes;
+use crate::target::Candidate;
+
+/// The image of fault containers unless the scenario or `--fault-image` names another: it has
+/// `sh`, `tc` (iproute2) and `kill`; the stress faults use `stress-ng` when an image has it and
+/// busybox tools otherwise.
+pub const DEFAULT_IMAGE: &str = "docker.io/nicolaka/netshoot:v0.13";
+
+/// The network device netem shapes.
+const DEVICE: &str = "eth0";
+
+/// How long `apply` waits for the container to start (image pulls take time).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long `stop` waits for the container to end after TERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the in-pod faults of one exercise share.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub image: String,
+    /// How long each fault container lasts before it ends on its own.
+    pub duration: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            image: DEFAULT_IMAGE.to_owned(),
+            duration: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The image fault containers use: the scenario's, else the global setting, else the default.
+pub fn image(scenario: Option<&str>, global: Option<&str>) -> String {
+    scenario.or(global).unwrap_or(DEFAULT_IMAGE).to_owned()
+}
+
+/// Whether `fault` runs inside target pods.
+pub fn is_in_pod(fault: &FaultKind<'_>) -> bool {
+    matches!(
+        fault,
+        FaultKind::NetworkDelay(_)
+            | FaultKind::NetworkLoss(_)
+            | FaultKind::CpuStress(_)
+            | FaultKind::MemoryStress(_)
+            | FaultKind::ContainerKill(_)
+    )
+}
+
+/// The ephemeral container for `fault` on `target`, and how it is stopped.
+pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Result<Prepared, FaultError> {
+    let namespace = namespace_of(target);
+    let settings = &ctx.in_pod;
+    let seconds = settings.duration.as_secs().max(1);
+    let (wire, short) = match fault {
+        FaultKind::NetworkDelay(_) => ("networkDelay", "delay"),
+        FaultKind::NetworkLoss(_) => ("networkLoss", "loss"),
+        FaultKind::CpuStress(_) => ("cpuStress", "cpu"),
+        FaultKind::MemoryStress(_) => ("memoryStress", "memory"),
+        FaultKind::ContainerKill(_) => ("containerKill", "kill"),
+        _ => return Err(FaultError::Refused(format!("{fault:?} is not an in-pod fault"))),
+    };
+    let mut name = format!("dp-{short}-{}", ctx.exercise);
+    name.truncate(63);
+    let name = name.trim_end_matches(['-', '.']).to_owned();
+    let mut env = vec![
+        ("DISASTERPIECE_FAULT", wire.to_owned()),
+        ("DISASTERPIECE_EXERCISE", ctx.exercise.clone()),
+        (
+            "DISASTERPIECE_DURATION",
+            crate::scenario::Duration::from(Duration::from_secs(seconds)).to_string(),
+        ),
+        ("DISASTERPIECE_SECONDS", seconds.to_string()),
+    ];
+    let (script, effect, security, target_container) = match fault {
+        FaultKind::NetworkDelay(p) => {
+            let netem = delay_netem(p);
+            env.extend(netem_env(&netem, p.destination.as_ref()));
+            env.push(("DISASTERPIECE_LATENCY", p.latency.to_string()));
+            if let Some(jitter) = p.jitter {
+                env.push(("DISASTERPIECE_JITTER", jitter.to_string()));
+            }
+            (
+                NETEM_SCRIPT,
+                describe_netem(&netem, p.destination.as_ref()),
+                net_admin(),
+                None,
+            )
+        }
+        FaultKind::NetworkLoss(p) => {
+            let netem = loss_netem(p);
+            env.extend(netem_env(&netem, p.destination.as_ref()));
+            env.push(("DISASTERPIECE_LOSS_PERCENT", p.percent.to_string()));
+            (
+                NETEM_SCRIPT,
+                describe_netem(&netem, p.destination.as_ref()),
+                net_admin(),
+                None,
+            )
+        }
+        FaultKind::CpuStress(p) => {
+            env.extend(cpu_env(p));
+            (
+                CPU_SCRIPT,
+                format!("load {} CPU worker(s) at {}%", p.workers, p.load),
+                unprivileged(),
+                None,
+            )
+        }
+        FaultKind::MemoryStress(p) => {
+            let Some(bytes) = quantity_bytes(&p.size) else {
+                return Err(FaultError::Refused(format!(
+                    "memoryStress: `{}` is not a quantity",
+                    p.size
+                )));
+            };
+            env.extend(memory_env(p, bytes));
+            let ramp = p.ramp.map_or(String::new(), |r| format!(", reached over {r}"));
+            (
+                MEMORY_SCRIPT,
+                format!("hold {} of memory{ramp}", p.size),
+                unprivileged(),
+                None,
+            )
+        }
+        FaultKind::ContainerKill(p) => {
+            env.extend(kill_env(p));
+            (
+                KILL_SCRIPT,
+                format!(
+                    "send SIG{:?} to the main process of container {}",
+                    p.signal, p.container
+                ),
+                json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["KILL"]}}),
+                Some(p.container.clone()),
+            )
+        }
+        _ => unreachable!("matched above"),
+    };
+    let mut container = json!({
+        "name": name,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", script],
+        "env": env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+        "securityContext": security,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    });
+    if let Some(target_container) = &target_container {
+        container["targetContainerName"] = json!(target_container);
+    }
+    let ends = Utc::now() + chrono::Duration::seconds(seconds as i64);
+    let undo = if target_container.is_some() {
+        vec![Undo::Nothing {
+            why: "the kubelet restarts the container; the fault container ends once it has signalled".into(),
+        }]
+    } else {
+        vec![Undo::StopInPod {
+            namespace: namespace.clone(),
+            pod: target.name.clone(),
+            container: name.clone(),
+            fault: wire.to_owned(),
+            ends_at: ends,
+        }]
+    };
+    Ok(Prepared {
+        action: Action::InPod {
+            namespace,
+            pod: target.name.clone(),
+            fault: wire.to_owned(),
+            effect: format!("{effect} for {}", crate::scenario::Duration::from(settings.duration)),
+            container,
+        },
+        undo,
+    })
+}
+
+fn net_admin() -> Value {
+    // tc needs NET_ADMIN, and a process that is not root gets no added capability.
+    json!({"runAsUser": 0, "runAsNonRoot": false, "capabilities": {"add": ["NET_ADMIN"]}})
+}
+
+/// What PodSecurity `restricted` accepts: the stress faults need no privilege.
+fn unprivileged() -> Value {
+    json!({
+        "runAsUser": 65534, "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+fn millis(d: crate::scenario::Duration) -> String {
+    format!("{}ms", d.as_std().as_millis())
+}
+
+fn delay_netem(p: &NetworkDelay) -> String {
+    let mut netem = format!("delay {}", millis(p.latency));
+    if let Some(jitter) = p.jitter {
+        netem.push_str(&format!(" {}", millis(jitter)));
+        if let Some(c) = p.correlation {
+            netem.push_str(&format!(" {c}%"));
+        }
+    }
+    netem
+}
+
+fn loss_netem(p: &NetworkLoss) -> String {
+    let mut netem = format!("loss {}%", p.percent);
+    if let Some(c) = p.correlation {
+        netem.push_str(&format!(" {c}%"));
+    }
+    netem
+}
+
+fn netem_env(netem: &str, destination: Option<&Destination>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DISASTERPIECE_NETEM", netem.to_owned()),
+        ("DISASTERPIECE_DEVICE", DEVICE.to_owned()),
+    ];
+    if let Some(d) = destination {
+        if let Some(cidr) = &d.cidr {
+            env.push(("DISASTERPIECE_CIDR", cidr.clone()));
+        }
+        if let Some(port) = d.port {
+            env.push(("DISASTERPIECE_PORT", port.to_string()));
+        }
+    }
+    env
+}
+
+fn describe_netem(netem: &str, destination: Option<&Destination>) -> String {
+    let to = match destination {
+        Some(Destination {
+            cidr: Some(c),
+            port: Some(p),
+        }) => format!(" to {c} port {p}"),
+        Some(Destination { cidr: Some(c), .. }) => format!(" to {c}"),
+        Some(Destination { port: Some(p), .. }) => format!(" to port {p}"),
+        _ => String::new(),
+    };
+    format!("tc netem {netem} on {DEVICE}{to}")
+}
+
+fn cpu_env(p: &CpuStress) -> Vec<(&'static str, String)> {
+    // Without stress-ng, each busy worker runs `on` tenths of each second and rests the others.
+    let on = (p.load as f64 / 100.0 * 0.1).max(0.001);
+    vec![
+        ("DISASTERPIECE_CPU_WORKERS", p.workers.to_string()),
+        ("DISASTERPIECE_CPU_LOAD", p.load.to_string()),
+        ("DISASTERPIECE_CPU_ON", format!("{on:.3}")),
+        ("DISASTERPIECE_CPU_OFF", format!("{:.3}", 0.1 - on)),
+    ]
+}
+
+fn memory_env(p: &MemoryStress, bytes: u64) -> Vec<(&'static str, String)> {
+    let steps: u64 = if p.ramp.is_some() { 10 } else { 1 };
+    let pause = p.ramp.map_or(0, |r| (r.as_std().as_secs() / steps).max(1));
+    vec![
+        ("DISASTERPIECE_MEMORY", p.size.clone()),
+        ("DISASTERPIECE_MEMORY_BYTES", bytes.to_string()),
+        ("DISASTERPIECE_MEMORY_STEPS", steps.to_string()),
+        ("DISASTERPIECE_MEMORY_CHUNK", (bytes / steps).max(1).to_string()),
+        ("DISASTERPIECE_MEMORY_PAUSE", pause.to_string()),
+    ]
+}
+
+fn kill_env(p: &ContainerKill) -> Vec<(&'static str, String)> {
+    vec![
+        ("DISASTERPIECE_SIGNAL", format!("{:?}", p.signal)),
+        ("DISASTERPIECE_TARGET", p.container.clone()),
+    ]
+}
+
+/// netem on the pod's device, removed by the trap on TERM/INT/HUP and when the duration ends.
+/// With a destination, a 4-band prio qdisc keeps ordinary traffic in bands 1-3 (the default
+/// priomap never uses band 4) and a u32 filter sends the matching packets to netem on band 4.
+const NETEM_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+dev="${DISASTERPIECE_DEVICE:-eth0}"
+added=""
+fail() {
+  [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
+  say "could not add netem to $dev: $1"
+  exit 3
+}
+clean() {
+  trap - TERM INT HUP
+  [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
+  if tc qdisc show dev "$dev" | grep -q netem; then
+    say "netem is still on $dev: remove it with 'tc qdisc del dev $dev root' or delete the pod"
+    exit 4
+  fi
+  say "netem removed from $dev"
+  exit 0
+}
+trap clean TERM INT HUP
+if [ -n "${DISASTERPIECE_CIDR:-}${DISASTERPIECE_PORT:-}" ]; then
+  match=""
+  [ -n "${DISASTERPIECE_CIDR:-}" ] && match="$match match ip dst $DISASTERPIECE_CIDR"
+  [ -n "${DISASTERPIECE_PORT:-}" ] && match="$match match ip dport $DISASTERPIECE_PORT 0xffff"
+  out=$(tc qdisc add dev "$dev" root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 2>&1) || fail "$out"
+  added=1
+  out=$(tc qdisc add dev "$dev" parent 1:4 handle 40: netem $DISASTERPIECE_NETEM 2>&1) || fail "$out"
+  out=$(tc filter add dev "$dev" parent 1:0 protocol ip prio 1 u32 $match flowid 1:4 2>&1) || fail "$out"
+else
+  out=$(tc qdisc add dev "$dev" root netem $DISASTERPIECE_NETEM 2>&1) || fail "$out"
+  added=1
+fi
+say "netem $DISASTERPIECE_NETEM on $dev for ${DISASTERPIECE_SECONDS}s"
+sleep "$DISASTERPIECE_SECONDS" &
+wait $!
+clean
+"#;
+
+/// Busy workers for the duration: stress-ng when the image has it, else shell loops paused and
+/// resumed to the asked load. The trap stops them; they die with the container in any case.
+const CPU_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+pids=""
+stop() { trap - TERM INT HUP; [ -n "$pids" ] && kill $pids 2>/dev/null; say "cpuStress stopped"; exit 0; }
+trap stop TERM INT HUP
+if command -v stress-ng >/dev/null 2>&1; then
+  stress-ng --cpu "$DISASTERPIECE_CPU_WORKERS" --cpu-load "$DISASTERPIECE_CPU_LOAD" --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
+  pids="$!"
+else
+  i=0
+  while [ "$i" -lt "$DISASTERPIECE_CPU_WORKERS" ]; do
+    ( while :; do :; done ) &
+    busy=$!
+    pids="$pids $busy"
+    if [ "$DISASTERPIECE_CPU_LOAD" -lt 100 ]; then
+      ( while :; do sleep "$DISASTERPIECE_CPU_ON"; kill -STOP $busy; sleep "$DISASTERPIECE_CPU_OFF"; kill -CONT $busy; done ) &
+      pids="$pids $!"
+    fi
+    i=$((i + 1))
+  done
+fi
+say "cpuStress: $DISASTERPIECE_CPU_WORKERS worker(s) at $DISASTERPIECE_CPU_LOAD% for ${DISASTERPIECE_SECONDS}s"
+sleep "$DISASTERPIECE_SECONDS" &
+wait $!
+stop
+"#;
+
+/// Memory held for the duration, in steps when ramped: stress-ng when the image has it, else
+/// `head -c N /dev/zero | tail`, which keeps the whole newline-free line in memory.
+const MEMORY_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+pids=""
+stop() { trap - TERM INT HUP; [ -n "$pids" ] && kill $pids 2>/dev/null; say "memoryStress stopped"; exit 0; }
+trap stop TERM INT HUP
+i=0
+while [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ]; do
+  if command -v stress-ng >/dev/null 2>&1; then
+    stress-ng --vm 1 --vm-bytes "$DISASTERPIECE_MEMORY_CHUNK" --vm-keep --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
+  else
+    ( head -c "$DISASTERPIECE_MEMORY_CHUNK" /dev/zero | tail ) &
+  fi
+  pids="$pids $!"
+  i=$((i + 1))
+  [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ] && sleep "$DISASTERPIECE_MEMORY_PAUSE"
+done
+say "memoryStress: holding $DISASTERPIECE_MEMORY for ${DISASTERPIECE_SECONDS}s"
+sleep "$DISASTERPIECE_SECONDS" &
+wait $!
+stop
+"#;
+
+/// Signals the target container's main process (PID 1 of the PID namespace it shares with
+/// the target), then checks it went. A PID 1 ignores what it does not handle, and KILL always.
+const KILL_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+out=$(kill -s "$DISASTERPIECE_SIGNAL" 1 2>&1) || { say "could not signal the main process of $DISASTERPIECE_TARGET: $out"; exit 3; }
+i=0
+while [ "$i" -lt 50 ]; do
+  kill -0 1 2>/dev/null || exit 0
+  sleep 0.1
+  i=$((i + 1))
+done
+say "the main process of $DISASTERPIECE_TARGET is still running after SIG$DISASTERPIECE_SIGNAL: a container's PID 1 receives only the signals it handles, and never KILL from inside the pod (pid_namespaces(7)); use signal TERM"
+exit 3
+"#;
+
+/// Adds the container; waits until it runs, or for containerKill until the target restarted.
+pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value) -> Result<Outcome, FaultError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = container["name"].as_str().unwrap_or_default().to_owned();
+    let target = container["targetContainerName"].as_str().map(str::to_owned);
+    let action = format!("add ephemeral container {name} to pod {namespace}/{pod}");
+    let restarts_before = match (&target, ctx.dry_run) {
+        (Some(t), false) => {
+            let current = pods.get(pod).await.map_err(FaultError::api(&action))?;
+            restarts(&current, t)
+        }
+        _ => 0,
+    };
+    let params = PatchParams {
+        dry_run: ctx.dry_run,
+        ..Default::default()
+    };
+    let patch = json!({"spec": {"ephemeralContainers": [container]}});
+    pods.patch_ephemeral_containers(pod, &params, &Patch::Strategic(&patch))
+        .await
+        .map_err(FaultError::api(&action))?;
+    if ctx.dry_run {
+        return Ok(Outcome::Injected);
+    }
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let current = match pods.get(pod).await {
+            Ok(p) => p,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Ok(Outcome::NotInjected {
+                    reason: format!("pod {namespace}/{pod} is gone"),
+                });
+            }
+            Err(e) => return Err(FaultError::api(&action)(e)),
+        };
+        if let Some(t) = &target
+            && restarts(&current, t) > restarts_before
+        {
+            return Ok(Outcome::Injected);
+        }
+        match state(&current, &name) {
+            State::Running if target.is_none() => return Ok(Outcome::Injected),
+            State::Ended { code, message } if code != 0 || target.is_none() => {
+                return Ok(Outcome::NotInjected {
+                    reason: ended_early(&name, code, &message),
+                });
+            }
+            State::Waiting { reason, message } if STUCK.contains(&reason.as_str()) => {
+                return Ok(Outcome::NotInjected {
+                    reason: format!("ephemeral container {name} cannot start: {reason}: {message}"),
+                });
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let what = match &target {
+                Some(t) => format!("container {t} did not restart"),
+                None => format!("ephemeral container {name} did not start"),
+            };
+            return Ok(Outcome::NotInjected {
+                reason: format!("{what} within {}s", START_TIMEOUT.as_secs()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waiting reasons that will not resolve by themselves soon.
+const STUCK: [&str; 5] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+fn ended_early(name: &str, code: i32, message: &str) -> String {
+    let said = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", message.trim())
+    };
+    format!("ephemeral container {name} ended at once with exit code {code}{said}")
+}
+
+/// Stops a fault container and checks its effect is gone. Idempotent: a container that has
+/// ended cleanly, or a pod that is gone, is success.
+pub async fn stop(
+    ctx: &Context,
+    namespace: &str,
+    pod: &str,
+    name: &str,
+    fault: &str,
+    ends_at: DateTime<Utc>,
+) -> Result<(), FaultError> {
+    if ctx.dry_run {
+        return Ok(());
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let action = format!("stop ephemeral container {name} in pod {namespace}/{pod}");
+    let mut signalled: Option<Result<(), String>> = None;
+    let started = tokio::time::Instant::now();
+    loop {
+        let current = match pods.get(pod).await {
+            Ok(p) => p,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(FaultError::api(&action)(e)),
+        };
+        match state(&current, name) {
+            State::Absent => return Ok(()),
+            State::Ended { code, message } => return judge(namespace, pod, name, fault, code, &message),
+            State::Running if signalled.is_none() => {
+                signalled = Some(terminate(&pods, pod, name).await);
+                continue;
+            }
+            _ => {}
+        }
+        // Without exec, the container ends on its own at `ends_at`.
+        let waited_enough = match &signalled {
+            Some(Ok(())) => started.elapsed() >= STOP_TIMEOUT,
+            _ => Utc::now() > ends_at + chrono::Duration::from_std(STOP_TIMEOUT).unwrap_or_default(),
+        };
+        if waited_enough {
+            let how = match &signalled {
+                Some(Err(e)) => format!(" (TERM could not be sent: {e})"),
+                _ => String::new(),
+            };
+            return Err(FaultError::Refused(format!(
+                "ephemeral container {name} in pod {namespace}/{pod} is still running{how}; it ends by itself at {}",
+                ends_at.format("%H:%M:%S UTC")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a fault container's end leaves nothing behind.
+fn judge(namespace: &str, pod: &str, name: &str, fault: &str, code: i32, message: &str) -> Result<(), FaultError> {
+    let netem = matches!(fault, "networkDelay" | "networkLoss");
+    if code == 0 || code == 3 || !netem {
+        return Ok(());
+    }
+    let said = if message.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", message.trim())
+    };
+    Err(FaultError::Refused(format!(
+        "ephemeral container {name} in pod {namespace}/{pod} ended with exit code {code}{said}: the netem qdisc may remain on {DEVICE}; remove it with `tc qdisc del dev {DEVICE} root` in a debug container with NET_ADMIN, or delete the pod"
+    )))
+}
+
+/// Sends TERM to the fault script through pods/exec.
+async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), String> {
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(false)
+        .stderr(true);
+    let exec = async {
+        let mut process = pods
+            .exec(pod, ["kill", "-TERM", "1"], &params)
+            .await
+            .map_err(|e| super::api_message(&e))?;
+        let status = match process.take_status() {
+            Some(status) => status.await,
+            None => None,
+        };
+        let _ = process.join().await;
+        match status {
+            Some(s) if s.status.as_deref() == Some("Failure") => Err(s.message.unwrap_or_default()),
+            _ => Ok(()),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), exec)
+        .await
+        .unwrap_or_else(|_| Err("exec did not answer within 10s".into()))
+}
+
+enum State {
+    Absent,
+    Pending,
+    Waiting { reason: String, message: String },
+    Running,
+    Ended { code: i32, message: String },
+}
+
+fn state(pod: &Pod, name: &str) -> State {
+    let declared = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.name == name));
+    if !declared {
+        return State::Absent;
+    }
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.ephemeral_container_statuses.as_ref())
+        .and_then(|s| s.iter().find(|c| c.name == name));
+    let Some(state) = status.and_then(|s| s.state.as_ref()) else {
+        return State::Pending;
+    };
+    if let Some(t) = &state.terminated {
+        return State::Ended {
+            code: t.exit_code,
+            message: t.message.clone().unwrap_or_default(),
+        };
+    }
+    if state.running.is_some() {
+        return State::Running;
+    }
+    match &state.waiting {
+        Some(w) => State::Waiting {
+            reason: w.reason.clone().unwrap_or_default(),
+            message: w.message.clone().unwrap_or_default(),
+        },
+        None => State::Pending,
+    }
+}
+
+fn restarts(pod: &Pod, container: &str) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.iter().find(|c| c.name == container))
+        .map_or(0, |c| c.restart_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Duration as D;
+
+    #[test]
+    fn netem_arguments_follow_tc_syntax() {
+        let delay = NetworkDelay {
+            latency: D::from_millis(300),
+            jitter: Some(D::from_millis(50)),
+            correlation: Some(25),
+            destination: None,
+        };
+        assert_eq!(delay_netem(&delay), "delay 300ms 50ms 25%");
+        let plain = NetworkDelay {
+            jitter: None,
+            correlation: Some(25),
+            ..delay
+        };
+        // tc reads a correlation only after a jitter.
+        assert_eq!(delay_netem(&plain), "delay 300ms");
+        let loss = NetworkLoss {
+            percent: 12.5,
+            correlation: None,
+            destination: None,
+        };
+        assert_eq!(loss_netem(&loss), "loss 12.5%");
+    }
+
+    #[test]
+    fn a_script_ending_badly_is_a_revert_failure_only_when_netem_may_remain() {
+        assert!(judge("ns", "p", "c", "networkDelay", 0, "netem removed").is_ok());
+        assert!(judge("ns", "p", "c", "networkDelay", 3, "could not add").is_ok());
+        assert!(judge("ns", "p", "c", "cpuStress", 137, "").is_ok());
+        let e = judge("ns", "p", "c", "networkLoss", 137, "").unwrap_err().to_string();
+        assert!(e.contains("tc qdisc del dev eth0 root"), "{e}");
+        let e = judge("ns", "p", "c", "networkDelay", 4, "netem is still on eth0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("netem is still on eth0"), "{e}");
+    }
+}
