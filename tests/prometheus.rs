@@ -45,7 +45,7 @@ struct Prometheus {
 }
 
 /// Starts Prometheus scraping `targets` every second, with the rules of
-/// `tests/prometheus/rules.yml` (CheckoutDegraded), sending
+/// `tests/prometheus/rules.yml` (CheckoutDegraded, CheckoutSlow), sending
 /// alerts to `alertmanager` when given (`host:port`).
 async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertmanager: Option<&str>) -> Prometheus {
     std::fs::create_dir_all(dir).expect("dir");
@@ -261,31 +261,8 @@ async fn an_alert_read_from_alertmanager_is_detected() {
     };
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("alertmanager-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let _am = tokio::process::Command::new(am_binary)
-        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
-        .arg(format!("--storage.path={}", dir.join("am").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start alertmanager");
-    let am_url = format!("http://127.0.0.1:{port}");
-    eventually("Alertmanager is ready", || async {
-        let url = url::Url::parse(&am_url).expect("url");
-        probe::http::direct(&url, "GET", "/-/ready", &Default::default())
-            .await
-            .is_ok_and(|(code, _)| code == 200)
-    })
-    .await;
+    let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
+    let port = am_url.rsplit(':').next().expect("port").to_owned();
     let prometheus = start_prometheus(
         &prom_binary,
         &dir.join("prom"),
@@ -333,4 +310,104 @@ spec:
         "CheckoutDegraded is firing (Alertmanager)"
     );
     assert!(report.metrics.time_to_detect_s.is_some());
+}
+
+/// Starts Alertmanager on a free port with a receiver that drops everything; its URL and
+/// process (killed on drop).
+async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::process::Child) {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = tokio::process::Command::new(binary)
+        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start alertmanager");
+    let am_url = format!("http://127.0.0.1:{port}");
+    eventually("Alertmanager is ready", || async {
+        let url = url::Url::parse(&am_url).expect("url");
+        probe::http::direct(&url, "GET", "/-/ready", &Default::default())
+            .await
+            .is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
+    (am_url, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detect() {
+    let test = "a_300ms_delay_fires_checkout_slow";
+    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
+        return;
+    };
+    let (_sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("checkout-slow-{}", std::process::id()));
+    let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
+    let prometheus = start_prometheus(
+        &prom_binary,
+        &dir.join("prom"),
+        &shop_targets(&client).await,
+        Some(am_url.trim_start_matches("http://")),
+    )
+    .await;
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/checkout-slow-alert.yaml"))
+            .expect("read the scenario");
+    let scenario = parse(&text);
+    let (_tx, abort) = watch::channel(None);
+    let options = RunOptions {
+        exercise: "ex-slow".into(),
+        seed: 1,
+        sample_every: Duration::from_millis(250),
+        cluster: "sim".into(),
+        retries: None,
+        sources: disasterpiece::probe::Sources {
+            prometheus: Some(prometheus.url.clone()),
+            alertmanager: Some(am_url),
+        },
+        fault_image: None,
+    };
+    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Confirmed,
+        "{:?} {:#?}",
+        report.refusals,
+        report.expectations
+    );
+    assert_eq!(report.injections.len(), 3, "every checkout pod delayed");
+    assert!(
+        report
+            .injections
+            .iter()
+            .all(|i| i.injected_at.is_some() && i.reverted_at.is_some())
+    );
+    assert_eq!(report.expectations[0].observed, "CheckoutSlow is firing (Alertmanager)");
+    let detect = report.metrics.time_to_detect_s.expect("a measured time to detect");
+    let fired = report.expectations[0].first_held.expect("the alert fired");
+    let injected = report.injections[0].injected_at.expect("injected");
+    assert!(
+        (detect - (fired - injected).num_milliseconds() as f64 / 1000.0).abs() < 0.01,
+        "{detect} vs {fired}"
+    );
+    assert!(detect > 0.0 && detect <= 30.0, "{detect}");
+    println!("CheckoutSlow fired {detect:.1}s after the 300ms delay was injected");
+    // The delay is gone: checkout answers fast again.
+    let url = shop_targets(&client).await[0].clone();
+    let started = std::time::Instant::now();
+    assert_eq!(common::http_status(&format!("http://{url}"), "/").await, Some(200));
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?} after the revert",
+        started.elapsed()
+    );
 }

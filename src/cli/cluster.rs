@@ -23,8 +23,9 @@ pub struct ClusterArgs {
     /// The Alertmanager that `alert` probes with `source: alertmanager` ask when they name no `url`.
     #[arg(long, value_name = "URL", env = "DISASTERPIECE_ALERTMANAGER_URL")]
     pub alertmanager_url: Option<String>,
-    /// The image of the ephemeral containers in-pod faults add (a scenario's `faultImage`
-    /// wins); for registries that cannot reach the default, docker.io/nicolaka/netshoot:v0.13.
+    /// The image of the ephemeral containers that in-pod faults add, when the scenario's
+    /// `faultImage` names none (default: docker.io/nicolaka/netshoot:v0.13); e.g. a mirror in
+    /// an air-gapped registry.
     #[arg(long, value_name = "IMAGE", env = "DISASTERPIECE_FAULT_IMAGE")]
     pub fault_image: Option<String>,
 }
