@@ -265,3 +265,88 @@ async fn disasterpiece_sim_serves_kubectl_three_ready_deployments_and_stops_on_c
     assert!(status.success(), "exit status {status:?}");
     assert!(!config.exists(), "the kubeconfig of a stopped simulator is removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_stops_a_fault_container_over_websocket() {
+    use disasterpiece::fault::{self, Context};
+    use disasterpiece::scenario::model::{CpuStress, FaultKind, Target, TargetKind};
+    use disasterpiece::target::Unit;
+    let Some(kubectl) = kubectl_or_skip("kubectl_exec_stops_a_fault_container_over_websocket") else {
+        return;
+    };
+    let sim = Sim::builder().seed(Seed::Shop).start().await.expect("simulator");
+    let client = sim.raw_client().await.expect("client");
+    let target = Target {
+        namespace: Some("shop".into()),
+        kind: TargetKind::Deployment,
+        name: Some("frontend".into()),
+        selector: None,
+    };
+    let pod = disasterpiece::target::resolve::resolve(&client, &target, Unit::Pod)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let ctx = Context {
+        client: client.clone(),
+        exercise: "ex-kubectl".into(),
+        dry_run: false,
+        in_pod: Default::default(),
+    };
+    let stress = CpuStress { workers: 1, load: 50 };
+    let prepared = fault::prepare(&ctx, FaultKind::CpuStress(&stress), &pod)
+        .await
+        .expect("prepare");
+    fault::apply(&ctx, &prepared).await.expect("apply");
+    let container = "dp-cpu-ex-kubectl";
+    let path = sim.kubeconfig_path();
+    // A command the simulator does not run: kubectl shows its stderr and exit code.
+    let (ok, _, err) = run(
+        &kubectl,
+        path,
+        &["exec", "-n", "shop", &pod.name, "-c", container, "--", "ls"],
+    )
+    .await;
+    assert!(
+        !ok && err.contains("run no programs but `kill`") && err.contains("exit code 126"),
+        "{err}"
+    );
+    // TERM to the script: the container ends, saying its fault stopped.
+    let (ok, _, err) = run(
+        &kubectl,
+        path,
+        &[
+            "exec", "-n", "shop", &pod.name, "-c", container, "--", "kill", "-TERM", "1",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let state = ok_json(&kubectl, path, &pod.name).await;
+    assert_eq!(state["terminated"]["message"], "cpuStress stopped", "{state}");
+    // An ended container cannot be entered.
+    let (ok, _, err) = run(
+        &kubectl,
+        path,
+        &["exec", "-n", "shop", &pod.name, "-c", container, "--", "kill", "1"],
+    )
+    .await;
+    assert!(!ok && err.contains("container not found"), "{err}");
+}
+
+async fn ok_json(kubectl: &Path, kubeconfig: &Path, pod: &str) -> serde_json::Value {
+    let out = ok(
+        kubectl,
+        kubeconfig,
+        &[
+            "get",
+            "pod",
+            "-n",
+            "shop",
+            pod,
+            "-o",
+            "jsonpath={.status.ephemeralContainerStatuses[0].state}",
+        ],
+    )
+    .await;
+    serde_json::from_str(&out).expect("JSON state")
+}

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use super::Shared;
 use super::store::{ApiError, at, now_rfc3339};
@@ -77,24 +78,6 @@ fn prepare(
             "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
-    let key = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| ApiError::bad_request("this simulator serves exec over WebSocket only (no SPDY)"))?;
-    let offered = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let protocol = PROTOCOLS
-        .into_iter()
-        .find(|p| offered.split(',').any(|o| o.trim() == *p))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "no supported WebSocket subprotocol in {offered:?}; expected one of {PROTOCOLS:?}"
-            ))
-        })?;
-    let accept = derive_accept_key(key.as_bytes());
 
     let mut store = shared.store.lock().expect("store lock");
     let pods = store.find_type("", "v1", "pods").expect("pods are served");
@@ -137,10 +120,26 @@ fn prepare(
         .flatten()
         .any(|s| s["name"] == container.as_str() && at(s, "/state/running").is_some());
     if !running {
-        return Err(ApiError::bad_request(format!(
-            "unable to upgrade connection: container not found (\"{container}\")"
-        )));
+        return Err(ApiError::bad_request(format!("container not found (\"{container}\")")));
     }
+    let key = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| ApiError::bad_request("this simulator serves exec over WebSocket only (no SPDY)"))?;
+    let offered = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let protocol = PROTOCOLS
+        .into_iter()
+        .find(|p| offered.split(',').any(|o| o.trim() == *p))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no supported WebSocket subprotocol in {offered:?}; expected one of {PROTOCOLS:?}"
+            ))
+        })?;
+    let accept = derive_accept_key(key.as_bytes());
     let ran = run(&mut pod, &container, &command);
     if at(
         &store.get("/pods", namespace, pod_name).cloned().unwrap_or_default(),
@@ -262,7 +261,11 @@ fn upgrade(parts: Parts, protocol: &'static str, accept: String, ran: Ran, (stdo
         let _ = socket
             .send(frame(3, serde_json::to_vec(&status).unwrap_or_default().as_slice()))
             .await;
-        let _ = socket.close(None).await;
+        let normal = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = socket.close(Some(normal)).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
