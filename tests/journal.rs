@@ -10,7 +10,7 @@ use disasterpiece::scenario::model::{FaultKind, NetworkPartition, NodeCordon, Sc
 use disasterpiece::target::Unit;
 use disasterpiece::target::resolve::resolve;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 
@@ -56,9 +56,21 @@ async fn a_dead_run_is_recovered_exactly_once() {
         .expect("resolve")
         .candidates
         .remove(0);
+    let delayed = resolve(&client, &target(TargetKind::Deployment, "frontend"), Unit::Pod)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
     let scale = Scale { replicas: 0 };
     let partition = NetworkPartition::default();
+    let delay = disasterpiece::scenario::model::NetworkDelay {
+        latency: std::time::Duration::from_millis(300).into(),
+        jitter: None,
+        correlation: None,
+        destination: None,
+    };
     let faults = [
+        (FaultKind::NetworkDelay(&delay), &delayed),
         (FaultKind::Scale(&scale), &workload),
         (FaultKind::NetworkPartition(&partition), &pod),
         (FaultKind::NodeCordon(&NodeCordon {}), &node),
@@ -84,7 +96,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
         .intend("deployment shop/frontend", &prepared, expires)
         .await
         .expect("intend");
-    assert_eq!(journal.entries().await.expect("entries").len(), 4);
+    assert_eq!(journal.entries().await.expect("entries").len(), 5);
     drop(journal); // the run dies: no revert, no close
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
@@ -110,7 +122,18 @@ async fn a_dead_run_is_recovered_exactly_once() {
     let recovered = recover_lapsed(&client, None, Duration::ZERO).await.expect("recover");
     assert_eq!(recovered.len(), 1);
     assert!(recovered[0].failed.is_empty(), "{:?}", recovered[0].failed);
-    assert_eq!(recovered[0].reverted.len(), 5, "{:?}", recovered[0].reverted);
+    assert_eq!(recovered[0].reverted.len(), 6, "{:?}", recovered[0].reverted);
+    // The in-pod delay was stopped by TERM, well before its own end.
+    let stopped = Api::<Pod>::namespaced(client.clone(), "shop")
+        .get(&delayed.name)
+        .await
+        .map(|p| serde_json::to_value(p.status).expect("json"))
+        .expect("the delayed pod is still there");
+    assert_eq!(
+        stopped.pointer("/ephemeralContainerStatuses/0/state/terminated/message"),
+        Some(&"netem removed from eth0".into()),
+        "{stopped}"
+    );
     assert_eq!(deployments.get("payments").await.expect("get").spec.replicas, Some(2));
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     assert_eq!(
