@@ -60,11 +60,7 @@ async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertma
     )
     .expect("config");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let child = tokio::process::Command::new(binary)
         .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
@@ -312,16 +308,21 @@ spec:
     assert!(report.metrics.time_to_detect_s.is_some());
 }
 
+/// A port on 127.0.0.1 nothing listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 /// Starts Alertmanager on a free port with a receiver that drops everything; its URL and
 /// process (killed on drop).
 async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::process::Child) {
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let child = tokio::process::Command::new(binary)
         .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
         .arg(format!("--storage.path={}", dir.join("am").display()))

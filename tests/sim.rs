@@ -472,6 +472,7 @@ async fn an_ephemeral_container_is_accepted_runs_for_its_stated_duration_and_end
         "targetContainerName": "frontend",
         "env": [{"name": "DISASTERPIECE_FAULT", "value": "networkDelay"}, {"name": "DISASTERPIECE_DURATION", "value": "1s"},
                 {"name": "DISASTERPIECE_LATENCY", "value": "50ms"}],
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
     }]}});
     let patched = pods
         .patch_ephemeral_containers(&target, &PatchParams::default(), &Patch::Strategic(patch))
@@ -507,6 +508,27 @@ async fn an_ephemeral_container_is_accepted_runs_for_its_stated_duration_and_end
         .await,
     );
     assert_eq!(removal.code, 422);
+    // Without NET_ADMIN, tc cannot add netem: the container ends at once with exit 3.
+    let patch = json!({"spec": {"ephemeralContainers": [{
+        "name": "no-net-admin", "image": "registry.example.com/disasterpiece/faults:1",
+        "env": [{"name": "DISASTERPIECE_FAULT", "value": "networkLoss"}, {"name": "DISASTERPIECE_DURATION", "value": "1m"}],
+    }]}});
+    pods.patch_ephemeral_containers(&target, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .expect("accepted");
+    eventually("it ends, saying why", || async {
+        let pod = pods.get(&target).await.expect("get");
+        let statuses = pod
+            .status
+            .and_then(|s| s.ephemeral_container_statuses)
+            .unwrap_or_default();
+        statuses
+            .iter()
+            .find(|s| s.name == "no-net-admin")
+            .and_then(|s| s.state.clone()?.terminated)
+            .is_some_and(|t| t.exit_code == 3 && t.message.is_some_and(|m| m.contains("Operation not permitted")))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -912,7 +934,10 @@ async fn fault_containers_slow_down_and_drop_the_synthetic_service_only_while_th
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     let url = deployments.get("frontend").await.expect("get").annotations()["sim.disasterpiece.dev/url"].clone();
     let pods: Api<Pod> = Api::namespaced(client, "shop");
-    let fault = |name: &str, env: serde_json::Value| json!({"spec": {"ephemeralContainers": [{"name": name, "image": "faults:1", "env": env}]}});
+    let fault = |name: &str, env: serde_json::Value| {
+        json!({"spec": {"ephemeralContainers": [{"name": name, "image": "faults:1", "env": env,
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}})
+    };
     // 400 ms of added latency on every frontend pod, for 2 seconds.
     for pod in ready_pods(&pods, "app=frontend").await {
         let env = json!([{"name": "DISASTERPIECE_FAULT", "value": "networkDelay"}, {"name": "DISASTERPIECE_DURATION", "value": "2s"}, {"name": "DISASTERPIECE_LATENCY", "value": "400ms"}]);

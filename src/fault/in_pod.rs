@@ -100,7 +100,7 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         ),
         ("DISASTERPIECE_SECONDS", seconds.to_string()),
     ];
-    let (script, effect, security, target_container) = match fault {
+    let (body, effect, security, target_container) = match fault {
         FaultKind::NetworkDelay(p) => {
             let netem = delay_netem(p);
             env.extend(netem_env(&netem, p.destination.as_ref()));
@@ -169,7 +169,7 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         "name": name,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", script],
+        "command": ["/bin/sh", "-c", script(wire, body)],
         "env": env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
         "securityContext": security,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -298,11 +298,47 @@ fn kill_env(p: &ContainerKill) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Where every script writes its PID, so revert signals the script and nothing else (in a pod
+/// that shares one process namespace, PID 1 is the pause container).
+const PID_FILE: &str = "/tmp/disasterpiece.pid";
+
+/// Every script starts with `say`, which writes the termination message the revert reads, and
+/// writes its PID to [`PID_FILE`].
+const SAY: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+echo $$ > /tmp/disasterpiece.pid
+"#;
+
+/// Before a stress body: the trap that stops its processes (they die with the container in
+/// any case).
+const STRESS_HEAD: &str = r#"pids=""
+stop() {
+  trap - TERM INT HUP
+  if [ -n "$pids" ]; then kill $pids 2>/dev/null; kill -CONT $pids 2>/dev/null; fi
+  say "$DISASTERPIECE_FAULT stopped"
+  exit 0
+}
+trap stop TERM INT HUP
+"#;
+
+/// After a stress body: hold for the duration, interruptible by the trap.
+const STRESS_TAIL: &str = r#"sleep "$DISASTERPIECE_SECONDS" &
+pids="$pids $!"
+wait $!
+stop
+"#;
+
+/// The whole script of a fault.
+fn script(fault: &str, body: &str) -> String {
+    match fault {
+        "cpuStress" | "memoryStress" => format!("{SAY}{STRESS_HEAD}{body}{STRESS_TAIL}"),
+        _ => format!("{SAY}{body}"),
+    }
+}
+
 /// netem on the pod's device, removed by the trap on TERM/INT/HUP and when the duration ends.
 /// With a destination, a 4-band prio qdisc keeps ordinary traffic in bands 1-3 (the default
 /// priomap never uses band 4) and a u32 filter sends the matching packets to netem on band 4.
-const NETEM_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
-dev="${DISASTERPIECE_DEVICE:-eth0}"
+const NETEM_SCRIPT: &str = r#"dev="${DISASTERPIECE_DEVICE:-eth0}"
 added=""
 fail() {
   [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
@@ -311,6 +347,7 @@ fail() {
 }
 clean() {
   trap - TERM INT HUP
+  [ -n "${sleeper:-}" ] && kill "$sleeper" 2>/dev/null
   [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
   if tc qdisc show dev "$dev" | grep -q netem; then
     say "netem is still on $dev: remove it with 'tc qdisc del dev $dev root' or delete the pod"
@@ -334,17 +371,14 @@ else
 fi
 say "netem $DISASTERPIECE_NETEM on $dev for ${DISASTERPIECE_SECONDS}s"
 sleep "$DISASTERPIECE_SECONDS" &
-wait $!
+sleeper=$!
+wait $sleeper
 clean
 "#;
 
-/// Busy workers for the duration: stress-ng when the image has it, else shell loops paused and
-/// resumed to the asked load. The trap stops them; they die with the container in any case.
-const CPU_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
-pids=""
-stop() { trap - TERM INT HUP; [ -n "$pids" ] && kill $pids 2>/dev/null; say "cpuStress stopped"; exit 0; }
-trap stop TERM INT HUP
-if command -v stress-ng >/dev/null 2>&1; then
+/// Busy workers: stress-ng when the image has it, else shell loops paused and resumed to the
+/// asked load.
+const CPU_SCRIPT: &str = r#"if command -v stress-ng >/dev/null 2>&1; then
   stress-ng --cpu "$DISASTERPIECE_CPU_WORKERS" --cpu-load "$DISASTERPIECE_CPU_LOAD" --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
   pids="$!"
 else
@@ -361,38 +395,28 @@ else
   done
 fi
 say "cpuStress: $DISASTERPIECE_CPU_WORKERS worker(s) at $DISASTERPIECE_CPU_LOAD% for ${DISASTERPIECE_SECONDS}s"
-sleep "$DISASTERPIECE_SECONDS" &
-wait $!
-stop
 "#;
 
-/// Memory held for the duration, in steps when ramped: stress-ng when the image has it, else
-/// `head -c N /dev/zero | tail`, which keeps the whole newline-free line in memory.
-const MEMORY_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
-pids=""
-stop() { trap - TERM INT HUP; [ -n "$pids" ] && kill $pids 2>/dev/null; say "memoryStress stopped"; exit 0; }
-trap stop TERM INT HUP
-i=0
+/// Memory held, in steps when ramped: stress-ng when the image has it, else `tail` reading N
+/// zero bytes from a pipe held open for the duration, which keeps that newline-free line in
+/// memory.
+const MEMORY_SCRIPT: &str = r#"i=0
 while [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ]; do
   if command -v stress-ng >/dev/null 2>&1; then
     stress-ng --vm 1 --vm-bytes "$DISASTERPIECE_MEMORY_CHUNK" --vm-keep --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
   else
-    ( head -c "$DISASTERPIECE_MEMORY_CHUNK" /dev/zero | tail ) &
+    ( { head -c "$DISASTERPIECE_MEMORY_CHUNK" /dev/zero; sleep "$DISASTERPIECE_SECONDS"; } | tail > /dev/null ) &
   fi
   pids="$pids $!"
   i=$((i + 1))
   [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ] && sleep "$DISASTERPIECE_MEMORY_PAUSE"
 done
 say "memoryStress: holding $DISASTERPIECE_MEMORY for ${DISASTERPIECE_SECONDS}s"
-sleep "$DISASTERPIECE_SECONDS" &
-wait $!
-stop
 "#;
 
 /// Signals the target container's main process (PID 1 of the PID namespace it shares with
 /// the target), then checks it went. A PID 1 ignores what it does not handle, and KILL always.
-const KILL_SCRIPT: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
-out=$(kill -s "$DISASTERPIECE_SIGNAL" 1 2>&1) || { say "could not signal the main process of $DISASTERPIECE_TARGET: $out"; exit 3; }
+const KILL_SCRIPT: &str = r#"out=$(kill -s "$DISASTERPIECE_SIGNAL" 1 2>&1) || { say "could not signal the main process of $DISASTERPIECE_TARGET: $out"; exit 3; }
 i=0
 while [ "$i" -lt 50 ]; do
   kill -0 1 2>/dev/null || exit 0
@@ -409,12 +433,17 @@ pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value)
     let name = container["name"].as_str().unwrap_or_default().to_owned();
     let target = container["targetContainerName"].as_str().map(str::to_owned);
     let action = format!("add ephemeral container {name} to pod {namespace}/{pod}");
-    let restarts_before = match (&target, ctx.dry_run) {
-        (Some(t), false) => {
+    let restarts_before = match &target {
+        Some(t) => {
             let current = pods.get(pod).await.map_err(FaultError::api(&action))?;
+            if current.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true) {
+                return Err(FaultError::Refused(format!(
+                    "pod {namespace}/{pod} shares one process namespace (shareProcessNamespace): PID 1 is its pause container, not {t}'s main process; use podKill"
+                )));
+            }
             restarts(&current, t)
         }
-        _ => 0,
+        None => 0,
     };
     let params = PatchParams {
         dry_run: ctx.dry_run,
@@ -555,7 +584,7 @@ fn judge(namespace: &str, pod: &str, name: &str, fault: &str, code: i32, message
     )))
 }
 
-/// Sends TERM to the fault script through pods/exec.
+/// Sends TERM to the fault script (by the PID it wrote) through pods/exec.
 async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), String> {
     let params = AttachParams::default()
         .container(container)
@@ -564,7 +593,11 @@ async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), St
         .stderr(true);
     let exec = async {
         let mut process = pods
-            .exec(pod, ["kill", "-TERM", "1"], &params)
+            .exec(
+                pod,
+                ["/bin/sh", "-c", &format!("kill -TERM $(cat {PID_FILE})")],
+                &params,
+            )
             .await
             .map_err(|e| super::api_message(&e))?;
         let status = match process.take_status() {
@@ -660,6 +693,67 @@ mod tests {
             destination: None,
         };
         assert_eq!(loss_netem(&loss), "loss 12.5%");
+    }
+
+    /// Runs a fault's script with `sh` and its environment; TERM after `term_after` if given.
+    fn run_script(fault: &str, body: &str, env: Vec<(&str, String)>, term_after: Option<Duration>) -> (i32, String) {
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(fault, body))
+            .envs(env)
+            .env("DISASTERPIECE_FAULT", fault)
+            .env("DISASTERPIECE_SECONDS", "20")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        if let Some(after) = term_after {
+            std::thread::sleep(after);
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn the_stress_scripts_run_until_term_then_stop_and_say_so() {
+        let cpu = CpuStress { workers: 1, load: 50 };
+        let memory = MemoryStress {
+            size: "1Mi".into(),
+            ramp: None,
+        };
+        for (fault, body, env) in [
+            ("cpuStress", CPU_SCRIPT, cpu_env(&cpu)),
+            ("memoryStress", MEMORY_SCRIPT, memory_env(&memory, 1 << 20)),
+        ] {
+            let (code, out) = run_script(fault, body, env, Some(Duration::from_millis(500)));
+            assert_eq!(code, 0, "{fault}: {out}");
+            assert!(
+                out.contains(&format!("disasterpiece: {fault}: ")),
+                "{fault} started: {out}"
+            );
+            assert!(
+                out.contains(&format!("disasterpiece: {fault} stopped")),
+                "{fault}: {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_netem_script_that_cannot_add_its_qdisc_exits_3_and_says_why() {
+        // A device that does not exist: tc refuses (or is missing), and nothing is changed.
+        let mut env = netem_env("delay 300ms", None);
+        env.retain(|(k, _)| *k != "DISASTERPIECE_DEVICE");
+        env.push(("DISASTERPIECE_DEVICE", "dp-no-such0".into()));
+        let (code, out) = run_script("networkDelay", NETEM_SCRIPT, env, None);
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("could not add netem to dp-no-such0"), "{out}");
     }
 
     #[test]

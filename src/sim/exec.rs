@@ -215,9 +215,15 @@ fn run(pod: &mut Value, container: &str, command: &[String]) -> Ran {
     }
 }
 
-/// `kill [-SIG | -s SIG] 1` → Some(Some(SIG)); `kill` at another PID → Some(None); else None.
+/// `kill [-SIG | -s SIG] PID` (also through `sh -c`) sent to the fault script — PID 1, or the
+/// PID it wrote to `/tmp/disasterpiece.pid` — gives `Some(Some(SIG))`; `kill` at another PID
+/// `Some(None)`; anything else `None`.
 fn kill_signal(command: &[String]) -> Option<Option<String>> {
-    let words: Vec<&str> = command.iter().flat_map(|w| w.split_whitespace()).collect();
+    let line = command.join(" ").replace("$(cat /tmp/disasterpiece.pid)", "$SCRIPT");
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if let ["sh" | "/bin/sh", "-c", ..] = words.as_slice() {
+        words.drain(..2);
+    }
     let (signal, pid) = match words.as_slice() {
         ["kill", pid] => ("TERM".to_owned(), *pid),
         ["kill", "-s", signal, pid] => (signal.to_string(), *pid),
@@ -231,7 +237,8 @@ fn kill_signal(command: &[String]) -> Option<Option<String>> {
         "1" => "HUP".to_owned(),
         s => s.to_uppercase(),
     };
-    Some((pid == "1").then_some(signal))
+    let script = pid == "1" || pid == "$SCRIPT";
+    Some(script.then_some(signal))
 }
 
 fn upgrade(parts: Parts, protocol: &'static str, accept: String, ran: Ran, (stdout, stderr): Wants) -> Response {
@@ -294,6 +301,12 @@ mod tests {
         assert_eq!(kill_signal(&words("kill -9 1")), Some(Some("KILL".into())));
         assert_eq!(kill_signal(&words("kill -SIGHUP 1")), Some(Some("HUP".into())));
         assert_eq!(kill_signal(&words("kill -TERM 7")), Some(None));
+        let through_sh = [
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            "kill -TERM $(cat /tmp/disasterpiece.pid)".to_owned(),
+        ];
+        assert_eq!(kill_signal(&through_sh), Some(Some("TERM".into())));
         assert_eq!(kill_signal(&words("tc qdisc show")), None);
     }
 }
