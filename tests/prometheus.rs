@@ -143,7 +143,7 @@ spec:
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
         },
-        fault_image: None,
+        ..Default::default()
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
@@ -292,7 +292,7 @@ spec:
         cluster: "sim".into(),
         retries: None,
         sources,
-        fault_image: None,
+        ..Default::default()
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
@@ -375,7 +375,7 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
             prometheus: Some(prometheus.url.clone()),
             alertmanager: Some(am_url),
         },
-        fault_image: None,
+        ..Default::default()
     };
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(

@@ -46,7 +46,7 @@ fn options(exercise: &str) -> RunOptions {
         cluster: "sim".into(),
         retries: None,
         sources: Default::default(),
-        fault_image: None,
+        ..Default::default()
     }
 }
 

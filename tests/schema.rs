@@ -21,8 +21,16 @@ fn committed_schemas_match_the_types() {
 }
 
 #[test]
+fn the_committed_report_schema_matches_the_report_type() {
+    assert!(
+        &committed("report") == disasterpiece::report::model::schema(),
+        "schemas/report.schema.json is stale; regenerate it with\n  cargo run -- schema report > schemas/report.schema.json"
+    );
+}
+
+#[test]
 fn the_schema_command_prints_the_committed_schema() {
-    for name in ["scenario", "gameday"] {
+    for name in ["scenario", "gameday", "report"] {
         let output = Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
             .args(["schema", name])
             .output()

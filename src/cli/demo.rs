@@ -101,7 +101,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             cluster: sim.url().to_owned(),
             retries: None,
             sources: Default::default(),
-            fault_image: None,
+            host: Some("disasterpiece demo".into()),
+            ..Default::default()
         };
         let report = run_exercise(&client, scenario, options, abort_rx.clone(), &Indented).await;
         let path = reports.join(format!("{exercise}.json"));

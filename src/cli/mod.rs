@@ -5,6 +5,7 @@ mod cluster;
 mod demo;
 mod plan;
 mod recover;
+mod report;
 mod run;
 mod schema;
 mod sim;
@@ -41,6 +42,12 @@ pub enum Command {
     Recover(recover::RecoverArgs),
     /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
     Sim(sim::SimArgs),
+    /// Render reports as Markdown, self-contained HTML, JUnit XML or JSON.
+    Report(report::ReportArgs),
+    /// Add what the team learned to a report: confidence after, lessons, follow-ups.
+    Annotate(report::AnnotateArgs),
+    /// Figures across a directory of reports, per group and month.
+    Trend(report::TrendArgs),
 }
 
 /// Runs the command line; the exit code says how it went.
@@ -54,6 +61,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
+        Command::Report(args) => report::run_report(args),
+        Command::Annotate(args) => report::run_annotate(args),
+        Command::Trend(args) => report::run_trend(args),
     };
     match result {
         Ok(code) => code,

@@ -29,6 +29,16 @@ pub struct RunArgs {
     /// Where the report JSON is written.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
+    /// Who runs the exercise (kept in the report).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Someone taking part (repeat for each).
+    #[arg(long = "participant", value_name = "NAME")]
+    pub participants: Vec<String>,
+    /// How sure the team is, 1 to 5, that the hypothesis holds (`annotate
+    /// --confidence-after` records the after).
+    #[arg(long, value_name = "1-5", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub confidence_before: Option<u8>,
 }
 
 /// Plain lines, for logs and pipes.
@@ -104,6 +114,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         yes,
         sample_every,
         reports,
+        host,
+        participants,
+        confidence_before,
     } = args;
     let Some((scenario, seed)) = scenario.load(&cluster)? else {
         return Ok(ExitCode::from(2));
@@ -149,6 +162,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         retries: Some(retries),
         sources: cluster.sources(),
         fault_image: cluster.fault_image.clone(),
+        context: cluster.context.clone(),
+        host,
+        participants,
+        confidence_before,
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

@@ -1,4 +1,4 @@
-//! `disasterpiece schema scenario|gameday`
+//! `disasterpiece schema scenario|gameday|report`
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,15 +19,18 @@ pub struct SchemaArgs {
 pub enum Format {
     Scenario,
     Gameday,
+    /// The report JSON that `run` writes (`reportVersion: 1`).
+    Report,
 }
 
 pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
     let SchemaArgs { format } = args;
-    let kind = match format {
-        Format::Scenario => Kind::Scenario,
-        Format::Gameday => Kind::GameDay,
+    let schema = match format {
+        Format::Scenario => Kind::Scenario.schema(),
+        Format::Gameday => Kind::GameDay.schema(),
+        Format::Report => crate::report::model::schema(),
     };
-    let text = serde_json::to_string_pretty(kind.schema()).context("rendering the schema")?;
+    let text = serde_json::to_string_pretty(schema).context("rendering the schema")?;
     writeln!(std::io::stdout(), "{text}").context("writing the schema")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,8 @@ use super::preflight;
 use crate::fault::{self, Context, Outcome as FaultOutcome, Undo};
 use crate::probe::{self, ProbeContext, Sample, Verdict};
 use crate::report::model::{
-    Abort, ClauseVerdict, ExpectationResult, Injection, Metrics, Outcome, REPORT_VERSION, Report, TargetChoice,
+    Abort, ActualBlastRadius, ClauseVerdict, Environment, ExpectationResult, HISTORY_CAP, Injection, Metrics,
+    Observation, Outcome, REPORT_VERSION, Report, TargetChoice,
 };
 use crate::scenario::Scenario;
 use crate::scenario::model::{HasProbe, ProbeKind, Timing};
@@ -30,7 +31,7 @@ use crate::target::guard::{Health, second_look};
 use crate::target::resolve::{api_resource, resolve};
 
 /// How a run is made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// The exercise id: names the journal and labels what the faults create.
     pub exercise: String,
@@ -44,6 +45,13 @@ pub struct RunOptions {
     pub sources: crate::probe::Sources,
     /// The image of in-pod fault containers when the scenario names none (`--fault-image`).
     pub fault_image: Option<String>,
+    /// For the report's environment: the kubeconfig context named, if any.
+    pub context: Option<String>,
+    /// Who runs the exercise, and with whom (the report keeps them).
+    pub host: Option<String>,
+    pub participants: Vec<String>,
+    /// How sure the team is that the hypothesis holds, 1 to 5.
+    pub confidence_before: Option<u8>,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -87,6 +95,8 @@ struct Clause {
     last: Option<Sample>,
     samples: u32,
     conclusive: u32,
+    probe: String,
+    history: Vec<Observation>,
 }
 
 impl Clause {
@@ -108,11 +118,28 @@ impl Clause {
             first_held: self.first_held,
             observed: decisive.map_or_else(|| "not sampled".to_owned(), |s| s.observed.clone()),
             samples: self.samples,
+            probe: self.probe.clone(),
+            history: self.history.clone(),
         }
     }
 
     fn record(&mut self, sample: Sample) {
         self.samples += 1;
+        if self.history.len() >= HISTORY_CAP {
+            // Keep the first sample; drop the oldest after it.
+            self.history.remove(1);
+        }
+        self.history.push(Observation {
+            at: sample.at,
+            verdict: match sample.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "fail",
+                Verdict::Inconclusive => "inconclusive",
+            }
+            .into(),
+            observed: sample.observed.clone(),
+            latency_ms: sample.latency_ms,
+        });
         if sample.verdict != Verdict::Inconclusive {
             self.conclusive += 1;
         }
@@ -172,6 +199,10 @@ pub async fn run(
         retries,
         sources,
         fault_image,
+        context,
+        host,
+        participants,
+        confidence_before,
     } = options;
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
@@ -181,8 +212,18 @@ pub async fn run(
         report_version: REPORT_VERSION,
         exercise: exercise.clone(),
         scenario: scenario.clone(),
-        cluster: cluster.clone(),
-        disasterpiece_version: env!("CARGO_PKG_VERSION").into(),
+        environment: Environment {
+            cluster: cluster.clone(),
+            context,
+            namespace: spec.target.namespace.clone(),
+            disasterpiece_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        host,
+        participants,
+        confidence_before,
+        confidence_after: None,
+        learned: Vec::new(),
+        follow_ups: Vec::new(),
         started_at: Utc::now(),
         ended_at: Utc::now(),
         outcome: Outcome::Refused,
@@ -379,6 +420,8 @@ pub async fn run(
                 last: None,
                 samples: 0,
                 conclusive: 0,
+                probe: c.probes().first().map(|(name, _)| name.to_string()).unwrap_or_default(),
+                history: Vec::new(),
             })
         })
         .collect();
@@ -574,6 +617,16 @@ pub async fn run(
         .min()
         .unwrap_or(injected_wall);
     report.metrics.time_to_detect_s = detection(&report, spec, first_injection);
+    report.metrics.availability = availability(&report);
+    report.metrics.blast_radius = ActualBlastRadius {
+        hit: report.injections.iter().filter(|i| i.injected_at.is_some()).count() as u32,
+        chosen: plan.faults.iter().map(|f| f.chosen.len() as u32).sum(),
+        candidates: plan
+            .faults
+            .iter()
+            .map(|f| (f.chosen.len() + f.excluded.len()) as u32)
+            .sum(),
+    };
     report.outcome = if aborted.is_some() {
         Outcome::Aborted
     } else if !recovered || report.expectations.iter().any(|e| e.verdict == ClauseVerdict::Refuted) {
@@ -704,6 +757,26 @@ async fn track_remediation(
     } else if *disrupted {
         *remediated = Some(injected.elapsed().as_secs_f64());
     }
+}
+
+/// The share of http probe samples that passed between the first injection and the last
+/// revert; `None` without such samples.
+fn availability(report: &Report) -> Option<f64> {
+    let from = report.injections.iter().filter_map(|i| i.injected_at).min()?;
+    let to = report
+        .injections
+        .iter()
+        .filter_map(|i| i.reverted_at)
+        .max()
+        .unwrap_or(report.ended_at);
+    let (passed, total) = report
+        .expectations
+        .iter()
+        .filter(|e| e.probe == "http")
+        .flat_map(|e| &e.history)
+        .filter(|o| o.at >= from && o.at <= to && o.verdict != "inconclusive")
+        .fold((0u32, 0u32), |(p, t), o| (p + u32::from(o.verdict == "pass"), t + 1));
+    (total > 0).then(|| f64::from(passed) / f64::from(total))
 }
 
 /// Time to detect: the first alert clause to hold, else the first `within` clause to hold.

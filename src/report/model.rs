@@ -2,6 +2,7 @@
 //! work extends it, never changes the meaning of a field.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
@@ -9,7 +10,7 @@ use crate::scenario::Scenario;
 pub const REPORT_VERSION: u32 = 1;
 
 /// The outcome of an exercise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// Every expectation held.
@@ -37,7 +38,7 @@ impl Outcome {
 }
 
 /// One thing that happened, when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub at: DateTime<Utc>,
@@ -47,7 +48,7 @@ pub struct Event {
 }
 
 /// The guard's choice for one fault: what it acted on, and what it spared and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetChoice {
     pub fault: String,
@@ -57,7 +58,7 @@ pub struct TargetChoice {
 }
 
 /// One fault on one target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Injection {
     pub fault: String,
@@ -70,7 +71,7 @@ pub struct Injection {
     pub reverted_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ClauseVerdict {
     Confirmed,
@@ -79,7 +80,7 @@ pub enum ClauseVerdict {
 }
 
 /// One `expect` clause: what was expected, what was seen, and the verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpectationResult {
     pub name: String,
@@ -91,10 +92,76 @@ pub struct ExpectationResult {
     /// The sample that decided, said for people.
     pub observed: String,
     pub samples: u32,
+    /// The probe kind (`http`, `kube`, `prometheus`, `alert`, `command`).
+    #[serde(default)]
+    pub probe: String,
+    /// Every sample, in order (at most [`HISTORY_CAP`]; the first and the latest are kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Observation>,
+}
+
+/// How many samples an expectation keeps in `history`.
+pub const HISTORY_CAP: usize = 2000;
+
+/// One sample of a clause's probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    pub at: DateTime<Utc>,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    pub observed: String,
+    /// How long an http probe waited for the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+/// Where the exercise ran, and with what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// The API server's address.
+    pub cluster: String,
+    /// The kubeconfig context, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The target namespace as run (after `--namespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub disasterpiece_version: String,
+}
+
+/// A follow-up a team takes from an exercise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUp {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub status: FollowUpStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FollowUpStatus {
+    Open,
+    Done,
+}
+
+/// How much of what the blast radius allowed was hit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActualBlastRadius {
+    /// Targets a fault was injected into.
+    pub hit: u32,
+    /// Targets the guard chose before the inject phase.
+    pub chosen: u32,
+    /// Candidates that matched the target, chosen or not.
+    pub candidates: u32,
 }
 
 /// The derived times, in seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
     /// From the first injection to the first detection clause (an alert, else the first
@@ -106,9 +173,14 @@ pub struct Metrics {
     pub time_to_recover_s: Option<f64>,
     /// From the abort request until the last revert was confirmed.
     pub abort_latency_s: Option<f64>,
+    /// The share of http probe samples that passed while the faults were in (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<f64>,
+    #[serde(default)]
+    pub blast_radius: ActualBlastRadius,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Abort {
     pub reason: String,
@@ -116,14 +188,18 @@ pub struct Abort {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub report_version: u32,
     pub exercise: String,
     pub scenario: Scenario,
-    pub cluster: String,
-    pub disasterpiece_version: String,
+    pub environment: Environment,
+    /// Who ran the exercise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub outcome: Outcome,
@@ -143,6 +219,30 @@ pub struct Report {
     /// Undo steps that failed: the journal is kept and `disasterpiece recover` must finish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revert_failures: Vec<String>,
+    /// How sure the team was that the hypothesis holds, 1 to 5, before the exercise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    pub confidence_before: Option<u8>,
+    /// And after it (`disasterpiece annotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    pub confidence_after: Option<u8>,
+    /// What the team learned, in its words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUp>,
+}
+
+/// The JSON Schema of the report (draft-07).
+pub fn schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        schemars::generate::SchemaSettings::draft07()
+            .into_generator()
+            .into_root_schema_for::<Report>()
+            .to_value()
+    })
 }
 
 impl Report {

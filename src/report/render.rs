@@ -1,0 +1,388 @@
+//! Renderings of a report for people and tools: Markdown (a summary a lead reads in 30
+//! seconds, then the details, diff-friendly) and JUnit XML (one testsuite per exercise, one
+//! testcase per expectation). PURE: the same report gives the same bytes.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use super::model::{ClauseVerdict, FollowUpStatus, Outcome, Report};
+
+/// `CONFIRMED`, `REFUTED`…
+pub fn outcome_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Confirmed => "CONFIRMED",
+        Outcome::Refuted => "REFUTED",
+        Outcome::Inconclusive => "INCONCLUSIVE",
+        Outcome::Aborted => "ABORTED",
+        Outcome::Refused => "REFUSED",
+    }
+}
+
+pub fn verdict_word(verdict: ClauseVerdict) -> &'static str {
+    match verdict {
+        ClauseVerdict::Confirmed => "confirmed",
+        ClauseVerdict::Refuted => "refuted",
+        ClauseVerdict::Inconclusive => "inconclusive",
+    }
+}
+
+/// Seconds for people: `—`, `850ms`, `12.3s`, `2m 05s`.
+pub fn seconds(s: Option<f64>) -> String {
+    match s {
+        None => "—".into(),
+        Some(s) if s < 1.0 => format!("{:.0}ms", s * 1000.0),
+        Some(s) if s < 60.0 => format!("{s:.1}s"),
+        Some(s) => format!("{}m {:02}s", (s / 60.0).floor(), (s % 60.0).round() as u64 % 60),
+    }
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Seconds after the exercise started: `+12.3s`.
+pub fn offset(report: &Report, at: DateTime<Utc>) -> String {
+    format!("+{:.1}s", (at - report.started_at).num_milliseconds() as f64 / 1000.0)
+}
+
+pub fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "—".into(), |s| format!("{:.1}%", s * 100.0))
+}
+
+/// One line for a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// `3 of 4 held` and the like.
+pub fn held_count(report: &Report) -> String {
+    let held = report
+        .expectations
+        .iter()
+        .filter(|e| e.verdict == ClauseVerdict::Confirmed)
+        .count();
+    format!("{held} of {} expectations held", report.expectations.len())
+}
+
+/// What hurt: availability and the blast radius, said in one line.
+pub fn impact(report: &Report) -> String {
+    let radius = &report.metrics.blast_radius;
+    let mut parts = vec![format!(
+        "{} of {} candidate target(s) hit",
+        radius.hit, radius.candidates
+    )];
+    if let Some(a) = report.metrics.availability {
+        parts.push(format!(
+            "{} of http probe samples succeeded during the fault",
+            percent(Some(a))
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The Markdown report.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let scenario = &report.scenario;
+    let spec = &scenario.spec;
+    let _ = writeln!(out, "# {} — {}\n", scenario.metadata.name, outcome_word(report.outcome));
+    let _ = writeln!(out, "> **Hypothesis:** {}\n", cell(&spec.hypothesis));
+    let _ = writeln!(out, "| | |\n| --- | --- |");
+    let _ = writeln!(
+        out,
+        "| Verdict | **{}** ({}) |",
+        outcome_word(report.outcome),
+        held_count(report)
+    );
+    let _ = writeln!(
+        out,
+        "| Exercise | `{}`, {} |",
+        report.exercise,
+        timestamp(report.started_at)
+    );
+    if let Some(owner) = &spec.owner {
+        let runbook = spec
+            .runbook
+            .as_ref()
+            .map_or(String::new(), |r| format!(" · [runbook]({r})"));
+        let _ = writeln!(out, "| Owner | {}{runbook} |", cell(owner));
+    }
+    for (label, value) in [
+        ("Time to detect", report.metrics.time_to_detect_s),
+        ("Time to remediate", report.metrics.time_to_remediate_s),
+        ("Time to recover", report.metrics.time_to_recover_s),
+    ] {
+        let _ = writeln!(out, "| {label} | {} |", seconds(value));
+    }
+    if let Some(abort) = &report.abort {
+        let _ = writeln!(
+            out,
+            "| Aborted | {} (everything reverted in {}) |",
+            cell(&abort.reason),
+            seconds(report.metrics.abort_latency_s)
+        );
+    }
+    let _ = writeln!(out, "| Impact | {} |", impact(report));
+    let open = report
+        .follow_ups
+        .iter()
+        .filter(|f| f.status == FollowUpStatus::Open)
+        .count();
+    let _ = writeln!(
+        out,
+        "| Follow-ups | {open} open, {} done |",
+        report.follow_ups.len() - open
+    );
+    if report.confidence_before.is_some() || report.confidence_after.is_some() {
+        let level = |c: Option<u8>| c.map_or("—".into(), |c| format!("{c}/5"));
+        let _ = writeln!(
+            out,
+            "| Confidence | {} before → {} after |",
+            level(report.confidence_before),
+            level(report.confidence_after)
+        );
+    }
+    if !report.refusals.is_empty() {
+        let _ = writeln!(out, "\n## Refused\n");
+        for r in &report.refusals {
+            let _ = writeln!(out, "- {}", cell(r));
+        }
+    }
+    if !report.revert_failures.is_empty() {
+        let _ = writeln!(out, "\n## Revert failures — run `disasterpiece recover`\n");
+        for r in &report.revert_failures {
+            let _ = writeln!(out, "- {}", cell(r));
+        }
+    }
+    if !report.follow_ups.is_empty() {
+        let _ = writeln!(out, "\n## Follow-ups\n");
+        for f in &report.follow_ups {
+            let mark = if f.status == FollowUpStatus::Done { "x" } else { " " };
+            let owner = f.owner.as_ref().map_or(String::new(), |o| format!(" — {}", cell(o)));
+            let _ = writeln!(out, "- [{mark}] {}{owner}", cell(&f.text));
+        }
+    }
+    if !report.learned.is_empty() {
+        let _ = writeln!(out, "\n## What we learned\n");
+        for l in &report.learned {
+            let _ = writeln!(out, "- {}", cell(l));
+        }
+    }
+
+    let _ = writeln!(out, "\n## Expectations\n");
+    let _ = writeln!(
+        out,
+        "| Expectation | Expected | Verdict | First held | Observed | Samples |\n| --- | --- | --- | --- | --- | ---: |"
+    );
+    for e in &report.expectations {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&e.name),
+            cell(&e.expected),
+            verdict_word(e.verdict),
+            e.first_held.map_or("—".into(), |t| offset(report, t)),
+            cell(&e.observed),
+            e.samples
+        );
+    }
+    let _ = writeln!(out, "\n## Timeline\n");
+    let _ = writeln!(out, "| Time (UTC) | | Event | Detail |\n| --- | ---: | --- | --- |");
+    for event in &report.timeline {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            event.at.format("%H:%M:%S%.3f"),
+            offset(report, event.at),
+            cell(&event.kind),
+            cell(&event.detail)
+        );
+    }
+    let _ = writeln!(out, "\n## Targets\n");
+    let _ = writeln!(
+        out,
+        "| Fault | Target | Injected | Reverted | Note |\n| --- | --- | --- | --- | --- |"
+    );
+    for i in &report.injections {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            cell(&i.fault),
+            cell(&i.target),
+            i.injected_at.map_or("—".into(), |t| offset(report, t)),
+            i.reverted_at.map_or("—".into(), |t| offset(report, t)),
+            cell(i.not_injected.as_deref().unwrap_or(""))
+        );
+    }
+    for choice in &report.targets {
+        for (target, why) in &choice.excluded {
+            let _ = writeln!(
+                out,
+                "| {} | {} | spared | | {} |",
+                cell(&choice.fault),
+                cell(target),
+                cell(why)
+            );
+        }
+    }
+    let env = &report.environment;
+    let _ = writeln!(out, "\n## Environment\n");
+    let _ = writeln!(out, "- Cluster: {}", env.cluster);
+    if let Some(c) = &env.context {
+        let _ = writeln!(out, "- Context: {c}");
+    }
+    if let Some(n) = &env.namespace {
+        let _ = writeln!(out, "- Namespace: {n}");
+    }
+    let _ = writeln!(out, "- Disasterpiece {}", env.disasterpiece_version);
+    if let Some(h) = &report.host {
+        let _ = writeln!(out, "- Host: {}", cell(h));
+    }
+    if !report.participants.is_empty() {
+        let _ = writeln!(out, "- Participants: {}", cell(&report.participants.join(", ")));
+    }
+    let _ = writeln!(
+        out,
+        "- Ran {} to {}",
+        timestamp(report.started_at),
+        timestamp(report.ended_at)
+    );
+    out
+}
+
+/// Escapes text for XML attributes and content.
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control characters.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one `testsuite` per report, one `testcase` per expectation. A refuted
+/// expectation is a `failure`; an inconclusive one is `skipped`; a refused or aborted
+/// exercise adds an `error` testcase saying why.
+pub fn junit(reports: &[Report]) -> String {
+    let mut suites = String::new();
+    let (mut tests, mut failures, mut errors, mut skipped, mut time) = (0, 0, 0, 0, 0.0);
+    for report in reports {
+        let duration = (report.ended_at - report.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let name = &report.scenario.metadata.name;
+        let mut cases = String::new();
+        let (mut t, mut f, mut e, mut s) = (0, 0, 0, 0);
+        for exp in &report.expectations {
+            t += 1;
+            let held = exp.first_held.map_or(0.0, |h| {
+                (h - report.started_at).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{held:.3}\">",
+                xml(name),
+                xml(&exp.name)
+            );
+            match exp.verdict {
+                ClauseVerdict::Confirmed => {}
+                ClauseVerdict::Refuted => {
+                    f += 1;
+                    let _ = writeln!(
+                        cases,
+                        "      <failure message=\"{}\" type=\"refuted\">expected {}; observed {}</failure>",
+                        xml(&exp.observed),
+                        xml(&exp.expected),
+                        xml(&exp.observed)
+                    );
+                }
+                ClauseVerdict::Inconclusive => {
+                    s += 1;
+                    let _ = writeln!(
+                        cases,
+                        "      <skipped message=\"inconclusive: {}\"/>",
+                        xml(&exp.observed)
+                    );
+                }
+            }
+            let _ = writeln!(cases, "    </testcase>");
+        }
+        let why = match report.outcome {
+            Outcome::Refused => Some(("refused", report.refusals.join("; "))),
+            Outcome::Aborted => Some((
+                "aborted",
+                report.abort.as_ref().map_or(String::new(), |a| a.reason.clone()),
+            )),
+            _ => None,
+        };
+        if let Some((kind, message)) = why {
+            t += 1;
+            e += 1;
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"{}\" name=\"exercise\" time=\"{duration:.3}\">\n      <error message=\"{}\" type=\"{kind}\">{}</error>\n    </testcase>",
+                xml(name),
+                xml(&message),
+                xml(&message)
+            );
+        }
+        let _ = writeln!(
+            suites,
+            "  <testsuite name=\"{}\" tests=\"{t}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{s}\" time=\"{duration:.3}\" timestamp=\"{}\" hostname=\"{}\">",
+            xml(&format!("{name} ({})", report.exercise)),
+            report.started_at.format("%Y-%m-%dT%H:%M:%S"),
+            xml(&report.environment.cluster)
+        );
+        let _ = writeln!(suites, "    <properties>");
+        for (key, value) in [
+            ("hypothesis", report.scenario.spec.hypothesis.clone()),
+            ("outcome", outcome_word(report.outcome).to_owned()),
+            ("timeToDetectS", seconds(report.metrics.time_to_detect_s)),
+            ("timeToRemediateS", seconds(report.metrics.time_to_remediate_s)),
+            ("timeToRecoverS", seconds(report.metrics.time_to_recover_s)),
+        ] {
+            let _ = writeln!(suites, "      <property name=\"{key}\" value=\"{}\"/>", xml(&value));
+        }
+        let _ = writeln!(suites, "    </properties>");
+        suites.push_str(&cases);
+        let mut timeline = String::new();
+        for event in &report.timeline {
+            let _ = writeln!(timeline, "{} {} {}", offset(report, event.at), event.kind, event.detail);
+        }
+        let _ = writeln!(suites, "    <system-out>{}</system-out>", xml(&timeline));
+        let _ = writeln!(suites, "  </testsuite>");
+        tests += t;
+        failures += f;
+        errors += e;
+        skipped += s;
+        time += duration;
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"disasterpiece\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">\n{suites}</testsuites>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(seconds(None), "—");
+        assert_eq!(seconds(Some(0.85)), "850ms");
+        assert_eq!(seconds(Some(12.34)), "12.3s");
+        assert_eq!(seconds(Some(125.0)), "2m 05s");
+    }
+
+    #[test]
+    fn xml_escapes_markup_and_drops_control_characters() {
+        assert_eq!(xml("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot; ");
+    }
+}
