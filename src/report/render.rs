@@ -344,9 +344,9 @@ pub fn junit(reports: &[Report]) -> String {
         for (key, value) in [
             ("hypothesis", report.scenario.spec.hypothesis.clone()),
             ("outcome", outcome_word(report.outcome).to_owned()),
-            ("timeToDetectS", seconds(report.metrics.time_to_detect_s)),
-            ("timeToRemediateS", seconds(report.metrics.time_to_remediate_s)),
-            ("timeToRecoverS", seconds(report.metrics.time_to_recover_s)),
+            ("timeToDetect", seconds(report.metrics.time_to_detect_s)),
+            ("timeToRemediate", seconds(report.metrics.time_to_remediate_s)),
+            ("timeToRecover", seconds(report.metrics.time_to_recover_s)),
         ] {
             let _ = writeln!(suites, "      <property name=\"{key}\" value=\"{}\"/>", xml(&value));
         }
