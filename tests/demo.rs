@@ -1,5 +1,6 @@
 //! `disasterpiece demo`: on a machine with nothing but the binary, three exercises against
-//! the simulated shop, two hypotheses confirmed and one refuted, three reports.
+//! the simulated shop, two hypotheses confirmed and one refuted, three reports (JSON,
+//! Markdown and HTML).
 
 use std::path::Path;
 
@@ -21,11 +22,33 @@ fn the_demo_runs_three_exercises_and_writes_their_reports() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut outcomes: Vec<(String, String)> = std::fs::read_dir(dir.join("out"))
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("out"))
         .expect("reports")
-        .map(|e| {
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // Each report is there as JSON, Markdown and HTML.
+    for extension in ["json", "md", "html"] {
+        let count = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == extension))
+            .count();
+        assert_eq!(count, 3, "{extension}: {files:?}");
+    }
+    let html = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "html"))
+        .expect("html");
+    assert!(
+        std::fs::read_to_string(html)
+            .expect("read")
+            .contains("<svg id=\"timeline\"")
+    );
+    let mut outcomes: Vec<(String, String)> = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
             let report: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(e.expect("entry").path()).expect("read")).expect("json");
+                serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
             (
                 report["scenario"]["metadata"]["name"]
                     .as_str()

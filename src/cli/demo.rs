@@ -108,6 +108,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let path = reports.join(format!("{exercise}.json"));
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
+        // The same report for people, next to it.
+        for (extension, text) in [
+            ("md", crate::report::render::markdown(&report)),
+            ("html", crate::report::html::html(&report)),
+        ] {
+            let rendered = path.with_extension(extension);
+            std::fs::write(&rendered, text).with_context(|| format!("writing {}", rendered.display()))?;
+        }
         for line in summary(&report).lines().filter(|l| !l.is_empty()) {
             println!("   {line}");
         }
@@ -128,7 +136,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    println!("The reports (JSON) are in {}/.", reports.display());
+    println!(
+        "The reports are in {}/: JSON, Markdown and HTML (open the .html in a browser).",
+        reports.display()
+    );
     let ran_as_designed = results.len() == SCENARIOS.len()
         && results
             .iter()

@@ -182,6 +182,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", path.display()))?;
     print!("{}", summary(&report));
     println!("report: {}", path.display());
+    println!(
+        "  render it: disasterpiece report {} --format html --out report.html",
+        path.display()
+    );
     Ok(ExitCode::from(report.outcome.exit_code()))
 }
 
