@@ -251,21 +251,16 @@ fn alertmanager_binary(test: &str) -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_read_from_alertmanager_is_detected() {
-    let test = "an_alert_read_from_alertmanager_is_detected";
-    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
+    let Some(Monitored {
+        _sim,
+        client,
+        prometheus,
+        am_url,
+        _am,
+    }) = monitored_shop("an_alert_read_from_alertmanager_is_detected", "alertmanager").await
+    else {
         return;
     };
-    let (_sim, client) = start(fast_shop()).await;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("alertmanager-{}", std::process::id()));
-    let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
-    let port = am_url.rsplit(':').next().expect("port").to_owned();
-    let prometheus = start_prometheus(
-        &prom_binary,
-        &dir.join("prom"),
-        &shop_targets(&client).await,
-        Some(&format!("127.0.0.1:{port}")),
-    )
-    .await;
     let scenario = parse(
         "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
@@ -308,6 +303,39 @@ spec:
     assert!(report.metrics.time_to_detect_s.is_some());
 }
 
+/// The shop, scraped by a Prometheus that sends its alerts to an Alertmanager.
+struct Monitored {
+    _sim: disasterpiece::sim::Sim,
+    client: kube::Client,
+    prometheus: Prometheus,
+    am_url: String,
+    _am: tokio::process::Child,
+}
+
+/// Starts the shop, Alertmanager and Prometheus; `None` when they are not installed here.
+async fn monitored_shop(test: &str, dir_name: &str) -> Option<Monitored> {
+    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
+        return None;
+    };
+    let (_sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{dir_name}-{}", std::process::id()));
+    let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
+    let prometheus = start_prometheus(
+        &prom_binary,
+        &dir.join("prom"),
+        &shop_targets(&client).await,
+        Some(am_url.trim_start_matches("http://")),
+    )
+    .await;
+    Some(Monitored {
+        _sim,
+        client,
+        prometheus,
+        am_url,
+        _am,
+    })
+}
+
 /// A port on 127.0.0.1 nothing listens on.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -346,20 +374,16 @@ async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::proces
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detect() {
-    let test = "a_300ms_delay_fires_checkout_slow";
-    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
+    let Some(Monitored {
+        _sim,
+        client,
+        prometheus,
+        am_url,
+        _am,
+    }) = monitored_shop("a_300ms_delay_fires_checkout_slow", "checkout-slow").await
+    else {
         return;
     };
-    let (_sim, client) = start(fast_shop()).await;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("checkout-slow-{}", std::process::id()));
-    let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
-    let prometheus = start_prometheus(
-        &prom_binary,
-        &dir.join("prom"),
-        &shop_targets(&client).await,
-        Some(am_url.trim_start_matches("http://")),
-    )
-    .await;
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/checkout-slow-alert.yaml"))
             .expect("read the scenario");

@@ -363,43 +363,27 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
     let html = std::fs::read_to_string(&html_file).expect("html");
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained");
 
-    // Every request goes to this "proxy", which writes down the first line of each.
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let proxy_addr = proxy.local_addr().expect("addr");
-    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    std::thread::spawn({
-        let requests = requests.clone();
-        move || {
-            for stream in proxy.incoming().flatten() {
-                use std::io::BufRead;
-                let mut line = String::new();
-                let _ = std::io::BufReader::new(stream).read_line(&mut line);
-                requests.lock().expect("lock").push(line.trim().to_owned());
-            }
-        }
-    });
-    // What the page asked for, leaving out Chromium's own calls home (component updates,
-    // network time, accounts), which it makes even with background networking off.
-    let asked_by_page = || -> Vec<String> {
-        let own = [".google.com", ".googleapis.com", ".gvt1.com"];
-        requests
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|line| {
-                let target = line.split_whitespace().nth(1).unwrap_or_default();
-                let host = target
-                    .trim_start_matches("http://")
-                    .split(['/', ':'])
-                    .next()
-                    .unwrap_or_default();
-                !own.iter().any(|o| host.ends_with(o))
-            })
-            .cloned()
-            .collect()
-    };
     let screenshot = dir.join("report.png");
+    let leaky = dir.join("leaky.html");
+    std::fs::write(&leaky, "<!DOCTYPE html><img src=\"http://images.example.test/x.png\">").expect("write");
+    let url = format!("file://{}", html_file.display());
+    // Each run of Chromium sends every request to its own "proxy", which writes down the
+    // request line of each connection.
     let chrome = |extra: &[String], url: &str| {
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        std::thread::spawn({
+            let requests = requests.clone();
+            move || {
+                for stream in proxy.incoming().flatten() {
+                    use std::io::BufRead;
+                    let mut line = String::new();
+                    let _ = std::io::BufReader::new(stream).read_line(&mut line);
+                    requests.lock().expect("lock").push(line.trim().to_owned());
+                }
+            }
+        });
         let mut command = Command::new(&chromium);
         command
             .args([
@@ -415,21 +399,41 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
             .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .args(extra)
             .arg(url);
-        command.output().expect("run chromium")
+        let output = command.output().expect("run chromium");
+        (output, requests)
+    };
+    // What the page asked for, leaving out connections that sent no request and Chromium's
+    // own calls home (component updates, network time, accounts), which it makes even with
+    // background networking off.
+    let asked_by_page = |requests: &std::sync::Mutex<Vec<String>>| -> Vec<String> {
+        let own = [".google.com", ".googleapis.com", ".gvt1.com"];
+        requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|line| {
+                let target = line.split_whitespace().nth(1).unwrap_or_default();
+                let host = target
+                    .trim_start_matches("http://")
+                    .split(['/', ':'])
+                    .next()
+                    .unwrap_or_default();
+                !line.is_empty() && !own.iter().any(|o| host.ends_with(o))
+            })
+            .cloned()
+            .collect()
     };
     // The check can fail: a page that loads an image from elsewhere is caught.
-    let leaky = dir.join("leaky.html");
-    std::fs::write(&leaky, "<!DOCTYPE html><img src=\"http://images.example.test/x.png\">").expect("write");
-    chrome(&["--dump-dom".into()], &format!("file://{}", leaky.display()));
+    let (_, requests) = chrome(&["--dump-dom".into()], &format!("file://{}", leaky.display()));
     assert!(
-        asked_by_page().iter().any(|r| r.contains("images.example.test")),
+        asked_by_page(&requests)
+            .iter()
+            .any(|r| r.contains("images.example.test")),
         "the proxy sees a page's requests: {:?}",
         requests.lock().expect("lock")
     );
-    requests.lock().expect("lock").clear();
 
-    let url = format!("file://{}", html_file.display());
-    let dom = chrome(&["--dump-dom".into()], &url);
+    let (dom, dom_requests) = chrome(&["--dump-dom".into()], &url);
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
     assert!(
         dom.contains("<svg id=\"timeline\""),
@@ -444,10 +448,16 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
         );
         assert!(dom.contains(&format!("<td>{}</td>", e.name)), "a row for {}", e.name);
     }
-    let shot = chrome(&[format!("--screenshot={}", screenshot.display())], &url);
+    let (shot, shot_requests) = chrome(&[format!("--screenshot={}", screenshot.display())], &url);
     assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
     let png = std::fs::read(&screenshot).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     // Nothing but the file itself was asked for.
-    assert_eq!(asked_by_page(), Vec::<String>::new(), "the report asked for something");
+    for requests in [dom_requests, shot_requests] {
+        assert_eq!(
+            asked_by_page(&requests),
+            Vec::<String>::new(),
+            "the report asked for something"
+        );
+    }
 }

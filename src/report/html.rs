@@ -9,7 +9,10 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::model::{ClauseVerdict, FollowUpStatus, Report};
-use super::render::{held_count, impact, offset, outcome_word, seconds, timestamp, verdict_word, xml};
+use super::render::{
+    Table, events_table, expectations_table, held_count, impact, offset, outcome_word, seconds, targets_table,
+    timestamp, verdict_word, xml,
+};
 
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 210.0;
@@ -143,66 +146,14 @@ pub fn html(report: &Report) -> String {
         let _ = writeln!(out, "</ul>");
     }
 
-    let _ = writeln!(
-        out,
-        "<h2>Expectations</h2>\n<table id=\"expectations\">\n<tr><th>Expectation</th><th>Expected</th><th>Verdict</th><th>First held</th><th>Observed</th><th>Samples</th></tr>"
-    );
-    for e in &report.expectations {
-        let _ = writeln!(
-            out,
-            "<tr class=\"expectation\"><td>{}</td><td>{}</td><td><span class=\"verdict {}\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            xml(&e.name),
-            xml(&e.expected),
-            verdict_word(e.verdict),
-            verdict_word(e.verdict),
-            e.first_held.map_or("—".into(), |t| offset(report, t)),
-            xml(&e.observed),
-            e.samples
-        );
+    for (title, id, table) in [
+        ("Expectations", "expectations", expectations_table(report)),
+        ("Events", "events", events_table(report)),
+        ("Targets", "targets", targets_table(report)),
+    ] {
+        let _ = writeln!(out, "<h2>{title}</h2>");
+        out.push_str(&html_table(id, &table));
     }
-    let _ = writeln!(out, "</table>");
-    let _ = writeln!(
-        out,
-        "<h2>Events</h2>\n<table>\n<tr><th>Time (UTC)</th><th></th><th>Event</th><th>Detail</th></tr>"
-    );
-    for event in &report.timeline {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-            event.at.format("%H:%M:%S%.3f"),
-            offset(report, event.at),
-            xml(&event.kind),
-            xml(&event.detail)
-        );
-    }
-    let _ = writeln!(out, "</table>");
-    let _ = writeln!(
-        out,
-        "<h2>Targets</h2>\n<table>\n<tr><th>Fault</th><th>Target</th><th>Injected</th><th>Reverted</th><th>Note</th></tr>"
-    );
-    for i in &report.injections {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            xml(&i.fault),
-            xml(&i.target),
-            i.injected_at.map_or("—".into(), |t| offset(report, t)),
-            i.reverted_at.map_or("—".into(), |t| offset(report, t)),
-            xml(i.not_injected.as_deref().unwrap_or(""))
-        );
-    }
-    for choice in &report.targets {
-        for (target, why) in &choice.excluded {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>spared</td><td></td><td>{}</td></tr>",
-                xml(&choice.fault),
-                xml(target),
-                xml(why)
-            );
-        }
-    }
-    let _ = writeln!(out, "</table>");
     let env = &report.environment;
     let _ = writeln!(out, "<h2>Environment</h2>\n<ul>");
     let _ = writeln!(out, "<li>Cluster: {}</li>", xml(&env.cluster));
@@ -225,6 +176,35 @@ pub fn html(report: &Report) -> String {
         timestamp(report.started_at),
         timestamp(report.ended_at)
     );
+    out
+}
+
+/// A table; a `Verdict` cell is shown as a badge.
+fn html_table(id: &str, table: &Table) -> String {
+    let mut out = format!("<table id=\"{id}\">\n<tr>");
+    for (name, _) in &table.columns {
+        let _ = write!(out, "<th>{name}</th>");
+    }
+    out.push_str("</tr>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for ((name, numeric), value) in table.columns.iter().zip(row) {
+            let value = xml(value);
+            match (*name, *numeric) {
+                ("Verdict", _) => {
+                    let _ = write!(out, "<td><span class=\"verdict {value}\">{value}</span></td>");
+                }
+                (_, true) => {
+                    let _ = write!(out, "<td class=\"num\">{value}</td>");
+                }
+                _ => {
+                    let _ = write!(out, "<td>{value}</td>");
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
     out
 }
 

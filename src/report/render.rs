@@ -170,61 +170,13 @@ pub fn markdown(report: &Report) -> String {
         }
     }
 
-    let _ = writeln!(out, "\n## Expectations\n");
-    let _ = writeln!(
-        out,
-        "| Expectation | Expected | Verdict | First held | Observed | Samples |\n| --- | --- | --- | --- | --- | ---: |"
-    );
-    for e in &report.expectations {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            cell(&e.name),
-            cell(&e.expected),
-            verdict_word(e.verdict),
-            e.first_held.map_or("—".into(), |t| offset(report, t)),
-            cell(&e.observed),
-            e.samples
-        );
-    }
-    let _ = writeln!(out, "\n## Timeline\n");
-    let _ = writeln!(out, "| Time (UTC) | | Event | Detail |\n| --- | ---: | --- | --- |");
-    for event in &report.timeline {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            event.at.format("%H:%M:%S%.3f"),
-            offset(report, event.at),
-            cell(&event.kind),
-            cell(&event.detail)
-        );
-    }
-    let _ = writeln!(out, "\n## Targets\n");
-    let _ = writeln!(
-        out,
-        "| Fault | Target | Injected | Reverted | Note |\n| --- | --- | --- | --- | --- |"
-    );
-    for i in &report.injections {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            cell(&i.fault),
-            cell(&i.target),
-            i.injected_at.map_or("—".into(), |t| offset(report, t)),
-            i.reverted_at.map_or("—".into(), |t| offset(report, t)),
-            cell(i.not_injected.as_deref().unwrap_or(""))
-        );
-    }
-    for choice in &report.targets {
-        for (target, why) in &choice.excluded {
-            let _ = writeln!(
-                out,
-                "| {} | {} | spared | | {} |",
-                cell(&choice.fault),
-                cell(target),
-                cell(why)
-            );
-        }
+    for (title, table) in [
+        ("Expectations", expectations_table(report)),
+        ("Timeline", events_table(report)),
+        ("Targets", targets_table(report)),
+    ] {
+        let _ = writeln!(out, "\n## {title}\n");
+        out.push_str(&markdown_table(&table));
     }
     let env = &report.environment;
     let _ = writeln!(out, "\n## Environment\n");
@@ -248,6 +200,111 @@ pub fn markdown(report: &Report) -> String {
         timestamp(report.started_at),
         timestamp(report.ended_at)
     );
+    out
+}
+
+/// A table of a report, as plain text: each renderer lays it out its way.
+pub struct Table {
+    /// Column names; `true` when the column is numeric (aligned right).
+    pub columns: Vec<(&'static str, bool)>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Each expectation: what was expected, the verdict, when it first held, what was seen.
+pub fn expectations_table(report: &Report) -> Table {
+    Table {
+        columns: vec![
+            ("Expectation", false),
+            ("Expected", false),
+            ("Verdict", false),
+            ("First held", false),
+            ("Observed", false),
+            ("Samples", true),
+        ],
+        rows: report
+            .expectations
+            .iter()
+            .map(|e| {
+                vec![
+                    e.name.clone(),
+                    e.expected.clone(),
+                    verdict_word(e.verdict).to_owned(),
+                    e.first_held.map_or("—".into(), |t| offset(report, t)),
+                    e.observed.clone(),
+                    e.samples.to_string(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Every event of the timeline, with its time and offset.
+pub fn events_table(report: &Report) -> Table {
+    Table {
+        columns: vec![("Time (UTC)", false), ("", true), ("Event", false), ("Detail", false)],
+        rows: report
+            .timeline
+            .iter()
+            .map(|e| {
+                vec![
+                    e.at.format("%H:%M:%S%.3f").to_string(),
+                    offset(report, e.at),
+                    e.kind.clone(),
+                    e.detail.clone(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The targets hit, when, and those spared with the reason.
+pub fn targets_table(report: &Report) -> Table {
+    let hit = report.injections.iter().map(|i| {
+        vec![
+            i.fault.clone(),
+            i.target.clone(),
+            i.injected_at.map_or("—".into(), |t| offset(report, t)),
+            i.reverted_at.map_or("—".into(), |t| offset(report, t)),
+            i.not_injected.clone().unwrap_or_default(),
+        ]
+    });
+    let spared = report.targets.iter().flat_map(|choice| {
+        choice.excluded.iter().map(|(target, why)| {
+            vec![
+                choice.fault.clone(),
+                target.clone(),
+                "spared".into(),
+                String::new(),
+                why.clone(),
+            ]
+        })
+    });
+    Table {
+        columns: vec![
+            ("Fault", false),
+            ("Target", false),
+            ("Injected", false),
+            ("Reverted", false),
+            ("Note", false),
+        ],
+        rows: hit.chain(spared).collect(),
+    }
+}
+
+fn markdown_table(table: &Table) -> String {
+    let mut out = String::new();
+    let names: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    let _ = writeln!(out, "| {} |", names.join(" | "));
+    let rules: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|(_, right)| if *right { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(out, "| {} |", rules.join(" | "));
+    for row in &table.rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
     out
 }
 
