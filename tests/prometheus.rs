@@ -92,6 +92,18 @@ async fn shop_targets(client: &kube::Client) -> Vec<String> {
     targets
 }
 
+/// A run against the simulator, sampled every 250 ms, asking `sources`.
+fn options(exercise: &str, sources: disasterpiece::probe::Sources) -> RunOptions {
+    RunOptions {
+        exercise: exercise.into(),
+        seed: 1,
+        sample_every: Duration::from_millis(250),
+        cluster: "sim".into(),
+        sources,
+        ..Default::default()
+    }
+}
+
 struct Quiet;
 
 impl Progress for Quiet {
@@ -133,18 +145,13 @@ spec:
 ",
     );
     let (_tx, abort) = watch::channel(None);
-    let options = RunOptions {
-        exercise: "ex-prom".into(),
-        seed: 1,
-        sample_every: Duration::from_millis(250),
-        cluster: "sim".into(),
-        retries: None,
-        sources: disasterpiece::probe::Sources {
+    let options = options(
+        "ex-prom",
+        disasterpiece::probe::Sources {
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
         },
-        ..Default::default()
-    };
+    );
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
         report.outcome,
@@ -280,15 +287,7 @@ spec:
         prometheus: Some(prometheus.url.clone()),
         alertmanager: Some(am_url),
     };
-    let options = RunOptions {
-        exercise: "ex-am".into(),
-        seed: 1,
-        sample_every: Duration::from_millis(250),
-        cluster: "sim".into(),
-        retries: None,
-        sources,
-        ..Default::default()
-    };
+    let options = options("ex-am", sources);
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
         report.expectations[0].verdict,
@@ -389,18 +388,13 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
             .expect("read the scenario");
     let scenario = parse(&text);
     let (_tx, abort) = watch::channel(None);
-    let options = RunOptions {
-        exercise: "ex-slow".into(),
-        seed: 1,
-        sample_every: Duration::from_millis(250),
-        cluster: "sim".into(),
-        retries: None,
-        sources: disasterpiece::probe::Sources {
+    let options = options(
+        "ex-slow",
+        disasterpiece::probe::Sources {
             prometheus: Some(prometheus.url.clone()),
             alertmanager: Some(am_url),
         },
-        ..Default::default()
-    };
+    );
     let report = run(&client, &scenario, options, abort, &Quiet).await;
     assert_eq!(
         report.outcome,
