@@ -10,11 +10,15 @@
 //!   applies the blast radius (pure).
 //! - [`sim`]: the embedded simulated cluster, a Kubernetes API server on 127.0.0.1.
 //! - [`selector`]: Kubernetes label and field selector semantics, shared by both.
-//! - [`cli`]: the command line (`validate`, `schema`); argument handling and printing only.
+//! - [`fault`], [`probe`], [`engine`]: the faults, the probes, and plan/run/journal.
+//! - [`report`]: the report document, its renderings and trends.
+//! - [`controller`]: the custom resources of the in-cluster controller.
+//! - [`cli`]: the command line; argument handling and printing only.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod fault;
 pub mod probe;

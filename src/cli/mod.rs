@@ -32,6 +32,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a file format, for editors and CI.
     Schema(schema::SchemaArgs),
+    /// Print the CustomResourceDefinitions (Scenario, GameDay, Exercise) as YAML.
+    Crd(schema::CrdArgs),
     /// The dry run: resolve targets, check guards, permissions and steady state, send every
     /// mutation with dryRun=All, and say whether the scenario may run. Changes nothing.
     Plan(plan::PlanArgs),
@@ -57,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => tokio_runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Crd(args) => schema::crd(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
         Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(run::run(args))),
         Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),

@@ -23,6 +23,34 @@ pub enum Format {
     Report,
 }
 
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD into this directory (as the Helm chart carries them) instead of
+    /// printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+/// `disasterpiece crd`: every CustomResourceDefinition, as one multi-document YAML.
+pub fn crd(args: CrdArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = args.out_dir {
+        for (file, yaml) in crate::controller::crd::definitions() {
+            let path = dir.join(file);
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout();
+    for (i, (_, yaml)) in crate::controller::crd::definitions().iter().enumerate() {
+        if i > 0 {
+            writeln!(out, "---").context("writing")?;
+        }
+        write!(out, "{yaml}").context("writing")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
     let SchemaArgs { format } = args;
     let schema = match format {

@@ -27,8 +27,21 @@ pub enum GameDayKind {
     GameDay,
 }
 
-/// Who takes part, when it runs, and the stages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// Who takes part, when it runs, and the stages. In a cluster this is the spec of the
+/// `GameDay` custom resource (`GameDayResource` here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
+#[kube(
+    group = "disasterpiece.dev",
+    version = "v1alpha1",
+    kind = "GameDay",
+    root = "GameDayResource",
+    namespaced,
+    shortname = "gd",
+    category = "disasterpiece",
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule.cron"}"#,
+    printcolumn = r#"{"name":"Suspended","type":"boolean","jsonPath":".spec.suspend"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GameDaySpec {
     /// What the game day is for.
@@ -53,6 +66,37 @@ pub struct GameDaySpec {
     pub notify: Option<Notify>,
     /// The stages, run in order.
     pub stages: Vec<Stage>,
+    /// What the controller does when a run is due while the previous one still runs.
+    /// Defaults to `Forbid` (skip the new run).
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// How many finished Exercises of this game day are kept. Defaults to 10.
+    #[serde(default = "ten", skip_serializing_if = "is_ten")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub history_limit: u32,
+    /// Stop starting scheduled runs (running exercises continue).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+}
+
+fn ten() -> u32 {
+    10
+}
+
+fn is_ten(n: &u32) -> bool {
+    *n == 10
+}
+
+/// What happens when a run is due while the previous one still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Skip the new run (recorded as skipped).
+    #[default]
+    Forbid,
+    /// Start it anyway.
+    Allow,
+    /// Abort and revert the running one, then start the new one.
+    Replace,
 }
 
 /// A person and how to reach them.

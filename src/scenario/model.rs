@@ -72,8 +72,21 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// What the exercise does and what the team expects to happen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// What the exercise does and what the team expects to happen. In a cluster this is the spec
+/// of the `Scenario` custom resource (`ScenarioResource` here, as `Scenario` is the file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
+#[kube(
+    group = "disasterpiece.dev",
+    version = "v1alpha1",
+    kind = "Scenario",
+    root = "ScenarioResource",
+    namespaced,
+    shortname = "dps",
+    category = "disasterpiece",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.name"}"#,
+    printcolumn = r#"{"name":"Duration","type":"string","jsonPath":".spec.duration"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScenarioSpec {
     /// What this exercise is about, in a sentence or two.
@@ -392,8 +405,8 @@ pub struct ContainerKill {
     /// The name of the container in the target pods.
     pub container: String,
     /// The signal to send to the container's main process. Defaults to `TERM`. A container's
-    /// PID 1 receives only the signals it handles and never `KILL` from inside the pod, so
-    /// `KILL` is refused at injection unless the main process is not PID 1.
+    /// PID 1 receives only the signals it handles, and never `KILL` from inside the pod, so
+    /// `validate` refuses `KILL`.
     #[serde(default)]
     pub signal: Signal,
 }

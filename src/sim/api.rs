@@ -863,6 +863,33 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 ]
             }),
         ),
+        _ if !ty.printer_columns.is_empty() => {
+            // A custom resource: Name, then its CRD's printer columns, as the API server
+            // renders them (a `date` column as an age).
+            let printer = ty.printer_columns.clone();
+            let mut columns = vec![column("Name", "string", 0)];
+            for c in &printer {
+                columns.push(json!({"name": c["name"], "type": c["type"], "format": c.get("format").cloned().unwrap_or(json!("")),
+                    "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
+            }
+            (
+                columns,
+                Box::new(move |o: &Value| {
+                    let mut cells = vec![json!(text(o, "/metadata/name"))];
+                    for c in &printer {
+                        let pointer = c["jsonPath"].as_str().unwrap_or_default().replace('.', "/");
+                        let value = o.pointer(&pointer).cloned().unwrap_or(Value::Null);
+                        cells.push(match (c["type"].as_str(), &value) {
+                            (Some("date"), Value::String(t)) => {
+                                json!(age(&json!({"metadata": {"creationTimestamp": t}})))
+                            }
+                            _ => value,
+                        });
+                    }
+                    cells
+                }),
+            )
+        }
         _ => (
             vec![column("Name", "string", 0), column("Age", "string", 0)],
             Box::new(|o: &Value| vec![json!(text(o, "/metadata/name")), json!(age(o))]),

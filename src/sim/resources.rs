@@ -17,6 +17,8 @@ pub struct ResourceType {
     pub subresources: Vec<String>,
     /// Types that cannot be listed or read, only created (`selfsubjectaccessreviews`).
     pub create_only: bool,
+    /// A custom resource's `additionalPrinterColumns`, as its CRD states them.
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceType {
@@ -31,6 +33,7 @@ impl ResourceType {
             short_names: Vec::new(),
             subresources: Vec::new(),
             create_only: false,
+            printer_columns: Vec::new(),
         }
     }
 
@@ -103,6 +106,7 @@ impl ResourceType {
                         .unwrap_or_default(),
                     subresources,
                     create_only: false,
+                    printer_columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
                 }
             })
             .collect()

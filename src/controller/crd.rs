@@ -1,0 +1,142 @@
+//! The custom resources of group `disasterpiece.dev`, version `v1alpha1`: `Scenario` (the
+//! scenario file's spec), `GameDay` (the game day file's spec), and `Exercise`, one run of
+//! one scenario, whose status carries the phase, the verdict, each expectation and the
+//! derived times, and names the ConfigMap holding the report.
+
+use chrono::{DateTime, Utc};
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Duration;
+use crate::scenario::gameday::GameDayResource;
+use crate::scenario::model::ScenarioResource;
+
+/// One run of one Scenario, created by a GameDay or by a person (`kubectl create`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
+#[kube(
+    group = "disasterpiece.dev",
+    version = "v1alpha1",
+    kind = "Exercise",
+    namespaced,
+    status = "ExerciseStatus",
+    shortname = "ex",
+    category = "disasterpiece",
+    printcolumn = r#"{"name":"Scenario","type":"string","jsonPath":".spec.scenario"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Verdict","type":"string","jsonPath":".status.verdict"}"#,
+    printcolumn = r#"{"name":"Detect","type":"string","jsonPath":".status.timeToDetect","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExerciseSpec {
+    /// The Scenario to run, in this namespace.
+    pub scenario: String,
+    /// Fixes the choice among eligible targets (`plan` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How often expectations and abortWhen are sampled. Defaults to 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_every: Option<Duration>,
+    /// Who runs it (kept in the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The GameDay that created it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game_day: Option<String>,
+    /// The GameDay stage it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}
+
+/// Where an Exercise is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    Pending,
+    Running,
+    Reverting,
+    Finished,
+    /// Not run: refused by preflight or by tenancy.
+    Refused,
+}
+
+/// What the controller says about an Exercise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExerciseStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// `Confirmed`, `Refuted`, `Inconclusive`, `Aborted` or `Refused`, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<ExpectationStatus>,
+    /// The derived times, for people (`12.3s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_detect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_remediate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_recover: Option<String>,
+    /// The journal of mutations (write-ahead): what was done and whether it is undone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalStatus>,
+    /// The ConfigMap in this namespace that holds the report JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A condition, as Kubernetes API conventions describe them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `Refused`, `Aborted`, `Reverted`…
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpectationStatus {
+    pub name: String,
+    /// `confirmed`, `refuted` or `inconclusive`; absent while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_held: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalStatus {
+    pub target: String,
+    pub action: String,
+    /// `intended`, `applied`, `reverted` or `failed`.
+    pub state: String,
+}
+
+/// Every CustomResourceDefinition, as `disasterpiece crd` prints them and the chart carries
+/// them: (file name, YAML).
+pub fn definitions() -> Vec<(String, String)> {
+    [ScenarioResource::crd(), GameDayResource::crd(), Exercise::crd()]
+        .into_iter()
+        .map(|crd| {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let yaml = serde_yaml::to_string(&crd).unwrap_or_default();
+            (format!("{name}.yaml"), yaml)
+        })
+        .collect()
+}

@@ -1,0 +1,5 @@
+//! The in-cluster controller's custom resources. `crd` holds the Exercise resource and
+//! renders every CustomResourceDefinition (Scenario and GameDay come from the file formats'
+//! own types: one model, two homes).
+
+pub mod crd;
