@@ -2,6 +2,7 @@
 //! work is done by the library modules.
 
 mod cluster;
+mod controller;
 mod demo;
 mod plan;
 mod recover;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Run one exercise: preflight, inject, observe, revert, recover, report. Ctrl-C aborts
     /// and reverts everything. Exit 0 confirmed, 1 refuted or inconclusive, 2 refused, 3 aborted.
     Run(run::RunArgs),
+    /// Run Exercises created as custom resources (see `crd`), until Ctrl-C or SIGTERM.
+    Controller(controller::ControllerArgs),
     /// Revert every fault a dead run left behind (journals whose heartbeat has lapsed).
     Recover(recover::RecoverArgs),
     /// Run the embedded simulated cluster (a Kubernetes API server on 127.0.0.1) until Ctrl-C.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Crd(args) => schema::crd(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
         Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Controller(args) => tokio_runtime().and_then(|rt| rt.block_on(controller::run(args))),
         Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),
         Command::Report(args) => report::run_report(args),

@@ -3,3 +3,4 @@
 //! own types: one model, two homes).
 
 pub mod crd;
+pub mod exercise;

@@ -217,12 +217,35 @@ pub async fn recover_lapsed(
     namespace: Option<&str>,
     lapse: Duration,
 ) -> Result<Vec<Recovered>, JournalError> {
+    recover(client, namespace, None, lapse).await
+}
+
+/// Reverts the journal of one exercise in `namespace`, however fresh its heartbeat: for a
+/// controller taking over an exercise whose runner is known to be gone.
+pub async fn recover_exercise(
+    client: &Client,
+    namespace: &str,
+    exercise: &str,
+) -> Result<Vec<Recovered>, JournalError> {
+    recover(client, Some(namespace), Some(exercise), Duration::ZERO).await
+}
+
+async fn recover(
+    client: &Client,
+    namespace: Option<&str>,
+    exercise: Option<&str>,
+    lapse: Duration,
+) -> Result<Vec<Recovered>, JournalError> {
     let api: Api<ConfigMap> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let mut selector = format!("{JOURNAL_LABEL}=true");
+    if let Some(exercise) = exercise {
+        selector.push_str(&format!(",{EXERCISE_LABEL}={exercise}"));
+    }
     let listed = api
-        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
+        .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| JournalError::Api {
             name: "(list)".into(),

@@ -1,0 +1,67 @@
+//! `disasterpiece controller`: run Exercises from custom resources until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use super::cluster::ClusterArgs;
+use crate::controller::exercise::{Options, control};
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Run the Exercises of every namespace (the default is the `--namespace` given, if any).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How often Exercises are looked at.
+    #[arg(long, default_value = "1s")]
+    pub poll: crate::scenario::Duration,
+}
+
+pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    let ControllerArgs {
+        cluster,
+        all_namespaces,
+        poll,
+    } = args;
+    let (client, server, _retries) = cluster.retrying_client().await?;
+    let options = Options {
+        namespace: if all_namespaces {
+            None
+        } else {
+            cluster.namespace.clone()
+        },
+        poll: poll.as_std().max(Duration::from_millis(100)),
+        cluster: server.clone(),
+        sources: cluster.sources(),
+        fault_image: cluster.fault_image.clone(),
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        let interrupted = async {
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        interrupted.await;
+        let _ = stop_tx.send(true);
+    });
+    println!(
+        "controller: running Exercises in {} on {server}",
+        options.namespace.as_deref().unwrap_or("every namespace")
+    );
+    control(client, options, stop).await;
+    println!("controller: stopped (running exercises were aborted and reverted)");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,559 @@
+//! Runs Exercises: the same engine as `disasterpiece run`, driven by custom resources.
+//!
+//! Expected flow, per Exercise: a finalizer is added; the Scenario it names is read, checked
+//! as `validate` checks a file, and checked for tenancy; the engine runs it; the status
+//! follows the phases; Kubernetes Events record each phase, injection, revert, abort and
+//! error; the report JSON lands in a ConfigMap `<exercise>-report`; the finalizer is removed.
+//! Guarantees: deleting a running Exercise, or annotating it (or its namespace)
+//! `disasterpiece.dev/abort`, aborts it and reverts its faults before the finalizer goes;
+//! an Exercise that finished is never run again; at start-up every journal left by a dead
+//! run is reverted first.
+//! An Exercise found Running that this controller did not start (its controller died) is
+//! aborted and its journal reverted, never run again: its observations died with the old
+//! controller, so resuming would judge the hypothesis on half the samples.
+//! Caveats: the controller polls Exercises (every `poll`), it does not watch them; there is
+//! no leader election yet, so run one replica.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::crd::{Condition, Exercise, ExerciseStatus, ExpectationStatus, Phase};
+use crate::engine::run::{Progress, RunOptions, run};
+use crate::report::model::{Outcome, Report};
+use crate::report::render::seconds;
+use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
+
+pub const FINALIZER: &str = "disasterpiece.dev/revert";
+pub const ABORT_ANNOTATION: &str = "disasterpiece.dev/abort";
+/// The label a namespace carries to let Scenarios of other namespaces target it: a namespace
+/// name, or `*`.
+pub const ALLOW_FROM_LABEL: &str = "disasterpiece.dev/allow-from";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Watch one namespace, or all.
+    pub namespace: Option<String>,
+    pub poll: Duration,
+    /// The cluster's address, for reports.
+    pub cluster: String,
+    pub sources: crate::probe::Sources,
+    pub fault_image: Option<String>,
+}
+
+/// The running exercises: uid → the abort sender.
+type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<String>>>>>;
+
+/// Runs the controller until `stop` says so.
+pub async fn control(client: Client, options: Options, mut stop: watch::Receiver<bool>) {
+    // Whatever a dead controller (or CLI run) left behind is reverted before anything new runs.
+    match crate::engine::journal::recover_lapsed(&client, None, crate::engine::journal::LAPSE).await {
+        Ok(recovered) if !recovered.is_empty() => {
+            tracing::info!(journals = recovered.len(), "reverted what dead runs left behind")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not look for journals left behind"),
+    }
+    let running: Running = Arc::default();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Err(e) = tick(&client, &options, &running).await {
+            tracing::warn!(error = %e, "reconcile");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(options.poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Stopping: abort what runs here and let the reverts finish.
+    let senders: Vec<_> = running.lock().expect("lock").values().cloned().collect();
+    for s in &senders {
+        let _ = s.send(Some("the controller is stopping".into()));
+    }
+    while !running.lock().expect("lock").is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn exercises_api(client: &Client, namespace: Option<&str>) -> Api<Exercise> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(), kube::Error> {
+    let listed = exercises_api(client, options.namespace.as_deref())
+        .list(&ListParams::default())
+        .await?;
+    for exercise in listed.items {
+        let uid = exercise.uid().unwrap_or_default();
+        let ns = exercise.namespace().unwrap_or_default();
+        let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
+        let deleting = exercise.metadata.deletion_timestamp.is_some();
+        let sender = running.lock().expect("lock").get(&uid).cloned();
+        if let Some(sender) = sender {
+            // Running here: deletion or the abort annotation pulls the cord.
+            let annotated = exercise.annotations().get(ABORT_ANNOTATION).cloned();
+            let namespace_abort = namespace_abort(client, &ns).await;
+            let reason = if deleting {
+                Some("the Exercise was deleted".to_owned())
+            } else {
+                annotated
+                    .map(|r| format!("annotation {ABORT_ANNOTATION}: {r}"))
+                    .or(namespace_abort)
+            };
+            if let Some(reason) = reason
+                && sender.borrow().is_none()
+            {
+                let _ = sender.send(Some(reason));
+            }
+            continue;
+        }
+        let finished = matches!(
+            exercise.status.as_ref().and_then(|s| s.phase),
+            Some(Phase::Finished | Phase::Refused)
+        );
+        if deleting {
+            // Not running here: nothing of ours can be active; let it go.
+            if exercise.finalizers().iter().any(|f| f == FINALIZER) {
+                remove_finalizer(&api, &exercise).await?;
+            }
+            continue;
+        }
+        if finished {
+            continue;
+        }
+        if exercise.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running) {
+            // Started by a controller that is gone. Its observations died with it, so
+            // resuming would judge the hypothesis on half the samples; and running it again
+            // would inject twice. It is aborted: its faults are reverted from its journal.
+            take_over(client, &api, &exercise).await?;
+            continue;
+        }
+        add_finalizer(&api, &exercise).await?;
+        let (tx, rx) = watch::channel(None);
+        running.lock().expect("lock").insert(uid.clone(), tx);
+        let (client, options, running) = (client.clone(), options.clone(), running.clone());
+        tokio::spawn(async move {
+            let name = exercise.name_any();
+            if let Err(e) = execute(&client, &options, exercise, rx).await {
+                tracing::warn!(exercise = %name, error = %e, "exercise");
+            }
+            running.lock().expect("lock").remove(&uid);
+        });
+    }
+    Ok(())
+}
+
+/// Ends an exercise another controller started: reverts its journal, says so, lets it go.
+async fn take_over(client: &Client, api: &Api<Exercise>, exercise: &Exercise) -> Result<(), kube::Error> {
+    let ns = exercise.namespace().unwrap_or_default();
+    let name = exercise.name_any();
+    let recorder = Recorder {
+        client: client.clone(),
+        exercise: exercise.clone(),
+    };
+    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, &name).await {
+        Ok(recovered) if recovered.iter().all(|r| r.failed.is_empty()) => {
+            let steps: usize = recovered.iter().map(|r| r.reverted.len()).sum();
+            (
+                format!(
+                    "the controller running it stopped; {steps} undo step(s) from its journal were performed, and it is not run again"
+                ),
+                true,
+            )
+        }
+        Ok(recovered) => (
+            format!(
+                "the controller running it stopped; reverting its journal failed: {}",
+                recovered
+                    .iter()
+                    .flat_map(|r| r.failed.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            false,
+        ),
+        Err(e) => (
+            format!("the controller running it stopped; its journal could not be read: {e}"),
+            false,
+        ),
+    };
+    recorder.event("Aborted", "Warning", &reason);
+    let mut status = exercise.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Finished);
+    status.verdict = Some("Aborted".into());
+    status.ended_at = Some(Utc::now());
+    status
+        .conditions
+        .push(condition("Aborted", true, "ControllerStopped", &reason));
+    status.conditions.push(condition(
+        "Reverted",
+        reverted,
+        if reverted { "Reverted" } else { "RevertFailed" },
+        &reason,
+    ));
+    if reverted {
+        remove_finalizer(api, exercise).await?;
+    }
+    set_status(api, &name, &status).await
+}
+
+async fn namespace_abort(client: &Client, ns: &str) -> Option<String> {
+    let namespace = Api::<Namespace>::all(client.clone()).get(ns).await.ok()?;
+    namespace
+        .annotations()
+        .get(ABORT_ANNOTATION)
+        .map(|r| format!("namespace {ns} is annotated {ABORT_ANNOTATION}: {r}"))
+}
+
+async fn add_finalizer(api: &Api<Exercise>, exercise: &Exercise) -> Result<(), kube::Error> {
+    if exercise.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = exercise.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": exercise.resource_version()}});
+    api.patch(&exercise.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+async fn remove_finalizer(api: &Api<Exercise>, exercise: &Exercise) -> Result<(), kube::Error> {
+    let current = match api.get(&exercise.name_any()).await {
+        Ok(e) => e,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let finalizers: Vec<&String> = current.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": finalizers}});
+    match api
+        .patch(&exercise.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Why a Scenario of namespace `from` may not target namespace `to`, if it may not.
+pub fn tenancy_refusal(from: &str, to: &str, allow_from: Option<&str>) -> Option<String> {
+    if from == to {
+        return None;
+    }
+    let allowed = allow_from.is_some_and(|v| v == "*" || v.split(['.', ',']).any(|n| n == from));
+    (!allowed).then(|| {
+        format!(
+            "a Scenario in namespace {from} may not target namespace {to}: label namespace {to} {ALLOW_FROM_LABEL}={from} (or `*`) to allow it"
+        )
+    })
+}
+
+/// The scenario an Exercise names, as the engine reads it, or why it cannot run.
+async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, String> {
+    let ns = exercise.namespace().unwrap_or_default();
+    let resource = Api::<ScenarioResource>::namespaced(client.clone(), &ns)
+        .get(&exercise.spec.scenario)
+        .await
+        .map_err(|e| {
+            format!(
+                "Scenario {ns}/{}: {}",
+                exercise.spec.scenario,
+                crate::fault::api_message(&e)
+            )
+        })?;
+    let scenario = Scenario {
+        api_version: ApiVersion::V1alpha1,
+        kind: ScenarioKind::Scenario,
+        metadata: Metadata {
+            name: resource.name_any(),
+            namespace: Some(ns.clone()),
+            labels: resource.labels().clone(),
+            annotations: Default::default(),
+        },
+        spec: resource.spec,
+    };
+    // The same checks as `validate`: a Scenario that fails them never reaches the cluster.
+    let text = serde_yaml::to_string(&scenario).map_err(|e| e.to_string())?;
+    let loaded = crate::scenario::load(&text, &|_| true);
+    if !loaded.problems.is_empty() {
+        let problems: Vec<String> = loaded
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        return Err(format!(
+            "Scenario {ns}/{} is invalid: {}",
+            scenario.metadata.name,
+            problems.join("; ")
+        ));
+    }
+    let target_ns = scenario.spec.target.namespace.clone().unwrap_or_else(|| ns.clone());
+    let allow_from = Api::<Namespace>::all(client.clone())
+        .get(&target_ns)
+        .await
+        .ok()
+        .and_then(|n| n.labels().get(ALLOW_FROM_LABEL).cloned());
+    if let Some(refusal) = tenancy_refusal(&ns, &target_ns, allow_from.as_deref()) {
+        return Err(refusal);
+    }
+    Ok(scenario)
+}
+
+/// Records Events on the Exercise as the engine goes.
+struct Recorder {
+    client: Client,
+    exercise: Exercise,
+}
+
+impl Recorder {
+    fn event(&self, reason: &str, kind: &str, message: &str) {
+        let client = self.client.clone();
+        let ns = self.exercise.namespace().unwrap_or_default();
+        let name = self.exercise.name_any();
+        let uid = self.exercise.uid().unwrap_or_default();
+        let (reason, kind) = (reason.to_owned(), kind.to_owned());
+        let message: String = message.chars().take(1000).collect();
+        tokio::spawn(async move {
+            let now = Utc::now();
+            let event = json!({
+                "metadata": {"generateName": format!("{name}."), "namespace": ns},
+                "involvedObject": {"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name, "namespace": ns, "uid": uid},
+                "reason": reason, "message": message, "type": kind,
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+                "source": {"component": "disasterpiece-controller"},
+                "reportingComponent": "disasterpiece-controller",
+            });
+            if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) {
+                let _ = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &event)
+                    .await;
+            }
+        });
+    }
+}
+
+impl Progress for Recorder {
+    fn say(&self, line: &str) {
+        // `[  1.2s] injected: …` → reason Injected.
+        let text = line.split_once("] ").map_or(line, |(_, t)| t);
+        let (reason, kind) = match text.split(':').next().unwrap_or_default() {
+            "injected" => ("Injected", "Normal"),
+            "not injected" => ("NotInjected", "Warning"),
+            t if t.starts_with("reverted") => ("Reverted", "Normal"),
+            t if t.starts_with("abort") => ("Aborted", "Warning"),
+            t if t.contains("failed") || t.starts_with("error") => ("Error", "Warning"),
+            _ => return,
+        };
+        self.event(reason, kind, text);
+    }
+
+    fn phase(&self, name: &str, _window: Option<Duration>) {
+        self.event("Phase", "Normal", &format!("phase {name}"));
+    }
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: Utc::now(),
+    }
+}
+
+/// The status of a finished exercise, from its report. PURE.
+pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
+    let verdict = format!("{:?}", report.outcome);
+    let finished = if report.outcome == Outcome::Refused {
+        Phase::Refused
+    } else {
+        Phase::Finished
+    };
+    let mut conditions = vec![condition("Finished", true, &verdict, &report.scenario.spec.hypothesis)];
+    if !report.revert_failures.is_empty() {
+        conditions.push(condition(
+            "Reverted",
+            false,
+            "RevertFailed",
+            &report.revert_failures.join("; "),
+        ));
+    } else if !report.injections.is_empty() {
+        conditions.push(condition("Reverted", true, "Reverted", "every fault was reverted"));
+    }
+    if let Some(abort) = &report.abort {
+        conditions.push(condition("Aborted", true, "Aborted", &abort.reason));
+    }
+    ExerciseStatus {
+        phase: Some(finished),
+        verdict: Some(verdict),
+        conditions,
+        started_at: Some(report.started_at),
+        ended_at: Some(report.ended_at),
+        expectations: report
+            .expectations
+            .iter()
+            .map(|e| ExpectationStatus {
+                name: e.name.clone(),
+                verdict: Some(crate::report::render::verdict_word(e.verdict).to_owned()),
+                first_held: e.first_held,
+            })
+            .collect(),
+        time_to_detect: report.metrics.time_to_detect_s.map(|s| seconds(Some(s))),
+        time_to_remediate: report.metrics.time_to_remediate_s.map(|s| seconds(Some(s))),
+        time_to_recover: report.metrics.time_to_recover_s.map(|s| seconds(Some(s))),
+        journal: report
+            .injections
+            .iter()
+            .map(|i| super::crd::JournalStatus {
+                target: i.target.clone(),
+                action: i.action.clone(),
+                state: match (&i.injected_at, &i.reverted_at, &i.not_injected) {
+                    (_, _, Some(_)) => "notInjected",
+                    (Some(_), Some(_), _) => "reverted",
+                    (Some(_), None, _) => "applied",
+                    _ => "intended",
+                }
+                .into(),
+            })
+            .collect(),
+        report: Some(report_map.to_owned()),
+        observed_generation: None,
+    }
+}
+
+async fn set_status(api: &Api<Exercise>, name: &str, status: &ExerciseStatus) -> Result<(), kube::Error> {
+    let patch = json!({"status": status});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+async fn execute(
+    client: &Client,
+    options: &Options,
+    exercise: Exercise,
+    abort: watch::Receiver<Option<String>>,
+) -> Result<(), kube::Error> {
+    let ns = exercise.namespace().unwrap_or_default();
+    let name = exercise.name_any();
+    let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
+    let recorder = Recorder {
+        client: client.clone(),
+        exercise: exercise.clone(),
+    };
+    let scenario = match scenario_for(client, &exercise).await {
+        Ok(s) => s,
+        Err(refusal) => {
+            recorder.event("Refused", "Warning", &refusal);
+            let status = ExerciseStatus {
+                phase: Some(Phase::Refused),
+                verdict: Some("Refused".into()),
+                conditions: vec![condition("Refused", true, "Refused", &refusal)],
+                ..Default::default()
+            };
+            remove_finalizer(&api, &exercise).await?;
+            return set_status(&api, &name, &status).await;
+        }
+    };
+    set_status(
+        &api,
+        &name,
+        &ExerciseStatus {
+            phase: Some(Phase::Running),
+            started_at: Some(Utc::now()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    recorder.event(
+        "Started",
+        "Normal",
+        &format!("running Scenario {}", scenario.metadata.name),
+    );
+    let run_options = RunOptions {
+        exercise: name.clone(),
+        seed: exercise.spec.seed.unwrap_or(1),
+        sample_every: exercise
+            .spec
+            .sample_every
+            .map_or(Duration::from_secs(1), |d| d.as_std()),
+        cluster: options.cluster.clone(),
+        sources: options.sources.clone(),
+        fault_image: options.fault_image.clone(),
+        host: exercise.spec.host.clone(),
+        ..Default::default()
+    };
+    let report = run(client, &scenario, run_options, abort, &recorder).await;
+    let report_map = format!("{name}-report");
+    write_report(client, &ns, &report_map, &exercise, &report).await?;
+    let status = status_from(&report, &report_map);
+    recorder.event(
+        "Finished",
+        if report.outcome == Outcome::Confirmed {
+            "Normal"
+        } else {
+            "Warning"
+        },
+        &format!("hypothesis {:?}; report in ConfigMap {report_map}", report.outcome),
+    );
+    // Everything is reverted: the finalizer goes first, so a Finished status means done.
+    remove_finalizer(&api, &exercise).await?;
+    match set_status(&api, &name, &status).await {
+        // Deleted while it ran: the status has nowhere to go.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// The report JSON in a ConfigMap owned by the Exercise (so it goes with it).
+async fn write_report(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    exercise: &Exercise,
+    report: &Report,
+) -> Result<(), kube::Error> {
+    let json = serde_json::to_string(report).unwrap_or_default();
+    let map: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "disasterpiece", "disasterpiece.dev/exercise": exercise.name_any()},
+            "ownerReferences": [{"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise",
+                "name": exercise.name_any(), "uid": exercise.uid().unwrap_or_default()}]},
+        "data": {"report.json": json},
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    match api.create(&PostParams::default(), &map).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => api.replace(name, &PostParams::default(), &map).await.map(|_| ()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenancy_allows_the_own_namespace_and_what_the_target_opts_into() {
+        assert_eq!(tenancy_refusal("team-a", "team-a", None), None);
+        assert_eq!(tenancy_refusal("team-a", "shop", Some("*")), None);
+        assert_eq!(tenancy_refusal("team-a", "shop", Some("team-a")), None);
+        assert_eq!(tenancy_refusal("team-a", "shop", Some("team-b.team-a")), None);
+        let refused = tenancy_refusal("team-a", "shop", Some("team-b")).expect("refused");
+        assert!(refused.contains("disasterpiece.dev/allow-from=team-a"), "{refused}");
+        assert!(tenancy_refusal("team-a", "shop", None).is_some());
+    }
+}

@@ -1,0 +1,374 @@
+//! The controller against the simulator: an Exercise created with kubectl runs to a verdict
+//! with its status, Events and report ConfigMap; deleting a running Exercise reverts its
+//! fault first; a Scenario may not reach into another namespace without its opt-in.
+
+use std::time::Duration;
+
+use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase, definitions};
+use disasterpiece::controller::exercise::{Options, control};
+use disasterpiece::scenario::model::ScenarioResource;
+use disasterpiece::scenario::{self, Resource};
+use disasterpiece::sim::Sim;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use tokio::sync::watch;
+
+mod common;
+use common::{eventually, fast_shop, start};
+
+/// The shop with the CRDs installed and a controller running; dropped, it stops.
+struct Cluster {
+    sim: Sim,
+    client: kube::Client,
+    _stop: watch::Sender<bool>,
+}
+
+async fn cluster() -> Cluster {
+    let (sim, client) = start(fast_shop()).await;
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
+        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let options = Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+    };
+    tokio::spawn(control(client.clone(), options, stop));
+    Cluster {
+        sim,
+        client,
+        _stop: stop_tx,
+    }
+}
+
+async fn add_scenario(client: &kube::Client, namespace: &str, yaml: &str) {
+    let scenario = match scenario::load(yaml, &|_| true).resources.remove(0).1 {
+        Resource::Scenario(s) => *s,
+        other => panic!("not a scenario: {other:?}"),
+    };
+    Api::<ScenarioResource>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &ScenarioResource::new(&scenario.metadata.name, scenario.spec),
+        )
+        .await
+        .expect("create the Scenario");
+}
+
+fn exercise(name: &str, scenario: &str) -> Exercise {
+    Exercise::new(
+        name,
+        ExerciseSpec {
+            scenario: scenario.into(),
+            seed: Some(1),
+            sample_every: Some(Duration::from_millis(200).into()),
+            host: None,
+            game_day: None,
+            stage: None,
+        },
+    )
+}
+
+const POD_LOSS: &str = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-pod-loss}
+spec:
+  hypothesis: Checkout keeps answering while a pod is lost.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{podKill: {gracePeriodSeconds: 0}}]
+  duration: 2s
+  expect:
+    - {name: keeps answering, http: {url: 'http://checkout.shop.svc/'}, throughout: true}
+    - {name: replaced, kube: {readyReplicas: {atLeast: 3}}, within: 10s}
+  recovery: {within: 20s}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exercise_created_with_kubectl_runs_to_a_verdict_with_status_events_and_report() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    add_scenario(client, "shop", POD_LOSS).await;
+    let manifest = serde_json::to_string(&exercise("pod-loss-1", "checkout-pod-loss")).expect("JSON");
+    let kubectl = std::env::var_os("DISASTERPIECE_KUBECTL")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.is_file())
+        });
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    match kubectl {
+        Some(kubectl) => {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(kubectl)
+                .arg("--kubeconfig")
+                .arg(cluster.sim.kubeconfig_path())
+                // The simulator serves no OpenAPI documents for kubectl's client-side validation.
+                .args(["create", "-n", "shop", "--validate=false", "-f", "-"])
+                .env_remove("KUBECONFIG")
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("kubectl");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(manifest.as_bytes()).await.expect("write");
+            drop(stdin);
+            assert!(child.wait().await.expect("kubectl").success(), "kubectl create");
+        }
+        None => {
+            assert!(std::env::var("CI").is_err(), "kubectl is required in CI");
+            eprintln!("no kubectl: creating the Exercise through the API");
+            exercises
+                .create(&PostParams::default(), &exercise("pod-loss-1", "checkout-pod-loss"))
+                .await
+                .expect("create");
+        }
+    }
+    eventually("the exercise finishes", || async {
+        exercises.get("pod-loss-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
+    let done = exercises.get("pod-loss-1").await.expect("get");
+    let status = done.status.clone().expect("status");
+    assert_eq!(status.verdict.as_deref(), Some("Confirmed"), "{status:?}");
+    assert_eq!(status.expectations.len(), 2);
+    assert!(
+        status
+            .expectations
+            .iter()
+            .all(|e| e.verdict.as_deref() == Some("confirmed"))
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Reverted" && c.status == "True")
+    );
+    assert_eq!(status.journal.len(), 1);
+    assert!(
+        done.metadata.finalizers.unwrap_or_default().is_empty(),
+        "finalizer removed"
+    );
+    // The report ConfigMap holds the whole report.
+    let map = Api::<ConfigMap>::namespaced(client.clone(), "shop")
+        .get(status.report.as_deref().expect("report named"))
+        .await
+        .expect("the report ConfigMap");
+    let report = disasterpiece::report::store::parse(&map.data.expect("data")["report.json"]).expect("a report");
+    assert_eq!(report.exercise, "pod-loss-1");
+    // Events for each phase, the injection, the revert and the end.
+    eventually("the Events are recorded", || async {
+        let events = Api::<Event>::namespaced(client.clone(), "shop")
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let reasons: Vec<String> = events
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("pod-loss-1"))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        ["Started", "Phase", "Injected", "Reverted", "Finished"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_running_exercise_reverts_its_fault_first() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    add_scenario(
+        client,
+        "shop",
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-down-to-one}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 5m
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    )
+    .await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("scale-1", "frontend-down-to-one"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    exercises
+        .delete("scale-1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the exercise is gone", || async {
+        matches!(exercises.get("scale-1").await, Err(kube::Error::Api(s)) if s.code == 404)
+    })
+    .await;
+    // The finalizer held the Exercise until the revert was done.
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "team-a"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace");
+    add_scenario(client, "team-a", POD_LOSS).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "team-a");
+    exercises
+        .create(&PostParams::default(), &exercise("reach-1", "checkout-pod-loss"))
+        .await
+        .expect("create");
+    eventually("the exercise is refused", || async {
+        exercises.get("reach-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Refused)
+    })
+    .await;
+    let status = exercises.get("reach-1").await.expect("get").status.expect("status");
+    let refusal = &status.conditions[0];
+    assert_eq!((refusal.type_.as_str(), refusal.status.as_str()), ("Refused", "True"));
+    assert!(
+        refusal
+            .message
+            .contains("label namespace shop disasterpiece.dev/allow-from=team-a"),
+        "{}",
+        refusal.message
+    );
+    // Nothing was touched: checkout still has its three pods, none replaced.
+    let deployment = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("checkout")
+        .await
+        .expect("get");
+    assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_dies_mid_fault_leaves_nothing_and_nothing_is_injected_twice() {
+    let (sim, client) = start(fast_shop()).await;
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
+        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
+    }
+    let options = Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+    };
+    // The first controller runs on a runtime of its own, which the test kills outright: no
+    // revert runs, as when a process dies.
+    let (die, dead) = tokio::sync::oneshot::channel::<()>();
+    let kubeconfig = sim.kubeconfig_path().to_owned();
+    let first = {
+        let options = options.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async move {
+                let config = kube::Config::from_custom_kubeconfig(
+                    kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+                    &Default::default(),
+                )
+                .await
+                .expect("config");
+                let client = kube::Client::try_from(config).expect("client");
+                let (_keep, stop) = watch::channel(false);
+                tokio::select! {
+                    _ = control(client, options, stop) => {}
+                    _ = dead => {}
+                }
+            });
+            runtime.shutdown_background();
+        })
+    };
+    add_scenario(
+        &client,
+        "shop",
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-down-to-one}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 5m
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    )
+    .await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("scale-2", "frontend-down-to-one"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    let _ = die.send(());
+    first.join().expect("the first controller is gone");
+    assert_eq!(
+        deployments.get("frontend").await.expect("get").spec.replicas,
+        Some(1),
+        "the fault outlived its controller"
+    );
+    // The new controller finds the exercise Running, reverts it from its journal, and ends it.
+    let (_stop_tx, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), options, stop));
+    eventually("the exercise is ended as aborted", || async {
+        exercises
+            .get("scale-2")
+            .await
+            .ok()
+            .and_then(|e| e.status?.verdict)
+            .as_deref()
+            == Some("Aborted")
+    })
+    .await;
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    let status = exercises.get("scale-2").await.expect("get").status.expect("status");
+    assert_eq!(status.phase, Some(Phase::Finished));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Reverted" && c.status == "True"),
+        "{status:?}"
+    );
+    // Not injected again: the frontend stays at three.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+}
