@@ -45,6 +45,7 @@ async fn cluster() -> Cluster {
         cluster: sim.url().to_owned(),
         sources: Default::default(),
         fault_image: None,
+        election: None,
     };
     tokio::spawn(control(client.clone(), options, stop));
     Cluster {
@@ -267,7 +268,7 @@ async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_controller_that_dies_mid_fault_leaves_nothing_and_nothing_is_injected_twice() {
+async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects_nothing_twice() {
     let (sim, client) = start(fast_shop()).await;
     let crds: Api<DynamicObject> = Api::all_with(
         client.clone(),
@@ -286,9 +287,15 @@ async fn a_controller_that_dies_mid_fault_leaves_nothing_and_nothing_is_injected
         cluster: sim.url().to_owned(),
         sources: Default::default(),
         fault_image: None,
+        election: Some(disasterpiece::controller::lease::Election {
+            namespace: "default".into(),
+            name: "disasterpiece-controller".into(),
+            identity: "replica-a".into(),
+            duration: Duration::from_secs(2),
+        }),
     };
-    // The first controller runs on a runtime of its own, which the test kills outright: no
-    // revert runs, as when a process dies.
+    // Replica A runs on a runtime of its own, which the test kills outright: no revert runs,
+    // as when a process dies. Replica B runs all along, as the follower.
     let (die, dead) = tokio::sync::oneshot::channel::<()>();
     let kubeconfig = sim.kubeconfig_path().to_owned();
     let first = {
@@ -312,6 +319,24 @@ async fn a_controller_that_dies_mid_fault_leaves_nothing_and_nothing_is_injected
             runtime.shutdown_background();
         })
     };
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get("disasterpiece-controller")
+            .await
+            .ok()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    eventually("replica A leads", || async {
+        holder().await.as_deref() == Some("replica-a")
+    })
+    .await;
+    let mut b_options = options.clone();
+    if let Some(e) = b_options.election.as_mut() {
+        e.identity = "replica-b".into();
+    }
+    let (_stop_b, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), b_options, stop));
     add_scenario(
         &client,
         "shop",
@@ -338,6 +363,17 @@ spec:
         deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
     })
     .await;
+    let injected = || async {
+        Api::<Event>::namespaced(client.clone(), "shop")
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("scale-2") && e.reason.as_deref() == Some("Injected"))
+            .count()
+    };
+    eventually("A recorded the injection", || async { injected().await == 1 }).await;
     let _ = die.send(());
     first.join().expect("the first controller is gone");
     assert_eq!(
@@ -345,9 +381,13 @@ spec:
         Some(1),
         "the fault outlived its controller"
     );
-    // The new controller finds the exercise Running, reverts it from its journal, and ends it.
-    let (_stop_tx, stop) = watch::channel(false);
-    tokio::spawn(control(client.clone(), options, stop));
+    assert_eq!(holder().await.as_deref(), Some("replica-a"), "only the leader ran it");
+    // B takes the lease once A's has expired, finds the exercise Running, reverts it from its
+    // journal, and ends it.
+    eventually("replica B leads", || async {
+        holder().await.as_deref() == Some("replica-b")
+    })
+    .await;
     eventually("the exercise is ended as aborted", || async {
         exercises
             .get("scale-2")
@@ -368,7 +408,8 @@ spec:
             .any(|c| c.type_ == "Reverted" && c.status == "True"),
         "{status:?}"
     );
-    // Not injected again: the frontend stays at three.
+    // Not injected again: the frontend stays at three, and one injection was ever recorded.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    assert_eq!(injected().await, 1);
 }

@@ -19,6 +19,13 @@ pub struct ControllerArgs {
     /// How often Exercises are looked at.
     #[arg(long, default_value = "1s")]
     pub poll: crate::scenario::Duration,
+    /// Elect a leader among replicas with this Lease, as NAMESPACE/NAME (only the leader runs
+    /// Exercises). Without it, this replica runs them all: run one.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub leader_election: Option<String>,
+    /// This replica's name in the Lease (default: $POD_NAME, else the host name and PID).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -26,7 +33,29 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         cluster,
         all_namespaces,
         poll,
+        leader_election,
+        identity,
     } = args;
+    let election = match leader_election {
+        None => None,
+        Some(lease) => {
+            let Some((namespace, name)) = lease.split_once('/') else {
+                anyhow::bail!(
+                    "--leader-election takes NAMESPACE/NAME, e.g. disasterpiece-system/disasterpiece-controller"
+                );
+            };
+            let identity = identity.unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            Some(crate::controller::lease::Election {
+                namespace: namespace.into(),
+                name: name.into(),
+                identity,
+                duration: Duration::from_secs(15),
+            })
+        }
+    };
     let (client, server, _retries) = cluster.retrying_client().await?;
     let options = Options {
         namespace: if all_namespaces {
@@ -38,6 +67,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         cluster: server.clone(),
         sources: cluster.sources(),
         fault_image: cluster.fault_image.clone(),
+        election,
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -11,8 +11,9 @@
 //! An Exercise found Running that this controller did not start (its controller died) is
 //! aborted and its journal reverted, never run again: its observations died with the old
 //! controller, so resuming would judge the hypothesis on half the samples.
-//! Caveats: the controller polls Exercises (every `poll`), it does not watch them; there is
-//! no leader election yet, so run one replica.
+//! With `election`, only the replica holding the Lease runs Exercises; one that loses it
+//! aborts what it runs, and the new leader takes those over as above.
+//! Caveats: the controller polls Exercises (every `poll`), it does not watch them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct Options {
     pub cluster: String,
     pub sources: crate::probe::Sources,
     pub fault_image: Option<String>,
+    /// Run Exercises only while holding this Lease (several replicas); `None`: always.
+    pub election: Option<super::lease::Election>,
 }
 
 /// The running exercises: uid → the abort sender.
@@ -62,11 +65,24 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         Err(e) => tracing::warn!(error = %e, "could not look for journals left behind"),
     }
     let running: Running = Arc::default();
+    let mut elector = options.election.clone().map(|e| super::lease::Elector::new(&client, e));
+    let mut leading = elector.is_none();
     loop {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = tick(&client, &options, &running).await {
+        if let Some(elector) = elector.as_mut() {
+            let now_leading = elector.lead().await;
+            if leading && !now_leading {
+                // Lost the lease: the new leader takes over what runs here; stop it now.
+                tracing::warn!("lost the lease: aborting the exercises running here");
+                for s in running.lock().expect("lock").values() {
+                    let _ = s.send(Some("this controller lost its leadership".into()));
+                }
+            }
+            leading = now_leading;
+        }
+        if leading && let Err(e) = tick(&client, &options, &running).await {
             tracing::warn!(error = %e, "reconcile");
         }
         tokio::select! {

@@ -4,3 +4,4 @@
 
 pub mod crd;
 pub mod exercise;
+pub mod lease;

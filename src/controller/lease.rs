@@ -1,0 +1,118 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease: only the holder runs Exercises.
+//!
+//! Guarantees: a replica holds the lease only after writing itself into it with the
+//! resourceVersion it read (optimistic concurrency: of two replicas racing for it, one wins);
+//! a holder that cannot renew within `duration` stops considering itself leader before anyone
+//! else may take the lease (it gives up after `duration / 2` without a renewal).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct Election {
+    pub namespace: String,
+    pub name: String,
+    /// Who this replica is (the pod name in a cluster).
+    pub identity: String,
+    /// How long a lease lasts without renewal.
+    pub duration: Duration,
+}
+
+pub struct Elector {
+    api: Api<Lease>,
+    election: Election,
+    /// When this replica last renewed successfully.
+    renewed: Option<tokio::time::Instant>,
+}
+
+impl Elector {
+    pub fn new(client: &Client, election: Election) -> Self {
+        Elector {
+            api: Api::namespaced(client.clone(), &election.namespace),
+            election,
+            renewed: None,
+        }
+    }
+
+    /// Takes or renews the lease; whether this replica leads now.
+    pub async fn lead(&mut self) -> bool {
+        match self.try_lead().await {
+            Ok(true) => {
+                self.renewed = Some(tokio::time::Instant::now());
+                true
+            }
+            Ok(false) => {
+                self.renewed = None;
+                false
+            }
+            // The API server cannot be asked: lead only while the last renewal is fresh enough
+            // that nobody else can have taken the lease.
+            Err(_) => self.renewed.is_some_and(|at| at.elapsed() < self.election.duration / 2),
+        }
+    }
+
+    async fn try_lead(&self) -> Result<bool, kube::Error> {
+        let now = Utc::now();
+        let micro = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let Election {
+            name,
+            identity,
+            duration,
+            ..
+        } = &self.election;
+        let seconds = duration.as_secs().max(1) as i32;
+        let current = match self.api.get(name).await {
+            Ok(lease) => lease,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                let lease: Lease = serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "spec": {"holderIdentity": identity, "leaseDurationSeconds": seconds,
+                        "acquireTime": micro, "renewTime": micro, "leaseTransitions": 0},
+                }))
+                .map_err(kube::Error::SerdeError)?;
+                return match self.api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    Err(e) => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let mut value = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+        let spec = &value["spec"];
+        let holder = spec["holderIdentity"].as_str().unwrap_or_default().to_owned();
+        let renewed: Option<DateTime<Utc>> = spec["renewTime"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let lasts = chrono::Duration::seconds(spec["leaseDurationSeconds"].as_i64().unwrap_or(i64::from(seconds)));
+        let expired = renewed.is_none_or(|r| now > r + lasts);
+        if holder != *identity && !expired && !holder.is_empty() {
+            return Ok(false);
+        }
+        if holder != *identity {
+            let transitions = spec["leaseTransitions"].as_i64().unwrap_or(0) + 1;
+            value["spec"]["acquireTime"] = json!(micro);
+            value["spec"]["leaseTransitions"] = json!(transitions);
+        }
+        value["spec"]["holderIdentity"] = json!(identity);
+        value["spec"]["leaseDurationSeconds"] = json!(seconds);
+        value["spec"]["renewTime"] = json!(micro);
+        let next: Lease = serde_json::from_value(value).map_err(kube::Error::SerdeError)?;
+        match self
+            .api
+            .replace(&current.name_any(), &PostParams::default(), &next)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Someone else wrote it first.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
