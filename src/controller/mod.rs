@@ -5,3 +5,4 @@
 pub mod crd;
 pub mod exercise;
 pub mod lease;
+pub mod schedule;
