@@ -46,6 +46,7 @@ async fn cluster() -> Cluster {
         sources: Default::default(),
         fault_image: None,
         election: None,
+        clock: Default::default(),
     };
     tokio::spawn(control(client.clone(), options, stop));
     Cluster {
@@ -79,6 +80,7 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
             host: None,
             game_day: None,
             stage: None,
+            target_namespace: None,
         },
     )
 }
@@ -293,6 +295,7 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
             identity: "replica-a".into(),
             duration: Duration::from_secs(2),
         }),
+        clock: Default::default(),
     };
     // Replica A runs on a runtime of its own, which the test kills outright: no revert runs,
     // as when a process dies. Replica B runs all along, as the follower.
@@ -412,4 +415,163 @@ spec:
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     assert_eq!(injected().await, 1);
+}
+
+const REFUTES: &str = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: payments-refutes}
+spec:
+  hypothesis: Payments has 99 replicas (it does not).
+  target: {namespace: shop, kind: Deployment, name: payments}
+  faults: [{podKill: {gracePeriodSeconds: 0}}]
+  duration: 2s
+  expect:
+    - {name: ninety-nine, kube: {readyReplicas: {equals: 99}}, within: 2s}
+  recovery: {within: 20s}
+";
+
+fn gameday(name: &str, dev: &str, prod: &str, extra: &str) -> disasterpiece::scenario::gameday::GameDayResource {
+    let text = format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: GameDay
+metadata: {{name: {name}}}
+spec:
+  host: {{name: Alice}}
+  schedule: {{cron: '0 14 * * WED', timeZone: Europe/Berlin}}
+  stages:
+    - {{name: dev, namespaces: [shop], scenarios: [{{name: {dev}}}]}}
+    - {{name: prod, namespaces: [shop], scenarios: [{{name: {prod}}}]}}
+{extra}"
+    );
+    match scenario::load(&text, &|_| true).resources.remove(0).1 {
+        Resource::GameDay(g) => disasterpiece::scenario::gameday::GameDayResource::new(name, g.spec),
+        other => panic!("not a game day: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gate_prod_on_dev() {
+    use chrono::{DateTime, Utc};
+    use disasterpiece::scenario::gameday::GameDayResource;
+    let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
+    let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T12:59:00Z")));
+    let (sim, client) = start(fast_shop()).await;
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
+        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
+    }
+    add_scenario(&client, "shop", POD_LOSS).await;
+    add_scenario(&client, "shop", REFUTES).await;
+    let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
+    for g in [
+        gameday("confirms", "checkout-pod-loss", "checkout-pod-loss", ""),
+        gameday(
+            "blacked-out",
+            "checkout-pod-loss",
+            "checkout-pod-loss",
+            "  blackoutDates: ['2026-11-25']\n",
+        ),
+        gameday("dev-refutes", "payments-refutes", "checkout-pod-loss", ""),
+    ] {
+        gamedays
+            .create(&PostParams::default(), &g)
+            .await
+            .expect("create the GameDay");
+    }
+    let clock = {
+        let pinned = pinned.clone();
+        disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
+    };
+    let (_stop, stop) = watch::channel(false);
+    let options = Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+        election: None,
+        clock,
+    };
+    tokio::spawn(control(client.clone(), options, stop));
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    // 13:59 in Berlin on Wednesday: nothing yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        exercises
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    // 14:00 in Berlin (13:00 UTC): due.
+    *pinned.lock().expect("lock") = utc("2026-11-25T13:00:00Z");
+    let run = |name: &'static str| {
+        let gamedays = gamedays.clone();
+        async move {
+            gamedays
+                .get(name)
+                .await
+                .ok()
+                .and_then(|g| g.status?.runs.first().cloned())
+        }
+    };
+    eventually("the blacked-out run is recorded as skipped", || async {
+        run("blacked-out").await.is_some_and(|r| r.state == "skipped")
+    })
+    .await;
+    let skipped = run("blacked-out").await.expect("run");
+    assert_eq!(skipped.reason.as_deref(), Some("2026-11-25 is a blackout date"));
+    assert!(skipped.exercises.is_empty());
+    assert_eq!(skipped.scheduled_at, utc("2026-11-25T13:00:00Z"));
+    eventually("the confirming game day confirms both stages", || async {
+        run("confirms").await.is_some_and(|r| r.state == "confirmed")
+    })
+    .await;
+    let confirmed = run("confirms").await.expect("run");
+    assert_eq!(confirmed.id, "confirms-202611251300");
+    assert_eq!(confirmed.exercises.len(), 2);
+    // prod started only after dev had finished.
+    let dev = exercises.get(&confirmed.exercises[0]).await.expect("dev");
+    let prod = exercises.get(&confirmed.exercises[1]).await.expect("prod");
+    assert_eq!(dev.spec.stage.as_deref(), Some("dev"));
+    assert_eq!(prod.spec.stage.as_deref(), Some("prod"));
+    let dev_ended = dev.status.and_then(|s| s.ended_at).expect("dev ended");
+    let prod_created = prod.metadata.creation_timestamp.expect("created").0.as_second();
+    assert!(
+        prod_created >= dev_ended.timestamp(),
+        "prod started before dev finished"
+    );
+    eventually("the refuting game day stops after dev", || async {
+        run("dev-refutes").await.is_some_and(|r| r.state == "stopped")
+    })
+    .await;
+    let stopped = run("dev-refutes").await.expect("run");
+    assert_eq!(stopped.exercises.len(), 1, "prod never started: {stopped:?}");
+    assert!(
+        stopped
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("stage dev did not confirm its hypotheses")),
+        "{stopped:?}"
+    );
+    // The next Wednesday has not come: no second run.
+    assert_eq!(
+        gamedays
+            .get("confirms")
+            .await
+            .expect("get")
+            .status
+            .expect("status")
+            .runs
+            .len(),
+        1
+    );
 }

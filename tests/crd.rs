@@ -123,6 +123,7 @@ async fn the_api_server_serves_the_resources_and_kubectl_shows_useful_columns() 
             host: Some("alice".into()),
             game_day: None,
             stage: None,
+            target_namespace: None,
         },
     );
     exercises

@@ -68,6 +68,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         sources: cluster.sources(),
         fault_image: cluster.fault_image.clone(),
         election,
+        clock: Default::default(),
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

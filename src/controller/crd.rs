@@ -47,6 +47,10 @@ pub struct ExerciseSpec {
     /// The GameDay stage it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// Run the Scenario against this namespace instead of its own target namespace (a
+    /// GameDay stage's namespaces). Tenancy applies to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
 }
 
 /// Where an Exercise is.

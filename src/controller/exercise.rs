@@ -49,6 +49,8 @@ pub struct Options {
     pub fault_image: Option<String>,
     /// Run Exercises only while holding this Lease (several replicas); `None`: always.
     pub election: Option<super::lease::Election>,
+    /// What time it is, for GameDay schedules.
+    pub clock: super::gameday::Clock,
 }
 
 /// The running exercises: uid → the abort sender.
@@ -82,8 +84,14 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             }
             leading = now_leading;
         }
-        if leading && let Err(e) = tick(&client, &options, &running).await {
-            tracing::warn!(error = %e, "reconcile");
+        if leading {
+            if let Err(e) = tick(&client, &options, &running).await {
+                tracing::warn!(error = %e, "reconcile");
+            }
+            let now = (options.clock.0)();
+            if let Err(e) = super::gameday::tick(&client, options.namespace.as_deref(), now).await {
+                tracing::warn!(error = %e, "gamedays");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(options.poll) => {}
@@ -299,6 +307,10 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
         },
         spec: resource.spec,
     };
+    let mut scenario = scenario;
+    if let Some(target) = &exercise.spec.target_namespace {
+        scenario.spec.target.namespace = Some(target.clone());
+    }
     // The same checks as `validate`: a Scenario that fails them never reaches the cluster.
     let text = serde_yaml::to_string(&scenario).map_err(|e| e.to_string())?;
     let loaded = crate::scenario::load(&text, &|_| true);

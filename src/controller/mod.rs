@@ -4,5 +4,6 @@
 
 pub mod crd;
 pub mod exercise;
+pub mod gameday;
 pub mod lease;
 pub mod schedule;

@@ -36,6 +36,7 @@ pub enum GameDayKind {
     kind = "GameDay",
     root = "GameDayResource",
     namespaced,
+    status = "GameDayStatus",
     shortname = "gd",
     category = "disasterpiece",
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule.cron"}"#,
@@ -85,6 +86,37 @@ fn ten() -> u32 {
 
 fn is_ten(n: &u32) -> bool {
     *n == 10
+}
+
+/// What the controller says about a GameDay: when it last ran, and its recent runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GameDayStatus {
+    /// The last time a run was due (run or skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The recent runs, oldest first (`historyLimit` of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<GameDayRun>,
+}
+
+/// One run of a GameDay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GameDayRun {
+    pub id: String,
+    pub scheduled_at: chrono::DateTime<chrono::Utc>,
+    /// `running`, `confirmed` (every stage confirmed), `stopped` (a stage did not confirm, or
+    /// could not start) or `skipped` (never started).
+    pub state: String,
+    /// The stages started so far.
+    #[serde(default)]
+    pub stages_started: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The Exercises it created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exercises: Vec<String>,
 }
 
 /// What happens when a run is due while the previous one still runs.

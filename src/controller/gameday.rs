@@ -1,0 +1,234 @@
+//! Runs GameDays on their schedule: each due run starts its first stage's Exercises; a later
+//! stage starts once every Exercise of the earlier ones confirmed its hypothesis; runs that
+//! may not start are recorded as skipped with the reason; old runs and their Exercises are
+//! pruned to `historyLimit`. The clock is passed in, so tests pin it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::crd::{Exercise, ExerciseSpec, Phase};
+use super::exercise::ABORT_ANNOTATION;
+use super::schedule::{self, StageState};
+use crate::scenario::gameday::{ConcurrencyPolicy, GameDayResource, GameDayRun, GameDayStatus};
+
+/// The label on Exercises a GameDay run created.
+pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
+
+/// What time it is: the system clock, or a pinned one in tests.
+#[derive(Clone)]
+pub struct Clock(pub Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", (self.0)())
+    }
+}
+
+/// One pass over the GameDays of `namespace` (or all), at `now`.
+pub async fn tick(client: &Client, namespace: Option<&str>, now: DateTime<Utc>) -> Result<(), kube::Error> {
+    let api: Api<GameDayResource> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    for gameday in api.list(&ListParams::default()).await?.items {
+        if let Err(e) = reconcile(client, &gameday, now).await {
+            tracing::warn!(gameday = %gameday.name_any(), error = %e, "gameday");
+        }
+    }
+    Ok(())
+}
+
+fn run_id(gameday: &str, at: DateTime<Utc>) -> String {
+    let mut id = format!("{gameday}-{}", at.format("%Y%m%d%H%M"));
+    id.truncate(52);
+    id.trim_end_matches('-').to_owned()
+}
+
+async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc>) -> Result<(), kube::Error> {
+    let ns = gameday.namespace().unwrap_or_default();
+    let name = gameday.name_any();
+    let spec = &gameday.spec;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), &ns);
+    let mut status: GameDayStatus = gameday.status.clone().unwrap_or_default();
+    let last = status
+        .last_schedule_time
+        .or_else(|| {
+            gameday
+                .creation_timestamp()
+                .map(|t| DateTime::from_timestamp(t.0.as_second(), 0).unwrap_or(now))
+        })
+        .unwrap_or(now);
+    let due = match schedule::due(spec, last, now, 3) {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(gameday = %name, error = %e, "schedule");
+            Vec::new()
+        }
+    };
+    for d in due {
+        status.last_schedule_time = Some(d.at);
+        let id = run_id(&name, d.at);
+        let running = status.runs.iter().any(|r| r.state == "running");
+        let skipped = d.skipped.or_else(|| {
+            (running && spec.concurrency_policy == ConcurrencyPolicy::Forbid)
+                .then(|| "the previous run is still running (concurrencyPolicy: Forbid)".to_owned())
+        });
+        if skipped.is_none() && running && spec.concurrency_policy == ConcurrencyPolicy::Replace {
+            for run in status.runs.iter_mut().filter(|r| r.state == "running") {
+                for exercise in &run.exercises {
+                    let patch = json!({"metadata": {"annotations": {ABORT_ANNOTATION: "replaced by a newer run"}}});
+                    let _ = exercises
+                        .patch(exercise, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                }
+                run.state = "stopped".into();
+                run.reason = Some(format!("replaced by run {id}"));
+            }
+        }
+        status.runs.push(GameDayRun {
+            id,
+            scheduled_at: d.at,
+            state: if skipped.is_some() { "skipped" } else { "running" }.into(),
+            stages_started: 0,
+            reason: skipped,
+            exercises: Vec::new(),
+        });
+    }
+    for run in status.runs.iter_mut().filter(|r| r.state == "running") {
+        advance(&exercises, gameday, run).await?;
+    }
+    // History: the latest `historyLimit` runs stay, with their Exercises.
+    let limit = spec.history_limit.max(1) as usize;
+    while status.runs.len() > limit {
+        let old = status.runs.remove(0);
+        for exercise in &old.exercises {
+            let _ = exercises.delete(exercise, &DeleteParams::default()).await;
+        }
+    }
+    if gameday.status.as_ref() != Some(&status) {
+        let patch = json!({"status": status});
+        Api::<GameDayResource>::namespaced(client.clone(), &ns)
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves a running run on: starts the next stage, or ends the run.
+async fn advance(
+    exercises: &Api<Exercise>,
+    gameday: &GameDayResource,
+    run: &mut GameDayRun,
+) -> Result<(), kube::Error> {
+    let stages = &gameday.spec.stages;
+    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let listed = exercises
+        .list(&ListParams::default().labels(&format!("{RUN_LABEL}={}", run.id)))
+        .await?
+        .items;
+    let mut by_stage: BTreeMap<String, Vec<&Exercise>> = BTreeMap::new();
+    for e in &listed {
+        by_stage
+            .entry(e.spec.stage.clone().unwrap_or_default())
+            .or_default()
+            .push(e);
+    }
+    let states: Vec<StageState> = names
+        .iter()
+        .take(run.stages_started as usize)
+        .map(|stage| {
+            let list = by_stage.get(stage).cloned().unwrap_or_default();
+            let finished = |e: &&Exercise| {
+                matches!(
+                    e.status.as_ref().and_then(|s| s.phase),
+                    Some(Phase::Finished | Phase::Refused)
+                )
+            };
+            if list.is_empty() || !list.iter().all(finished) {
+                return StageState::Running;
+            }
+            let not: Vec<String> = list
+                .iter()
+                .filter(|e| e.status.as_ref().and_then(|s| s.verdict.as_deref()) != Some("Confirmed"))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.name_any(),
+                        e.status.as_ref().and_then(|s| s.verdict.clone()).unwrap_or_default()
+                    )
+                })
+                .collect();
+            if not.is_empty() {
+                StageState::Confirmed
+            } else {
+                StageState::NotConfirmed(not.join(", "))
+            }
+        })
+        .collect();
+    match schedule::next_stage(&states, stages.len(), &names) {
+        Err(reason) => {
+            run.state = "stopped".into();
+            run.reason = Some(reason);
+        }
+        Ok(None) if states.len() == stages.len() && states.iter().all(|s| *s == StageState::Confirmed) => {
+            run.state = "confirmed".into();
+        }
+        Ok(None) => {}
+        Ok(Some(i)) => {
+            let stage = &stages[i];
+            let namespaces: Vec<Option<String>> = if stage.namespaces.is_empty() {
+                vec![None]
+            } else {
+                stage.namespaces.iter().cloned().map(Some).collect()
+            };
+            for (j, reference) in stage.scenarios.iter().enumerate() {
+                let Some(scenario) = &reference.name else {
+                    run.state = "stopped".into();
+                    run.reason = Some(format!(
+                        "stage {}: scenario files cannot be read in the cluster; name a Scenario resource",
+                        stage.name
+                    ));
+                    return Ok(());
+                };
+                for (k, target) in namespaces.iter().enumerate() {
+                    let mut exercise_name = format!("{}-{}-{j}{k}", run.id, stage.name);
+                    exercise_name.truncate(63);
+                    let mut exercise = Exercise::new(
+                        &exercise_name,
+                        ExerciseSpec {
+                            scenario: scenario.clone(),
+                            seed: None,
+                            sample_every: None,
+                            host: Some(gameday.spec.host.name.clone()),
+                            game_day: Some(gameday.name_any()),
+                            stage: Some(stage.name.clone()),
+                            target_namespace: target.clone(),
+                        },
+                    );
+                    exercise.labels_mut().insert(RUN_LABEL.into(), run.id.clone());
+                    match exercises.create(&PostParams::default(), &exercise).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(s)) if s.code == 409 => {}
+                        Err(e) => return Err(e),
+                    }
+                    if !run.exercises.contains(&exercise_name) {
+                        run.exercises.push(exercise_name);
+                    }
+                }
+            }
+            run.stages_started = i as u32 + 1;
+        }
+    }
+    Ok(())
+}
