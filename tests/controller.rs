@@ -22,6 +22,8 @@ use common::{eventually, fast_shop, start};
 struct Cluster {
     sim: Sim,
     client: kube::Client,
+    /// Where the controller serves /metrics, /healthz and /readyz.
+    metrics_url: String,
     _stop: watch::Sender<bool>,
 }
 
@@ -39,6 +41,10 @@ async fn cluster() -> Cluster {
         crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
     }
     let (stop_tx, stop) = watch::channel(false);
+    let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let metrics_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(disasterpiece::controller::metrics::serve(listener, metrics.clone()));
     let options = Options {
         namespace: None,
         poll: Duration::from_millis(100),
@@ -47,11 +53,13 @@ async fn cluster() -> Cluster {
         fault_image: None,
         election: None,
         clock: Default::default(),
+        metrics,
     };
     tokio::spawn(control(client.clone(), options, stop));
     Cluster {
         sim,
         client,
+        metrics_url,
         _stop: stop_tx,
     }
 }
@@ -188,6 +196,19 @@ async fn an_exercise_created_with_kubectl_runs_to_a_verdict_with_status_events_a
             .all(|r| reasons.iter().any(|x| x == r))
     })
     .await;
+    // The controller's own metrics and health.
+    let metrics = common::http_body(&cluster.metrics_url, "/metrics").await;
+    assert!(
+        metrics.contains("disasterpiece_exercises_total{verdict=\"Confirmed\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("disasterpiece_active_exercises 0"), "{metrics}");
+    assert!(
+        metrics.contains("disasterpiece_abort_latency_seconds_count 0"),
+        "{metrics}"
+    );
+    assert_eq!(common::http_status(&cluster.metrics_url, "/healthz").await, Some(200));
+    assert_eq!(common::http_status(&cluster.metrics_url, "/readyz").await, Some(200));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +249,13 @@ spec:
         matches!(exercises.get("scale-1").await, Err(kube::Error::Api(s)) if s.code == 404)
     })
     .await;
+    // The abort was counted, with its latency.
+    let metrics = common::http_body(&cluster.metrics_url, "/metrics").await;
+    assert!(
+        metrics.contains("disasterpiece_exercises_total{verdict=\"Aborted\"} 1")
+            && metrics.contains("disasterpiece_abort_latency_seconds_count 1"),
+        "{metrics}"
+    );
     // The finalizer held the Exercise until the revert was done.
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
 }
@@ -296,6 +324,7 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
             duration: Duration::from_secs(2),
         }),
         clock: Default::default(),
+        metrics: Default::default(),
     };
     // Replica A runs on a runtime of its own, which the test kills outright: no revert runs,
     // as when a process dies. Replica B runs all along, as the follower.
@@ -498,6 +527,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
         fault_image: None,
         election: None,
         clock,
+        metrics: Default::default(),
     };
     tokio::spawn(control(client.clone(), options, stop));
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");

@@ -26,6 +26,9 @@ pub struct ControllerArgs {
     /// This replica's name in the Lease (default: $POD_NAME, else the host name and PID).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -35,7 +38,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         poll,
         leader_election,
         identity,
+        metrics_addr,
     } = args;
+    let metrics = std::sync::Arc::new(crate::controller::metrics::Metrics::default());
+    let listener = tokio::net::TcpListener::bind(metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {metrics_addr}: {e}"))?;
+    tokio::spawn(crate::controller::metrics::serve(listener, metrics.clone()));
     let election = match leader_election {
         None => None,
         Some(lease) => {
@@ -69,6 +78,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         fault_image: cluster.fault_image.clone(),
         election,
         clock: Default::default(),
+        metrics,
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -51,6 +51,7 @@ pub struct Options {
     pub election: Option<super::lease::Election>,
     /// What time it is, for GameDay schedules.
     pub clock: super::gameday::Clock,
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// The running exercises: uid → the abort sender.
@@ -85,8 +86,12 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             leading = now_leading;
         }
         if leading {
-            if let Err(e) = tick(&client, &options, &running).await {
-                tracing::warn!(error = %e, "reconcile");
+            match tick(&client, &options, &running).await {
+                Ok(()) => options.metrics.set_ready(),
+                Err(e) => {
+                    options.metrics.error(super::metrics::category(&e));
+                    tracing::warn!(error = %e, "reconcile");
+                }
             }
             let now = (options.clock.0)();
             if let Err(e) = super::gameday::tick(&client, options.namespace.as_deref(), now).await {
@@ -162,6 +167,7 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
             // resuming would judge the hypothesis on half the samples; and running it again
             // would inject twice. It is aborted: its faults are reverted from its journal.
             take_over(client, &api, &exercise).await?;
+            options.metrics.finished("Aborted", None);
             continue;
         }
         add_finalizer(&api, &exercise).await?;
@@ -170,9 +176,12 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
         let (client, options, running) = (client.clone(), options.clone(), running.clone());
         tokio::spawn(async move {
             let name = exercise.name_any();
+            options.metrics.started();
             if let Err(e) = execute(&client, &options, exercise, rx).await {
+                options.metrics.error(super::metrics::category(&e));
                 tracing::warn!(exercise = %name, error = %e, "exercise");
             }
+            options.metrics.ended();
             running.lock().expect("lock").remove(&uid);
         });
     }
@@ -485,6 +494,7 @@ async fn execute(
         Ok(s) => s,
         Err(refusal) => {
             recorder.event("Refused", "Warning", &refusal);
+            options.metrics.finished("Refused", None);
             let status = ExerciseStatus {
                 phase: Some(Phase::Refused),
                 verdict: Some("Refused".into()),
@@ -524,6 +534,9 @@ async fn execute(
         ..Default::default()
     };
     let report = run(client, &scenario, run_options, abort, &recorder).await;
+    options
+        .metrics
+        .finished(&format!("{:?}", report.outcome), report.metrics.abort_latency_s);
     let report_map = format!("{name}-report");
     write_report(client, &ns, &report_map, &exercise, &report).await?;
     let status = status_from(&report, &report_map);

@@ -6,4 +6,5 @@ pub mod crd;
 pub mod exercise;
 pub mod gameday;
 pub mod lease;
+pub mod metrics;
 pub mod schedule;
