@@ -65,9 +65,17 @@ impl ClusterArgs {
                     .await
                     .context("using the kubeconfig")?
             }
-            None => kube::Config::from_kubeconfig(&options)
-                .await
-                .context("finding a kubeconfig (set --kubeconfig or KUBECONFIG)")?,
+            None => match kube::Config::from_kubeconfig(&options).await {
+                Ok(config) => config,
+                // In a pod (the controller), the service account's own credentials.
+                Err(_) if self.context.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                    kube::Config::incluster().context("using the pod's service account")?
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("finding a kubeconfig (set --kubeconfig or KUBECONFIG, or run in a pod)"));
+                }
+            },
         };
         let server = config.cluster_url.to_string();
         let (client, log) = crate::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
