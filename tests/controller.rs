@@ -605,3 +605,105 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_next_runs() {
+    use chrono::{DateTime, Utc};
+    use disasterpiece::scenario::gameday::GameDayResource;
+    use kube::api::{Patch, PatchParams};
+    let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
+    let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T13:00:00Z")));
+    let (sim, client) = start(fast_shop()).await;
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
+        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
+    }
+    add_scenario(
+        &client,
+        "shop",
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-down-to-one}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 5m
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    )
+    .await;
+    let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
+    gamedays
+        .create(
+            &PostParams::default(),
+            &gameday("long", "frontend-down-to-one", "frontend-down-to-one", ""),
+        )
+        .await
+        .expect("create the GameDay");
+    let clock = {
+        let pinned = pinned.clone();
+        disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
+    };
+    let (_stop, stop) = watch::channel(false);
+    let options = Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+        election: None,
+        clock,
+        metrics: Default::default(),
+    };
+    tokio::spawn(control(client.clone(), options, stop));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the dev stage scales the frontend to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    let patch = serde_json::json!({"metadata": {"annotations": {"disasterpiece.dev/abort": "stop the game day"}}});
+    gamedays
+        .patch("long", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("pull the cord");
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    eventually("the dev exercise is aborted", || async {
+        exercises
+            .get("long-202611251300-dev-00")
+            .await
+            .ok()
+            .and_then(|e| e.status?.verdict)
+            .as_deref()
+            == Some("Aborted")
+    })
+    .await;
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    // A week later, the next run does not start while the cord is pulled.
+    *pinned.lock().expect("lock") = utc("2026-12-02T13:00:00Z");
+    eventually("the next run is skipped", || async {
+        gamedays
+            .get("long")
+            .await
+            .ok()
+            .and_then(|g| g.status?.runs.last().cloned())
+            .is_some_and(|r| r.id == "long-202612021300" && r.state == "skipped")
+    })
+    .await;
+    let runs = gamedays.get("long").await.expect("get").status.expect("status").runs;
+    assert_eq!(
+        runs.last().and_then(|r| r.reason.clone()).as_deref(),
+        Some("the GameDay is annotated disasterpiece.dev/abort: stop the game day")
+    );
+    // The first run stopped: its dev stage did not confirm (it was aborted); prod never ran.
+    assert_eq!(runs[0].state, "stopped");
+    assert_eq!(runs[0].exercises.len(), 1);
+}

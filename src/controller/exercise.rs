@@ -133,13 +133,14 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
         if let Some(sender) = sender {
             // Running here: deletion or the abort annotation pulls the cord.
             let annotated = exercise.annotations().get(ABORT_ANNOTATION).cloned();
-            let namespace_abort = namespace_abort(client, &ns).await;
             let reason = if deleting {
                 Some("the Exercise was deleted".to_owned())
+            } else if let Some(r) = annotated {
+                Some(format!("annotation {ABORT_ANNOTATION}: {r}"))
+            } else if let Some(r) = namespace_abort(client, &ns).await {
+                Some(r)
             } else {
-                annotated
-                    .map(|r| format!("annotation {ABORT_ANNOTATION}: {r}"))
-                    .or(namespace_abort)
+                gameday_abort(client, &ns, exercise.spec.game_day.as_deref()).await
             };
             if let Some(reason) = reason
                 && sender.borrow().is_none()
@@ -240,6 +241,18 @@ async fn take_over(client: &Client, api: &Api<Exercise>, exercise: &Exercise) ->
         remove_finalizer(api, exercise).await?;
     }
     set_status(api, &name, &status).await
+}
+
+/// The kill switch on the GameDay that created an Exercise.
+pub async fn gameday_abort(client: &Client, ns: &str, gameday: Option<&str>) -> Option<String> {
+    let gameday = Api::<crate::scenario::gameday::GameDayResource>::namespaced(client.clone(), ns)
+        .get(gameday?)
+        .await
+        .ok()?;
+    gameday
+        .annotations()
+        .get(ABORT_ANNOTATION)
+        .map(|r| format!("GameDay {} is annotated {ABORT_ANNOTATION}: {r}", gameday.name_any()))
 }
 
 async fn namespace_abort(client: &Client, ns: &str) -> Option<String> {

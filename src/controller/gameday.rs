@@ -80,7 +80,11 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
         status.last_schedule_time = Some(d.at);
         let id = run_id(&name, d.at);
         let running = status.runs.iter().any(|r| r.state == "running");
-        let skipped = d.skipped.or_else(|| {
+        let pulled = gameday
+            .annotations()
+            .get(ABORT_ANNOTATION)
+            .map(|r| format!("the GameDay is annotated {ABORT_ANNOTATION}: {r}"));
+        let skipped = d.skipped.or(pulled).or_else(|| {
             (running && spec.concurrency_policy == ConcurrencyPolicy::Forbid)
                 .then(|| "the previous run is still running (concurrencyPolicy: Forbid)".to_owned())
         });
