@@ -4,6 +4,7 @@
 mod cluster;
 mod controller;
 mod demo;
+mod gameday;
 mod plan;
 mod recover;
 mod report;
@@ -41,6 +42,8 @@ pub enum Command {
     /// Run one exercise: preflight, inject, observe, revert, recover, report. Ctrl-C aborts
     /// and reverts everything. Exit 0 confirmed, 1 refuted or inconclusive, 2 refused, 3 aborted.
     Run(run::RunArgs),
+    /// Game days from the command line: `gameday run FILE` runs its stages in order.
+    Gameday(gameday::GameDayArgs),
     /// Run Exercises created as custom resources (see `crd`), until Ctrl-C or SIGTERM.
     Controller(controller::ControllerArgs),
     /// Revert every fault a dead run left behind (journals whose heartbeat has lapsed).
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Crd(args) => schema::crd(args),
         Command::Plan(args) => tokio_runtime().and_then(|rt| rt.block_on(plan::run(args))),
         Command::Run(args) => tokio_runtime().and_then(|rt| rt.block_on(run::run(args))),
+        Command::Gameday(args) => tokio_runtime().and_then(|rt| rt.block_on(gameday::run(args))),
         Command::Controller(args) => tokio_runtime().and_then(|rt| rt.block_on(controller::run(args))),
         Command::Recover(args) => tokio_runtime().and_then(|rt| rt.block_on(recover::run(args))),
         Command::Sim(args) => tokio_runtime().and_then(|rt| rt.block_on(sim::run(args))),

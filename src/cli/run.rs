@@ -42,7 +42,7 @@ pub struct RunArgs {
 }
 
 /// Plain lines, for logs and pipes.
-struct Lines;
+pub(crate) struct Lines;
 
 impl Progress for Lines {
     fn say(&self, line: &str) {
@@ -189,7 +189,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(report.outcome.exit_code()))
 }
 
-fn confirmed(scenario: &str, server: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirmed(scenario: &str, server: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         eprintln!("this is not the simulator ({server}); pass --yes to run without confirmation");
         return Ok(false);
@@ -201,7 +201,7 @@ fn confirmed(scenario: &str, server: &str) -> anyhow::Result<bool> {
     Ok(answer.trim() == scenario)
 }
 
-async fn wait_for_signal() -> String {
+pub(crate) async fn wait_for_signal() -> String {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)".to_owned(),
