@@ -641,11 +641,57 @@ spec:
 ",
     )
     .await;
+    // A webhook that keeps what it is sent.
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let hook_url = format!("http://{}/hook", hook.local_addr().expect("addr"));
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    tokio::spawn({
+        let received = received.clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = hook.accept().await {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            if let Ok(v) = serde_json::from_str(body) {
+                                received.lock().expect("lock").push(v);
+                            }
+                            break;
+                        }
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+        }
+    });
     let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
     gamedays
         .create(
             &PostParams::default(),
-            &gameday("long", "frontend-down-to-one", "frontend-down-to-one", ""),
+            &gameday(
+                "long",
+                "frontend-down-to-one",
+                "frontend-down-to-one",
+                &format!("  notify: {{webhook: '{hook_url}'}}\n"),
+            ),
         )
         .await
         .expect("create the GameDay");
@@ -706,4 +752,25 @@ spec:
     // The first run stopped: its dev stage did not confirm (it was aborted); prod never ran.
     assert_eq!(runs[0].state, "stopped");
     assert_eq!(runs[0].exercises.len(), 1);
+    // The webhook heard the start, the abort and the end, each with a `text` for Slack.
+    let messages = received.lock().expect("lock").clone();
+    let events: Vec<&str> = messages.iter().filter_map(|m| m["event"].as_str()).collect();
+    assert_eq!(events, ["started", "aborted", "finished"], "{messages:?}");
+    let text = |i: usize| messages[i]["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text(0).starts_with("Game day long, stage dev: exercise shop/long-202611251300-dev-00 started."),
+        "{}",
+        text(0)
+    );
+    assert!(
+        text(1).contains("ABORTED (GameDay long is annotated disasterpiece.dev/abort: stop the game day)"),
+        "{}",
+        text(1)
+    );
+    assert!(
+        text(2).contains("hypothesis ABORTED. Report: kubectl get configmap -n shop long-202611251300-dev-00-report"),
+        "{}",
+        text(2)
+    );
+    assert_eq!(messages[2]["verdict"], "Aborted");
 }

@@ -255,6 +255,24 @@ pub async fn gameday_abort(client: &Client, ns: &str, gameday: Option<&str>) -> 
         .map(|r| format!("GameDay {} is annotated {ABORT_ANNOTATION}: {r}", gameday.name_any()))
 }
 
+/// The webhook of the GameDay that created an Exercise, if it has one.
+async fn webhook_of(client: &Client, ns: &str, gameday: Option<&str>) -> Option<String> {
+    let gameday = Api::<crate::scenario::gameday::GameDayResource>::namespaced(client.clone(), ns)
+        .get(gameday?)
+        .await
+        .ok()?;
+    gameday.spec.notify.map(|n| n.webhook)
+}
+
+async fn notify(webhook: Option<&str>, text: String, details: serde_json::Value) {
+    let Some(url) = webhook else { return };
+    match super::notify::post(url, &text, details).await {
+        Ok(code) if (200..300).contains(&code) => {}
+        Ok(code) => tracing::warn!(%url, code, "the webhook refused the notification"),
+        Err(e) => tracing::warn!(%url, error = %e, "the notification was not delivered"),
+    }
+}
+
 async fn namespace_abort(client: &Client, ns: &str) -> Option<String> {
     let namespace = Api::<Namespace>::all(client.clone()).get(ns).await.ok()?;
     namespace
@@ -533,6 +551,17 @@ async fn execute(
         "Normal",
         &format!("running Scenario {}", scenario.metadata.name),
     );
+    let webhook = webhook_of(client, &ns, exercise.spec.game_day.as_deref()).await;
+    let heading = match (&exercise.spec.game_day, &exercise.spec.stage) {
+        (Some(g), Some(s)) => format!("Game day {g}, stage {s}: exercise {ns}/{name}"),
+        _ => format!("Exercise {ns}/{name}"),
+    };
+    notify(
+        webhook.as_deref(),
+        format!("{heading} started. Hypothesis: {}", scenario.spec.hypothesis),
+        json!({"event": "started", "exercise": name, "namespace": ns, "gameDay": exercise.spec.game_day, "stage": exercise.spec.stage}),
+    )
+    .await;
     let run_options = RunOptions {
         exercise: name.clone(),
         seed: exercise.spec.seed.unwrap_or(1),
@@ -553,6 +582,29 @@ async fn execute(
     let report_map = format!("{name}-report");
     write_report(client, &ns, &report_map, &exercise, &report).await?;
     let status = status_from(&report, &report_map);
+    let details = json!({"exercise": name, "namespace": ns, "gameDay": exercise.spec.game_day, "stage": exercise.spec.stage,
+        "verdict": status.verdict, "report": format!("configmap/{report_map}"), "timeToDetect": status.time_to_detect});
+    if let Some(abort) = &report.abort {
+        let mut d = details.clone();
+        d["event"] = json!("aborted");
+        notify(
+            webhook.as_deref(),
+            format!("{heading} was ABORTED ({}); every fault was reverted.", abort.reason),
+            d,
+        )
+        .await;
+    }
+    let mut d = details;
+    d["event"] = json!("finished");
+    notify(
+        webhook.as_deref(),
+        format!(
+            "{heading} finished: hypothesis {}. Report: kubectl get configmap -n {ns} {report_map}",
+            status.verdict.as_deref().unwrap_or_default().to_uppercase()
+        ),
+        d,
+    )
+    .await;
     recorder.event(
         "Finished",
         if report.outcome == Outcome::Confirmed {

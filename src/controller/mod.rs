@@ -7,4 +7,5 @@ pub mod exercise;
 pub mod gameday;
 pub mod lease;
 pub mod metrics;
+pub mod notify;
 pub mod schedule;

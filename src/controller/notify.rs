@@ -1,0 +1,37 @@
+//! Webhook notifications: a JSON POST with a `text` field (what a Slack incoming webhook
+//! reads) and the details beside it. Best effort: a webhook that fails is logged, never a
+//! reason to stop or fail an exercise.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Posts `{"text": text, ...details}` to `url`; the status code, or why it could not.
+pub async fn post(url: &str, text: &str, details: serde_json::Value) -> Result<u16, String> {
+    let mut body = serde_json::json!({ "text": text });
+    if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
+        map.extend(extra);
+    }
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "disasterpiece")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let send = async {
+        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let _ = response.into_body().collect().await;
+        Ok(status)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), send)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 10s".into()))
+}
