@@ -508,6 +508,12 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
             "  blackoutDates: ['2026-11-25']\n",
         ),
         gameday("dev-refutes", "payments-refutes", "checkout-pod-loss", ""),
+        gameday(
+            "quiet",
+            "checkout-pod-loss",
+            "checkout-pod-loss",
+            "  quietHours: [{start: '13:30', end: '15:00', days: [wed]}]\n",
+        ),
     ] {
         gamedays
             .create(&PostParams::default(), &g)
@@ -561,6 +567,14 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
     assert_eq!(skipped.reason.as_deref(), Some("2026-11-25 is a blackout date"));
     assert!(skipped.exercises.is_empty());
     assert_eq!(skipped.scheduled_at, utc("2026-11-25T13:00:00Z"));
+    eventually("the run in quiet hours is recorded as skipped", || async {
+        run("quiet").await.is_some_and(|r| r.state == "skipped")
+    })
+    .await;
+    assert_eq!(
+        run("quiet").await.and_then(|r| r.reason).as_deref(),
+        Some("quiet hours 13:30–15:00 (Europe/Berlin)")
+    );
     eventually("the confirming game day confirms both stages", || async {
         run("confirms").await.is_some_and(|r| r.state == "confirmed")
     })

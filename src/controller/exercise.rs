@@ -623,7 +623,30 @@ async fn execute(
     }
 }
 
-/// The report JSON in a ConfigMap owned by the Exercise (so it goes with it).
+/// How much report JSON one ConfigMap holds (the API server takes at most 1 MiB per object).
+const PART: usize = 900 * 1024;
+
+/// `text` in parts of at most `limit` bytes, cut between characters. PURE.
+pub fn split(text: &str, limit: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > limit {
+        let mut cut = limit;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (part, tail) = rest.split_at(cut);
+        parts.push(part);
+        rest = tail;
+    }
+    parts.push(rest);
+    parts
+}
+
+/// The report JSON in ConfigMaps owned by the Exercise (so they go with it): `<name>` with key
+/// `report.json`; a report too large for one object is split, in order, over `<name>`,
+/// `<name>-2`, … with the key `report.json.part` and the annotation
+/// `disasterpiece.dev/report-part: I/N` (concatenate the parts to read it).
 async fn write_report(
     client: &Client,
     ns: &str,
@@ -632,25 +655,46 @@ async fn write_report(
     report: &Report,
 ) -> Result<(), kube::Error> {
     let json = serde_json::to_string(report).unwrap_or_default();
-    let map: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": ns,
-            "labels": {"app.kubernetes.io/managed-by": "disasterpiece", "disasterpiece.dev/exercise": exercise.name_any()},
-            "ownerReferences": [{"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise",
-                "name": exercise.name_any(), "uid": exercise.uid().unwrap_or_default()}]},
-        "data": {"report.json": json},
-    }))
-    .map_err(kube::Error::SerdeError)?;
+    let parts = split(&json, PART);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    match api.create(&PostParams::default(), &map).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => api.replace(name, &PostParams::default(), &map).await.map(|_| ()),
-        Err(e) => Err(e),
+    for (i, part) in parts.iter().enumerate() {
+        let (map_name, key) = match (i, parts.len()) {
+            (0, 1) => (name.to_owned(), "report.json"),
+            (0, _) => (name.to_owned(), "report.json.part"),
+            (i, _) => (format!("{name}-{}", i + 1), "report.json.part"),
+        };
+        let map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": map_name, "namespace": ns,
+                "labels": {"app.kubernetes.io/managed-by": "disasterpiece", "disasterpiece.dev/exercise": exercise.name_any()},
+                "annotations": {"disasterpiece.dev/report-part": format!("{}/{}", i + 1, parts.len())},
+                "ownerReferences": [{"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise",
+                    "name": exercise.name_any(), "uid": exercise.uid().unwrap_or_default()}]},
+            "data": {key: part},
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        match api.create(&PostParams::default(), &map).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                api.replace(&map_name, &PostParams::default(), &map).await?;
+            }
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_report_is_split_between_characters_and_joins_back() {
+        let text = "é".repeat(10) + "abc";
+        let parts = split(&text, 5);
+        assert!(parts.iter().all(|p| p.len() <= 5), "{parts:?}");
+        assert_eq!(parts.concat(), text);
+        assert_eq!(split("small", 900), ["small"]);
+    }
 
     #[test]
     fn tenancy_allows_the_own_namespace_and_what_the_target_opts_into() {
