@@ -249,7 +249,24 @@ spec:
         matches!(exercises.get("scale-1").await, Err(kube::Error::Api(s)) if s.code == 404)
     })
     .await;
-    // The abort was counted, with its latency.
+    // The abort was recorded in an Event with its latency, and counted.
+    eventually("an Aborted event with the latency", || async {
+        Api::<Event>::namespaced(client.clone(), "shop")
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some("scale-1")
+                    && e.reason.as_deref() == Some("Aborted")
+                    && e.message.as_deref().is_some_and(|m| {
+                        m.starts_with("the Exercise was deleted; every fault reverted")
+                            && m.ends_with("after the request")
+                    })
+            })
+    })
+    .await;
     let metrics = common::http_body(&cluster.metrics_url, "/metrics").await;
     assert!(
         metrics.contains("disasterpiece_exercises_total{verdict=\"Aborted\"} 1")

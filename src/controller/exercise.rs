@@ -585,6 +585,15 @@ async fn execute(
     let details = json!({"exercise": name, "namespace": ns, "gameDay": exercise.spec.game_day, "stage": exercise.spec.stage,
         "verdict": status.verdict, "report": format!("configmap/{report_map}"), "timeToDetect": status.time_to_detect});
     if let Some(abort) = &report.abort {
+        recorder.event(
+            "Aborted",
+            "Warning",
+            &format!(
+                "{}; every fault reverted {} after the request",
+                abort.reason,
+                seconds(report.metrics.abort_latency_s)
+            ),
+        );
         let mut d = details.clone();
         d["event"] = json!("aborted");
         notify(
