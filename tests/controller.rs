@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase, definitions};
+use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
 use disasterpiece::controller::exercise::{Options, control};
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
@@ -12,11 +12,24 @@ use disasterpiece::sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use tokio::sync::watch;
 
 mod common;
 use common::{eventually, fast_shop, start};
+
+/// A controller polling every 100 ms, reading time from `clock`.
+fn options(sim: &Sim, clock: disasterpiece::controller::gameday::Clock) -> Options {
+    Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+        election: None,
+        clock,
+        metrics: Default::default(),
+    }
+}
 
 /// The shop with the CRDs installed and a controller running; dropped, it stops.
 struct Cluster {
@@ -29,17 +42,7 @@ struct Cluster {
 
 async fn cluster() -> Cluster {
     let (sim, client) = start(fast_shop()).await;
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
-    }
+    common::install_crds(&client).await;
     let (stop_tx, stop) = watch::channel(false);
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
@@ -317,17 +320,7 @@ async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects_nothing_twice() {
     let (sim, client) = start(fast_shop()).await;
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
-    }
+    common::install_crds(&client).await;
     let options = Options {
         namespace: None,
         poll: Duration::from_millis(100),
@@ -502,17 +495,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
     let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
     let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T12:59:00Z")));
     let (sim, client) = start(fast_shop()).await;
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
-    }
+    common::install_crds(&client).await;
     add_scenario(&client, "shop", POD_LOSS).await;
     add_scenario(&client, "shop", REFUTES).await;
     let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
@@ -542,16 +525,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
         disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
     };
     let (_stop, stop) = watch::channel(false);
-    let options = Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
-        election: None,
-        clock,
-        metrics: Default::default(),
-    };
+    let options = options(&sim, clock);
     tokio::spawn(control(client.clone(), options, stop));
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
     // 13:59 in Berlin on Wednesday: nothing yet.
@@ -645,17 +619,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
     let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
     let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T13:00:00Z")));
     let (sim, client) = start(fast_shop()).await;
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd).await.expect("CRD accepted");
-    }
+    common::install_crds(&client).await;
     add_scenario(
         &client,
         "shop",
@@ -731,16 +695,7 @@ spec:
         disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
     };
     let (_stop, stop) = watch::channel(false);
-    let options = Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
-        election: None,
-        clock,
-        metrics: Default::default(),
-    };
+    let options = options(&sim, clock);
     tokio::spawn(control(client.clone(), options, stop));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     eventually("the dev stage scales the frontend to one", || async {

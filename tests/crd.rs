@@ -6,7 +6,6 @@ use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
 use disasterpiece::sim::{Seed, Sim};
 use kube::api::{Api, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
 mod common;
@@ -89,19 +88,7 @@ fn scenario_spec(file: &str) -> disasterpiece::scenario::model::ScenarioSpec {
 async fn the_api_server_serves_the_resources_and_kubectl_shows_useful_columns() {
     let sim = Sim::builder().seed(Seed::Shop).start().await.expect("simulator");
     let client = sim.raw_client().await.expect("client");
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("the CRD is accepted");
-    }
+    common::install_crds(&client).await;
     // A Scenario resource holds the same spec as the file.
     let scenarios: Api<ScenarioResource> = Api::namespaced(client.clone(), "shop");
     let spec = scenario_spec("scenarios/checkout-pod-loss.yaml");

@@ -92,3 +92,22 @@ pub async fn assert_no_policy_nor_label(client: &kube::Client, label: &str) {
         .items;
     assert!(labelled.is_empty(), "pods still labelled {label}");
 }
+
+/// Creates Disasterpiece's CustomResourceDefinitions (as `disasterpiece crd` prints them).
+pub async fn install_crds(client: &kube::Client) {
+    use kube::api::{Api, PostParams};
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in disasterpiece::controller::crd::definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("the CRD is accepted");
+    }
+}
