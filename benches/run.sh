@@ -39,3 +39,68 @@ time.sleep(10)
 used = (cpu() - start) / 100 / (time.time() - t0)
 print(f"| controller idle | RSS {status('VmRSS:') / 1024:.1f} MiB | peak {status('VmHWM:') / 1024:.1f} MiB | CPU {used * 100:.2f}% of a core (10 s) |")
 PY
+
+echo
+echo "## side by side with Chaos Toolkit (benches/side-by-side: the same pod-kill exercise)"
+venv="target/ci-tools/chaostoolkit"
+if [ ! -x "$venv/bin/chaos" ]; then
+  echo "(installing chaostoolkit and chaostoolkit-kubernetes into $venv)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check chaostoolkit chaostoolkit-kubernetes
+fi
+python3 - "$bin" "$venv/bin/chaos" <<'PY'
+import datetime, json, os, statistics, subprocess, sys, tempfile, time
+bin, chaos = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+here = os.path.abspath("benches/side-by-side")
+RUNS = 5
+
+def run(argv, cwd, env):
+    start = time.time()
+    child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    return start, time.time() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+def stamp(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+results = {"Disasterpiece": [], "Chaos Toolkit": []}
+for i in range(RUNS):
+    for tool in results:
+        with tempfile.TemporaryDirectory() as work:
+            kubeconfig = os.path.join(work, "kubeconfig")
+            sim = subprocess.Popen([bin, "sim", "--seed", "shop", "--kubeconfig-out", kubeconfig],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while not (os.path.exists(kubeconfig) and os.path.getsize(kubeconfig)):
+                time.sleep(0.05)
+            time.sleep(3.5)  # the seeded pods become Ready
+            env = dict(os.environ, KUBECONFIG=kubeconfig)
+            if tool == "Disasterpiece":
+                start, wall, rss, code = run([bin, "run", os.path.join(here, "pod-kill.yaml"), "--reports", work], work, env)
+                report = json.load(open(next(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".json"))))
+                if not report["injections"]:
+                    sys.exit(f"Disasterpiece did not inject: {report['refusals']}")
+                first = stamp(report["injections"][0]["injectedAt"]) - start
+                ok = report["outcome"] == "confirmed"
+            else:
+                start, wall, rss, code = run([chaos, "--no-version-check", "run", "--journal-path",
+                                              os.path.join(work, "journal.json"), os.path.join(here, "experiment.json")], work, env)
+                journal = json.load(open(os.path.join(work, "journal.json")))
+                first = stamp(journal["run"][0]["start"]) - start
+                ok = journal["status"] == "completed"
+            sim.terminate()
+            sim.wait()
+            results[tool].append((first, wall, rss, ok))
+
+print(f"| tool | median first injection | median total wall | median peak RSS | hypothesis held | runs |")
+print(f"| --- | ---: | ---: | ---: | --- | ---: |")
+medians = {}
+for tool, rows in results.items():
+    first = statistics.median(r[0] for r in rows)
+    wall = statistics.median(r[1] for r in rows)
+    rss = statistics.median(r[2] for r in rows)
+    medians[tool] = (first, wall, rss)
+    held = sum(r[3] for r in rows)
+    print(f"| {tool} | {first * 1000:.0f} ms | {wall:.2f} s | {rss:.1f} MiB | {held}/{len(rows)} | {len(rows)} |")
+(d1, d2, d3), (c1, c2, c3) = medians["Disasterpiece"], medians["Chaos Toolkit"]
+print(f"| Chaos Toolkit / Disasterpiece | {c1 / d1:.1f}x | {c2 / d2:.2f}x | {c3 / d3:.1f}x | | |")
+PY
