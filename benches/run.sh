@@ -41,6 +41,57 @@ print(f"| controller idle | RSS {status('VmRSS:') / 1024:.1f} MiB | peak {status
 PY
 
 echo
+echo "## plan at 10 000 pods, a selector matching 1 000 (benches/side-by-side/plan-at-scale.yaml)"
+echo "## and observation cost, 10 expectations sampled every second for 20 s (observe-10.yaml)"
+python3 - "$bin" <<'PY'
+import json, os, statistics, subprocess, sys, tempfile, time
+bin = os.path.abspath(sys.argv[1])
+here = os.path.abspath("benches/side-by-side")
+
+def simulator(work, *args):
+    kubeconfig = os.path.join(work, "kubeconfig")
+    sim = subprocess.Popen([bin, "sim", "--kubeconfig-out", kubeconfig, *args],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (os.path.exists(kubeconfig) and os.path.getsize(kubeconfig)):
+        time.sleep(0.05)
+    time.sleep(3.5)  # seeded pods become Ready
+    return sim, kubeconfig
+
+def measured(argv):
+    start = time.time()
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    return time.time() - start, usage, out
+
+print("| measure | median | runs |")
+print("| --- | ---: | ---: |")
+with tempfile.TemporaryDirectory() as work:
+    sim, kubeconfig = simulator(work, "--seed", "empty", "--bulk-pods", "10x1000")
+    walls, rss = [], []
+    for _ in range(5):
+        wall, usage, out = measured([bin, "plan", os.path.join(here, "plan-at-scale.yaml"),
+                                     "--kubeconfig", kubeconfig, "--output", "json"])
+        plan = json.loads(out)
+        fault = plan["faults"][0]
+        assert len(fault["chosen"]) + len(fault["excluded"]) == 1000, fault.keys()
+        walls.append(wall)
+        rss.append(usage.ru_maxrss / 1024)
+    sim.terminate(); sim.wait()
+    print(f"| plan, 10 000 pods, 1 000 matching: wall time | {statistics.median(walls) * 1000:.0f} ms | 5 |")
+    print(f"| plan, 10 000 pods, 1 000 matching: peak RSS | {statistics.median(rss):.1f} MiB | 5 |")
+with tempfile.TemporaryDirectory() as work:
+    sim, kubeconfig = simulator(work, "--seed", "shop")
+    cpu = []
+    for _ in range(3):
+        wall, usage, _ = measured([bin, "run", os.path.join(here, "observe-10.yaml"), "--kubeconfig",
+                                   kubeconfig, "--reports", work])
+        cpu.append((usage.ru_utime + usage.ru_stime) / 20.0)
+    sim.terminate(); sim.wait()
+    print(f"| observation: CPU per second of observing, 10 expectations at 1 Hz | {statistics.median(cpu) * 1000:.1f} ms/s ({statistics.median(cpu) * 100:.2f}% of a core) | 3 |")
+PY
+
+echo
 echo "## side by side with Chaos Toolkit (benches/side-by-side: the same pod-kill exercise)"
 venv="target/ci-tools/chaostoolkit"
 if [ ! -x "$venv/bin/chaos" ]; then

@@ -35,6 +35,10 @@ pub struct SimArgs {
     /// Close every watch this many seconds after it starts.
     #[arg(long)]
     pub drop_watches_after: Option<u64>,
+    /// Also plant bare pods for scale tests, as NAMESPACESxPODS (`100x100`: 10 000 pods in
+    /// namespaces bulk-000…, labelled app=bulk and group=g0…g9).
+    #[arg(long, value_name = "NxM")]
+    pub bulk_pods: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,6 +57,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         api_error_rate,
         api_latency_ms,
         drop_watches_after,
+        bulk_pods,
     } = args;
     if !(0.0..=1.0).contains(&api_error_rate) {
         anyhow::bail!("--api-error-rate must be between 0 and 1 (got {api_error_rate})");
@@ -81,6 +86,15 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         });
     if let Some(path) = kubeconfig_out {
         builder = builder.kubeconfig_path(path);
+    }
+    if let Some(bulk) = bulk_pods {
+        let parsed = bulk
+            .split_once('x')
+            .and_then(|(n, m)| Some((n.parse::<usize>().ok()?, m.parse::<usize>().ok()?)));
+        let Some((namespaces, pods)) = parsed else {
+            anyhow::bail!("--bulk-pods takes NAMESPACESxPODS, e.g. 100x100 (got {bulk})");
+        };
+        builder = builder.bulk_pods(namespaces, pods);
     }
     let sim = builder.start().await.context("starting the simulator")?;
     let kubeconfig = sim.kubeconfig_path().display().to_string();
