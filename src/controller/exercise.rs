@@ -167,7 +167,13 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
             // Started by a controller that is gone. Its observations died with it, so
             // resuming would judge the hypothesis on half the samples; and running it again
             // would inject twice. It is aborted: its faults are reverted from its journal.
-            take_over(client, &api, &exercise).await?;
+            // The list may be older than an exercise this controller has just finished (it
+            // leaves `running` only after writing its final status): read it again.
+            let fresh = api.get(&exercise.name_any()).await?;
+            if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
+                continue;
+            }
+            take_over(client, &api, &fresh).await?;
             options.metrics.finished("Aborted", None);
             continue;
         }
