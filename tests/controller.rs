@@ -96,6 +96,19 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
     )
 }
 
+/// Scales the frontend to one for five minutes: long enough to abort it mid-fault.
+const DOWN_TO_ONE: &str = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-down-to-one}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 5m
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+";
+
 const POD_LOSS: &str = "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
 metadata: {name: checkout-pod-loss}
@@ -218,22 +231,7 @@ async fn an_exercise_created_with_kubectl_runs_to_a_verdict_with_status_events_a
 async fn deleting_a_running_exercise_reverts_its_fault_first() {
     let cluster = cluster().await;
     let client = &cluster.client;
-    add_scenario(
-        client,
-        "shop",
-        "apiVersion: disasterpiece.dev/v1alpha1
-kind: Scenario
-metadata: {name: frontend-down-to-one}
-spec:
-  hypothesis: The frontend copes with one replica.
-  target: {namespace: shop, kind: Deployment, name: frontend}
-  faults: [{scale: {replicas: 1}}]
-  duration: 5m
-  expect:
-    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
-",
-    )
-    .await;
+    add_scenario(client, "shop", DOWN_TO_ONE).await;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
     exercises
         .create(&PostParams::default(), &exercise("scale-1", "frontend-down-to-one"))
@@ -379,22 +377,7 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
     }
     let (_stop_b, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), b_options, stop));
-    add_scenario(
-        &client,
-        "shop",
-        "apiVersion: disasterpiece.dev/v1alpha1
-kind: Scenario
-metadata: {name: frontend-down-to-one}
-spec:
-  hypothesis: The frontend copes with one replica.
-  target: {namespace: shop, kind: Deployment, name: frontend}
-  faults: [{scale: {replicas: 1}}]
-  duration: 5m
-  expect:
-    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
-",
-    )
-    .await;
+    add_scenario(&client, "shop", DOWN_TO_ONE).await;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
     exercises
         .create(&PostParams::default(), &exercise("scale-2", "frontend-down-to-one"))
@@ -620,22 +603,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
     let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T13:00:00Z")));
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
-    add_scenario(
-        &client,
-        "shop",
-        "apiVersion: disasterpiece.dev/v1alpha1
-kind: Scenario
-metadata: {name: frontend-down-to-one}
-spec:
-  hypothesis: The frontend copes with one replica.
-  target: {namespace: shop, kind: Deployment, name: frontend}
-  faults: [{scale: {replicas: 1}}]
-  duration: 5m
-  expect:
-    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
-",
-    )
-    .await;
+    add_scenario(&client, "shop", DOWN_TO_ONE).await;
     // A webhook that keeps what it is sent.
     let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
     let hook_url = format!("http://{}/hook", hook.local_addr().expect("addr"));
