@@ -512,6 +512,12 @@ async fn an_ephemeral_container_is_accepted_runs_for_its_stated_duration_and_end
     let patch = json!({"spec": {"ephemeralContainers": [{
         "name": "no-net-admin", "image": "registry.example.com/disasterpiece/faults:1",
         "env": [{"name": "DISASTERPIECE_FAULT", "value": "networkLoss"}, {"name": "DISASTERPIECE_DURATION", "value": "1m"}],
+    }, {
+        // Started after its exercise's window: it does nothing.
+        "name": "too-late", "image": "registry.example.com/disasterpiece/faults:1",
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+        "env": [{"name": "DISASTERPIECE_FAULT", "value": "networkDelay"}, {"name": "DISASTERPIECE_DURATION", "value": "1m"},
+                {"name": "DISASTERPIECE_NOT_AFTER", "value": "1000"}],
     }]}});
     pods.patch_ephemeral_containers(&target, &PatchParams::default(), &Patch::Strategic(patch))
         .await
@@ -529,6 +535,16 @@ async fn an_ephemeral_container_is_accepted_runs_for_its_stated_duration_and_end
             .is_some_and(|t| t.exit_code == 3 && t.message.is_some_and(|m| m.contains("Operation not permitted")))
     })
     .await;
+    let pod = pods.get(&target).await.expect("get");
+    let late = pod
+        .status
+        .and_then(|s| s.ephemeral_container_statuses)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.name == "too-late")
+        .and_then(|s| s.state?.terminated)
+        .expect("ended at once");
+    assert_eq!(late.exit_code, 3);
 }
 
 #[tokio::test]

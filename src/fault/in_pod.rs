@@ -99,6 +99,9 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
             crate::scenario::Duration::from(Duration::from_secs(seconds)).to_string(),
         ),
         ("DISASTERPIECE_SECONDS", seconds.to_string()),
+        // The end of the exercise's window (Unix seconds): a container that starts late, after
+        // a slow image pull, runs only what is left of it, and not at all once it has passed.
+        (ENV_NOT_AFTER, (Utc::now().timestamp() + seconds as i64).to_string()),
     ];
     let (body, effect, security, target_container) = match fault {
         FaultKind::NetworkDelay(p) => {
@@ -306,7 +309,15 @@ const PID_FILE: &str = "/tmp/disasterpiece.pid";
 /// writes its PID to [`PID_FILE`].
 const SAY: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
 echo $$ > /tmp/disasterpiece.pid
+if [ -n "${DISASTERPIECE_NOT_AFTER:-}" ]; then
+  left=$((DISASTERPIECE_NOT_AFTER - $(date +%s)))
+  if [ "$left" -le 0 ]; then say "started after its exercise's window ended; nothing done"; exit 3; fi
+  [ "$left" -lt "$DISASTERPIECE_SECONDS" ] && DISASTERPIECE_SECONDS=$left
+fi
 "#;
+
+/// The environment variable holding the end of the exercise's window, in Unix seconds.
+pub const ENV_NOT_AFTER: &str = "DISASTERPIECE_NOT_AFTER";
 
 /// Before a stress body: the trap that stops its processes (they die with the container in
 /// any case).
@@ -743,6 +754,29 @@ mod tests {
                 "{fault}: {out}"
             );
         }
+    }
+
+    #[test]
+    fn a_script_never_runs_past_its_exercises_window() {
+        let cpu = CpuStress { workers: 1, load: 10 };
+        let past = (Utc::now().timestamp() - 5).to_string();
+        let mut env = cpu_env(&cpu);
+        env.push((ENV_NOT_AFTER, past));
+        let (code, out) = run_script("cpuStress", CPU_SCRIPT, env, None);
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("started after its exercise's window ended"), "{out}");
+        // Two seconds left of a twenty-second fault: it runs two seconds and stops by itself.
+        let soon = (Utc::now().timestamp() + 2).to_string();
+        let mut env = cpu_env(&cpu);
+        env.push((ENV_NOT_AFTER, soon));
+        let started = std::time::Instant::now();
+        let (code, out) = run_script("cpuStress", CPU_SCRIPT, env, None);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("cpuStress: 1 worker(s) at 10% for 1s") || out.contains("for 2s"),
+            "{out}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15), "ran past its window");
     }
 
     #[test]

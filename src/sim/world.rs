@@ -510,7 +510,14 @@ impl World {
             let key = (uid.clone(), name.clone());
             match status {
                 None => {
-                    let lasts = stated_duration(&container);
+                    // A container never runs past its exercise's window.
+                    let left = env(&container, crate::fault::in_pod::ENV_NOT_AFTER)
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .map(|t| t - chrono::Utc::now().timestamp());
+                    let lasts = match left {
+                        Some(s) => stated_duration(&container).min(Duration::from_secs(s.max(0) as u64)),
+                        None => stated_duration(&container),
+                    };
                     let fault = env(&container, ENV_FAULT);
                     let started = now_rfc3339();
                     let ended = |code: i32, message: &str| {
@@ -528,6 +535,8 @@ impl World {
                             next.at(now + config.ready_delay);
                             ended(0, "")
                         }
+                    } else if left.is_some_and(|s| s <= 0) {
+                        ended(3, "started after its exercise's window ended; nothing done")
                     } else if matches!(fault.as_deref(), Some("networkDelay" | "networkLoss"))
                         && !has_capability(&container, "NET_ADMIN")
                     {
