@@ -11,11 +11,11 @@ use kube::api::Api;
 use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
-use super::run::{Lines, confirmed, summary, wait_for_signal};
+use super::run::{ExerciseArgs, Lines, confirmed, summary, wait_for_signal};
 use crate::engine::run::{RunOptions, run as run_exercise};
 use crate::report::model::Outcome;
 use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
-use crate::scenario::{self, Duration, Resource};
+use crate::scenario::{self, Resource};
 
 #[derive(Debug, Args)]
 pub struct GameDayArgs {
@@ -36,15 +36,8 @@ pub struct GameDayRunArgs {
     /// The kubeconfig and sources; each stage's `context` replaces `--context`.
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Do not ask for confirmation (always skipped against the simulator).
-    #[arg(long)]
-    pub yes: bool,
-    /// How often expectations and abortWhen are sampled.
-    #[arg(long, default_value = "1s")]
-    pub sample_every: Duration,
-    /// Where the reports are written.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
+    #[command(flatten)]
+    pub exercise: ExerciseArgs,
 }
 
 pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
@@ -52,9 +45,11 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
     let GameDayRunArgs {
         file,
         cluster,
-        yes,
-        sample_every,
-        reports,
+        exercise: ExerciseArgs {
+            yes,
+            sample_every,
+            reports,
+        },
     } = args;
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let base = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();

@@ -20,15 +20,8 @@ pub struct RunArgs {
     pub scenario: ScenarioArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Do not ask for confirmation (always skipped against the simulator).
-    #[arg(long)]
-    pub yes: bool,
-    /// How often expectations and abortWhen are sampled.
-    #[arg(long, default_value = "1s")]
-    pub sample_every: Duration,
-    /// Where the report JSON is written.
-    #[arg(long, default_value = "reports")]
-    pub reports: PathBuf,
+    #[command(flatten)]
+    pub exercise: ExerciseArgs,
     /// Who runs the exercise (kept in the report).
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
@@ -39,6 +32,20 @@ pub struct RunArgs {
     /// --confidence-after` records the after).
     #[arg(long, value_name = "1-5", value_parser = clap::value_parser!(u8).range(1..=5))]
     pub confidence_before: Option<u8>,
+}
+
+/// How exercises are run, for `run` and `gameday run`.
+#[derive(Debug, Args)]
+pub struct ExerciseArgs {
+    /// Do not ask for confirmation (always skipped against the simulator).
+    #[arg(long)]
+    pub yes: bool,
+    /// How often expectations and abortWhen are sampled.
+    #[arg(long, default_value = "1s")]
+    pub sample_every: Duration,
+    /// Where the report JSON is written.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
 }
 
 /// Plain lines, for logs and pipes.
@@ -111,9 +118,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let RunArgs {
         scenario,
         cluster,
-        yes,
-        sample_every,
-        reports,
+        exercise: ExerciseArgs {
+            yes,
+            sample_every,
+            reports,
+        },
         host,
         participants,
         confidence_before,
