@@ -14,14 +14,18 @@
 //! - [`report`]: the report document, its renderings and trends.
 //! - [`controller`]: the custom resources of the in-cluster controller.
 //! - [`cli`]: the command line; argument handling and printing only.
+//! - [`clock`]: what time it is, passed in everywhere so tests pin it (the only reader of
+//!   the wall clock).
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod engine;
 pub mod fault;
 pub mod probe;
+pub mod random;
 pub mod report;
 pub mod scenario;
 pub mod selector;

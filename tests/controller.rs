@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use disasterpiece::clock::{Clock, ManualClock};
 use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
 use disasterpiece::controller::exercise::{Options, control};
 use disasterpiece::scenario::model::ScenarioResource;
@@ -18,7 +19,7 @@ mod common;
 use common::{eventually, fast_shop, start};
 
 /// A controller polling every 100 ms, reading time from `clock`.
-fn options(sim: &Sim, clock: disasterpiece::controller::gameday::Clock) -> Options {
+fn options(sim: &Sim, clock: Clock) -> Options {
     Options {
         namespace: None,
         poll: Duration::from_millis(100),
@@ -476,7 +477,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
     use chrono::{DateTime, Utc};
     use disasterpiece::scenario::gameday::GameDayResource;
     let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
-    let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T12:59:00Z")));
+    let pinned = ManualClock::new(utc("2026-11-25T12:59:00Z"));
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
     add_scenario(&client, "shop", POD_LOSS).await;
@@ -503,12 +504,8 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
             .await
             .expect("create the GameDay");
     }
-    let clock = {
-        let pinned = pinned.clone();
-        disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
-    };
     let (_stop, stop) = watch::channel(false);
-    let options = options(&sim, clock);
+    let options = options(&sim, pinned.clock());
     tokio::spawn(control(client.clone(), options, stop));
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
     // 13:59 in Berlin on Wednesday: nothing yet.
@@ -522,7 +519,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
             .is_empty()
     );
     // 14:00 in Berlin (13:00 UTC): due.
-    *pinned.lock().expect("lock") = utc("2026-11-25T13:00:00Z");
+    pinned.set(utc("2026-11-25T13:00:00Z"));
     let run = |name: &'static str| {
         let gamedays = gamedays.clone();
         async move {
@@ -600,7 +597,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
     use disasterpiece::scenario::gameday::GameDayResource;
     use kube::api::{Patch, PatchParams};
     let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
-    let pinned = std::sync::Arc::new(std::sync::Mutex::new(utc("2026-11-25T13:00:00Z")));
+    let pinned = ManualClock::new(utc("2026-11-25T13:00:00Z"));
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
     add_scenario(&client, "shop", DOWN_TO_ONE).await;
@@ -658,12 +655,8 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
         )
         .await
         .expect("create the GameDay");
-    let clock = {
-        let pinned = pinned.clone();
-        disasterpiece::controller::gameday::Clock(std::sync::Arc::new(move || *pinned.lock().expect("lock")))
-    };
     let (_stop, stop) = watch::channel(false);
-    let options = options(&sim, clock);
+    let options = options(&sim, pinned.clock());
     tokio::spawn(control(client.clone(), options, stop));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     eventually("the dev stage scales the frontend to one", || async {
@@ -688,7 +681,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
     .await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     // A week later, the next run does not start while the cord is pulled.
-    *pinned.lock().expect("lock") = utc("2026-12-02T13:00:00Z");
+    pinned.set(utc("2026-12-02T13:00:00Z"));
     eventually("the next run is skipped", || async {
         gamedays
             .get("long")
@@ -727,4 +720,107 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
         text(2)
     );
     assert_eq!(messages[2]["verdict"], "Aborted");
+}
+
+/// The controller's clock runs from 09:57:30 to 10:06:30 in 30-second steps while the API
+/// server's clock is `skew` off it; a GameDay due every two minutes (created at 09:57:30 by the
+/// controller's clock, so at 09:57:30 + `skew` by the API server's) must run at 09:58, 10:00,
+/// 10:02, 10:04 and 10:06, each exactly once: none from before it existed, none delayed.
+async fn every_due_run_happens_once_with_the_api_server_clock_off_by(skew: chrono::TimeDelta) {
+    use chrono::{DateTime, Utc};
+    use disasterpiece::controller::gameday::RUN_LABEL;
+    use disasterpiece::scenario::gameday::GameDayResource;
+    let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
+    let controller_clock = ManualClock::new(utc("2030-01-02T09:57:30Z"));
+    let api_server_clock = controller_clock.clock().skewed(skew);
+    let (sim, client) = start(fast_shop().clock(api_server_clock.clone())).await;
+    common::install_crds(&client).await;
+    let text = "apiVersion: disasterpiece.dev/v1alpha1
+kind: GameDay
+metadata: {name: every-two}
+spec:
+  host: {name: Alice}
+  schedule: {cron: '*/2 * * * *', timeZone: UTC}
+  concurrencyPolicy: Allow
+  stages:
+    - {name: only, namespaces: [shop], scenarios: [{name: no-such-scenario}]}
+";
+    let spec = match scenario::load(text, &|_| true).resources.remove(0).1 {
+        Resource::GameDay(g) => g.spec,
+        other => panic!("not a game day: {other:?}"),
+    };
+    let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
+    let created = gamedays
+        .create(&PostParams::default(), &GameDayResource::new("every-two", spec))
+        .await
+        .expect("create the GameDay");
+    // The API server stamped its own time: the two clocks really disagree.
+    let stamped = created.metadata.creation_timestamp.expect("created").0.as_second();
+    assert_eq!(stamped, api_server_clock.now().timestamp());
+    assert_ne!(stamped, controller_clock.now().timestamp());
+
+    let (_stop, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), options(&sim, controller_clock.clock()), stop));
+    let status = || async { gamedays.get("every-two").await.ok().and_then(|g| g.status) };
+    eventually("the controller has read the schedule", || async {
+        status().await.is_some_and(|s| s.scheduled_since.is_some())
+    })
+    .await;
+    let first_sight = status().await.and_then(|s| s.scheduled_since);
+    assert_eq!(
+        first_sight,
+        Some(utc("2030-01-02T09:57:00Z")),
+        "the controller's minute"
+    );
+    let due = [
+        "2030-01-02T09:58:00Z",
+        "2030-01-02T10:00:00Z",
+        "2030-01-02T10:02:00Z",
+        "2030-01-02T10:04:00Z",
+        "2030-01-02T10:06:00Z",
+    ];
+    let run_ids = || async {
+        status()
+            .await
+            .map(|s| s.runs.iter().map(|r| r.scheduled_at).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    while controller_clock.now() < utc("2030-01-02T10:06:30Z") {
+        controller_clock.advance(chrono::TimeDelta::seconds(30));
+        let now = controller_clock.now();
+        let expected: Vec<DateTime<Utc>> = due.iter().map(|d| utc(d)).filter(|d| *d <= now).collect();
+        eventually(&format!("the runs due by {now} are recorded"), || async {
+            run_ids().await == expected
+        })
+        .await;
+        // Several polls at this time: nothing more is started.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(run_ids().await, expected, "at {now}");
+    }
+    let runs = status().await.expect("status").runs;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    for run in &runs {
+        assert_ne!(run.state, "skipped", "{run:?}");
+        let made = exercises
+            .list(&ListParams::default().labels(&format!("{RUN_LABEL}={}", run.id)))
+            .await
+            .expect("list")
+            .items;
+        assert_eq!(made.len(), 1, "run {} made {} Exercises", run.id, made.len());
+    }
+    assert_eq!(
+        exercises.list(&ListParams::default()).await.expect("list").items.len(),
+        due.len(),
+        "one Exercise per due run, and no other"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gameday_runs_happen_once_each_with_the_api_server_clock_ten_minutes_ahead() {
+    every_due_run_happens_once_with_the_api_server_clock_off_by(chrono::TimeDelta::minutes(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gameday_runs_happen_once_each_with_the_api_server_clock_ten_minutes_behind() {
+    every_due_run_happens_once_with_the_api_server_clock_off_by(chrono::TimeDelta::minutes(-10)).await;
 }

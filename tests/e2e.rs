@@ -114,6 +114,7 @@ async fn pod_kill_and_network_delay_on_a_real_cluster() {
             image: fault::in_pod::DEFAULT_IMAGE.into(),
             duration: Duration::from_secs(120),
         },
+        clock: Default::default(),
     };
 
     // networkDelay: netem is on eth0 while the fault runs, and gone after the revert.

@@ -31,6 +31,7 @@ fn ctx(client: &Client, dry_run: bool) -> Context {
         exercise: "ex-test".into(),
         dry_run,
         in_pod: Default::default(),
+        clock: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn ctx(client: &Client, lasts: Duration) -> Context {
             image: fault::in_pod::DEFAULT_IMAGE.into(),
             duration: lasts,
         },
+        clock: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use disasterpiece::clock::Clock;
 use disasterpiece::engine::journal::{Journal, State, recover_lapsed};
 use disasterpiece::fault::{self, Context};
 use disasterpiece::scenario::model::{FaultKind, NetworkPartition, NodeCordon, Scale, Target, TargetKind};
@@ -35,8 +36,9 @@ async fn a_dead_run_is_recovered_exactly_once() {
         exercise: "ex-dead".into(),
         dry_run: false,
         in_pod: Default::default(),
+        clock: Default::default(),
     };
-    let journal = Journal::open(&client, "shop", "ex-dead", "mixed")
+    let journal = Journal::open(&client, "shop", "ex-dead", "mixed", &Clock::system())
         .await
         .expect("journal");
     let expires = Utc::now() + chrono::Duration::minutes(2);
@@ -113,13 +115,15 @@ async fn a_dead_run_is_recovered_exactly_once() {
 
     // A live journal (fresh heartbeat) is left alone.
     assert!(
-        recover_lapsed(&client, None, Duration::from_secs(30))
+        recover_lapsed(&client, None, Duration::from_secs(30), &Clock::system())
             .await
             .expect("recover")
             .is_empty()
     );
     // Once its heartbeat has lapsed, everything it records is put back.
-    let recovered = recover_lapsed(&client, None, Duration::ZERO).await.expect("recover");
+    let recovered = recover_lapsed(&client, None, Duration::ZERO, &Clock::system())
+        .await
+        .expect("recover");
     assert_eq!(recovered.len(), 1);
     assert!(recovered[0].failed.is_empty(), "{:?}", recovered[0].failed);
     assert_eq!(recovered[0].reverted.len(), 6, "{:?}", recovered[0].reverted);
@@ -166,7 +170,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
 
     let before = sim.resource_version();
     assert!(
-        recover_lapsed(&client, None, Duration::ZERO)
+        recover_lapsed(&client, None, Duration::ZERO, &Clock::system())
             .await
             .expect("recover again")
             .is_empty()

@@ -292,6 +292,7 @@ async fn kubectl_exec_stops_a_fault_container_over_websocket() {
         exercise: "ex-kubectl".into(),
         dry_run: false,
         in_pod: Default::default(),
+        clock: Default::default(),
     };
     let stress = CpuStress { workers: 1, load: 50 };
     let prepared = fault::prepare(&ctx, FaultKind::CpuStress(&stress), &pod)

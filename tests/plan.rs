@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use disasterpiece::clock::Clock;
 use disasterpiece::engine::preflight::plan;
 use disasterpiece::fault::Action;
 use disasterpiece::scenario::{self, Resource, Scenario};
@@ -60,6 +61,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         7,
         &Default::default(),
         None,
+        &Clock::system(),
     )
     .await;
     assert_eq!(sim.resource_version(), before, "plan wrote nothing");
@@ -109,6 +111,7 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         7,
         &Default::default(),
         None,
+        &Clock::system(),
     )
     .await;
     assert_eq!(
@@ -127,6 +130,7 @@ async fn plan_refuses_without_permission() {
         1,
         &Default::default(),
         None,
+        &Clock::system(),
     )
     .await;
     assert!(!planned.runnable);
@@ -160,6 +164,7 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
         1,
         &Default::default(),
         None,
+        &Clock::system(),
     )
     .await
     .refusals;
@@ -187,7 +192,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
     let (sim, client) = shop(Sim::builder()).await;
     let before = sim.resource_version();
     let latency = scenario("scenarios/frontend-latency.yaml");
-    let planned = plan(&client, &latency, "sim", 1, &Default::default(), None).await;
+    let planned = plan(&client, &latency, "sim", 1, &Default::default(), None, &Clock::system()).await;
     assert!(planned.runnable, "{:?}", planned.refusals);
     let step = &planned.faults[0].steps[0];
     let Action::InPod { container, .. } = &step.action else {
@@ -225,6 +230,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
         1,
         &Default::default(),
         Some("registry.local/netshoot:v0.13"),
+        &Clock::system(),
     )
     .await;
     let Action::InPod { container, .. } = &mirrored.faults[0].steps[0].action else {
@@ -235,7 +241,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
 
     // PodSecurity baseline refuses NET_ADMIN, and the plan says so up front.
     enforce(&client, "baseline").await;
-    let refused = plan(&client, &latency, "sim", 1, &Default::default(), None).await;
+    let refused = plan(&client, &latency, "sim", 1, &Default::default(), None, &Clock::system()).await;
     assert!(!refused.runnable);
     assert!(
         refused.refusals.iter().any(|r| r
@@ -247,10 +253,19 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
     // The stress faults need no privilege: `restricted` admits them.
     enforce(&client, "restricted").await;
     let stress = scenario_named("scenarios/resource-stress.yaml", "checkout-cpu-stress");
-    let admitted = plan(&client, &stress, "sim", 1, &Default::default(), None).await;
+    let admitted = plan(&client, &stress, "sim", 1, &Default::default(), None, &Clock::system()).await;
     assert!(admitted.runnable, "{:?}", admitted.refusals);
     let container_kill = scenario("scenarios/orders-db-container-kill.yaml");
-    let refused = plan(&client, &container_kill, "sim", 1, &Default::default(), None).await;
+    let refused = plan(
+        &client,
+        &container_kill,
+        "sim",
+        1,
+        &Default::default(),
+        None,
+        &Clock::system(),
+    )
+    .await;
     assert!(
         refused.refusals.iter().any(
             |r| r.contains("violates PodSecurity \"restricted:latest\"") && r.contains("must not include \"KILL\"")
@@ -270,6 +285,7 @@ async fn an_in_pod_fault_without_exec_permission_is_refused() {
         1,
         &Default::default(),
         None,
+        &Clock::system(),
     )
     .await;
     assert!(

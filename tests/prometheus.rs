@@ -207,6 +207,7 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
         },
+        clock: Default::default(),
     };
     let ask = |query: &str| PrometheusProbe {
         query: query.into(),

@@ -328,6 +328,17 @@ spec:
             == Some(3)
     })
     .await;
+    // The pods the scale-down removed finish terminating (a change of their own, not recover's).
+    eventually("no checkout pod is terminating", || async {
+        Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "shop")
+            .list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none())
+    })
+    .await;
 
     let before = sim.resource_version();
     let second = recover().await.expect("join");

@@ -9,6 +9,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::run::summary;
+use crate::clock::Clock;
 use crate::engine::run::{Progress, RunOptions, run as run_exercise};
 use crate::report::model::Outcome;
 use crate::scenario::{self, Resource, Scenario};
@@ -85,15 +86,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     });
     std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
     let mut results = Vec::new();
+    let clock = Clock::system();
     for (i, scenario) in scenarios.iter().enumerate() {
         println!();
         println!("== {}/{} {}", i + 1, scenarios.len(), scenario.metadata.name);
         println!("   hypothesis: {}", scenario.spec.hypothesis);
-        let exercise = format!(
-            "{}-{}",
-            scenario.metadata.name,
-            chrono::Utc::now().format("%Y%m%d-%H%M%S")
-        );
+        let exercise = format!("{}-{}", scenario.metadata.name, clock.now().format("%Y%m%d-%H%M%S"));
         let options = RunOptions {
             exercise: exercise.clone(),
             seed: i as u64 + 1,
@@ -102,6 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             retries: None,
             sources: Default::default(),
             host: Some("disasterpiece demo".into()),
+            clock: clock.clone(),
             ..Default::default()
         };
         let report = run_exercise(&client, scenario, options, abort_rx.clone(), &Indented).await;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
 use super::run::{ExerciseArgs, Lines, confirmed, summary, wait_for_signal};
+use crate::clock::Clock;
 use crate::engine::run::{RunOptions, run as run_exercise};
 use crate::report::model::Outcome;
 use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
@@ -148,7 +149,8 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                 if let Some(ns) = namespace {
                     scenario.spec.target.namespace = Some(ns.clone());
                 }
-                let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+                let clock = Clock::system();
+                let stamp = clock.now().format("%Y%m%d-%H%M%S");
                 let mut name = format!("{}-{}", stage.name, scenario.metadata.name);
                 name.truncate(40);
                 let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
@@ -165,6 +167,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     host: Some(gameday.spec.host.name.clone()),
                     participants: gameday.spec.participants.iter().map(|p| p.name.clone()).collect(),
                     confidence_before: None,
+                    clock,
                 };
                 let report = run_exercise(&client, &scenario, options, abort_rx.clone(), &Lines).await;
                 let path = reports.join(format!("{exercise}.json"));

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
+use crate::clock::Clock;
 use crate::engine::plan::Plan;
 use crate::engine::preflight;
 use crate::probe::Verdict;
@@ -47,11 +48,7 @@ impl ScenarioArgs {
             }
             scenario.spec.target.namespace = Some(ns.clone());
         }
-        let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
-        });
+        let seed = self.seed.unwrap_or_else(|| crate::random::u64() % 1_000_000);
         Ok(Some((scenario, seed)))
     }
 }
@@ -87,6 +84,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         seed,
         &cluster.sources(),
         cluster.fault_image.as_deref(),
+        &Clock::system(),
     )
     .await;
     let mut out = std::io::stdout().lock();

@@ -36,7 +36,7 @@ pub async fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         cluster.namespace.as_deref()
     };
-    let recovered = recover_lapsed(&client, namespace, lapse.as_std()).await?;
+    let recovered = recover_lapsed(&client, namespace, lapse.as_std(), &crate::clock::Clock::system()).await?;
     let failed = recovered.iter().any(|r| !r.failed.is_empty());
     let mut out = std::io::stdout().lock();
     match output {

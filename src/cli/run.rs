@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
 use super::plan::ScenarioArgs;
+use crate::clock::Clock;
 use crate::engine::run::{Progress, RunOptions, run as run_exercise};
 use crate::report::model::{ClauseVerdict, Outcome, Report};
 use crate::scenario::Duration;
@@ -142,7 +143,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("not confirmed; nothing was changed");
         return Ok(ExitCode::from(2));
     }
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    let clock = Clock::system();
+    let stamp = clock.now().format("%Y%m%d-%H%M%S");
     let mut name = scenario.metadata.name.clone();
     name.truncate(40);
     let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
@@ -175,6 +177,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         host,
         participants,
         confidence_before,
+        clock,
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::crd::{Condition, Exercise, ExerciseStatus, ExpectationStatus, Phase};
+use crate::clock::Clock;
 use crate::engine::run::{Progress, RunOptions, run};
 use crate::report::model::{Outcome, Report};
 use crate::report::render::seconds;
@@ -49,8 +50,8 @@ pub struct Options {
     pub fault_image: Option<String>,
     /// Run Exercises only while holding this Lease (several replicas); `None`: always.
     pub election: Option<super::lease::Election>,
-    /// What time it is, for GameDay schedules.
-    pub clock: super::gameday::Clock,
+    /// What time it is: GameDay schedules, statuses, Events, reports.
+    pub clock: Clock,
     pub metrics: Arc<super::metrics::Metrics>,
 }
 
@@ -60,7 +61,7 @@ type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<String>>>>>;
 /// Runs the controller until `stop` says so.
 pub async fn control(client: Client, options: Options, mut stop: watch::Receiver<bool>) {
     // Whatever a dead controller (or CLI run) left behind is reverted before anything new runs.
-    match crate::engine::journal::recover_lapsed(&client, None, crate::engine::journal::LAPSE).await {
+    match crate::engine::journal::recover_lapsed(&client, None, crate::engine::journal::LAPSE, &options.clock).await {
         Ok(recovered) if !recovered.is_empty() => {
             tracing::info!(journals = recovered.len(), "reverted what dead runs left behind")
         }
@@ -68,7 +69,10 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         Err(e) => tracing::warn!(error = %e, "could not look for journals left behind"),
     }
     let running: Running = Arc::default();
-    let mut elector = options.election.clone().map(|e| super::lease::Elector::new(&client, e));
+    let mut elector = options
+        .election
+        .clone()
+        .map(|e| super::lease::Elector::new(&client, e, options.clock.clone()));
     let mut leading = elector.is_none();
     loop {
         if *stop.borrow() {
@@ -93,7 +97,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
                     tracing::warn!(error = %e, "reconcile");
                 }
             }
-            let now = (options.clock.0)();
+            let now = options.clock.now();
             if let Err(e) = super::gameday::tick(&client, options.namespace.as_deref(), now).await {
                 tracing::warn!(error = %e, "gamedays");
             }
@@ -173,7 +177,7 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
             if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
                 continue;
             }
-            take_over(client, &api, &fresh).await?;
+            take_over(client, &api, &fresh, &options.clock).await?;
             options.metrics.finished("Aborted", None);
             continue;
         }
@@ -196,14 +200,20 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
 }
 
 /// Ends an exercise another controller started: reverts its journal, says so, lets it go.
-async fn take_over(client: &Client, api: &Api<Exercise>, exercise: &Exercise) -> Result<(), kube::Error> {
+async fn take_over(
+    client: &Client,
+    api: &Api<Exercise>,
+    exercise: &Exercise,
+    clock: &Clock,
+) -> Result<(), kube::Error> {
     let ns = exercise.namespace().unwrap_or_default();
     let name = exercise.name_any();
     let recorder = Recorder {
         client: client.clone(),
         exercise: exercise.clone(),
+        clock: clock.clone(),
     };
-    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, &name).await {
+    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, &name, clock).await {
         Ok(recovered) if recovered.iter().all(|r| r.failed.is_empty()) => {
             let steps: usize = recovered.iter().map(|r| r.reverted.len()).sum();
             (
@@ -233,11 +243,13 @@ async fn take_over(client: &Client, api: &Api<Exercise>, exercise: &Exercise) ->
     let mut status = exercise.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Finished);
     status.verdict = Some("Aborted".into());
-    status.ended_at = Some(Utc::now());
+    let now = clock.now();
+    status.ended_at = Some(now);
     status
         .conditions
-        .push(condition("Aborted", true, "ControllerStopped", &reason));
+        .push(condition(now, "Aborted", true, "ControllerStopped", &reason));
     status.conditions.push(condition(
+        now,
         "Reverted",
         reverted,
         if reverted { "Reverted" } else { "RevertFailed" },
@@ -388,6 +400,7 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
 struct Recorder {
     client: Client,
     exercise: Exercise,
+    clock: Clock,
 }
 
 impl Recorder {
@@ -398,8 +411,8 @@ impl Recorder {
         let uid = self.exercise.uid().unwrap_or_default();
         let (reason, kind) = (reason.to_owned(), kind.to_owned());
         let message: String = message.chars().take(1000).collect();
+        let now = self.clock.now();
         tokio::spawn(async move {
-            let now = Utc::now();
             let event = json!({
                 "metadata": {"generateName": format!("{name}."), "namespace": ns},
                 "involvedObject": {"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name, "namespace": ns, "uid": uid},
@@ -437,13 +450,13 @@ impl Progress for Recorder {
     }
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+fn condition(at: DateTime<Utc>, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
     Condition {
         type_: type_.into(),
         status: if status { "True" } else { "False" }.into(),
         reason: reason.into(),
         message: message.into(),
-        last_transition_time: Utc::now(),
+        last_transition_time: at,
     }
 }
 
@@ -455,19 +468,27 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
     } else {
         Phase::Finished
     };
-    let mut conditions = vec![condition("Finished", true, &verdict, &report.scenario.spec.hypothesis)];
+    let at = report.ended_at;
+    let mut conditions = vec![condition(
+        at,
+        "Finished",
+        true,
+        &verdict,
+        &report.scenario.spec.hypothesis,
+    )];
     if !report.revert_failures.is_empty() {
         conditions.push(condition(
+            at,
             "Reverted",
             false,
             "RevertFailed",
             &report.revert_failures.join("; "),
         ));
     } else if !report.injections.is_empty() {
-        conditions.push(condition("Reverted", true, "Reverted", "every fault was reverted"));
+        conditions.push(condition(at, "Reverted", true, "Reverted", "every fault was reverted"));
     }
     if let Some(abort) = &report.abort {
-        conditions.push(condition("Aborted", true, "Aborted", &abort.reason));
+        conditions.push(condition(at, "Aborted", true, "Aborted", &abort.reason));
     }
     ExerciseStatus {
         phase: Some(finished),
@@ -526,6 +547,7 @@ async fn execute(
     let recorder = Recorder {
         client: client.clone(),
         exercise: exercise.clone(),
+        clock: options.clock.clone(),
     };
     let scenario = match scenario_for(client, &exercise).await {
         Ok(s) => s,
@@ -535,7 +557,7 @@ async fn execute(
             let status = ExerciseStatus {
                 phase: Some(Phase::Refused),
                 verdict: Some("Refused".into()),
-                conditions: vec![condition("Refused", true, "Refused", &refusal)],
+                conditions: vec![condition(options.clock.now(), "Refused", true, "Refused", &refusal)],
                 ..Default::default()
             };
             remove_finalizer(&api, &exercise).await?;
@@ -547,7 +569,7 @@ async fn execute(
         &name,
         &ExerciseStatus {
             phase: Some(Phase::Running),
-            started_at: Some(Utc::now()),
+            started_at: Some(options.clock.now()),
             ..Default::default()
         },
     )
@@ -579,6 +601,7 @@ async fn execute(
         sources: options.sources.clone(),
         fault_image: options.fault_image.clone(),
         host: exercise.spec.host.clone(),
+        clock: options.clock.clone(),
         ..Default::default()
     };
     let report = run(client, &scenario, run_options, abort, &recorder).await;

@@ -2,11 +2,18 @@
 //! stage starts once every Exercise of the earlier ones confirmed its hypothesis; runs that
 //! may not start are recorded as skipped with the reason; old runs and their Exercises are
 //! pruned to `historyLimit`. The clock is passed in, so tests pin it.
+//!
+//! Guarantees: whether a run is due is decided on the controller's clock alone, from what the
+//! GameDay's status says the controller already did (`scheduledSince`, `lastScheduleTime`);
+//! `creationTimestamp`, written by the API server's clock, never counts, so clock skew
+//! between the two neither delays nor invents runs. Each due minute runs once: its Exercises
+//! have names fixed by the minute (a second create is a no-op), and the status is written
+//! with the resourceVersion it was read at, so a controller acting on a stale copy gets a
+//! conflict instead of recording the minute twice.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -18,22 +25,6 @@ use crate::scenario::gameday::{ConcurrencyPolicy, GameDayResource, GameDayRun, G
 
 /// The label on Exercises a GameDay run created.
 pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
-
-/// What time it is: the system clock, or a pinned one in tests.
-#[derive(Clone)]
-pub struct Clock(pub Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock(Arc::new(Utc::now))
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock({})", (self.0)())
-    }
-}
 
 /// One pass over the GameDays of `namespace` (or all), at `now`.
 pub async fn tick(client: &Client, namespace: Option<&str>, now: DateTime<Utc>) -> Result<(), kube::Error> {
@@ -61,14 +52,11 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
     let spec = &gameday.spec;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), &ns);
     let mut status: GameDayStatus = gameday.status.clone().unwrap_or_default();
-    let last = status
-        .last_schedule_time
-        .or_else(|| {
-            gameday
-                .creation_timestamp()
-                .map(|t| DateTime::from_timestamp(t.0.as_second(), 0).unwrap_or(now))
-        })
-        .unwrap_or(now);
+    // First sight: the schedule counts from this minute, by this controller's clock.
+    let since = *status
+        .scheduled_since
+        .get_or_insert_with(|| now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now));
+    let last = status.last_schedule_time.unwrap_or(since - TimeDelta::seconds(1));
     let due = match schedule::due(spec, last, now, 3) {
         Ok(due) => due,
         Err(e) => {
@@ -121,7 +109,8 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
         }
     }
     if gameday.status.as_ref() != Some(&status) {
-        let patch = json!({"status": status});
+        // With the resourceVersion read: a stale copy must not record its runs again.
+        let patch = json!({"metadata": {"resourceVersion": gameday.resource_version()}, "status": status});
         Api::<GameDayResource>::namespaced(client.clone(), &ns)
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;

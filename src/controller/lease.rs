@@ -4,14 +4,20 @@
 //! resourceVersion it read (optimistic concurrency: of two replicas racing for it, one wins);
 //! a holder that cannot renew within `duration` stops considering itself leader before anyone
 //! else may take the lease (it gives up after `duration / 2` without a renewal).
+//! Clock skew between replicas does not matter: as client-go does, a replica judges another's
+//! lease expired only once it has itself seen the lease record unchanged for the lease's
+//! duration (tokio's monotonic time), never by comparing `renewTime`, written by another
+//! machine's clock, with its own. `acquireTime` and `renewTime` are written for people.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
 pub struct Election {
@@ -27,15 +33,22 @@ pub struct Elector {
     api: Api<Lease>,
     election: Election,
     /// When this replica last renewed successfully.
-    renewed: Option<tokio::time::Instant>,
+    renewed: Option<Instant>,
+    /// The lease record as last read (holder, renewTime, transitions) and when it was first
+    /// seen as it is.
+    observed: Option<(String, Instant)>,
+    /// Writes `acquireTime` and `renewTime`.
+    clock: Clock,
 }
 
 impl Elector {
-    pub fn new(client: &Client, election: Election) -> Self {
+    pub fn new(client: &Client, election: Election, clock: Clock) -> Self {
         Elector {
             api: Api::namespaced(client.clone(), &election.namespace),
             election,
             renewed: None,
+            observed: None,
+            clock,
         }
     }
 
@@ -43,7 +56,7 @@ impl Elector {
     pub async fn lead(&mut self) -> bool {
         match self.try_lead().await {
             Ok(true) => {
-                self.renewed = Some(tokio::time::Instant::now());
+                self.renewed = Some(Instant::now());
                 true
             }
             Ok(false) => {
@@ -56,9 +69,8 @@ impl Elector {
         }
     }
 
-    async fn try_lead(&self) -> Result<bool, kube::Error> {
-        let now = Utc::now();
-        let micro = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    async fn try_lead(&mut self) -> Result<bool, kube::Error> {
+        let micro = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let Election {
             name,
             identity,
@@ -86,12 +98,21 @@ impl Elector {
         let mut value = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
         let spec = &value["spec"];
         let holder = spec["holderIdentity"].as_str().unwrap_or_default().to_owned();
-        let renewed: Option<DateTime<Utc>> = spec["renewTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let lasts = chrono::Duration::seconds(spec["leaseDurationSeconds"].as_i64().unwrap_or(i64::from(seconds)));
-        let expired = renewed.is_none_or(|r| now > r + lasts);
+        let record = format!("{holder}\n{}\n{}", spec["renewTime"], spec["leaseTransitions"]);
+        let seen_since = match &self.observed {
+            Some((seen, since)) if *seen == record => *since,
+            _ => {
+                let since = Instant::now();
+                self.observed = Some((record, since));
+                since
+            }
+        };
+        let lasts = Duration::from_secs(
+            spec["leaseDurationSeconds"]
+                .as_u64()
+                .unwrap_or(u64::from(seconds.unsigned_abs())),
+        );
+        let expired = seen_since.elapsed() >= lasts;
         if holder != *identity && !expired && !holder.is_empty() {
             return Ok(false);
         }

@@ -5,7 +5,7 @@
 //! read in the schedule's time zone). Stages run in order; a later stage only once every
 //! Exercise of the earlier ones confirmed its hypothesis.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::scenario::gameday::{GameDaySpec, QuietHours, Weekday};
@@ -18,8 +18,15 @@ pub struct Due {
     pub skipped: Option<String>,
 }
 
+/// How late a run may start. One found later than this (the controller was down, or could
+/// not reach the API server) is recorded as missed, not started: an exercise long after its
+/// slot lands in an hour nobody planned for, perhaps with nobody watching.
+pub const STARTING_DEADLINE: TimeDelta = TimeDelta::minutes(5);
+
 /// The runs due after `last` (exclusive) up to `now` (inclusive), oldest first, at most
-/// `limit`. Without a schedule, none.
+/// `limit`. Runs due more than [`STARTING_DEADLINE`] before `now` are not started: the latest
+/// of them comes first, skipped as missed, and stands for all of them. Without a schedule,
+/// none. `last` and `now` are the controller's own clock, never the API server's.
 pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>, String> {
     let Some(schedule) = &spec.schedule else {
         return Ok(Vec::new());
@@ -36,6 +43,22 @@ pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: u
         .map_err(|e| format!("`{}`: {e}", schedule.cron))?;
     let mut runs = Vec::new();
     let mut cursor = last.with_timezone(&tz);
+    let too_late = (now - STARTING_DEADLINE).with_timezone(&tz);
+    if let Ok(missed) = cron.find_previous_occurrence(&too_late, false)
+        && missed > cursor
+    {
+        let at = missed.with_timezone(&Utc);
+        runs.push(Due {
+            at,
+            skipped: Some(format!(
+                "missed: due at {}, found {} later (a run starts at most {} late; was the controller down?)",
+                local(at, &schedule.time_zone),
+                whole_seconds(now - at),
+                whole_seconds(STARTING_DEADLINE),
+            )),
+        });
+        cursor = missed;
+    }
     while runs.len() < limit {
         let Ok(next) = cron.find_next_occurrence(&cursor, false) else {
             break;
@@ -51,6 +74,10 @@ pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: u
         cursor = next;
     }
     Ok(runs)
+}
+
+fn whole_seconds(d: TimeDelta) -> crate::scenario::Duration {
+    std::time::Duration::from_secs(d.num_seconds().max(0) as u64).into()
 }
 
 /// Why no run may start at `at`: suspended, a blackout date, quiet hours.
@@ -195,8 +222,43 @@ spec:
         // In summer (CEST, UTC+2) the same 14:00 is 12:00 UTC.
         let summer = due(&spec, utc("2026-07-01T00:00:00Z"), utc("2026-07-01T12:00:00Z"), 10).expect("due");
         assert_eq!(summer[0].at, utc("2026-07-01T12:00:00Z"));
-        // A controller down for three weeks catches up with at most `limit` runs.
-        assert_eq!(due(&spec, last, utc("2026-12-31T00:00:00Z"), 2).expect("due").len(), 2);
+    }
+
+    #[test]
+    fn runs_found_past_the_starting_deadline_are_missed_once_not_started() {
+        let spec = gameday("");
+        let last = utc("2026-11-22T00:00:00Z");
+        // Four minutes late still starts; five minutes and a second late does not.
+        let late = due(&spec, last, utc("2026-11-25T13:04:00Z"), 10).expect("due");
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].skipped, None);
+        let missed = due(&spec, last, utc("2026-11-25T13:05:01Z"), 10).expect("due");
+        assert_eq!(missed.len(), 1);
+        assert_eq!(missed[0].at, utc("2026-11-25T13:00:00Z"));
+        assert_eq!(
+            missed[0].skipped.as_deref(),
+            Some(
+                "missed: due at 2026-11-25 14:00 CET, found 5m1s later (a run starts at most 5m late; was the controller down?)"
+            )
+        );
+        // A controller down for five weeks: one missed record for all of them (the latest),
+        // then the run due now starts.
+        let runs = due(&spec, last, utc("2026-12-30T13:00:00Z"), 10).expect("due");
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert_eq!(runs[0].at, utc("2026-12-23T13:00:00Z"));
+        assert!(runs[0].skipped.as_deref().is_some_and(|s| s.starts_with("missed: ")));
+        assert_eq!(
+            runs[1],
+            Due {
+                at: utc("2026-12-30T13:00:00Z"),
+                skipped: None
+            }
+        );
+        // Recorded, the missed run is not found again.
+        assert_eq!(
+            due(&spec, runs[1].at, utc("2026-12-30T13:00:30Z"), 10).expect("due"),
+            []
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::fault::{self, Action, Context, EXERCISE_LABEL, MANAGED_BY, Undo, api_message};
 
 pub const JOURNAL_LABEL: &str = "disasterpiece.dev/journal";
@@ -62,6 +63,8 @@ pub struct Journal {
     pub name: String,
     pub namespace: String,
     pub exercise: String,
+    /// Stamps the heartbeat.
+    clock: Clock,
 }
 
 pub fn name_for(exercise: &str) -> String {
@@ -87,13 +90,14 @@ impl Journal {
         namespace: &str,
         exercise: &str,
         scenario: &str,
+        clock: &Clock,
     ) -> Result<Journal, JournalError> {
         let name = name_for(exercise);
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": namespace,
                 "labels": {JOURNAL_LABEL: "true", EXERCISE_LABEL: exercise, MANAGED_BY.0: MANAGED_BY.1},
-                "annotations": {HEARTBEAT: Utc::now().to_rfc3339(), "disasterpiece.dev/scenario": scenario}},
+                "annotations": {HEARTBEAT: clock.now().to_rfc3339(), "disasterpiece.dev/scenario": scenario}},
             "data": {"entries": "[]"},
         }))
         .expect("a static ConfigMap is valid");
@@ -107,6 +111,7 @@ impl Journal {
             name,
             namespace: namespace.to_owned(),
             exercise: exercise.to_owned(),
+            clock: clock.clone(),
         })
     }
 
@@ -124,7 +129,8 @@ impl Journal {
             cm.data
                 .get_or_insert_with(Default::default)
                 .insert("entries".into(), text);
-            cm.annotations_mut().insert(HEARTBEAT.into(), Utc::now().to_rfc3339());
+            cm.annotations_mut()
+                .insert(HEARTBEAT.into(), self.clock.now().to_rfc3339());
             match self.api.replace(&self.name, &PostParams::default(), &cm).await {
                 Ok(_) => return Ok(entries),
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
@@ -216,8 +222,9 @@ pub async fn recover_lapsed(
     client: &Client,
     namespace: Option<&str>,
     lapse: Duration,
+    clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, namespace, None, lapse).await
+    recover(client, namespace, None, lapse, clock).await
 }
 
 /// Reverts the journal of one exercise in `namespace`, however fresh its heartbeat: for a
@@ -226,8 +233,9 @@ pub async fn recover_exercise(
     client: &Client,
     namespace: &str,
     exercise: &str,
+    clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, Some(namespace), Some(exercise), Duration::ZERO).await
+    recover(client, Some(namespace), Some(exercise), Duration::ZERO, clock).await
 }
 
 async fn recover(
@@ -235,6 +243,7 @@ async fn recover(
     namespace: Option<&str>,
     exercise: Option<&str>,
     lapse: Duration,
+    clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
     let api: Api<ConfigMap> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -251,7 +260,7 @@ async fn recover(
             name: "(list)".into(),
             source,
         })?;
-    let now = Utc::now();
+    let now = clock.now();
     let mut done = Vec::new();
     for cm in listed.items {
         let beat = cm
@@ -270,12 +279,14 @@ async fn recover(
             name: cm.name_any(),
             namespace: ns.clone(),
             exercise: exercise.clone(),
+            clock: clock.clone(),
         };
         let ctx = Context {
             client: client.clone(),
             exercise: exercise.clone(),
             dry_run: false,
             in_pod: Default::default(),
+            clock: clock.clone(),
         };
         let mut report = Recovered {
             journal: journal.name.clone(),

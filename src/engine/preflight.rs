@@ -8,6 +8,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
 use super::plan::{DryRun, FaultPlan, Permission, PermissionCheck, Plan, SteadyCheck, Step, permissions, refusals};
+use crate::clock::Clock;
 use crate::fault::{self, Context};
 use crate::probe::{self, ProbeContext};
 use crate::scenario::model::{HasProbe, Scenario};
@@ -24,6 +25,7 @@ pub async fn plan(
     seed: u64,
     sources: &probe::Sources,
     fault_image: Option<&str>,
+    clock: &Clock,
 ) -> Plan {
     let spec = &scenario.spec;
     let exercise = format!("{}-plan", scenario.metadata.name);
@@ -35,6 +37,7 @@ pub async fn plan(
             image: fault::in_pod::image(spec.fault_image.as_deref(), fault_image),
             duration: spec.duration.as_std(),
         },
+        clock: clock.clone(),
     };
     let mut faults = Vec::new();
     let mut dry_runs = Vec::new();
@@ -80,6 +83,7 @@ pub async fn plan(
         client: client.clone(),
         target: spec.target.clone(),
         sources: sources.clone(),
+        clock: clock.clone(),
     };
     let mut steady_state = Vec::new();
     for check in &spec.steady_state {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::journal::{Journal, State};
 use super::preflight;
+use crate::clock::Clock;
 use crate::fault::{self, Context, Outcome as FaultOutcome, Undo};
 use crate::probe::{self, ProbeContext, Sample, Verdict};
 use crate::report::model::{
@@ -52,6 +53,8 @@ pub struct RunOptions {
     pub participants: Vec<String>,
     /// How sure the team is that the hypothesis holds, 1 to 5.
     pub confidence_before: Option<u8>,
+    /// What time it is: every time in the report and the journal comes from it.
+    pub clock: Clock,
 }
 
 /// Where progress goes: a terminal, a log, a test.
@@ -203,6 +206,7 @@ pub async fn run(
         host,
         participants,
         confidence_before,
+        clock,
     } = options;
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
@@ -224,8 +228,8 @@ pub async fn run(
         confidence_after: None,
         learned: Vec::new(),
         follow_ups: Vec::new(),
-        started_at: Utc::now(),
-        ended_at: Utc::now(),
+        started_at: clock.now(),
+        ended_at: clock.now(),
         outcome: Outcome::Refused,
         refusals: Vec::new(),
         timeline: Vec::new(),
@@ -239,10 +243,19 @@ pub async fn run(
     };
 
     // Preflight: the same checks as `plan`; a refusal changes nothing.
-    report.event("phase", "preflight");
+    report.event(clock.now(), "phase", "preflight");
     progress.phase("preflight", None);
     say("preflight: targets, guards, steady state, permissions, dry run".into());
-    let plan = preflight::plan(client, scenario, &cluster, seed, &sources, fault_image.as_deref()).await;
+    let plan = preflight::plan(
+        client,
+        scenario,
+        &cluster,
+        seed,
+        &sources,
+        fault_image.as_deref(),
+        &clock,
+    )
+    .await;
     report.targets = plan
         .faults
         .iter()
@@ -261,15 +274,15 @@ pub async fn run(
             say(format!("refused: {reason}"));
         }
         report.refusals = plan.refusals;
-        report.ended_at = Utc::now();
+        report.ended_at = clock.now();
         return report;
     }
     let journal_ns = spec.target.namespace.clone().unwrap_or_else(|| "default".into());
-    let journal = match Journal::open(client, &journal_ns, &exercise, &scenario.metadata.name).await {
+    let journal = match Journal::open(client, &journal_ns, &exercise, &scenario.metadata.name, &clock).await {
         Ok(j) => Arc::new(j),
         Err(e) => {
             report.refusals = vec![format!("cannot open the journal: {e}")];
-            report.ended_at = Utc::now();
+            report.ended_at = clock.now();
             return report;
         }
     };
@@ -290,24 +303,25 @@ pub async fn run(
             image: fault::in_pod::image(spec.fault_image.as_deref(), fault_image.as_deref()),
             duration: spec.duration.as_std(),
         },
+        clock: clock.clone(),
     };
     let expires =
-        Utc::now() + chrono::Duration::from_std(spec.duration.as_std() + Duration::from_secs(60)).unwrap_or_default();
+        clock.now() + chrono::Duration::from_std(spec.duration.as_std() + Duration::from_secs(60)).unwrap_or_default();
     let mut aborted: Option<(String, Instant, chrono::DateTime<Utc>)> = None;
     let check_abort = |abort: &AbortSignal, aborted: &mut Option<(String, Instant, chrono::DateTime<Utc>)>| {
         if aborted.is_none()
             && let Some(reason) = abort.borrow().clone()
         {
-            *aborted = Some((reason, Instant::now(), Utc::now()));
+            *aborted = Some((reason, Instant::now(), clock.now()));
         }
     };
 
     // Inject, asking the guard again before each target.
-    report.event("phase", "inject");
+    report.event(clock.now(), "phase", "inject");
     progress.phase("inject", None);
     let mut entries: Vec<(u32, Vec<Undo>, usize)> = Vec::new();
     let injected_at = Instant::now();
-    let injected_wall = Utc::now();
+    let injected_wall = clock.now();
     'faults: for (fault_plan, fault) in plan.faults.iter().zip(&spec.faults) {
         let Some(kind) = fault.kind() else { continue };
         let mut hit = Vec::new();
@@ -316,7 +330,7 @@ pub async fn run(
             if aborted.is_none()
                 && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
             {
-                aborted = Some((reason, Instant::now(), Utc::now()));
+                aborted = Some((reason, Instant::now(), clock.now()));
             }
             if aborted.is_some() {
                 break 'faults;
@@ -343,7 +357,7 @@ pub async fn run(
             if let Some(reason) = verdict {
                 record.not_injected = Some(format!("guard: {reason}"));
                 say(format!("skipped {}: the guard says {reason}", target.display()));
-                report.event("skipped", format!("{}: {reason}", target.display()));
+                report.event(clock.now(), "skipped", format!("{}: {reason}", target.display()));
                 report.injections.push(record);
                 continue;
             }
@@ -351,12 +365,12 @@ pub async fn run(
                 Ok(p) => p,
                 Err(e) => {
                     record.not_injected = Some(e.to_string());
-                    report.event("error", format!("prepare {}: {e}", target.display()));
+                    report.event(clock.now(), "error", format!("prepare {}: {e}", target.display()));
                     report.injections.push(record);
                     aborted = Some((
                         format!("could not prepare {}: {e}", target.display()),
                         Instant::now(),
-                        Utc::now(),
+                        clock.now(),
                     ));
                     break 'faults;
                 }
@@ -365,7 +379,7 @@ pub async fn run(
                 Ok(id) => id,
                 Err(e) => {
                     // Not journaled, so not sent: nothing may happen that cannot be undone.
-                    aborted = Some((format!("journal write failed: {e}"), Instant::now(), Utc::now()));
+                    aborted = Some((format!("journal write failed: {e}"), Instant::now(), clock.now()));
                     break 'faults;
                 }
             };
@@ -373,21 +387,21 @@ pub async fn run(
             match fault::apply(&ctx, &prepared).await {
                 Ok(FaultOutcome::Injected) => {
                     let _ = journal.mark(id, State::Applied).await;
-                    record.injected_at = Some(Utc::now());
+                    record.injected_at = Some(clock.now());
                     say(format!("injected: {}", prepared.action));
-                    report.event("injected", prepared.action.to_string());
+                    report.event(clock.now(), "injected", prepared.action.to_string());
                     hit.push(target.clone());
                 }
                 Ok(FaultOutcome::NotInjected { reason }) => {
                     say(format!("not injected: {} — {reason}", prepared.action));
-                    report.event("notInjected", format!("{}: {reason}", prepared.action));
+                    report.event(clock.now(), "notInjected", format!("{}: {reason}", prepared.action));
                     record.not_injected = Some(reason);
                 }
                 Err(e) => {
-                    report.event("error", format!("{}: {e}", prepared.action));
+                    report.event(clock.now(), "error", format!("{}: {e}", prepared.action));
                     record.not_injected = Some(e.to_string());
                     report.injections.push(record);
-                    aborted = Some((format!("injection failed: {e}"), Instant::now(), Utc::now()));
+                    aborted = Some((format!("injection failed: {e}"), Instant::now(), clock.now()));
                     break 'faults;
                 }
             }
@@ -400,6 +414,7 @@ pub async fn run(
         client: client.clone(),
         target: spec.target.clone(),
         sources: sources.clone(),
+        clock: clock.clone(),
     };
     let mut clauses: Vec<Clause> = spec
         .expect
@@ -434,7 +449,7 @@ pub async fn run(
     let mut disrupted = false;
     let mut remediated: Option<f64> = None;
     if aborted.is_none() {
-        report.event("phase", "observe");
+        report.event(clock.now(), "phase", "observe");
         progress.phase("observe", Some(spec.duration.as_std()));
         progress.clauses(&states(&clauses));
         say(format!(
@@ -477,13 +492,13 @@ pub async fn run(
             aborted = Some((
                 format!("abortWhen `{name}` held: {}", sample.observed),
                 Instant::now(),
-                Utc::now(),
+                clock.now(),
             ));
         }
         if aborted.is_none()
             && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
         {
-            aborted = Some((reason, Instant::now(), Utc::now()));
+            aborted = Some((reason, Instant::now(), clock.now()));
         }
         track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
     }
@@ -491,9 +506,9 @@ pub async fn run(
     // Revert everything journaled, in parallel, whatever happened.
     if let Some((reason, _, _)) = &aborted {
         say(format!("ABORT: {reason} — reverting everything"));
-        report.event("abort", reason.clone());
+        report.event(clock.now(), "abort", reason.clone());
     }
-    report.event("phase", "revert");
+    report.event(clock.now(), "phase", "revert");
     progress.phase("revert", None);
     let reverts = join_all(entries.iter().map(|(id, undo, index)| {
         let ctx = ctx.clone();
@@ -508,7 +523,7 @@ pub async fn run(
         }
     }))
     .await;
-    let reverted_at = Utc::now();
+    let reverted_at = clock.now();
     for (id, index, failures) in reverts {
         if failures.is_empty() {
             let _ = journal.mark(id, State::Reverted).await;
@@ -529,13 +544,13 @@ pub async fn run(
             format!("; {} undo step(s) FAILED", report.revert_failures.len())
         }
     ));
-    report.event("reverted", format!("{} action(s)", entries.len()));
+    report.event(clock.now(), "reverted", format!("{} action(s)", entries.len()));
     if let Some((reason, requested, requested_wall)) = &aborted {
         report.metrics.abort_latency_s = Some(requested.elapsed().as_secs_f64());
         report.abort = Some(Abort {
             reason: reason.clone(),
             requested_at: *requested_wall,
-            completed_at: Some(Utc::now()),
+            completed_at: Some(clock.now()),
         });
     }
     let reverted_instant = Instant::now();
@@ -543,7 +558,7 @@ pub async fn run(
     // Recovery: the steady state must return; after-recovery and late `within` clauses are judged.
     let mut recovered = aborted.is_some();
     if aborted.is_none() {
-        report.event("phase", "recovery");
+        report.event(clock.now(), "phase", "recovery");
         progress.phase("recovery", Some(spec.recovery.within.as_std()));
         say(format!(
             "recovery: steady state must return within {}",
@@ -577,7 +592,7 @@ pub async fn run(
                     recovered = true;
                     report.metrics.time_to_recover_s = Some(reverted_instant.elapsed().as_secs_f64());
                     say("steady state is back".into());
-                    report.event("recovered", "steady state holds again");
+                    report.event(clock.now(), "recovered", "steady state holds again");
                 }
             }
             let pending = clauses.iter().any(|c| c.open(injected_at, now, true));
@@ -589,6 +604,7 @@ pub async fn run(
         if !recovered {
             say(format!("steady state did NOT return within {}", spec.recovery.within));
             report.event(
+                clock.now(),
                 "notRecovered",
                 format!("steady state did not return within {}", spec.recovery.within),
             );
@@ -643,7 +659,7 @@ pub async fn run(
     report.retried_calls = retries
         .map(|r| r.entries().into_iter().skip(retried_before).collect())
         .unwrap_or_default();
-    report.ended_at = Utc::now();
+    report.ended_at = clock.now();
     report
 }
 
@@ -673,11 +689,19 @@ async fn sample_clauses(
         clause.record(sample.clone());
         if !was_held && clause.first_held.is_some() {
             say(format!("expectation `{}` holds: {}", clause.name, sample.observed));
-            report.event("expectation", format!("`{}` holds: {}", clause.name, sample.observed));
+            report.event(
+                ctx.clock.now(),
+                "expectation",
+                format!("`{}` holds: {}", clause.name, sample.observed),
+            );
         }
         if !was_failed && clause.failed.is_some() {
             say(format!("expectation `{}` FAILED: {}", clause.name, sample.observed));
-            report.event("expectation", format!("`{}` failed: {}", clause.name, sample.observed));
+            report.event(
+                ctx.clock.now(),
+                "expectation",
+                format!("`{}` failed: {}", clause.name, sample.observed),
+            );
         }
     }
     // A `within` clause whose deadline passed without holding is decided now.
@@ -693,7 +717,11 @@ async fn sample_clauses(
                 "expectation `{}` did not hold within {d}: {}",
                 clause.name, last.observed
             ));
-            report.event("expectation", format!("`{}` did not hold within {d}", clause.name));
+            report.event(
+                ctx.clock.now(),
+                "expectation",
+                format!("`{}` did not hold within {d}", clause.name),
+            );
             clause.failed = Some(last);
         }
     }

@@ -101,7 +101,10 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         ("DISASTERPIECE_SECONDS", seconds.to_string()),
         // The end of the exercise's window (Unix seconds): a container that starts late, after
         // a slow image pull, runs only what is left of it, and not at all once it has passed.
-        (ENV_NOT_AFTER, (Utc::now().timestamp() + seconds as i64).to_string()),
+        (
+            ENV_NOT_AFTER,
+            (ctx.clock.now().timestamp() + seconds as i64).to_string(),
+        ),
     ];
     let (body, effect, security, target_container) = match fault {
         FaultKind::NetworkDelay(p) => {
@@ -180,7 +183,7 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
     if let Some(target_container) = &target_container {
         container["targetContainerName"] = json!(target_container);
     }
-    let ends = Utc::now() + chrono::Duration::seconds(seconds as i64);
+    let ends = ctx.clock.now() + chrono::Duration::seconds(seconds as i64);
     let undo = if target_container.is_some() {
         vec![Undo::Nothing {
             why: "the kubelet restarts the container; the fault container ends once it has signalled".into(),
@@ -563,7 +566,7 @@ pub async fn stop(
         // Without exec, the container ends on its own at `ends_at`.
         let waited_enough = match &signalled {
             Some(Ok(())) => started.elapsed() >= STOP_TIMEOUT,
-            _ => Utc::now() > ends_at + chrono::Duration::from_std(STOP_TIMEOUT).unwrap_or_default(),
+            _ => ctx.clock.now() > ends_at + chrono::Duration::from_std(STOP_TIMEOUT).unwrap_or_default(),
         };
         if waited_enough {
             let how = match &signalled {
@@ -759,14 +762,15 @@ mod tests {
     #[test]
     fn a_script_never_runs_past_its_exercises_window() {
         let cpu = CpuStress { workers: 1, load: 10 };
-        let past = (Utc::now().timestamp() - 5).to_string();
+        // The scripts read the machine's clock (`date +%s`).
+        let past = (crate::clock::Clock::system().now().timestamp() - 5).to_string();
         let mut env = cpu_env(&cpu);
         env.push((ENV_NOT_AFTER, past));
         let (code, out) = run_script("cpuStress", CPU_SCRIPT, env, None);
         assert_eq!(code, 3, "{out}");
         assert!(out.contains("started after its exercise's window ended"), "{out}");
         // Two seconds left of a twenty-second fault: it runs two seconds and stops by itself.
-        let soon = (Utc::now().timestamp() + 2).to_string();
+        let soon = (crate::clock::Clock::system().now().timestamp() + 2).to_string();
         let mut env = cpu_env(&cpu);
         env.push((ENV_NOT_AFTER, soon));
         let started = std::time::Instant::now();

@@ -37,6 +37,8 @@ pub struct Context {
     pub dry_run: bool,
     /// The image and duration of in-pod fault containers.
     pub in_pod: in_pod::Settings,
+    /// What time it is: when an in-pod fault's window ends.
+    pub clock: crate::clock::Clock,
 }
 
 /// A fault ready to be applied to one target.

@@ -1,7 +1,7 @@
 //! The alert probe: is an alert firing (or, with `firing: false`, not)? Read from
 //! Prometheus's `ALERTS` series; when it holds, detection time is recorded by the engine.
 
-use super::{ProbeContext, Sample, Verdict};
+use super::{ProbeContext, Reading, Verdict};
 use crate::scenario::model::{AlertProbe, AlertSource};
 
 fn label_value(v: &str) -> String {
@@ -18,18 +18,18 @@ pub fn selector(probe: &AlertProbe) -> String {
     format!("ALERTS{{{}}}", matchers.join(","))
 }
 
-pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
+pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
     if probe.source == AlertSource::Alertmanager {
         return from_alertmanager(ctx, probe).await;
     }
     let Some(base) = super::prometheus::base(probe.url.as_deref(), ctx) else {
-        return Sample::new(
+        return Reading::new(
             Verdict::Inconclusive,
             "no Prometheus address: set `url` on the probe, or --prometheus-url",
         );
     };
     match super::prometheus::instant(base, &selector(probe)).await {
-        Err(e) => Sample::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e),
         Ok(series) => {
             let firing = !series.is_empty();
             let verdict = if firing == probe.firing {
@@ -38,16 +38,16 @@ pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
                 Verdict::Fail
             };
             let state = if firing { "firing" } else { "not firing" };
-            Sample::new(verdict, format!("{} is {state}", probe.name))
+            Reading::new(verdict, format!("{} is {state}", probe.name))
         }
     }
 }
 
 /// Alertmanager's v2 API: an alert counts as firing while it is active (not silenced or
 /// inhibited) and has not ended.
-async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
+async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
     let Some(base) = probe.url.as_deref().or(ctx.sources.alertmanager.as_deref()) else {
-        return Sample::new(
+        return Reading::new(
             Verdict::Inconclusive,
             "no Alertmanager address: set `url` on the probe, or --alertmanager-url",
         );
@@ -55,7 +55,7 @@ async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
     let url = match url::Url::parse(base) {
         Ok(u) => u,
         Err(e) => {
-            return Sample::new(
+            return Reading::new(
                 Verdict::Inconclusive,
                 format!("the Alertmanager address `{base}` is not a URL: {e}"),
             );
@@ -74,27 +74,22 @@ async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Sample {
     }
     let answer = super::http::direct(&url, "GET", &path, &Default::default()).await;
     let alerts: Vec<serde_json::Value> = match answer {
-        Err(e) => return Sample::new(Verdict::Inconclusive, e),
+        Err(e) => return Reading::new(Verdict::Inconclusive, e),
         Ok((200, body)) => match serde_json::from_str(&body) {
             Ok(alerts) => alerts,
-            Err(_) => return Sample::new(Verdict::Inconclusive, "Alertmanager answered with no list of alerts"),
+            Err(_) => return Reading::new(Verdict::Inconclusive, "Alertmanager answered with no list of alerts"),
         },
-        Ok((status, _)) => return Sample::new(Verdict::Inconclusive, format!("Alertmanager answered {status}")),
+        Ok((status, _)) => return Reading::new(Verdict::Inconclusive, format!("Alertmanager answered {status}")),
     };
-    let now = chrono::Utc::now();
-    let firing = alerts.iter().any(|a| {
-        a["status"]["state"] == "active"
-            && a["endsAt"]
-                .as_str()
-                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
-                .is_none_or(|end| end > now)
-    });
+    // Alertmanager leaves resolved alerts (endsAt passed, by its own clock) out of this list;
+    // comparing endsAt with this machine's clock instead would misjudge under clock skew.
+    let firing = alerts.iter().any(|a| a["status"]["state"] == "active");
     let verdict = if firing == probe.firing {
         Verdict::Pass
     } else {
         Verdict::Fail
     };
-    Sample::new(
+    Reading::new(
         verdict,
         format!(
             "{} is {} (Alertmanager)",

@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use super::{Sample, Verdict};
+use super::{Reading, Verdict};
 use crate::scenario::model::CommandProbe;
 
-pub async fn sample(probe: &CommandProbe) -> Sample {
+pub async fn sample(probe: &CommandProbe) -> Reading {
     let Some((program, args)) = probe.run.split_first() else {
-        return Sample::new(Verdict::Inconclusive, "no program to run");
+        return Reading::new(Verdict::Inconclusive, "no program to run");
     };
     let started = Instant::now();
     let child = tokio::process::Command::new(program)
@@ -15,18 +15,18 @@ pub async fn sample(probe: &CommandProbe) -> Sample {
         .kill_on_drop(true)
         .output();
     let mut sample = match tokio::time::timeout(probe.timeout.as_std(), child).await {
-        Err(_) => Sample::new(
+        Err(_) => Reading::new(
             Verdict::Fail,
             format!("`{program}` ran past its {} timeout", probe.timeout),
         ),
-        Ok(Err(e)) => Sample::new(Verdict::Inconclusive, format!("cannot run `{program}`: {e}")),
+        Ok(Err(e)) => Reading::new(Verdict::Inconclusive, format!("cannot run `{program}`: {e}")),
         Ok(Ok(output)) => match output.status.code() {
-            Some(code) if code == probe.expect_exit_code => Sample::new(Verdict::Pass, format!("exit code {code}")),
-            Some(code) => Sample::new(
+            Some(code) if code == probe.expect_exit_code => Reading::new(Verdict::Pass, format!("exit code {code}")),
+            Some(code) => Reading::new(
                 Verdict::Fail,
                 format!("exit code {code}, expected {}", probe.expect_exit_code),
             ),
-            None => Sample::new(Verdict::Fail, "killed by a signal".to_owned()),
+            None => Reading::new(Verdict::Fail, "killed by a signal".to_owned()),
         },
     };
     sample.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use kube::client::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ProbeContext, Sample, Verdict};
+use super::{ProbeContext, Reading, Verdict};
 use crate::scenario::model::{HttpMethod, HttpProbe};
 
 /// Where a cluster-DNS address lives: `(namespace, service, port)`.
@@ -20,18 +20,18 @@ pub fn service_address(url: &url::Url) -> Option<(String, String, u16)> {
     Some((namespace.to_owned(), service.to_owned(), url.port().unwrap_or(80)))
 }
 
-pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Sample {
+pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Reading {
     let url = match url::Url::parse(&probe.url) {
         Ok(u) => u,
-        Err(e) => return Sample::new(Verdict::Inconclusive, format!("`{}` is not a URL: {e}", probe.url)),
+        Err(e) => return Reading::new(Verdict::Inconclusive, format!("`{}` is not a URL: {e}", probe.url)),
     };
     let started = Instant::now();
     let answer = tokio::time::timeout(probe.timeout.as_std(), fetch(ctx, probe, &url)).await;
     let elapsed = started.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;
     let mut sample = match answer {
-        Err(_) => Sample::new(Verdict::Fail, format!("no answer within {}", probe.timeout)),
-        Ok(Err(e)) => Sample::new(Verdict::Fail, format!("request failed: {e}")),
+        Err(_) => Reading::new(Verdict::Fail, format!("no answer within {}", probe.timeout)),
+        Ok(Err(e)) => Reading::new(Verdict::Fail, format!("request failed: {e}")),
         Ok(Ok((status, body))) => {
             let mut problems = Vec::new();
             if u32::from(status) != probe.expect_status {
@@ -45,9 +45,9 @@ pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Sample {
             }
             let observed = format!("{status} in {ms:.0} ms");
             if problems.is_empty() {
-                Sample::new(Verdict::Pass, observed)
+                Reading::new(Verdict::Pass, observed)
             } else {
-                Sample::new(Verdict::Fail, format!("{observed} ({})", problems.join(", ")))
+                Reading::new(Verdict::Fail, format!("{observed} ({})", problems.join(", ")))
             }
         }
     };

@@ -5,19 +5,19 @@ use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
 use serde_json::Value;
 
-use super::{ProbeContext, Sample, Verdict, describe, holds};
+use super::{ProbeContext, Reading, Verdict, describe, holds};
 use crate::scenario::model::{ConditionStatus, KubeProbe, PodPhase};
 use crate::selector::LabelSelector as Matcher;
 use crate::target::resolve::{api_resource, selector_query};
 
-pub async fn sample(ctx: &ProbeContext, probe: &KubeProbe) -> Sample {
+pub async fn sample(ctx: &ProbeContext, probe: &KubeProbe) -> Reading {
     match read(ctx, probe).await {
         Ok(sample) => sample,
-        Err(e) => Sample::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e),
     }
 }
 
-async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
+async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> {
     let kind = probe.kind.unwrap_or(ctx.target.kind).as_str();
     let namespace = probe
         .namespace
@@ -29,7 +29,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
         (Some(name), _, _) | (None, Some(name), _) => match api.get_opt(name).await.map_err(|e| e.to_string())? {
             Some(o) => vec![o],
             None => {
-                return Ok(Sample::new(
+                return Ok(Reading::new(
                     Verdict::Fail,
                     format!("{kind} {namespace}/{name} does not exist"),
                 ));
@@ -53,7 +53,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
         } else {
             Verdict::Fail
         };
-        return Ok(Sample::new(
+        return Ok(Reading::new(
             verdict,
             format!("{ready} ready replicas (want {})", describe(cmp)),
         ));
@@ -80,7 +80,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
         } else {
             Verdict::Fail
         };
-        return Ok(Sample::new(
+        return Ok(Reading::new(
             verdict,
             format!("{} is {} (want {want})", condition.type_, found.join(", ")),
         ));
@@ -103,7 +103,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
         } else {
             Verdict::Fail
         };
-        return Ok(Sample::new(
+        return Ok(Reading::new(
             verdict,
             format!("{restarts} restarts over {} pods (want {})", pods.len(), describe(cmp)),
         ));
@@ -122,7 +122,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Sample, String> {
         } else {
             Verdict::Fail
         };
-        return Ok(Sample::new(
+        return Ok(Reading::new(
             verdict,
             format!("{} of {} pods {want}", pods.len() - other, pods.len()),
         ));

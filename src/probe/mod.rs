@@ -11,9 +11,10 @@ pub mod prometheus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::scenario::model::{Comparison, ProbeKind, Target};
 
-/// What one probe saw once.
+/// What one probe saw once, and when.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sample {
@@ -33,13 +34,35 @@ pub enum Verdict {
     Inconclusive,
 }
 
-impl Sample {
+/// What a probe read, before [`sample`] stamps it with the time (from the run's clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub verdict: Verdict,
+    pub observed: String,
+    pub latency_ms: Option<f64>,
+}
+
+impl Reading {
     pub fn new(verdict: Verdict, observed: impl Into<String>) -> Self {
-        Sample {
-            at: Utc::now(),
+        Reading {
             verdict,
             observed: observed.into(),
             latency_ms: None,
+        }
+    }
+
+    /// This reading, taken at `at`.
+    pub fn at(self, at: DateTime<Utc>) -> Sample {
+        let Reading {
+            verdict,
+            observed,
+            latency_ms,
+        } = self;
+        Sample {
+            at,
+            verdict,
+            observed,
+            latency_ms,
         }
     }
 }
@@ -58,17 +81,20 @@ pub struct ProbeContext {
     pub client: ::kube::Client,
     pub target: Target,
     pub sources: Sources,
+    /// Stamps each sample with the time it was answered.
+    pub clock: Clock,
 }
 
 /// Takes one sample of a probe.
 pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
-    match probe {
+    let reading = match probe {
         ProbeKind::Http(p) => http::sample(ctx, p).await,
         ProbeKind::Kube(p) => kube::sample(ctx, p).await,
         ProbeKind::Command(p) => command::sample(p).await,
         ProbeKind::Prometheus(p) => prometheus::sample(ctx, p).await,
         ProbeKind::Alert(p) => alert::sample(ctx, p).await,
-    }
+    };
+    reading.at(ctx.clock.now())
 }
 
 /// Whether every bound of a comparison holds for `value`.

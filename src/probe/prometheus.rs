@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{ProbeContext, Sample, Verdict, describe, holds};
+use super::{ProbeContext, Reading, Verdict, describe, holds};
 use crate::scenario::model::PrometheusProbe;
 
 /// The result of an instant query: `Ok(Some(value))`, `Ok(None)` for no data, or why not.
@@ -54,28 +54,28 @@ pub fn base<'a>(own: Option<&'a str>, ctx: &'a ProbeContext) -> Option<&'a str> 
     own.or(ctx.sources.prometheus.as_deref())
 }
 
-pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Sample {
+pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Reading {
     let Some(base) = base(probe.url.as_deref(), ctx) else {
-        return Sample::new(
+        return Reading::new(
             Verdict::Inconclusive,
             "no Prometheus address: set `url` on the probe, or --prometheus-url",
         );
     };
     let cmp = probe.comparison();
     match instant(base, &probe.query).await {
-        Err(e) => Sample::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e),
         Ok(series) => match series.as_slice() {
-            [] => Sample::new(Verdict::Inconclusive, "no data: the query matched no series"),
-            [(_, value)] if value.is_nan() => Sample::new(Verdict::Inconclusive, "the query returned NaN"),
+            [] => Reading::new(Verdict::Inconclusive, "no data: the query matched no series"),
+            [(_, value)] if value.is_nan() => Reading::new(Verdict::Inconclusive, "the query returned NaN"),
             [(_, value)] => {
                 let verdict = if holds(&cmp, *value) {
                     Verdict::Pass
                 } else {
                     Verdict::Fail
                 };
-                Sample::new(verdict, format!("{value} (want {})", describe(&cmp)))
+                Reading::new(verdict, format!("{value} (want {})", describe(&cmp)))
             }
-            many => Sample::new(
+            many => Reading::new(
                 Verdict::Inconclusive,
                 format!(
                     "the query returned {} series; aggregate it to one number, e.g. sum(…)",

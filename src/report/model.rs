@@ -246,9 +246,10 @@ pub fn schema() -> &'static serde_json::Value {
 }
 
 impl Report {
-    pub fn event(&mut self, kind: &str, detail: impl Into<String>) {
+    /// Adds `kind` to the timeline, at `at`.
+    pub fn event(&mut self, at: DateTime<Utc>, kind: &str, detail: impl Into<String>) {
         self.timeline.push(Event {
-            at: Utc::now(),
+            at,
             kind: kind.into(),
             detail: detail.into(),
         });

@@ -92,7 +92,11 @@ fn is_ten(n: &u32) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GameDayStatus {
-    /// The last time a run was due (run or skipped).
+    /// The minute the controller first read this schedule, by its own clock: runs are due
+    /// from then on. Never the creation time, which the API server's clock wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last time a run was due (run or skipped), by the controller's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<chrono::DateTime<chrono::Utc>>,
     /// The recent runs, oldest first (`historyLimit` of them).

@@ -240,7 +240,13 @@ async fn serve(
                 .ok_or_else(|| ApiError::not_found(&ty, &name))?;
             match sub {
                 Some("scale") => Ok(ok(&scale_of(&object))),
-                _ if wants_table => Ok(ok(&table(&ty, &[&object], &store.rv.to_string(), query))),
+                _ if wants_table => Ok(ok(&table(
+                    &ty,
+                    &[&object],
+                    &store.rv.to_string(),
+                    query,
+                    store.clock.now(),
+                ))),
                 _ => Ok(ok(&object)),
             }
         }
@@ -503,7 +509,7 @@ fn list(
     }
     let rv = store.rv.to_string();
     if wants_table {
-        let mut t = table(ty, &items, &rv, query);
+        let mut t = table(ty, &items, &rv, query, store.clock.now());
         if let Some(token) = next {
             t["metadata"]["continue"] = json!(token);
         }
@@ -676,14 +682,12 @@ struct WatchState {
 }
 
 /// `5s`, `3m`, `2h`, `4d`, as kubectl shows ages.
-fn age(object: &Value) -> String {
+fn age(object: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
     let created = chrono::DateTime::parse_from_rfc3339(text(object, "/metadata/creationTimestamp"));
     let Ok(created) = created else {
         return "<unknown>".into();
     };
-    let secs = (chrono::Utc::now() - created.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
+    let secs = (now - created.with_timezone(&chrono::Utc)).num_seconds().max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -697,7 +701,7 @@ fn int(object: &Value, pointer: &str) -> i64 {
 }
 
 /// The `meta.k8s.io/v1 Table` kubectl asks for, with the columns `kubectl get` shows.
-fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Value {
+fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query, now: chrono::DateTime<chrono::Utc>) -> Value {
     let column = |name: &str, kind: &str, priority: u8| json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": priority});
     type Cells = Box<dyn Fn(&Value) -> Vec<Value>>;
     let (columns, cells): (Vec<Value>, Cells) = match ty.kind.as_str() {
@@ -711,7 +715,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("IP", "string", 1),
                 column("Node", "string", 1),
             ],
-            Box::new(|p: &Value| {
+            Box::new(move |p: &Value| {
                 let statuses = p
                     .pointer("/status/containerStatuses")
                     .and_then(Value::as_array)
@@ -733,7 +737,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                     json!(format!("{ready}/{total}")),
                     json!(status),
                     json!(restarts.to_string()),
-                    json!(age(p)),
+                    json!(age(p, now)),
                     json!(text(p, "/status/podIP")),
                     json!(text(p, "/spec/nodeName")),
                 ]
@@ -747,7 +751,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Available", "integer", 0),
                 column("Age", "string", 0),
             ],
-            Box::new(|d: &Value| {
+            Box::new(move |d: &Value| {
                 vec![
                     json!(text(d, "/metadata/name")),
                     json!(format!(
@@ -757,7 +761,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                     )),
                     json!(int(d, "/status/updatedReplicas")),
                     json!(int(d, "/status/availableReplicas")),
-                    json!(age(d)),
+                    json!(age(d, now)),
                 ]
             }),
         ),
@@ -769,13 +773,13 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Ready", "integer", 0),
                 column("Age", "string", 0),
             ],
-            Box::new(|r: &Value| {
+            Box::new(move |r: &Value| {
                 vec![
                     json!(text(r, "/metadata/name")),
                     json!(int(r, "/spec/replicas")),
                     json!(int(r, "/status/replicas")),
                     json!(int(r, "/status/readyReplicas")),
-                    json!(age(r)),
+                    json!(age(r, now)),
                 ]
             }),
         ),
@@ -785,7 +789,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Ready", "string", 0),
                 column("Age", "string", 0),
             ],
-            Box::new(|s: &Value| {
+            Box::new(move |s: &Value| {
                 vec![
                     json!(text(s, "/metadata/name")),
                     json!(format!(
@@ -793,7 +797,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                         int(s, "/status/readyReplicas"),
                         int(s, "/spec/replicas")
                     )),
-                    json!(age(s)),
+                    json!(age(s, now)),
                 ]
             }),
         ),
@@ -805,7 +809,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Age", "string", 0),
                 column("Version", "string", 0),
             ],
-            Box::new(|n: &Value| {
+            Box::new(move |n: &Value| {
                 let ready = n
                     .pointer("/status/conditions")
                     .and_then(Value::as_array)
@@ -822,7 +826,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                     json!(text(n, "/metadata/name")),
                     json!(status),
                     json!("<none>"),
-                    json!(age(n)),
+                    json!(age(n, now)),
                     json!(text(n, "/status/nodeInfo/kubeletVersion")),
                 ]
             }),
@@ -833,11 +837,11 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Status", "string", 0),
                 column("Age", "string", 0),
             ],
-            Box::new(|n: &Value| {
+            Box::new(move |n: &Value| {
                 vec![
                     json!(text(n, "/metadata/name")),
                     json!(text(n, "/status/phase")),
-                    json!(age(n)),
+                    json!(age(n, now)),
                 ]
             }),
         ),
@@ -849,7 +853,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                 column("Allowed Disruptions", "integer", 0),
                 column("Age", "string", 0),
             ],
-            Box::new(|p: &Value| {
+            Box::new(move |p: &Value| {
                 let show = |ptr: &str| {
                     p.pointer(ptr)
                         .map_or("N/A".to_owned(), |v| v.as_str().map_or(v.to_string(), str::to_owned))
@@ -859,7 +863,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                     json!(show("/spec/minAvailable")),
                     json!(show("/spec/maxUnavailable")),
                     json!(int(p, "/status/disruptionsAllowed")),
-                    json!(age(p)),
+                    json!(age(p, now)),
                 ]
             }),
         ),
@@ -881,7 +885,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
                         let value = o.pointer(&pointer).cloned().unwrap_or(Value::Null);
                         cells.push(match (c["type"].as_str(), &value) {
                             (Some("date"), Value::String(t)) => {
-                                json!(age(&json!({"metadata": {"creationTimestamp": t}})))
+                                json!(age(&json!({"metadata": {"creationTimestamp": t}}), now))
                             }
                             _ => value,
                         });
@@ -892,7 +896,7 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query) -> Valu
         }
         _ => (
             vec![column("Name", "string", 0), column("Age", "string", 0)],
-            Box::new(|o: &Value| vec![json!(text(o, "/metadata/name")), json!(age(o))]),
+            Box::new(move |o: &Value| vec![json!(text(o, "/metadata/name")), json!(age(o, now))]),
         ),
     };
     let include = query.get("includeObject").unwrap_or("Metadata");

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use super::Shared;
-use super::store::{ApiError, at, now_rfc3339};
+use super::store::{ApiError, at};
 use super::world::ENV_FAULT;
 
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -140,7 +140,7 @@ fn prepare(
             ))
         })?;
     let accept = derive_accept_key(key.as_bytes());
-    let ran = run(&mut pod, &container, &command);
+    let ran = run(&mut pod, &container, &command, &store.now_rfc3339());
     if at(
         &store.get("/pods", namespace, pod_name).cloned().unwrap_or_default(),
         "/status",
@@ -154,7 +154,7 @@ fn prepare(
 }
 
 /// Runs `command` in `container`: only `kill` sent to a fault container's script does anything.
-fn run(pod: &mut Value, container: &str, command: &[String]) -> Ran {
+fn run(pod: &mut Value, container: &str, command: &[String], now: &str) -> Ran {
     let fail = |code: i32, stderr: String| Ran {
         code,
         stdout: String::new(),
@@ -196,7 +196,6 @@ fn run(pod: &mut Value, container: &str, command: &[String]) -> Ran {
         "KILL" => (137, "Error", String::new()),
         other => return fail(1, format!("kill: SIG{other} is not handled by the fault script")),
     };
-    let now = now_rfc3339();
     for status in pod["status"]["ephemeralContainerStatuses"]
         .as_array_mut()
         .into_iter()

@@ -36,6 +36,8 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 pub use seed::Seed;
+
+use crate::clock::Clock;
 use store::{ApiError, Store};
 
 /// The name of the kubeconfig context (and cluster) the simulator writes.
@@ -52,6 +54,8 @@ pub struct Config {
     pub watch_history: usize,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// The API server's and the nodes' clock (timestamps it writes, ages it shows).
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             ready_delay: Duration::from_secs(2),
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(5),
+            clock: Clock::system(),
         }
     }
 }
@@ -192,6 +197,13 @@ impl SimBuilder {
         self
     }
 
+    /// The API server's and the nodes' clock; the machine's by default. A skewed one
+    /// (`Clock::skewed`) tests what Disasterpiece does when clocks disagree.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
     pub fn misbehaviour(mut self, misbehaviour: Misbehaviour) -> Self {
         self.misbehaviour = misbehaviour;
         self
@@ -222,7 +234,7 @@ impl SimBuilder {
         let addr = listener
             .local_addr()
             .map_err(|source| SimError::Bind { port, source })?;
-        let mut store = Store::new(config.watch_history);
+        let mut store = Store::new(config.watch_history, config.clock.clone());
         store.denied = denied;
         seed::plant(&mut store, seed);
         if let Some((namespaces, per_namespace)) = bulk {

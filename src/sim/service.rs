@@ -425,18 +425,9 @@ fn metrics(service: &Service) -> String {
     out
 }
 
-/// A number in [0, 1) from the system clock and a counter; good enough to drop requests.
+/// A number in [0, 1); good enough to drop requests.
 fn random_unit() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let mut x = STATE.fetch_add(0x9e37_79b9_7f4a_7c15 ^ nanos, Ordering::Relaxed);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    (crate::random::u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// `GET /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH`, as the API server proxies to

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::resources::{ResourceType, builtin};
+use crate::clock::Clock;
 use crate::scenario::validate::{is_dns_label, is_dns_subdomain};
 use crate::selector::LabelSelector;
 
@@ -203,10 +204,13 @@ pub struct Store {
     pub deletion_deadlines: HashMap<String, Instant>,
     /// `(verb, resource)` pairs SelfSubjectAccessReviews answer "not allowed" for.
     pub denied: Vec<(String, String)>,
+    /// The API server's clock: creation and deletion timestamps, conditions, container states.
+    pub clock: Clock,
 }
 
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// A time as the API server writes it (`metav1.Time`: seconds, `Z`).
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `Value::pointer` without its allocations (it copies every segment to unescape it): the
@@ -240,11 +244,9 @@ pub fn pod_is_healthy(pod: &Value) -> bool {
 }
 
 impl Store {
-    pub fn new(log_cap: usize) -> Self {
+    pub fn new(log_cap: usize, clock: Clock) -> Self {
         let (events, _) = broadcast::channel(1 << 16);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        let seed = crate::random::u64();
         Store {
             rv: 1,
             types: builtin(),
@@ -255,7 +257,13 @@ impl Store {
             rng: seed | 1,
             deletion_deadlines: HashMap::new(),
             denied: Vec::new(),
+            clock,
         }
+    }
+
+    /// The API server's time now, as it writes it.
+    pub fn now_rfc3339(&self) -> String {
+        rfc3339(self.clock.now())
     }
 
     /// A pseudo-random number (SplitMix64); names and uids need no cryptographic quality.
@@ -425,7 +433,7 @@ impl Store {
         let uid = self.uid();
         let meta = &mut object["metadata"];
         meta["uid"] = json!(uid);
-        meta["creationTimestamp"] = json!(now_rfc3339());
+        meta["creationTimestamp"] = json!(self.now_rfc3339());
         if let Value::Object(m) = meta {
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
@@ -545,8 +553,8 @@ impl Store {
         let mut established = crd.clone();
         established["status"] = json!({
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": now_rfc3339()},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": now_rfc3339()},
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": self.now_rfc3339()},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": self.now_rfc3339()},
             ],
             "acceptedNames": crd["spec"]["names"],
             "storedVersions": crd["spec"]["versions"].as_array().map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default(),
@@ -767,8 +775,8 @@ impl Store {
         // A second DELETE may shorten the grace period, never lengthen it.
         let sooner = self.deletion_deadlines.get(&uid).is_none_or(|d| deadline < *d);
         if !already || sooner {
-            let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
-            marked["metadata"]["deletionTimestamp"] = json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let when = self.clock.now() + chrono::Duration::seconds(grace);
+            marked["metadata"]["deletionTimestamp"] = json!(rfc3339(when));
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             if ty.kind == "Pod" && sooner {
                 self.deletion_deadlines.insert(uid, deadline);

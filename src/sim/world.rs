@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::Config;
 use super::resources::ResourceType;
-use super::store::{DeleteOptions, Store, at, now_rfc3339, pod_is_healthy, text};
+use super::store::{DeleteOptions, Store, at, pod_is_healthy, rfc3339, text};
 use crate::scenario::Duration as ScenarioDuration;
 use crate::selector::LabelSelector;
 
@@ -154,6 +154,7 @@ impl World {
     }
 
     fn deployments(&mut self, store: &mut Store, t: &Types) {
+        let stamp = store.now_rfc3339();
         let deployments: Vec<Value> = store.all_of("apps/deployments").cloned().collect();
         for d in deployments {
             if at(&d, "/metadata/deletionTimestamp").is_some() {
@@ -209,6 +210,7 @@ impl World {
             let old_conditions = at(&d, "/status/conditions").cloned();
             status["conditions"] = json!([
                 condition(
+                    &stamp,
                     old_conditions.as_ref(),
                     "Available",
                     available,
@@ -224,6 +226,7 @@ impl World {
                     }
                 ),
                 condition(
+                    &stamp,
                     old_conditions.as_ref(),
                     "Progressing",
                     true,
@@ -354,6 +357,7 @@ impl World {
     }
 
     fn schedule(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant) {
+        let stamp = store.now_rfc3339();
         let pending: Vec<Value> = self
             .tracked_pods(store)
             .into_iter()
@@ -381,7 +385,8 @@ impl World {
                     let node_name = text(node, "/metadata/name").to_owned();
                     *load.entry(node_name.clone()).or_default() += 1;
                     pod["spec"]["nodeName"] = json!(node_name);
-                    pod["status"]["conditions"] = json!([condition(old.as_ref(), "PodScheduled", true, "", "")]);
+                    pod["status"]["conditions"] =
+                        json!([condition(&stamp, old.as_ref(), "PodScheduled", true, "", "")]);
                     self.ready_at
                         .insert(text(&pod, "/metadata/uid").to_owned(), now + config.ready_delay);
                 }
@@ -392,6 +397,7 @@ impl World {
                         nodes.len()
                     );
                     pod["status"]["conditions"] = json!([condition(
+                        &stamp,
                         old.as_ref(),
                         "PodScheduled",
                         false,
@@ -437,7 +443,7 @@ impl World {
                 }
             }
             self.ephemeral(&mut updated, config, now, next);
-            self.container_restarts(&mut updated, now, next);
+            self.container_restarts(&mut updated, now, next, &store.now_rfc3339());
             if updated != pod {
                 store.put_internal(&t.pods, updated);
             }
@@ -469,7 +475,7 @@ impl World {
             .and_then(|n| at(n, "/status/addresses/0/address"))
             .cloned()
             .unwrap_or(json!("10.0.0.1"));
-        let started = now_rfc3339();
+        let started = store.now_rfc3339();
         let statuses: Vec<Value> = pod["spec"]["containers"]
             .as_array()
             .into_iter()
@@ -484,10 +490,10 @@ impl World {
             "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip, "startTime": started,
             "qosClass": "BestEffort", "containerStatuses": statuses,
             "conditions": [
-                condition(old.as_ref(), "Initialized", true, "", ""),
-                condition(old.as_ref(), "Ready", true, "", ""),
-                condition(old.as_ref(), "ContainersReady", true, "", ""),
-                condition(old.as_ref(), "PodScheduled", true, "", ""),
+                condition(&started, old.as_ref(), "Initialized", true, "", ""),
+                condition(&started, old.as_ref(), "Ready", true, "", ""),
+                condition(&started, old.as_ref(), "ContainersReady", true, "", ""),
+                condition(&started, old.as_ref(), "PodScheduled", true, "", ""),
             ],
         });
     }
@@ -495,6 +501,9 @@ impl World {
     /// Ephemeral containers start when they appear and end after their stated duration.
     fn ephemeral(&mut self, pod: &mut Value, config: &Config, now: Instant, next: &mut Next) {
         let uid = text(pod, "/metadata/uid").to_owned();
+        // The node's clock: what a fault script's `date +%s` reads.
+        let wall = config.clock.now();
+        let stamp = rfc3339(wall);
         let containers = pod
             .pointer("/spec/ephemeralContainers")
             .and_then(Value::as_array)
@@ -513,13 +522,13 @@ impl World {
                     // A container never runs past its exercise's window.
                     let left = env(&container, crate::fault::in_pod::ENV_NOT_AFTER)
                         .and_then(|t| t.parse::<i64>().ok())
-                        .map(|t| t - chrono::Utc::now().timestamp());
+                        .map(|t| t - wall.timestamp());
                     let lasts = match left {
                         Some(s) => stated_duration(&container).min(Duration::from_secs(s.max(0) as u64)),
                         None => stated_duration(&container),
                     };
                     let fault = env(&container, ENV_FAULT);
-                    let started = now_rfc3339();
+                    let started = stamp.clone();
                     let ended = |code: i32, message: &str| {
                         json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
                             "message": message, "startedAt": started, "finishedAt": started}})
@@ -531,7 +540,7 @@ impl World {
                         if env(&container, ENV_SIGNAL).as_deref() == Some("KILL") {
                             ended(3, &pid1_ignores_kill(target))
                         } else {
-                            self.kill_container(pod, target, now + config.ready_delay);
+                            self.kill_container(pod, target, now + config.ready_delay, &stamp);
                             next.at(now + config.ready_delay);
                             ended(0, "")
                         }
@@ -557,9 +566,9 @@ impl World {
                             .into_iter()
                             .map(|mut st| {
                                 if st["name"] == name.as_str() {
-                                    let started = at(&st, "/state/running/startedAt").cloned().unwrap_or(json!(now_rfc3339()));
+                                    let started = at(&st, "/state/running/startedAt").cloned().unwrap_or(json!(stamp));
                                     let message = removed_message(&fault_of(&container));
-                                    st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": message, "startedAt": started, "finishedAt": now_rfc3339()}});
+                                    st["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": message, "startedAt": started, "finishedAt": stamp}});
                                 }
                                 st
                             })
@@ -575,9 +584,8 @@ impl World {
         }
     }
 
-    fn kill_container(&mut self, pod: &mut Value, target: &str, back_at: Instant) {
+    fn kill_container(&mut self, pod: &mut Value, target: &str, back_at: Instant, now: &str) {
         let uid = text(pod, "/metadata/uid").to_owned();
-        let now = now_rfc3339();
         for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
             if status["name"] == target {
                 let restarts = status["restartCount"].as_i64().unwrap_or(0) + 1;
@@ -587,11 +595,11 @@ impl World {
                 status["state"] = json!({"running": {"startedAt": now}});
             }
         }
-        set_ready(pod, false);
+        set_ready(pod, false, now);
         self.container_back_at.insert((uid, target.to_owned()), back_at);
     }
 
-    fn container_restarts(&mut self, pod: &mut Value, now: Instant, next: &mut Next) {
+    fn container_restarts(&mut self, pod: &mut Value, now: Instant, next: &mut Next, stamp: &str) {
         let uid = text(pod, "/metadata/uid").to_owned();
         let due: Vec<String> = self
             .container_back_at
@@ -617,7 +625,7 @@ impl World {
                 .as_array()
                 .is_none_or(|s| s.iter().all(|c| c["ready"] == true));
             if all_ready {
-                set_ready(pod, true);
+                set_ready(pod, true, stamp);
             }
         }
     }
@@ -636,12 +644,12 @@ fn has_unfinished_ephemeral(pod: &Value) -> bool {
     declared > finished
 }
 
-fn set_ready(pod: &mut Value, ready: bool) {
+fn set_ready(pod: &mut Value, ready: bool, stamp: &str) {
     let old = at(pod, "/status/conditions").cloned();
     let reason = if ready { "" } else { "ContainersNotReady" };
     let mut conditions: Vec<Value> = old.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
     for kind in ["Ready", "ContainersReady"] {
-        let new = condition(old.as_ref(), kind, ready, reason, "");
+        let new = condition(stamp, old.as_ref(), kind, ready, reason, "");
         match conditions.iter_mut().find(|c| c["type"] == kind) {
             Some(c) => *c = new,
             None => conditions.push(new),
@@ -729,7 +737,7 @@ fn taint_cordoned_nodes(store: &mut Store, t: &Types) {
         }
         if cordoned {
             taints.push(
-                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": now_rfc3339()}),
+                json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": store.now_rfc3339()}),
             );
         } else {
             taints.retain(|t| t["key"] != "node.kubernetes.io/unschedulable");
@@ -747,6 +755,7 @@ fn taint_cordoned_nodes(store: &mut Store, t: &Types) {
 }
 
 fn pdb_status(store: &mut Store, t: &Types) {
+    let stamp = store.now_rfc3339();
     let budgets: Vec<Value> = store.all_of("policy/poddisruptionbudgets").cloned().collect();
     for pdb in budgets {
         let (expected, healthy, desired, allowed) = store.pdb_numbers(&pdb);
@@ -754,7 +763,7 @@ fn pdb_status(store: &mut Store, t: &Types) {
         let status = json!({
             "observedGeneration": at(&pdb, "/metadata/generation").cloned().unwrap_or(json!(1)),
             "expectedPods": expected, "currentHealthy": healthy, "desiredHealthy": desired, "disruptionsAllowed": allowed,
-            "conditions": [condition(old.as_ref(), "DisruptionAllowed", allowed > 0,
+            "conditions": [condition(&stamp, old.as_ref(), "DisruptionAllowed", allowed > 0,
                 if allowed > 0 { "SufficientPods" } else { "InsufficientPods" }, "")],
         });
         write_status(store, &t.pdbs, &pdb, status);
@@ -956,14 +965,14 @@ fn pod_from_template(owner: &Value, name: &str, namespace: &str, kind: &str, ord
 }
 
 /// A condition, keeping its lastTransitionTime when its status did not change.
-fn condition(old: Option<&Value>, kind: &str, status: bool, reason: &str, message: &str) -> Value {
+fn condition(now: &str, old: Option<&Value>, kind: &str, status: bool, reason: &str, message: &str) -> Value {
     let status = if status { "True" } else { "False" };
     let previous = old
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
     let since = match previous {
         Some(p) if p["status"] == status => p["lastTransitionTime"].clone(),
-        _ => json!(now_rfc3339()),
+        _ => json!(now),
     };
     let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
     if !reason.is_empty() {
