@@ -1,5 +1,6 @@
 //! Against a real cluster: set `DISASTERPIECE_E2E_KUBECONFIG` to a kubeconfig whose current
-//! context may create namespaces. Without it these tests say so and pass.
+//! context may create namespaces. Without it these tests are ignored (build.rs), and
+//! `cargo test` counts them so; run with `--ignored` without it, they fail.
 //!
 //! The test makes its own namespace (PodSecurity `privileged`, for NET_ADMIN), a Deployment of
 //! `registry.k8s.io/pause`, and deletes the namespace at the end, whatever happened.
@@ -16,16 +17,14 @@ use kube::api::{Api, AttachParams, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
-async fn cluster(test: &str) -> Option<kube::Client> {
-    let Some(path) = std::env::var_os("DISASTERPIECE_E2E_KUBECONFIG") else {
-        eprintln!("skipped {test}: DISASTERPIECE_E2E_KUBECONFIG is not set (a kubeconfig for a real cluster)");
-        return None;
-    };
+async fn cluster() -> kube::Client {
+    let path = std::env::var_os("DISASTERPIECE_E2E_KUBECONFIG")
+        .expect("this test needs a real cluster: set DISASTERPIECE_E2E_KUBECONFIG to a kubeconfig");
     let kubeconfig = Kubeconfig::read_from(&path).expect("read DISASTERPIECE_E2E_KUBECONFIG");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("a usable kubeconfig");
-    Some(kube::Client::try_from(config).expect("client"))
+    kube::Client::try_from(config).expect("client")
 }
 
 async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
@@ -61,10 +60,12 @@ impl Drop for Scratch {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_e2e_cluster),
+    ignore = "needs a real cluster: DISASTERPIECE_E2E_KUBECONFIG=… cargo test --test e2e"
+)]
 async fn pod_kill_and_network_delay_on_a_real_cluster() {
-    let Some(client) = cluster("pod_kill_and_network_delay_on_a_real_cluster").await else {
-        return;
-    };
+    let client = cluster().await;
     let ns = format!("disasterpiece-e2e-{}", std::process::id());
     let namespace = serde_json::from_value(json!({"metadata": {"name": ns,
         "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}))

@@ -1,8 +1,9 @@
 //! The prometheus and alert probes against a real Prometheus (Debian's package), which scrapes
 //! the simulator's synthetic services and evaluates an alerting rule.
 //!
-//! Prometheus is found through `DISASTERPIECE_PROMETHEUS` or on PATH (`.ci/run` installs it).
-//! Without it these tests say so and pass, except in CI (`CI=true`).
+//! Prometheus is found through `DISASTERPIECE_PROMETHEUS` or on PATH, Alertmanager through
+//! `DISASTERPIECE_ALERTMANAGER` or on PATH (`.ci/run` installs both). Without them these tests
+//! are ignored (build.rs), and `cargo test` counts them so.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,23 +21,12 @@ use tokio::sync::watch;
 mod common;
 use common::{eventually, fast_shop, start};
 
-fn prometheus_binary(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("DISASTERPIECE_PROMETHEUS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .map(|d| d.join("prometheus"))
-                .find(|p| p.is_file())
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{test}: prometheus is required in CI; .ci/run installs it (apt-get install prometheus)"
-        );
-        eprintln!("skipped {test}: no prometheus (apt-get install prometheus, or set DISASTERPIECE_PROMETHEUS)");
-    }
-    found
+fn prometheus_binary() -> PathBuf {
+    common::program(
+        Some("DISASTERPIECE_PROMETHEUS"),
+        &["prometheus"],
+        "apt-get install prometheus, or set DISASTERPIECE_PROMETHEUS",
+    )
 }
 
 struct Prometheus {
@@ -119,10 +109,9 @@ fn parse(text: &str) -> Scenario {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_prometheus), ignore = "needs prometheus (apt-get install prometheus)")]
 async fn an_alert_that_fires_is_detected_and_a_promql_threshold_must_hold_for_its_duration() {
-    let Some(binary) = prometheus_binary("an_alert_that_fires_is_detected") else {
-        return;
-    };
+    let binary = prometheus_binary();
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-run-{}", std::process::id()));
     let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await, None).await;
@@ -188,10 +177,9 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_prometheus), ignore = "needs prometheus (apt-get install prometheus)")]
 async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() {
-    let Some(binary) = prometheus_binary("no_data_several_series_and_bad_queries_are_inconclusive") else {
-        return;
-    };
+    let binary = prometheus_binary();
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-edge-{}", std::process::id()));
     let prometheus = start_prometheus(&binary, &dir, &shop_targets(&client).await, None).await;
@@ -236,39 +224,27 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
 }
 
 /// Debian names it prometheus-alertmanager; elsewhere it is alertmanager.
-fn alertmanager_binary(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("DISASTERPIECE_ALERTMANAGER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .flat_map(|d| [d.join("prometheus-alertmanager"), d.join("alertmanager")])
-                .find(|p| p.is_file())
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{test}: alertmanager is required in CI; .ci/run installs it (apt-get install prometheus-alertmanager)"
-        );
-        eprintln!(
-            "skipped {test}: no alertmanager (apt-get install prometheus-alertmanager, or set DISASTERPIECE_ALERTMANAGER)"
-        );
-    }
-    found
+fn alertmanager_binary() -> PathBuf {
+    common::program(
+        Some("DISASTERPIECE_ALERTMANAGER"),
+        &["prometheus-alertmanager", "alertmanager"],
+        "apt-get install prometheus-alertmanager, or set DISASTERPIECE_ALERTMANAGER",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(has_prometheus, has_alertmanager)),
+    ignore = "needs prometheus and alertmanager (apt-get install prometheus prometheus-alertmanager)"
+)]
 async fn an_alert_read_from_alertmanager_is_detected() {
-    let Some(Monitored {
+    let Monitored {
         _sim,
         client,
         prometheus,
         am_url,
         _am,
-    }) = monitored_shop("an_alert_read_from_alertmanager_is_detected", "alertmanager").await
-    else {
-        return;
-    };
+    } = monitored_shop("alertmanager").await;
     let scenario = parse(
         "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
@@ -312,11 +288,9 @@ struct Monitored {
     _am: tokio::process::Child,
 }
 
-/// Starts the shop, Alertmanager and Prometheus; `None` when they are not installed here.
-async fn monitored_shop(test: &str, dir_name: &str) -> Option<Monitored> {
-    let (Some(prom_binary), Some(am_binary)) = (prometheus_binary(test), alertmanager_binary(test)) else {
-        return None;
-    };
+/// Starts the shop, Alertmanager and Prometheus.
+async fn monitored_shop(dir_name: &str) -> Monitored {
+    let (prom_binary, am_binary) = (prometheus_binary(), alertmanager_binary());
     let (_sim, client) = start(fast_shop()).await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{dir_name}-{}", std::process::id()));
     let (am_url, _am) = start_alertmanager(&am_binary, &dir).await;
@@ -327,13 +301,13 @@ async fn monitored_shop(test: &str, dir_name: &str) -> Option<Monitored> {
         Some(am_url.trim_start_matches("http://")),
     )
     .await;
-    Some(Monitored {
+    Monitored {
         _sim,
         client,
         prometheus,
         am_url,
         _am,
-    })
+    }
 }
 
 /// A port on 127.0.0.1 nothing listens on.
@@ -373,17 +347,18 @@ async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::proces
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(has_prometheus, has_alertmanager)),
+    ignore = "needs prometheus and alertmanager (apt-get install prometheus prometheus-alertmanager)"
+)]
 async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detect() {
-    let Some(Monitored {
+    let Monitored {
         _sim,
         client,
         prometheus,
         am_url,
         _am,
-    }) = monitored_shop("a_300ms_delay_fires_checkout_slow", "checkout-slow").await
-    else {
-        return;
-    };
+    } = monitored_shop("checkout-slow").await;
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/checkout-slow-alert.yaml"))
             .expect("read the scenario");

@@ -50,23 +50,6 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A tool on PATH, or `None` after saying why the test is skipped (a failure in CI).
-fn tool(name: &str, env: Option<&str>, test: &str, install: &str) -> Option<PathBuf> {
-    let found = env.and_then(std::env::var_os).map(PathBuf::from).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{test}: {name} is required in CI; .ci/run installs it ({install})"
-        );
-        eprintln!("skipped {test}: no {name} ({install})");
-    }
-    found
-}
-
 #[test]
 fn markdown_of_a_fixed_report_matches_the_golden_file() {
     let markdown = stdout(&cli(&["report", FIXTURE]));
@@ -91,14 +74,13 @@ fn junit_of_a_fixed_report_matches_the_golden_file_and_the_junit_shape() {
     golden("report.junit.xml", &xml);
     assert!(xml.contains("<failure message=\"CheckoutDegraded is not firing\" type=\"refuted\">"));
     assert!(xml.contains("<skipped message=\"inconclusive: "));
-    let Some(xmllint) = tool(
-        "xmllint",
-        None,
-        "junit_matches_the_junit_shape",
-        "apt-get install libxml2-utils",
-    ) else {
-        return;
-    };
+}
+
+#[test]
+#[cfg_attr(not(has_xmllint), ignore = "needs xmllint (apt-get install libxml2-utils)")]
+fn junit_of_a_fixed_report_has_the_shape_ci_tools_read() {
+    let xml = stdout(&cli(&["report", FIXTURE, "--format", "junit"]));
+    let xmllint = common::program(None, &["xmllint"], "apt-get install libxml2-utils");
     let dir = scratch("junit");
     let file = dir.join("report.xml");
     std::fs::write(&file, &xml).expect("write");
@@ -336,16 +318,13 @@ async fn real_report() -> Report {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_chromium), ignore = "needs chromium (apt-get install chromium)")]
 async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
-    let test = "the_html_report_renders_in_headless_chromium";
-    let Some(chromium) = tool(
-        "chromium",
+    let chromium = common::program(
         Some("DISASTERPIECE_CHROMIUM"),
-        test,
-        "apt-get install chromium",
-    ) else {
-        return;
-    };
+        &["chromium"],
+        "apt-get install chromium, or set DISASTERPIECE_CHROMIUM",
+    );
     let report = real_report().await;
     assert!(!report.expectations.is_empty());
     let dir = scratch("html");

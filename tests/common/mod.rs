@@ -111,3 +111,20 @@ pub async fn install_crds(client: &kube::Client) {
             .expect("the CRD is accepted");
     }
 }
+
+/// An external program a test needs: the path the environment variable `variable` names,
+/// else the first of `names` found on PATH. Each test that calls this carries
+/// `#[cfg_attr(not(has_…), ignore = "needs …")]` (see build.rs), so the program is missing
+/// only when such a test is run on purpose (`--ignored`): then the test fails, saying how to
+/// install it, rather than passing without having run.
+pub fn program(variable: Option<&str>, names: &[&str], install: &str) -> std::path::PathBuf {
+    let named = variable.and_then(std::env::var_os).map(std::path::PathBuf::from);
+    named
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("this test needs {}: {install}", names.join(" or ")))
+}
