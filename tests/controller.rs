@@ -34,7 +34,8 @@ fn options(sim: &Sim, clock: Clock) -> Options {
 
 /// The shop with the CRDs installed and a controller running; dropped, it stops.
 struct Cluster {
-    sim: Sim,
+    /// Kept so the simulator lives as long as the cluster.
+    _sim: Sim,
     client: kube::Client,
     /// Where the controller serves /metrics, /healthz and /readyz.
     metrics_url: String,
@@ -61,7 +62,7 @@ async fn cluster() -> Cluster {
     };
     tokio::spawn(control(client.clone(), options, stop));
     Cluster {
-        sim,
+        _sim: sim,
         client,
         metrics_url,
         _stop: stop_tx,
@@ -125,45 +126,15 @@ spec:
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exercise_created_with_kubectl_runs_to_a_verdict_with_status_events_and_report() {
+async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
     let cluster = cluster().await;
     let client = &cluster.client;
     add_scenario(client, "shop", POD_LOSS).await;
-    let manifest = serde_json::to_string(&exercise("pod-loss-1", "checkout-pod-loss")).expect("JSON");
-    let kubectl = std::env::var_os("DISASTERPIECE_KUBECTL")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.is_file())
-        });
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    match kubectl {
-        Some(kubectl) => {
-            use tokio::io::AsyncWriteExt;
-            let mut child = tokio::process::Command::new(kubectl)
-                .arg("--kubeconfig")
-                .arg(cluster.sim.kubeconfig_path())
-                // The simulator serves no OpenAPI documents for kubectl's client-side validation.
-                .args(["create", "-n", "shop", "--validate=false", "-f", "-"])
-                .env_remove("KUBECONFIG")
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .expect("kubectl");
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(manifest.as_bytes()).await.expect("write");
-            drop(stdin);
-            assert!(child.wait().await.expect("kubectl").success(), "kubectl create");
-        }
-        None => {
-            assert!(std::env::var("CI").is_err(), "kubectl is required in CI");
-            eprintln!("no kubectl: creating the Exercise through the API");
-            exercises
-                .create(&PostParams::default(), &exercise("pod-loss-1", "checkout-pod-loss"))
-                .await
-                .expect("create");
-        }
-    }
+    exercises
+        .create(&PostParams::default(), &exercise("pod-loss-1", "checkout-pod-loss"))
+        .await
+        .expect("create");
     eventually("the exercise finishes", || async {
         exercises.get("pod-loss-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
     })
@@ -520,6 +491,17 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
     );
     // 14:00 in Berlin (13:00 UTC): due.
     pinned.set(utc("2026-11-25T13:00:00Z"));
+    // From now on the controller's clock runs (a second every 50 ms), so the times it writes
+    // say in which order things happened.
+    let ticking = tokio::spawn({
+        let pinned = pinned.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                pinned.advance(chrono::TimeDelta::seconds(1));
+            }
+        }
+    });
     let run = |name: &'static str| {
         let gamedays = gamedays.clone();
         async move {
@@ -558,12 +540,10 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
     let prod = exercises.get(&confirmed.exercises[1]).await.expect("prod");
     assert_eq!(dev.spec.stage.as_deref(), Some("dev"));
     assert_eq!(prod.spec.stage.as_deref(), Some("prod"));
+    // Both times are the controller's: the API server's clock is not compared with it.
     let dev_ended = dev.status.and_then(|s| s.ended_at).expect("dev ended");
-    let prod_created = prod.metadata.creation_timestamp.expect("created").0.as_second();
-    assert!(
-        prod_created >= dev_ended.timestamp(),
-        "prod started before dev finished"
-    );
+    let prod_started = prod.status.and_then(|s| s.started_at).expect("prod started");
+    assert!(prod_started >= dev_ended, "prod started before dev finished");
     eventually("the refuting game day stops after dev", || async {
         run("dev-refutes").await.is_some_and(|r| r.state == "stopped")
     })
@@ -589,6 +569,7 @@ async fn gamedays_fire_at_their_minute_in_their_time_zone_skip_blackouts_and_gat
             .len(),
         1
     );
+    ticking.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -823,4 +804,45 @@ async fn gameday_runs_happen_once_each_with_the_api_server_clock_ten_minutes_ahe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gameday_runs_happen_once_each_with_the_api_server_clock_ten_minutes_behind() {
     every_due_run_happens_once_with_the_api_server_clock_off_by(chrono::TimeDelta::minutes(-10)).await;
+}
+
+/// Leader election never compares one replica's clock with another's: a leader whose clock is
+/// an hour behind writes `renewTime`s an hour old, yet keeps its Lease while it renews, and the
+/// other replica takes it only once it has itself seen the Lease unrenewed for its duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_clock_is_an_hour_behind_keeps_its_lease_while_it_renews() {
+    use disasterpiece::controller::lease::{Election, Elector};
+    let (_sim, client) = start(fast_shop()).await;
+    let election = |identity: &str| Election {
+        namespace: "shop".into(),
+        name: "disasterpiece-leader".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(2),
+    };
+    let mut behind = Elector::new(
+        &client,
+        election("behind"),
+        Clock::system().skewed(chrono::TimeDelta::hours(-1)),
+    );
+    let mut other = Elector::new(&client, election("other"), Clock::system());
+    assert!(behind.lead().await, "the first replica takes the free Lease");
+    // Twice the lease's duration of renewals: the other replica never takes it.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(behind.lead().await, "the leader renews");
+        assert!(
+            !other.lead().await,
+            "the other replica took a Lease that was being renewed"
+        );
+    }
+    // The leader stops renewing: the other replica takes over, and the old one knows it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !other.lead().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other replica never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!behind.lead().await);
 }
