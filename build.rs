@@ -53,6 +53,14 @@ fn main() {
             None => {}
         }
     }
+    // What a real API server answered, for tests/conformance.rs (beside the repository).
+    println!("cargo::rustc-check-cfg=cfg(has_conformance_corpus)");
+    // (Watched only where it exists: Cargo reruns a script every time for a missing path.)
+    let corpus = Path::new("../shared/k8s-conformance/cases.jsonl");
+    if corpus.is_file() {
+        println!("cargo::rerun-if-changed={}", corpus.display());
+        println!("cargo::rustc-cfg=has_conformance_corpus");
+    }
     // A real cluster for tests/e2e.rs.
     println!("cargo::rustc-check-cfg=cfg(has_e2e_cluster)");
     println!("cargo::rerun-if-env-changed=DISASTERPIECE_E2E_KUBECONFIG");
