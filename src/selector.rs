@@ -152,6 +152,12 @@ fn parse_requirement(part: &str) -> Result<(String, Op), String> {
         if let Some(at) = part.find(token) {
             let key = valid_key(part[..at].trim()).ok_or_else(bad)?;
             let value = part[at + token.len()..].trim().to_owned();
+            // As Kubernetes' lexer reads `a===b`: an operator where a value must be.
+            if let Some(symbol) = value.chars().next().filter(|c| "=!(),<>".contains(*c)) {
+                return Err(format!(
+                    "unable to parse requirement: found '{symbol}', expected: identifier"
+                ));
+            }
             return Ok((key, if equal { Op::Eq(value) } else { Op::NotEq(value) }));
         }
     }
@@ -211,6 +217,11 @@ impl FieldSelector {
         Ok(FieldSelector(terms))
     }
 
+    /// Selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let actual = field_pointer(field).and_then(|p| object.pointer(p));
@@ -254,6 +265,12 @@ mod tests {
         }
         assert!(LabelSelector::parse("env in ()").is_err());
         assert!(LabelSelector::parse("a b c").is_err());
+        // An operator where the value must be, in the API server's words.
+        assert_eq!(
+            LabelSelector::parse("a===b"),
+            Err("unable to parse requirement: found '=', expected: identifier".to_owned())
+        );
+        assert!(LabelSelector::parse("a!=!b").is_err());
     }
 
     #[test]

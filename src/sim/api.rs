@@ -45,20 +45,42 @@ fn not_found_path(path: &str) -> Response {
     error(&e)
 }
 
-/// The parsed query string.
-struct Query(HashMap<String, String>);
+/// The parsed query string, and the options type it stands for (`CreateOptions` for a POST…),
+/// which the API server names when it refuses one.
+struct Query(HashMap<String, String>, &'static str);
 
 impl Query {
-    fn parse(query: Option<&str>) -> Self {
+    fn parse(query: Option<&str>, method: &Method) -> Self {
+        let options = match *method {
+            Method::POST => "CreateOptions",
+            Method::PUT => "UpdateOptions",
+            Method::PATCH => "PatchOptions",
+            Method::DELETE => "DeleteOptions",
+            _ => "ListOptions",
+        };
         Query(
             url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .into_owned()
                 .collect(),
+            options,
         )
     }
 
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// 422 for a bad option, as the API server words it:
+    /// `CreateOptions.meta.k8s.io "" is invalid: dryRun: …`.
+    fn invalid(&self, field: &str, reason: &'static str, message: String) -> ApiError {
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{}.meta.k8s.io \"\" is invalid: {field}: {message}", self.1),
+        );
+        e.details = Some(json!({"group": "meta.k8s.io", "kind": self.1,
+            "causes": [{"reason": reason, "message": message, "field": field}]}));
+        e
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -69,9 +91,11 @@ impl Query {
         match self.get("dryRun") {
             None => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "unsupported dry run value {other:?}; the only supported value is All"
-            ))),
+            Some(other) => Err(self.invalid(
+                "dryRun",
+                "FieldValueNotSupported",
+                format!("Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+            )),
         }
     }
 
@@ -130,7 +154,7 @@ fn parse_target(store: &Store, group: &str, version: &str, rest: &[&str]) -> Opt
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    let query = Query::parse(parts.uri.query());
+    let query = Query::parse(parts.uri.query(), &parts.method);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -280,8 +304,18 @@ async fn serve(
                 ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
             })?;
             if patch_type == PatchType::Apply && query.get("fieldManager").is_none() {
-                return Err(ApiError::bad_request(
-                    "PATCH with apply requires a fieldManager query parameter",
+                return Err(query.invalid(
+                    "fieldManager",
+                    "FieldValueRequired",
+                    "Required value: is required for apply patch".into(),
+                ));
+            }
+            if patch_type == PatchType::Strategic && ty.custom {
+                // Custom resources have no patch strategy to merge by.
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
                 ));
             }
             let mut store = shared.store.lock().expect("store lock");
@@ -479,7 +513,7 @@ fn list(
     if let (Some(rv), Some("Exact")) = (query.get("resourceVersion"), query.get("resourceVersionMatch"))
         && rv != store.rv.to_string()
     {
-        return Err(ApiError::gone(format!("too old resource version: {rv} ({})", store.rv)));
+        return Err(ApiError::gone("The resourceVersion for the provided list is too old."));
     }
     let limit = query
         .get("limit")
@@ -497,28 +531,35 @@ fn list(
         });
     let mut items: Vec<&Value> = Vec::new();
     let mut next = None;
+    let mut remaining = None;
     for object in matching.by_ref() {
         if limit.is_some_and(|l| items.len() == l) {
             let last = items
                 .last()
                 .map(|o| format!("{}/{}", text(o, "/metadata/namespace"), text(o, "/metadata/name")));
             next = last;
+            // As etcd counts them: only for a list no selector filters.
+            remaining = (labels.is_empty() && fields.is_empty()).then(|| 1 + matching.by_ref().count());
             break;
         }
         items.push(object);
     }
     let rv = store.rv.to_string();
+    let paginate = |metadata: &mut Value| {
+        if let Some(token) = &next {
+            metadata["continue"] = json!(token);
+        }
+        if let Some(n) = remaining {
+            metadata["remainingItemCount"] = json!(n);
+        }
+    };
     if wants_table {
         let mut t = table(ty, &items, &rv, query, store.clock.now());
-        if let Some(token) = next {
-            t["metadata"]["continue"] = json!(token);
-        }
+        paginate(&mut t["metadata"]);
         return Ok(ok(&t));
     }
     let mut metadata = json!({"resourceVersion": rv});
-    if let Some(token) = next {
-        metadata["continue"] = json!(token);
-    }
+    paginate(&mut metadata);
     let body = json!({"kind": format!("{}List", ty.kind), "apiVersion": ty.api_version(), "metadata": metadata, "items": items});
     Ok(ok(&body))
 }
@@ -561,6 +602,14 @@ fn watch(
     query: &Query,
 ) -> Result<Response, ApiError> {
     let (labels, fields) = query.selectors()?;
+    if query.get("sendInitialEvents").is_some() {
+        // Kubernetes 1.28, which this simulator answers as, has the WatchList gate off.
+        return Err(query.invalid(
+            "sendInitialEvents",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".into(),
+        ));
+    }
     let bookmarks = query.flag("allowWatchBookmarks");
     let timeout = query
         .get("timeoutSeconds")
@@ -571,18 +620,12 @@ fn watch(
         let store = shared.store.lock().expect("store lock");
         let receiver = store.events.subscribe();
         let rv_param = query.get("resourceVersion").unwrap_or("0");
-        let initial = rv_param == "0" || query.flag("sendInitialEvents");
-        if initial {
+        if rv_param == "0" {
             for object in store
                 .list(&ty.key(), namespace.as_deref())
                 .filter(|o| labels.matches_object(o) && fields.matches(o))
             {
                 pending.push_back(line("ADDED", object));
-            }
-            if query.flag("sendInitialEvents") && bookmarks {
-                let mark = json!({"kind": ty.kind, "apiVersion": ty.api_version(), "metadata": {
-                    "resourceVersion": store.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-                pending.push_back(line("BOOKMARK", &mark));
             }
         } else {
             let rv: u64 = rv_param
@@ -681,6 +724,11 @@ struct WatchState {
     end: Option<Instant>,
 }
 
+/// A cell kubectl shows as `<none>` when empty.
+fn or_none(value: &str) -> &str {
+    if value.is_empty() { "<none>" } else { value }
+}
+
 /// `5s`, `3m`, `2h`, `4d`, as kubectl shows ages.
 fn age(object: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
     let created = chrono::DateTime::parse_from_rfc3339(text(object, "/metadata/creationTimestamp"));
@@ -714,6 +762,8 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query, now: ch
                 column("Age", "string", 0),
                 column("IP", "string", 1),
                 column("Node", "string", 1),
+                column("Nominated Node", "string", 1),
+                column("Readiness Gates", "string", 1),
             ],
             Box::new(move |p: &Value| {
                 let statuses = p
@@ -738,8 +788,10 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query, now: ch
                     json!(status),
                     json!(restarts.to_string()),
                     json!(age(p, now)),
-                    json!(text(p, "/status/podIP")),
-                    json!(text(p, "/spec/nodeName")),
+                    json!(or_none(text(p, "/status/podIP"))),
+                    json!(or_none(text(p, "/spec/nodeName"))),
+                    json!(or_none(text(p, "/status/nominatedNodeName"))),
+                    json!("<none>"),
                 ]
             }),
         ),

@@ -282,6 +282,7 @@ impl SimBuilder {
         };
         let limit = config.replace_delay + config.ready_delay * 4 + Duration::from_secs(10);
         sim.settled(limit).await?;
+        sim.shared.store.lock().expect("store lock").compact_history();
         Ok(sim)
     }
 }

@@ -19,6 +19,8 @@ pub struct ResourceType {
     pub create_only: bool,
     /// A custom resource's `additionalPrinterColumns`, as its CRD states them.
     pub printer_columns: Vec<Value>,
+    /// Served for a CustomResourceDefinition (no strategic merge patch, schema validation).
+    pub custom: bool,
 }
 
 impl ResourceType {
@@ -34,6 +36,7 @@ impl ResourceType {
             subresources: Vec::new(),
             create_only: false,
             printer_columns: Vec::new(),
+            custom: false,
         }
     }
 
@@ -107,6 +110,7 @@ impl ResourceType {
                     subresources,
                     create_only: false,
                     printer_columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+                    custom: true,
                 }
             })
             .collect()

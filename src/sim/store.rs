@@ -119,8 +119,12 @@ impl ApiError {
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
+            "message": self.message, "code": self.code,
         });
+        // Like the API server, no reason where it has none (a bare 500).
+        if !self.reason.is_empty() {
+            status["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             status["details"] = d.clone();
         }
@@ -304,6 +308,12 @@ impl Store {
 
     pub fn type_by_key(&self, key: &str) -> Option<ResourceType> {
         self.types.iter().find(|t| t.key() == key).cloned()
+    }
+
+    /// Forgets the change history, as a real API server's watch cache holds none from before
+    /// it started: the seeded world is old news, and a watch from before now gets 410.
+    pub fn compact_history(&mut self) {
+        self.log.clear();
     }
 
     /// The oldest resourceVersion a watch can still resume from.
@@ -499,6 +509,21 @@ impl Store {
             return Err(ApiError::invalid(ty, &name, causes));
         }
         if ty.create_only {
+            let has = |field: &str| object["spec"].get(field).is_some_and(|v| !v.is_null());
+            if has("resourceAttributes") == has("nonResourceAttributes") {
+                // The API server's own wording, with the kind left out as it leaves it out.
+                let field = "spec.resourceAttributes";
+                let message = "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified";
+                let mut e = ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(".{} \"\" is invalid: {field}: {message}", ty.group),
+                );
+                e.details = Some(
+                    json!({"group": ty.group, "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
+                );
+                return Err(e);
+            }
             // A review answers and is not stored: the simulator grants all but what it was
             // told to deny.
             let attributes = &object["spec"]["resourceAttributes"];
@@ -838,6 +863,14 @@ impl Store {
             .pointer("/deleteOptions/preconditions/uid")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        if at(body, "/metadata/name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| n != name)
+        {
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
+        }
         let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         if at(&pod, "/metadata/deletionTimestamp").is_some() {
             return Ok(success); // already terminating: nothing to protect
@@ -854,7 +887,7 @@ impl Store {
         if budgets.len() > 1 {
             return Err(ApiError::new(
                 500,
-                "InternalError",
+                "",
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
             ));
         }
@@ -1164,6 +1197,33 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
 }
 
 /// The validation the simulator does: enough that bad objects are refused with a 422.
+/// What a ConfigMap's values may add up to (etcd's limit on one object, less room for the rest).
+pub const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
+
+/// Why `name` is no port name (IANA_SVC_NAME), in the API server's words.
+fn port_name_problems(name: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if name.len() > 15 {
+        problems.push("must be no more than 15 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if name.contains("--") {
+        problems.push("must not contain consecutive hyphens");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        problems.push("must not begin or end with a hyphen");
+    }
+    problems
+}
+
 fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = text(object, "/metadata/name");
@@ -1209,6 +1269,21 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                     }
                     if c["image"].as_str().is_none_or(str::is_empty) {
                         causes.push(required(&format!("{field}[{i}].image")));
+                    }
+                    for (j, port) in c["ports"].as_array().into_iter().flatten().enumerate() {
+                        let at_port = format!("{field}[{i}].ports[{j}]");
+                        if let Some(port_name) = port["name"].as_str() {
+                            for why in port_name_problems(port_name) {
+                                causes.push(invalid_value(&format!("{at_port}.name"), &port["name"], why));
+                            }
+                        }
+                        if !port["containerPort"].as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
+                            causes.push(invalid_value(
+                                &format!("{at_port}.containerPort"),
+                                &port["containerPort"],
+                                "must be between 1 and 65535, inclusive",
+                            ));
+                        }
                     }
                 }
             }
@@ -1304,6 +1379,28 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
         }
         "NetworkPolicy" if at(object, "/spec/podSelector").is_none() => {
             causes.push(required("spec.podSelector"));
+        }
+        "ConfigMap" => {
+            // The values count (keys do not); binaryData as the bytes it decodes to.
+            let text: usize = object["data"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, v)| v.as_str().map(str::len))
+                .sum();
+            let binary: usize = object["binaryData"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, v)| v.as_str().map(|b| b.trim_end_matches('=').len() * 3 / 4))
+                .sum();
+            if text + binary > MAX_CONFIG_MAP_BYTES {
+                causes.push(Cause {
+                    field: "[]".into(),
+                    reason: "FieldValueTooLong",
+                    message: format!("Too long: must have at most {MAX_CONFIG_MAP_BYTES} bytes"),
+                });
+            }
         }
         _ => {}
     }
