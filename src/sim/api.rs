@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::patch::{PatchType, apply};
+use super::patch::{PatchError, PatchType, apply};
 use super::resources::{ResourceType, group, group_list, resource_list};
 use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, text};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -37,11 +37,21 @@ pub(crate) fn error(e: &ApiError) -> Response {
     json_response(code, &e.to_status())
 }
 
-fn not_found_path(path: &str) -> Response {
+/// A path the API server serves nothing under (an unknown group or version): its HTTP mux
+/// answers in plain text, not with a Status.
+fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// An unknown resource of a group and version that are served: a Status.
+fn resource_not_found() -> Response {
     let mut e = ApiError::new(404, "NotFound", "the server could not find the requested resource");
-    e.details = Some(
-        json!({"causes": [{"reason": "UnexpectedServerResponse", "message": format!("404 page not found: {path}")}]}),
-    );
+    e.details = Some(json!({}));
     error(&e)
 }
 
@@ -192,13 +202,15 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             )),
             ["api", "v1"] => Err(ok(&resource_list(types, "", "v1"))),
             ["apis"] => Err(ok(&group_list(types))),
-            ["apis", g] => Err(group(types, g).map_or_else(|| not_found_path(&path), |g| ok(&g))),
+            ["apis", g] => Err(group(types, g).map_or_else(page_not_found, |g| ok(&g))),
             ["apis", g, v] if types.iter().any(|t| t.group == *g && t.version == *v) => {
                 Err(ok(&resource_list(types, g, v)))
             }
             ["api", "v1", rest @ ..] => Ok(parse_target(&store_guard, "", "v1", rest)),
+            ["apis", g, v, ..] if !types.iter().any(|t| t.group == *g && t.version == *v) => Err(page_not_found()),
             ["apis", g, v, rest @ ..] => Ok(parse_target(&store_guard, g, v, rest)),
-            _ => Ok(None),
+            ["api", ..] => Err(page_not_found()),
+            _ => Err(page_not_found()),
         }
     };
     let target = match routed {
@@ -206,7 +218,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         Err(response) => return response,
     };
     let Some(target) = target else {
-        return not_found_path(&path);
+        return resource_not_found();
     };
     let result = serve(&shared, &parts.method, &parts.headers, &query, target, &body).await;
     if matches!(
@@ -300,9 +312,8 @@ async fn serve(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| {
-                ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
-            })?;
+            let patch_type = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", "415: Unsupported Media Type"))?;
             if patch_type == PatchType::Apply && query.get("fieldManager").is_none() {
                 return Err(query.invalid(
                     "fieldManager",
@@ -323,19 +334,17 @@ async fn serve(
             let existing = store.get(&ty.key(), &ns, &name).cloned();
             let Some(existing) = existing else {
                 if patch_type == PatchType::Apply && sub.is_none() {
-                    let object =
-                        apply(&json!({"metadata": {"name": name}}), patch_type, body).map_err(ApiError::bad_request)?;
+                    let object = apply(&json!({"metadata": {"name": name}}), patch_type, body).map_err(patch_error)?;
                     let created = store.create(&ty, &ns, object, dry_run)?;
                     return Ok(json_response(StatusCode::CREATED, &created));
                 }
                 return Err(ApiError::not_found(&ty, &name));
             };
             if sub == Some("scale") {
-                let patched =
-                    apply(&scale_of(&existing), patch_type, body).map_err(|e| ApiError::new(422, "Invalid", e))?;
+                let patched = apply(&scale_of(&existing), patch_type, body).map_err(patch_error)?;
                 return Ok(ok(&update_scale(&mut store, &ty, &ns, &name, &patched, dry_run)?));
             }
-            let mut patched = apply(&existing, patch_type, body).map_err(|e| ApiError::new(422, "Invalid", e))?;
+            let mut patched = apply(&existing, patch_type, body).map_err(patch_error)?;
             if patch_type == PatchType::Apply
                 || text(&patched, "/metadata/resourceVersion") == text(&existing, "/metadata/resourceVersion")
             {
@@ -456,6 +465,19 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
     })
 }
 
+/// A patch that was not applied, as the API server answers it: a body it cannot read is 400;
+/// a JSON patch whose operation fails is 422 with its generic words (it says no more).
+fn patch_error(e: PatchError) -> ApiError {
+    match e {
+        PatchError::Malformed(message) => ApiError::bad_request(message),
+        PatchError::NotApplicable(_) => ApiError::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        ),
+    }
+}
+
 fn scale_of(object: &Value) -> Value {
     let selector = object
         .pointer("/spec/selector")
@@ -490,7 +512,13 @@ fn update_scale(
             reason: "FieldValueInvalid",
             message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
         };
-        return Err(ApiError::invalid(ty, name, vec![cause]));
+        // The API server validates the Scale, so it names the Scale.
+        return Err(ApiError::invalid_kind(
+            "Scale.autoscaling",
+            "autoscaling",
+            name,
+            vec![cause],
+        ));
     }
     let mut updated = object.clone();
     updated["spec"]["replicas"] = json!(replicas);

@@ -31,28 +31,39 @@ impl PatchType {
 }
 
 /// Applies `body` to `target`. Errors are messages for a 422 or 400 answer.
-pub fn apply(target: &Value, patch_type: PatchType, body: &[u8]) -> Result<Value, String> {
+/// Why a patch was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchError {
+    /// The body is not a patch of its type (400).
+    Malformed(String),
+    /// A JSON patch's operation failed (a `test`, a missing path): 422.
+    NotApplicable(String),
+}
+
+pub fn apply(target: &Value, patch_type: PatchType, body: &[u8]) -> Result<Value, PatchError> {
+    use PatchError::Malformed;
     let mut out = target.clone();
     match patch_type {
         PatchType::Json => {
             let patch: json_patch::Patch =
-                serde_json::from_slice(body).map_err(|e| format!("the JSON patch is malformed: {e}"))?;
-            json_patch::patch(&mut out, &patch).map_err(|e| format!("the JSON patch cannot be applied: {e}"))?;
+                serde_json::from_slice(body).map_err(|e| Malformed(format!("the JSON patch is malformed: {e}")))?;
+            json_patch::patch(&mut out, &patch)
+                .map_err(|e| PatchError::NotApplicable(format!("the JSON patch cannot be applied: {e}")))?;
         }
         PatchType::Merge => {
             let patch: Value =
-                serde_json::from_slice(body).map_err(|e| format!("the merge patch is malformed: {e}"))?;
+                serde_json::from_slice(body).map_err(|e| Malformed(format!("the merge patch is malformed: {e}")))?;
             json_patch::merge(&mut out, &patch);
         }
         PatchType::Strategic => {
-            let patch: Value =
-                serde_json::from_slice(body).map_err(|e| format!("the strategic merge patch is malformed: {e}"))?;
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| Malformed(format!("the strategic merge patch is malformed: {e}")))?;
             strategic_merge(&mut out, &patch, "");
         }
         PatchType::Apply => {
             // Apply configurations are YAML (JSON is YAML too).
-            let patch: Value =
-                serde_yaml::from_slice(body).map_err(|e| format!("the apply configuration is malformed: {e}"))?;
+            let patch: Value = serde_yaml::from_slice(body)
+                .map_err(|e| Malformed(format!("the apply configuration is malformed: {e}")))?;
             strategic_merge(&mut out, &patch, "");
         }
     }

@@ -440,7 +440,22 @@ pub(crate) async fn proxy(
     path: &str,
     query: Option<&str>,
 ) -> Response {
-    let name = service.split(':').next().unwrap_or(service);
+    // `NAME`, `NAME:PORT` or `SCHEME:NAME:PORT`; PORT is a port's number or name.
+    let parts: Vec<&str> = service.split(':').collect();
+    let (name, port) = match parts.as_slice() {
+        [_, name, port] => (*name, Some(*port)),
+        [name, port] => (*name, Some(*port)),
+        _ => (service, None),
+    };
+    let unavailable = |message: String| {
+        let e = super::store::ApiError::new(503, "ServiceUnavailable", message);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            e.to_status().to_string(),
+        )
+            .into_response()
+    };
     let target = {
         let store = shared.store.lock().expect("store lock");
         let Some(svc) = store.get("/services", namespace, name).cloned() else {
@@ -452,6 +467,15 @@ pub(crate) async fn proxy(
             )
                 .into_response();
         };
+        if let Some(port) = port.filter(|p| !p.is_empty()) {
+            let known =
+                svc["spec"]["ports"].as_array().into_iter().flatten().any(|p| {
+                    p["name"].as_str() == Some(port) || p["port"].as_i64().is_some_and(|n| n.to_string() == port)
+                });
+            if !known {
+                return unavailable(format!("no service port {port} found for service \"{name}\""));
+            }
+        }
         let selector: serde_json::Map<String, Value> = svc["spec"]["selector"].as_object().cloned().unwrap_or_default();
         let pointer = format!("/metadata/annotations/{}", ANNOTATION_URL.replace('/', "~1"));
         ["apps/deployments", "apps/statefulsets"]
@@ -465,17 +489,7 @@ pub(crate) async fn proxy(
             .filter(|url| !url.is_empty())
     };
     let Some(url) = target else {
-        let e = super::store::ApiError::new(
-            503,
-            "ServiceUnavailable",
-            format!("no endpoints available for service \"{name}\""),
-        );
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            e.to_status().to_string(),
-        )
-            .into_response();
+        return unavailable(format!("no endpoints available for service \"{name}\""));
     };
     let full = match query {
         Some(q) => format!("{path}?{q}"),

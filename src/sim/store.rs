@@ -91,20 +91,36 @@ impl ApiError {
         e
     }
 
-    /// 422 with one cause per field: `Pod "x" is invalid: spec.containers: Required value`.
+    /// 422 with one cause per field: `Pod "x" is invalid: spec.containers: Required value`,
+    /// `Deployment.apps "x" is invalid: …` (the kind qualified by its group).
     pub fn invalid(ty: &ResourceType, name: &str, causes: Vec<Cause>) -> Self {
+        let kind = if ty.group.is_empty() {
+            ty.kind.clone()
+        } else {
+            format!("{}.{}", ty.kind, ty.group)
+        };
+        let mut e = ApiError::invalid_kind(&kind, &ty.group, name, causes);
+        if let Some(details) = e.details.as_mut() {
+            details["kind"] = json!(ty.kind);
+        }
+        e
+    }
+
+    /// [`ApiError::invalid`] for a kind the simulator does not store (`Scale.autoscaling`).
+    pub fn invalid_kind(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let text: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
         let message = if text.len() == 1 {
-            format!("{} \"{name}\" is invalid: {}", ty.kind, text[0])
+            format!("{kind} \"{name}\" is invalid: {}", text[0])
         } else {
-            format!("{} \"{name}\" is invalid: [{}]", ty.kind, text.join(", "))
+            format!("{kind} \"{name}\" is invalid: [{}]", text.join(", "))
         };
         let mut e = ApiError::new(422, "Invalid", message);
         let causes: Vec<Value> = causes
             .iter()
             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
-        e.details = Some(json!({"name": name, "group": ty.group, "kind": ty.kind, "causes": causes}));
+        let short = kind.split('.').next().unwrap_or(kind);
+        e.details = Some(json!({"name": name, "group": group, "kind": short, "causes": causes}));
         e
     }
 
@@ -784,11 +800,16 @@ impl Store {
             .is_some_and(|f| !f.is_empty());
         let waits = has_finalizers || grace > 0 || ty.kind == "Namespace";
         if opts.dry_run {
-            return Ok(if waits {
-                Deleted::Pending(marked)
-            } else {
-                Deleted::Gone(old)
-            });
+            if !waits {
+                return Ok(Deleted::Gone(old));
+            }
+            // What the object would look like, marked, without marking it.
+            if at(&old, "/metadata/deletionTimestamp").is_none() {
+                let when = self.clock.now() + chrono::Duration::seconds(grace);
+                marked["metadata"]["deletionTimestamp"] = json!(rfc3339(when));
+                marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            return Ok(Deleted::Pending(marked));
         }
         if !waits {
             let gone = self.remove_internal(&ty.key(), namespace, name).unwrap_or(old);
@@ -1159,9 +1180,24 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
             v[key] = default;
         }
     };
+    // Every container port has a protocol (TCP unless said otherwise).
+    let default_ports = |spec: &mut Value| {
+        // (`get_mut`, not indexing: an index adds the field, as null, where it is absent.)
+        for list in ["containers", "initContainers"] {
+            for container in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+                let ports = container.get_mut("ports").and_then(Value::as_array_mut);
+                for port in ports.into_iter().flatten() {
+                    if port.is_object() && port.get("protocol").is_none_or(Value::is_null) {
+                        port["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
+    };
     match ty.kind.as_str() {
         "Pod" => {
             let spec = &mut object["spec"];
+            default_ports(spec);
             set(spec, "restartPolicy", json!("Always"));
             set(spec, "terminationGracePeriodSeconds", json!(30));
             set(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -1170,7 +1206,13 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
                 object["status"]["phase"] = json!("Pending");
             }
         }
-        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            if object.pointer("/spec/template/spec").is_some() {
+                default_ports(&mut object["spec"]["template"]["spec"]);
+            }
+            if ty.kind == "DaemonSet" {
+                return;
+            }
             set(&mut object["spec"], "replicas", json!(1));
             if ty.kind == "Deployment" {
                 set(
@@ -1197,6 +1239,55 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
 }
 
 /// The validation the simulator does: enough that bad objects are refused with a 422.
+/// A label selector as the API server prints one in messages (Go's `%#v`):
+/// `v1.LabelSelector{MatchLabels:map[string]string{"app":"web"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`.
+fn go_label_selector(selector: &Value) -> String {
+    let quote = |s: &str| Value::from(s).to_string();
+    let labels = match selector["matchLabels"].as_object() {
+        None => "map[string]string(nil)".to_owned(),
+        Some(map) => {
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), quote(v.as_str().unwrap_or_default())))
+                .collect();
+            pairs.sort();
+            format!("map[string]string{{{}}}", pairs.join(", "))
+        }
+    };
+    let expressions = match selector["matchExpressions"].as_array() {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_owned(),
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let values = match e["values"].as_array() {
+                        None => "[]string(nil)".to_owned(),
+                        Some(vs) => format!(
+                            "[]string{{{}}}",
+                            vs.iter()
+                                .map(|v| quote(v.as_str().unwrap_or_default()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{values}}}",
+                        quote(e["key"].as_str().unwrap_or_default()),
+                        quote(e["operator"].as_str().unwrap_or_default())
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
+}
+
+/// The API server's words for names and label values that break their rules.
+const DNS_SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS_LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const LABEL_VALUE_RULE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
 /// What a ConfigMap's values may add up to (etcd's limit on one object, less room for the rest).
 pub const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
 
@@ -1235,29 +1326,43 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             is_dns_subdomain(name)
         };
     if !name_ok {
-        causes.push(invalid_value(
-            "metadata.name",
-            &json!(name),
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
-        ));
+        let (limit, rule) = if ty.kind == "Namespace" {
+            (63, DNS_LABEL_RULE)
+        } else {
+            (253, DNS_SUBDOMAIN_RULE)
+        };
+        if name.len() > limit {
+            causes.push(invalid_value(
+                "metadata.name",
+                &json!(name),
+                &format!("must be no more than {limit} characters"),
+            ));
+        } else {
+            causes.push(invalid_value("metadata.name", &json!(name), rule));
+        }
     }
-    for (key, value) in object
+    for value in object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
         .into_iter()
-        .flatten()
+        .flat_map(|labels| labels.values())
     {
-        let ok = value.as_str().is_some_and(|v| {
-            v.len() <= 63
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        });
-        if !ok {
+        let v = value.as_str().unwrap_or_default();
+        if v.len() > 63 {
             causes.push(invalid_value(
-                &format!("metadata.labels.{key}"),
+                "metadata.labels",
                 value,
-                "must be 63 characters or less and consist of alphanumerics, '-', '_' or '.'",
+                "must be no more than 63 characters",
             ));
+        }
+        let edges = |b: Option<u8>| b.is_none_or(|b| b.is_ascii_alphanumeric());
+        let shaped = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && edges(v.bytes().next())
+            && edges(v.bytes().last());
+        if !value.is_string() || !shaped {
+            causes.push(invalid_value("metadata.labels", value, LABEL_VALUE_RULE));
         }
     }
     let containers =
@@ -1350,11 +1455,14 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             if let Some(old) = old
                 && at(old, "/spec/selector") != at(object, "/spec/selector")
             {
-                causes.push(invalid_value(
-                    "spec.selector",
-                    &object["spec"]["selector"],
-                    "field is immutable",
-                ));
+                causes.push(Cause {
+                    field: "spec.selector".into(),
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {}: field is immutable",
+                        go_label_selector(&object["spec"]["selector"])
+                    ),
+                });
             }
             if object
                 .pointer("/spec/replicas")
