@@ -14,6 +14,7 @@ mod api;
 mod exec;
 pub mod patch;
 pub mod resources;
+mod schema;
 pub mod seed;
 
 pub mod service;

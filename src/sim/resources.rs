@@ -21,6 +21,8 @@ pub struct ResourceType {
     pub printer_columns: Vec<Value>,
     /// Served for a CustomResourceDefinition (no strategic merge patch, schema validation).
     pub custom: bool,
+    /// A custom resource's structural schema (`openAPIV3Schema` of its version).
+    pub schema: Option<Value>,
 }
 
 impl ResourceType {
@@ -37,6 +39,7 @@ impl ResourceType {
             create_only: false,
             printer_columns: Vec::new(),
             custom: false,
+            schema: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl ResourceType {
                     create_only: false,
                     printer_columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
                     custom: true,
+                    schema: v.pointer("/schema/openAPIV3Schema").cloned(),
                 }
             })
             .collect()

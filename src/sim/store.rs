@@ -520,6 +520,9 @@ impl Store {
             }
         }
         default_object(ty, &mut object);
+        if let Some(schema) = &ty.schema {
+            super::schema::prune_object(schema, &mut object);
+        }
         let causes = validate(ty, &object, None);
         if !causes.is_empty() {
             return Err(ApiError::invalid(ty, &name, causes));
@@ -703,6 +706,9 @@ impl Store {
         };
         if let Some(m) = result["metadata"].as_object_mut() {
             m.insert("resourceVersion".into(), old["metadata"]["resourceVersion"].clone());
+        }
+        if let Some(schema) = &ty.schema {
+            super::schema::prune_object(schema, &mut result);
         }
         let causes = validate(ty, &result, Some(&old));
         if !causes.is_empty() {
@@ -1511,6 +1517,9 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             }
         }
         _ => {}
+    }
+    if let Some(schema) = &ty.schema {
+        causes.extend(super::schema::validate_object(schema, object));
     }
     causes
 }
