@@ -527,6 +527,10 @@ impl Store {
         if !causes.is_empty() {
             return Err(ApiError::invalid(ty, &name, causes));
         }
+        // Admission after validation, dry runs included, as the API server orders them.
+        if ty.kind == "Pod" {
+            self.admit_new_pod(namespace, &object)?;
+        }
         if ty.create_only {
             let has = |field: &str| object["spec"].get(field).is_some_and(|v| !v.is_null());
             if has("resourceAttributes") == has("nonResourceAttributes") {
@@ -690,10 +694,8 @@ impl Store {
                     }
                 }
                 if ty.kind == "Pod" && at(&old, "/spec/ephemeralContainers") != at(&new, "/spec/ephemeralContainers") {
-                    let cause = forbidden(
-                        "spec.ephemeralContainers",
-                        "cannot be updated through pod update, use the ephemeralcontainers subresource",
-                    );
+                    // A pod update cannot change them: the general refusal of pod updates.
+                    let cause = forbidden("spec", POD_UPDATE_RULE);
                     return Err(ApiError::invalid(ty, name, vec![cause]));
                 }
                 default_object(ty, &mut new);
@@ -978,14 +980,9 @@ impl Store {
     /// `pod-security.kubernetes.io/enforce` label asks (`baseline` or `restricted`), with the
     /// API server's wording. It runs for dry runs too, which is how `plan` learns it.
     fn admit_pod_security(&self, namespace: &str, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
-        let level = self
-            .get("/namespaces", "", namespace)
-            .and_then(|ns| at(ns, "/metadata/labels/pod-security.kubernetes.io~1enforce"))
-            .and_then(Value::as_str)
-            .unwrap_or("privileged");
-        if level != "baseline" && level != "restricted" {
+        let Some(level) = self.enforced_pod_security(namespace) else {
             return Ok(());
-        }
+        };
         let existing: Vec<&Value> = old
             .pointer("/spec/ephemeralContainers")
             .and_then(Value::as_array)
@@ -999,19 +996,50 @@ impl Store {
             .filter(|c| !existing.contains(&&c["name"]))
             .collect();
         let pod_context = old.pointer("/spec/securityContext").cloned().unwrap_or(json!({}));
-        let violations = pod_security_violations(level, &pod_context, &added);
-        if violations.is_empty() {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            403,
-            "Forbidden",
-            format!(
-                "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": {}",
-                violations.join(", ")
-            ),
-        ))
+        pod_security_verdict(level, name, &pod_context, &added)
     }
+
+    /// PodSecurity admission for a new pod: its containers and init containers.
+    fn admit_new_pod(&self, namespace: &str, pod: &Value) -> Result<(), ApiError> {
+        let Some(level) = self.enforced_pod_security(namespace) else {
+            return Ok(());
+        };
+        let containers: Vec<&Value> = ["/spec/initContainers", "/spec/containers"]
+            .into_iter()
+            .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+            .flatten()
+            .collect();
+        let pod_context = pod.pointer("/spec/securityContext").cloned().unwrap_or(json!({}));
+        pod_security_verdict(level, text(pod, "/metadata/name"), &pod_context, &containers)
+    }
+
+    /// The level a namespace enforces, when it is `baseline` or `restricted`.
+    fn enforced_pod_security(&self, namespace: &str) -> Option<&'static str> {
+        let label = self
+            .get("/namespaces", "", namespace)
+            .and_then(|ns| at(ns, "/metadata/labels/pod-security.kubernetes.io~1enforce"))
+            .and_then(Value::as_str);
+        match label {
+            Some("baseline") => Some("baseline"),
+            Some("restricted") => Some("restricted"),
+            _ => None,
+        }
+    }
+}
+
+fn pod_security_verdict(level: &str, name: &str, pod_context: &Value, containers: &[&Value]) -> Result<(), ApiError> {
+    let violations = pod_security_violations(level, pod_context, containers);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": {}",
+            violations.join(", ")
+        ),
+    ))
 }
 
 /// What the PodSecurity `level` forbids in `containers`, in the API server's words.
@@ -1109,6 +1137,19 @@ fn pod_security_violations(level: &str, pod_context: &Value, containers: &[&Valu
             );
         }
     }
+    // In the order of the checks' IDs (allowPrivilegeEscalation, capabilities_baseline,
+    // capabilities_restricted, privileged, runAsNonRoot, runAsUser, seccompProfile_restricted),
+    // as the API server lists them.
+    let id = |check: &str| match check {
+        "allowPrivilegeEscalation != false" => 0,
+        "non-default capabilities" => 1,
+        "unrestricted capabilities" => 2,
+        "privileged" => 3,
+        "runAsNonRoot != true" => 4,
+        "runAsUser=0" => 5,
+        _ => 6,
+    };
+    found.sort_by_key(|(check, _)| id(check));
     found
         .into_iter()
         .map(|(check, what)| format!("{check} ({})", what.join("; ")))
@@ -1289,6 +1330,9 @@ fn go_label_selector(selector: &Value) -> String {
     format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
 }
 
+/// The API server's words for a pod update that changes what a pod update may not.
+const POD_UPDATE_RULE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
 /// The API server's words for names and label values that break their rules.
 const DNS_SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS_LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -1429,7 +1473,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                     s
                 };
                 if strip(old) != strip(object) {
-                    causes.push(forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.ephemeralContainers`"));
+                    causes.push(forbidden("spec", POD_UPDATE_RULE));
                 }
             }
         }
