@@ -118,20 +118,13 @@ fn check(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() && schema["nullable"] == true {
         return;
     }
-    let int_or_string = schema["x-kubernetes-int-or-string"] == true;
-    if int_or_string {
-        if !(fits("integer", value) || value.is_string()) {
-            let got = type_name(value);
-            causes.push(cause(
-                path,
-                "FieldValueTypeInvalid",
-                format!("Invalid value: \"{got}\": {path} in body must be of type integer or string: \"{got}\""),
-            ));
-            return;
-        }
-    } else if let Some(expected) = schema["type"].as_str()
-        && !fits(expected, value)
-    {
+    let (expected, fitting) = if schema["x-kubernetes-int-or-string"] == true {
+        (Some("integer or string"), fits("integer", value) || value.is_string())
+    } else {
+        let expected = schema["type"].as_str();
+        (expected, expected.is_none_or(|e| fits(e, value)))
+    };
+    if let Some(expected) = expected.filter(|_| !fitting) {
         let got = type_name(value);
         causes.push(cause(
             path,
@@ -349,6 +342,10 @@ mod tests {
             (
                 json!({"size": 1, "name": "abcdef"}),
                 "FieldValueTooLong spec.name: Too long: may not be longer than 5",
+            ),
+            (
+                json!({"size": 1, "port": true}),
+                "FieldValueTypeInvalid spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer or string: \"boolean\"",
             ),
             (
                 json!({"size": 1, "labels": {"a": 1}}),
