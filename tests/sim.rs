@@ -116,6 +116,43 @@ async fn a_deleted_pod_is_replaced_by_its_replicaset_and_becomes_ready() {
     );
 }
 
+/// A ReplicaSet's pods go through PodSecurity admission as a real controller's do: in a
+/// namespace that enforces `restricted`, the shop's plain pods are not replaced until the
+/// namespace allows them again.
+#[tokio::test]
+async fn pod_security_stops_a_replicaset_from_replacing_a_pod_it_would_refuse() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let (_sim, client) = shop().await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let enforce = |level: &str| json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": level}}});
+    namespaces
+        .patch("shop", &PatchParams::default(), &Patch::Merge(enforce("restricted")))
+        .await
+        .expect("label");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let victim = ready_pods(&pods, "app=checkout").await[0].name_any();
+    pods.delete(&victim, &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete");
+    // Several replace delays (200 ms each): the ReplicaSet tries, admission refuses.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let left = pods
+        .list(&ListParams::default().labels("app=checkout"))
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert_eq!(left, 2, "a pod restricted PodSecurity refuses was created");
+    namespaces
+        .patch("shop", &PatchParams::default(), &Patch::Merge(enforce("privileged")))
+        .await
+        .expect("label");
+    eventually("checkout has three ready pods again", || async {
+        ready_pods(&pods, "app=checkout").await.len() == 3
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn graceful_deletion_marks_the_pod_then_removes_it_after_the_grace_period() {
     let (_sim, client) = shop().await;

@@ -999,8 +999,9 @@ impl Store {
         pod_security_verdict(level, name, &pod_context, &added)
     }
 
-    /// PodSecurity admission for a new pod: its containers and init containers.
-    fn admit_new_pod(&self, namespace: &str, pod: &Value) -> Result<(), ApiError> {
+    /// PodSecurity admission for a new pod: its containers and init containers. The API's
+    /// create and the world's workload controllers both go through it.
+    pub fn admit_new_pod(&self, namespace: &str, pod: &Value) -> Result<(), ApiError> {
         let Some(level) = self.enforced_pod_security(namespace) else {
             return Ok(());
         };

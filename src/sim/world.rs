@@ -258,7 +258,11 @@ impl World {
                     for _ in pods.len()..desired {
                         let pod_name = format!("{name}-{}", store.random_suffix(5));
                         let pod = pod_from_template(&rs, &pod_name, &ns, "ReplicaSet", None);
-                        store.create_internal(&t.pods, pod);
+                        // As the ReplicaSet controller's create goes through admission:
+                        // PodSecurity refuses the pod and it is tried again later.
+                        if store.admit_new_pod(&ns, &pod).is_ok() {
+                            store.create_internal(&t.pods, pod);
+                        }
                     }
                     self.missing_since.remove(&uid);
                 } else {
@@ -321,7 +325,9 @@ impl World {
                         let since = *self.missing_since.entry(key.clone()).or_insert(now);
                         if now >= since + config.replace_delay {
                             let pod = pod_from_template(&sts, &pod_name, &ns, "StatefulSet", Some(ordinal));
-                            store.create_internal(&t.pods, pod);
+                            if store.admit_new_pod(&ns, &pod).is_ok() {
+                                store.create_internal(&t.pods, pod);
+                            }
                             self.missing_since.remove(&key);
                         } else {
                             next.at(since + config.replace_delay);
