@@ -267,24 +267,14 @@ fn differences(expect: &Value, answer: &Answer) -> Vec<String> {
         ));
     }
     let at = |pointer: &str| body.as_ref().and_then(|b| b.pointer(pointer));
-    for pointer in expect["body_has"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        if at(pointer).is_none() {
-            diffs.push(format!("no {pointer} in the body"));
-        }
-    }
-    for pointer in expect["body_lacks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        if at(pointer).is_some() {
-            diffs.push(format!("{pointer} in the body"));
+    for (key, wanted) in [("body_has", true), ("body_lacks", false)] {
+        let pointers = expect[key].as_array().into_iter().flatten().filter_map(Value::as_str);
+        for pointer in pointers.filter(|p| at(p).is_some() != wanted) {
+            diffs.push(if wanted {
+                format!("no {pointer} in the body")
+            } else {
+                format!("{pointer} in the body")
+            });
         }
     }
     for (pointer, value) in expect["body_values"].as_object().into_iter().flatten() {

@@ -68,6 +68,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
     }) else {
         anyhow::bail!("{} holds no GameDay", file.display());
     };
+    let clock = Clock::system();
     // Every scenario file is read and checked before anything runs.
     let mut stages = Vec::new();
     for stage in &gameday.spec.stages {
@@ -149,7 +150,6 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                 if let Some(ns) = namespace {
                     scenario.spec.target.namespace = Some(ns.clone());
                 }
-                let clock = Clock::system();
                 let stamp = clock.now().format("%Y%m%d-%H%M%S");
                 let mut name = format!("{}-{}", stage.name, scenario.metadata.name);
                 name.truncate(40);
@@ -167,7 +167,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     host: Some(gameday.spec.host.name.clone()),
                     participants: gameday.spec.participants.iter().map(|p| p.name.clone()).collect(),
                     confidence_before: None,
-                    clock,
+                    clock: clock.clone(),
                 };
                 let report = run_exercise(&client, &scenario, options, abort_rx.clone(), &Lines).await;
                 let path = reports.join(format!("{exercise}.json"));

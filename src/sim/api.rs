@@ -209,7 +209,6 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             ["api", "v1", rest @ ..] => Ok(parse_target(&store_guard, "", "v1", rest)),
             ["apis", g, v, ..] if !types.iter().any(|t| t.group == *g && t.version == *v) => Err(page_not_found()),
             ["apis", g, v, rest @ ..] => Ok(parse_target(&store_guard, g, v, rest)),
-            ["api", ..] => Err(page_not_found()),
             _ => Err(page_not_found()),
         }
     };
