@@ -389,6 +389,18 @@ async fn the_simulator_answers_the_recorded_requests_as_kubernetes_did() {
     })
     .await;
 
+    // The tenant's own credentials, from the TokenRequest API as `kubectl create token` gets them.
+    let token_path = "/api/v1/namespaces/conf-shop/serviceaccounts/conf-tenant/token";
+    let request =
+        serde_json::to_vec(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}))
+            .expect("JSON");
+    let issued = send(&client, "POST", token_path, &headers, request, None).await;
+    assert_eq!(issued.code, 201, "{}", String::from_utf8_lossy(&issued.body));
+    let issued: Value = serde_json::from_slice(&issued.body).expect("a TokenRequest");
+    let mut config = sim.kube_config().await.expect("kubeconfig");
+    config.auth_info.token = Some(issued["status"]["token"].as_str().expect("a token").to_owned().into());
+    let tenant = kube::Client::try_from(config).expect("tenant client");
+
     let known = known_differences();
     let cases: Vec<Value> = std::fs::read_to_string(corpus().join("cases.jsonl"))
         .expect("read cases.jsonl")
@@ -425,18 +437,30 @@ async fn the_simulator_answers_the_recorded_requests_as_kubernetes_did() {
             Value::String(s) => resolve(&client, s).await.into_bytes(),
             other => serde_json::to_vec(&resolve_value(&client, other).await).expect("JSON"),
         };
-        let as_user = (case["as"] == "conf-tenant").then_some("system:serviceaccount:conf-shop:conf-tenant");
-        let answer = send(
-            &client,
-            request["method"].as_str().unwrap_or("GET"),
-            &format!("{path}{query}"),
-            &headers,
-            body,
-            as_user,
-        )
-        .await;
+        let method = request["method"].as_str().unwrap_or("GET");
+        let path_and_query = format!("{path}{query}");
         let expect = resolve_value(&client, &case["expect"]).await;
-        let diffs = differences(&expect, &answer);
+        let mut diffs = Vec::new();
+        if case["as"] == "conf-tenant" {
+            // The real server answers the same to the ServiceAccount's own token and to the
+            // admin impersonating it: both ways must agree.
+            let as_user = Some("system:serviceaccount:conf-shop:conf-tenant");
+            let impersonated = send(&client, method, &path_and_query, &headers, body.clone(), as_user).await;
+            diffs.extend(
+                differences(&expect, &impersonated)
+                    .into_iter()
+                    .map(|d| format!("impersonating: {d}")),
+            );
+            let own = send(&tenant, method, &path_and_query, &headers, body, None).await;
+            diffs.extend(
+                differences(&expect, &own)
+                    .into_iter()
+                    .map(|d| format!("with its token: {d}")),
+            );
+        } else {
+            let answer = send(&client, method, &path_and_query, &headers, body, None).await;
+            diffs = differences(&expect, &answer);
+        }
         match (diffs.is_empty(), known.get(name)) {
             (true, None) => passed += 1,
             (true, Some(_)) => {

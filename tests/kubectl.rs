@@ -210,7 +210,7 @@ async fn disasterpiece_sim_serves_kubectl_three_ready_deployments_and_stops_on_c
         .expect("read")
         .unwrap_or_default();
     assert!(
-        first.starts_with("disasterpiece simulator listening on http://127.0.0.1:"),
+        first.starts_with("disasterpiece simulator listening on https://127.0.0.1:"),
         "{first}"
     );
     let mut printed = Vec::new();

@@ -893,21 +893,22 @@ async fn the_simulator_misbehaves_on_purpose() {
     assert!(sim.injected_errors() >= 1);
 
     // The admin endpoint sets the same, for `disasterpiece sim` users.
-    let admin = format!("{}/sim/admin/misbehave", sim.url());
-    let addr = sim.url().strip_prefix("http://").expect("url");
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let body = r#"{"dropWatchesAfterSeconds": 1}"#;
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!(
-            "PUT /sim/admin/misbehave HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        assert!(response.starts_with("HTTP/1.1 200"), "{admin}: {response}");
-    }
+    let put = |client: kube::Client| async move {
+        let request = http::Request::put("/sim/admin/misbehave")
+            .header("Content-Type", "application/json")
+            .body(br#"{"dropWatchesAfterSeconds": 1}"#.to_vec())
+            .expect("request");
+        let response = client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .expect("an answer");
+        response.status().as_u16()
+    };
+    // Only the cluster admin may: without its token, 401.
+    let mut anonymous = sim.kube_config().await.expect("config");
+    anonymous.auth_info.token = None;
+    assert_eq!(put(kube::Client::try_from(anonymous).expect("client")).await, 401);
+    assert_eq!(put(sim.raw_client().await.expect("client")).await, 200);
     let rv = pods
         .list(&ListParams::default())
         .await
@@ -1033,4 +1034,153 @@ async fn fault_containers_slow_down_and_drop_the_synthetic_service_only_while_th
         http_status(&url, "/").await == Some(200)
     })
     .await;
+}
+
+/// Creates ServiceAccount `name` in `shop` with a Role of `rules` bound to it.
+async fn account_with_role(client: &Client, name: &str, rules: serde_json::Value) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let pp = PostParams::default();
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "shop"}})).expect("account");
+    Api::<ServiceAccount>::namespaced(client.clone(), "shop")
+        .create(&pp, &account)
+        .await
+        .expect("create account");
+    let role: Role =
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "shop"}, "rules": rules})).expect("role");
+    Api::<Role>::namespaced(client.clone(), "shop")
+        .create(&pp, &role)
+        .await
+        .expect("create role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "shop"}],
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(client.clone(), "shop")
+        .create(&pp, &binding)
+        .await
+        .expect("create binding");
+}
+
+#[tokio::test]
+async fn a_service_account_token_gets_what_its_role_grants_and_the_real_403_for_the_rest() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let (sim, admin) = shop().await;
+    account_with_role(
+        &admin,
+        "reader",
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+               {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"], "resourceNames": ["checkout"]}]),
+    )
+    .await;
+    let reader = sim.service_account_client("shop", "reader").await.expect("token");
+    let pods: Api<Pod> = Api::namespaced(reader.clone(), "shop");
+    assert_eq!(pods.list(&ListParams::default()).await.expect("list").items.len(), 11);
+
+    let victim = pods.list(&ListParams::default()).await.expect("list").items[0].name_any();
+    let refused = api_error(pods.delete(&victim, &DeleteParams::default()).await);
+    assert_eq!(refused.code, 403);
+    assert_eq!(
+        refused.message,
+        format!(
+            "pods \"{victim}\" is forbidden: User \"system:serviceaccount:shop:reader\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\""
+        )
+    );
+    // Authorization comes before existence: the same 403 for a pod that is not there.
+    assert_eq!(api_error(pods.delete("nope", &DeleteParams::default()).await).code, 403);
+    assert!(
+        Api::<Pod>::namespaced(admin.clone(), "shop").get(&victim).await.is_ok(),
+        "nothing was deleted"
+    );
+    let elsewhere = api_error(
+        Api::<Pod>::namespaced(reader.clone(), "default")
+            .list(&ListParams::default())
+            .await,
+    );
+    assert!(
+        elsewhere.message.ends_with("in the namespace \"default\""),
+        "{}",
+        elsewhere.message
+    );
+
+    // resourceNames: checkout may be scaled, payments may not.
+    let deployments: Api<Deployment> = Api::namespaced(reader.clone(), "shop");
+    let scale = Patch::Merge(json!({"spec": {"replicas": 3}}));
+    let pp = PatchParams::default();
+    deployments
+        .patch_scale("checkout", &pp, &scale)
+        .await
+        .expect("checkout may be scaled");
+    let other = api_error(deployments.patch_scale("payments", &pp, &scale).await);
+    assert_eq!(
+        other.message,
+        "deployments.apps \"payments\" is forbidden: User \"system:serviceaccount:shop:reader\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"shop\""
+    );
+
+    // An access review answers from the same rules, naming the binding that allowed it.
+    let review = |verb: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+               "spec": {"resourceAttributes": {"verb": verb, "resource": "pods", "namespace": "shop"}}})
+    };
+    let reviews: Api<DynamicObject> = Api::all_with(
+        reader.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+        )),
+    );
+    let answer = |verb: &'static str| {
+        let reviews = reviews.clone();
+        async move {
+            let object: DynamicObject = serde_json::from_value(review(verb)).expect("review");
+            reviews
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("review")
+                .data["status"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        answer("list").await,
+        json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"reader/shop\" of Role \"reader\" to ServiceAccount \"reader/shop\""})
+    );
+    assert_eq!(answer("delete").await, json!({"allowed": false}));
+
+    // The token dies with its ServiceAccount; a made-up one never lived.
+    Api::<ServiceAccount>::namespaced(admin.clone(), "shop")
+        .delete("reader", &DeleteParams::default())
+        .await
+        .expect("delete account");
+    assert_eq!(api_error(pods.list(&ListParams::default()).await).code, 401);
+    let mut forged = sim.kube_config().await.expect("config");
+    forged.auth_info.token = Some("sim-sa-0123456789abcdef".to_owned().into());
+    let forged = Client::try_from(forged).expect("client");
+    let status = api_error(
+        Api::<Pod>::namespaced(forged, "shop")
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_eq!((status.code, status.message.as_str()), (401, "Unauthorized"));
+}
+
+#[tokio::test]
+async fn a_denied_request_is_refused_with_403_and_changes_nothing() {
+    let (_sim, client) = start(fast_shop().deny("delete", "pods")).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let victim = pods.list(&ListParams::default()).await.expect("list").items[0].name_any();
+    let refused = api_error(pods.delete(&victim, &DeleteParams::default()).await);
+    assert_eq!(refused.code, 403);
+    assert!(
+        refused
+            .message
+            .ends_with(": the simulator was told to deny delete pods"),
+        "{}",
+        refused.message
+    );
+    assert!(pods.get(&victim).await.is_ok());
 }

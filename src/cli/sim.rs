@@ -104,8 +104,11 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     println!("  kubectl --kubeconfig {kubeconfig} get pods -A");
     println!("  export KUBECONFIG={kubeconfig}");
     println!();
+    println!("  kubectl --kubeconfig {kubeconfig} create token default -n shop   # a ServiceAccount's token");
+    println!();
     println!(
-        "misbehave on purpose: curl -X PUT {}/sim/admin/misbehave -d '{{\"errorRate\": 0.2}}'",
+        "misbehave on purpose (cluster admin only):\n  curl -X PUT -H 'Authorization: Bearer {}' {}/sim/admin/misbehave -d '{{\"errorRate\": 0.2}}'",
+        sim.admin_token(),
         sim.url()
     );
     println!("Ctrl-C stops it.");

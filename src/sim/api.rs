@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::auth;
 use super::patch::{PatchError, PatchType, apply};
 use super::resources::{ResourceType, group, group_list, resource_list};
 use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, text};
@@ -176,6 +177,17 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
             ));
         }
     };
+    let user = {
+        let store = shared.store.lock().expect("store lock");
+        let attributes = auth::attributes(&parts.method, &path, &segments, query.flag("watch"));
+        match auth::authenticate(&store, &parts.headers).and_then(|user| {
+            auth::check(&store, &user, &attributes)?;
+            Ok(user)
+        }) {
+            Ok(user) => user,
+            Err(e) => return error(&e),
+        }
+    };
     if segments.first() == Some(&"sim") {
         return super::admin(&shared, &parts.method, &segments, &body).await;
     }
@@ -219,7 +231,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let Some(target) = target else {
         return resource_not_found();
     };
-    let result = serve(&shared, &parts.method, &parts.headers, &query, target, &body).await;
+    let result = serve(&shared, &user, &parts.method, &parts.headers, &query, target, &body).await;
     if matches!(
         parts.method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -234,6 +246,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 
 async fn serve(
     shared: &Arc<Shared>,
+    user: &auth::User,
     method: &Method,
     headers: &HeaderMap,
     query: &Query,
@@ -285,20 +298,32 @@ async fn serve(
                 _ => Ok(ok(&object)),
             }
         }
+        (Method::POST, None, None) if ty.create_only => {
+            let object = parse_body(headers, body)?;
+            let store = shared.store.lock().expect("store lock");
+            let answer = auth::review(&store, user, &ty, &ns, object)?;
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
+        (Method::POST, Some(name), Some("token")) => {
+            let request = parse_body(headers, body)?;
+            let mut store = shared.store.lock().expect("store lock");
+            let token = auth::token_request(&mut store, &ns, &name, &request)?;
+            Ok(json_response(StatusCode::CREATED, &token))
+        }
         (Method::POST, None, None) => {
-            let object = parse_body(body)?;
+            let object = parse_body(headers, body)?;
             let mut store = shared.store.lock().expect("store lock");
             let created = store.create(&ty, &ns, object, query.dry_run()?)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::POST, Some(name), Some("eviction")) => {
-            let eviction = parse_body(body)?;
+            let eviction = parse_body(headers, body)?;
             let mut store = shared.store.lock().expect("store lock");
             let status = store.evict(&ns, &name, &eviction, query.dry_run()?)?;
             Ok(json_response(StatusCode::CREATED, &status))
         }
         (Method::PUT, Some(name), sub) => {
-            let object = parse_body(body)?;
+            let object = parse_body(headers, body)?;
             let mut store = shared.store.lock().expect("store lock");
             let updated = match sub {
                 Some("scale") => update_scale(&mut store, &ty, &ns, &name, &object, query.dry_run()?)?,
@@ -364,7 +389,7 @@ async fn serve(
             )?))
         }
         (Method::DELETE, Some(name), None) => {
-            let opts = delete_options(query, body)?;
+            let opts = delete_options(query, headers, body)?;
             let mut store = shared.store.lock().expect("store lock");
             match store.delete(&ty, &ns, &name, &opts)? {
                 Deleted::Pending(object) => Ok(ok(&object)),
@@ -376,7 +401,7 @@ async fn serve(
             }
         }
         (Method::DELETE, None, None) => {
-            let opts = delete_options(query, body)?;
+            let opts = delete_options(query, headers, body)?;
             let (labels, fields) = query.selectors()?;
             let mut store = shared.store.lock().expect("store lock");
             let names: Vec<(String, String)> = store
@@ -421,15 +446,38 @@ fn subresource(sub: Option<&str>) -> Subresource {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+/// A POST or PUT body, in the media type it says it is: JSON, YAML, or the protobuf kubectl
+/// sends for the built-in kinds `protobuf` knows. Anything else gets 415.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    match media {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
+        "application/yaml" => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}"))),
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::Unreadable::Malformed(why) => {
+                ApiError::bad_request(format!("the request body is not valid protobuf: {why}"))
+            }
+            super::protobuf::Unreadable::Unsupported(why) => ApiError::new(415, "UnsupportedMediaType", why),
+        }),
+        _ => Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        )),
+    }
 }
 
-fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+fn delete_options(query: &Query, headers: &HeaderMap, body: &Bytes) -> Result<DeleteOptions, ApiError> {
     let from_body: Value = if body.is_empty() {
         Value::Null
     } else {
-        parse_body(body)?
+        parse_body(headers, body)?
     };
     let grace = query
         .get("gracePeriodSeconds")

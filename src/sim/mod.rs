@@ -11,11 +11,14 @@
 //! and paginated lists are not snapshots.
 
 mod api;
+pub mod auth;
 mod exec;
 pub mod patch;
+mod protobuf;
 pub mod resources;
 mod schema;
 pub mod seed;
+mod tls;
 
 pub mod service;
 pub mod store;
@@ -122,6 +125,8 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make the simulator's TLS certificates: {0}")]
+    Tls(String),
     #[error("cannot write the kubeconfig to {path}")]
     Kubeconfig {
         path: PathBuf,
@@ -236,7 +241,8 @@ impl SimBuilder {
             .local_addr()
             .map_err(|source| SimError::Bind { port, source })?;
         let mut store = Store::new(config.watch_history, config.clock.clone());
-        store.denied = denied;
+        store.auth.denied = denied;
+        auth::bootstrap(&mut store);
         seed::plant(&mut store, seed);
         if let Some((namespaces, per_namespace)) = bulk {
             seed::plant_bulk(&mut store, namespaces, per_namespace);
@@ -251,21 +257,20 @@ impl SimBuilder {
             addr,
             git_version,
         });
-        let url = format!("http://{addr}");
+        let url = format!("https://{addr}");
+        let certificates = tls::certificates().map_err(SimError::Tls)?;
         let kubeconfig = kubeconfig
             .unwrap_or_else(|| std::env::temp_dir().join(format!("disasterpiece-sim-{}.kubeconfig", addr.port())));
-        write_kubeconfig(&kubeconfig, &url).map_err(|source| SimError::Kubeconfig {
+        let token = shared.store.lock().expect("store lock").auth.admin_token().to_owned();
+        write_kubeconfig(&kubeconfig, &url, &certificates.ca_pem, &token).map_err(|source| SimError::Kubeconfig {
             path: kubeconfig.clone(),
             source,
         })?;
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new().fallback(api::handle).with_state(shared.clone());
-        // Without TCP_NODELAY a request whose head and body arrive in two writes (every PATCH
-        // and POST from kube) waits ~40 ms for a delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let listener =
+            tls::TlsListener::new(listener, certificates.server).map_err(|source| SimError::Bind { port, source })?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -327,6 +332,34 @@ impl Sim {
 
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A client that is the ServiceAccount `namespace/name`, with a token the admin asked the
+    /// TokenRequest API for (as `kubectl create token` does). Its requests are authorized by
+    /// the RBAC rules bound to that ServiceAccount.
+    pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<kube::Client, kube::Error> {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let accounts: kube::Api<ServiceAccount> = kube::Api::namespaced(self.raw_client().await?, namespace);
+        let issued = accounts
+            .create_token_request(name, &kube::api::PostParams::default(), &TokenRequest::default())
+            .await?;
+        let token = issued.status.and_then(|s| s.token).unwrap_or_default();
+        let mut config = self.kube_config().await?;
+        config.default_retry = false;
+        config.auth_info.token = Some(token.into());
+        kube::Client::try_from(config)
+    }
+
+    /// The cluster admin's bearer token (the one in the kubeconfig).
+    pub fn admin_token(&self) -> String {
+        self.shared
+            .store
+            .lock()
+            .expect("store lock")
+            .auth
+            .admin_token()
+            .to_owned()
     }
 
     /// The `kube::Config` of the kubeconfig the simulator wrote.
@@ -410,14 +443,22 @@ impl Drop for Sim {
     }
 }
 
-fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
+/// A kubeconfig for the cluster admin (`kubernetes-admin`, group `system:masters`), with its
+/// bearer token; readable by its owner only, as the token is a credential.
+fn write_kubeconfig(path: &Path, url: &str, ca_pem: &str, token: &str) -> std::io::Result<()> {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {url}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\ncurrent-context: {CONTEXT}\nusers:\n- name: {CONTEXT}\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\ncurrent-context: {CONTEXT}\nusers:\n- name: {CONTEXT}\n  user:\n    token: {token}\npreferences: {{}}\n"
     );
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, text)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
 }
 
 fn version(shared: &Shared) -> Value {

@@ -123,14 +123,12 @@ impl ResourceType {
 
 /// The built-in types.
 pub fn builtin() -> Vec<ResourceType> {
-    let mut review = ResourceType::new(
-        "authorization.k8s.io",
-        "v1",
-        "selfsubjectaccessreviews",
-        "SelfSubjectAccessReview",
-        false,
-    );
-    review.create_only = true;
+    let review = |plural: &str, kind: &str, namespaced: bool| {
+        let mut t = ResourceType::new("authorization.k8s.io", "v1", plural, kind, namespaced);
+        t.create_only = true;
+        t
+    };
+    const RBAC: &str = "rbac.authorization.k8s.io";
     vec![
         ResourceType::new("", "v1", "namespaces", "Namespace", false)
             .short(&["ns"])
@@ -148,7 +146,9 @@ pub fn builtin() -> Vec<ResourceType> {
         ResourceType::new("", "v1", "services", "Service", true)
             .short(&["svc"])
             .sub(&["status"]),
-        ResourceType::new("", "v1", "serviceaccounts", "ServiceAccount", true).short(&["sa"]),
+        ResourceType::new("", "v1", "serviceaccounts", "ServiceAccount", true)
+            .short(&["sa"])
+            .sub(&["token"]),
         ResourceType::new("apps", "v1", "deployments", "Deployment", true)
             .short(&["deploy"])
             .sub(&["status", "scale"]),
@@ -167,7 +167,18 @@ pub fn builtin() -> Vec<ResourceType> {
         ResourceType::new("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true).short(&["netpol"]),
         ResourceType::new("coordination.k8s.io", "v1", "leases", "Lease", true),
         ResourceType::new("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
-        review,
+        review("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+        {
+            let mut whoami = review("selfsubjectreviews", "SelfSubjectReview", false);
+            whoami.group = "authentication.k8s.io".into();
+            whoami
+        },
+        review("subjectaccessreviews", "SubjectAccessReview", false),
+        review("localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+        ResourceType::new(RBAC, "v1", "clusterroles", "ClusterRole", false),
+        ResourceType::new(RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", false),
+        ResourceType::new(RBAC, "v1", "roles", "Role", true),
+        ResourceType::new(RBAC, "v1", "rolebindings", "RoleBinding", true),
         ResourceType::new(
             "apiextensions.k8s.io",
             "v1",
@@ -215,6 +226,7 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Valu
         for sub in &t.subresources {
             let (kind, group_version, verbs) = match sub.as_str() {
                 "eviction" => ("Eviction", Some(("policy", "v1")), vec!["create"]),
+                "token" => ("TokenRequest", Some(("authentication.k8s.io", "v1")), vec!["create"]),
                 "scale" => ("Scale", Some(("autoscaling", "v1")), vec!["get", "patch", "update"]),
                 "finalize" => (t.kind.as_str(), None, vec!["update"]),
                 _ => (t.kind.as_str(), None, vec!["get", "patch", "update"]),

@@ -222,8 +222,8 @@ pub struct Store {
     rng: u64,
     /// When graceful pod deletions complete, by uid.
     pub deletion_deadlines: HashMap<String, Instant>,
-    /// `(verb, resource)` pairs SelfSubjectAccessReviews answer "not allowed" for.
-    pub denied: Vec<(String, String)>,
+    /// Tokens, and requests refused to everyone.
+    pub auth: super::auth::Registry,
     /// The API server's clock: creation and deletion timestamps, conditions, container states.
     pub clock: Clock,
 }
@@ -276,7 +276,7 @@ impl Store {
             events,
             rng: seed | 1,
             deletion_deadlines: HashMap::new(),
-            denied: Vec::new(),
+            auth: super::auth::Registry::new(),
             clock,
         }
     }
@@ -531,44 +531,17 @@ impl Store {
         if ty.kind == "Pod" {
             self.admit_new_pod(namespace, &object)?;
         }
-        if ty.create_only {
-            let has = |field: &str| object["spec"].get(field).is_some_and(|v| !v.is_null());
-            if has("resourceAttributes") == has("nonResourceAttributes") {
-                // The API server's own wording, with the kind left out as it leaves it out.
-                let field = "spec.resourceAttributes";
-                let message = "Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified";
-                let mut e = ApiError::new(
-                    422,
-                    "Invalid",
-                    format!(".{} \"\" is invalid: {field}: {message}", ty.group),
-                );
-                e.details = Some(
-                    json!({"group": ty.group, "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
-                );
-                return Err(e);
-            }
-            // A review answers and is not stored: the simulator grants all but what it was
-            // told to deny.
-            let attributes = &object["spec"]["resourceAttributes"];
-            let verb = attributes["verb"].as_str().unwrap_or_default();
-            let mut resource = attributes["resource"].as_str().unwrap_or_default().to_owned();
-            if let Some(sub) = attributes["subresource"].as_str().filter(|s| !s.is_empty()) {
-                resource = format!("{resource}/{sub}");
-            }
-            let denied = self.denied.iter().any(|(v, r)| v == verb && *r == resource);
-            object["status"] = if denied {
-                json!({"allowed": false, "reason": format!("the simulator was told to deny {verb} {resource}")})
-            } else {
-                json!({"allowed": true, "reason": "the simulator allows every request"})
-            };
-            return Ok(object);
-        }
         if dry_run {
             return Ok(object);
         }
         let stored = self.put_internal(ty, object);
         if ty.kind == "CustomResourceDefinition" {
             self.register_crd(&stored);
+        }
+        if ty.kind == "Namespace" {
+            // The ServiceAccount controller does this within moments; here it is at once, so
+            // a pod created right after its namespace does not race it.
+            self.ensure_default_service_account(&name);
         }
         Ok(stored)
     }
@@ -1001,7 +974,38 @@ impl Store {
 
     /// PodSecurity admission for a new pod: its containers and init containers. The API's
     /// create and the world's workload controllers both go through it.
+    /// A namespace's `default` ServiceAccount, as the controller-manager creates it.
+    pub fn ensure_default_service_account(&mut self, namespace: &str) {
+        if self.get("/serviceaccounts", namespace, "default").is_none()
+            && self
+                .get("/namespaces", "", namespace)
+                .is_some_and(|n| at(n, "/metadata/deletionTimestamp").is_none())
+        {
+            let ty = self.type_by_key("/serviceaccounts").expect("built-in type");
+            self.create_internal(
+                &ty,
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}),
+            );
+        }
+    }
+
+    /// Admission of a new pod: the ServiceAccount plugin (the pod's account must exist), then
+    /// PodSecurity.
     pub fn admit_new_pod(&self, namespace: &str, pod: &Value) -> Result<(), ApiError> {
+        let account = text(pod, "/spec/serviceAccountName");
+        if !account.is_empty() && self.get("/serviceaccounts", namespace, account).is_none() {
+            let ty = self.type_by_key("/pods").expect("built-in type");
+            let name = text(pod, "/metadata/name");
+            let mut e = ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "pods \"{name}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
+                ),
+            );
+            e.details = Some(details(&ty, name));
+            return Err(e);
+        }
         let Some(level) = self.enforced_pod_security(namespace) else {
             return Ok(());
         };
@@ -1250,6 +1254,9 @@ fn default_object(ty: &ResourceType, object: &mut Value) {
             set(spec, "terminationGracePeriodSeconds", json!(30));
             set(spec, "dnsPolicy", json!("ClusterFirst"));
             set(spec, "schedulerName", json!("default-scheduler"));
+            set(spec, "serviceAccountName", json!("default"));
+            let account = spec["serviceAccountName"].clone();
+            set(spec, "serviceAccount", account);
             if at(object, "/status/phase").is_none() {
                 object["status"]["phase"] = json!("Pending");
             }
@@ -1371,7 +1378,10 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
     let name = text(object, "/metadata/name");
     // Reviews are not stored and need no name.
     let name_ok = ty.create_only
-        || if ty.kind == "Namespace" {
+        || if ty.group == "rbac.authorization.k8s.io" {
+            // RBAC names are path segments (`system:basic-user`).
+            !name.is_empty() && !name.contains(['/', '%']) && name != "." && name != ".."
+        } else if ty.kind == "Namespace" {
             is_dns_label(name)
         } else {
             is_dns_subdomain(name)

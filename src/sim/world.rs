@@ -82,6 +82,7 @@ impl World {
             let now = Instant::now();
             let collect = self.take_changes(store);
             terminate_namespaces(store);
+            service_accounts(store);
             if collect {
                 collect_garbage(store);
             }
@@ -773,6 +774,18 @@ fn pdb_status(store: &mut Store, t: &Types) {
                 if allowed > 0 { "SufficientPods" } else { "InsufficientPods" }, "")],
         });
         write_status(store, &t.pdbs, &pdb, status);
+    }
+}
+
+/// The ServiceAccount controller: every namespace has a `default` ServiceAccount.
+fn service_accounts(store: &mut Store) {
+    let missing: Vec<String> = store
+        .all_of("/namespaces")
+        .map(|n| text(n, "/metadata/name").to_owned())
+        .filter(|ns| store.get("/serviceaccounts", ns, "default").is_none())
+        .collect();
+    for ns in missing {
+        store.ensure_default_service_account(&ns);
     }
 }
 
