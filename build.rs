@@ -21,6 +21,7 @@ const PROGRAMS: &[(&str, Option<&str>, &[&str])] = &[
     ("has_kubectl", Some("DISASTERPIECE_KUBECTL"), &["kubectl"]),
     ("has_chromium", Some("DISASTERPIECE_CHROMIUM"), &["chromium"]),
     ("has_xmllint", None, &["xmllint"]),
+    ("has_helm", Some("DISASTERPIECE_HELM"), &["helm"]),
 ];
 
 fn main() {

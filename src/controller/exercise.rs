@@ -476,6 +476,10 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
         &verdict,
         &report.scenario.spec.hypothesis,
     )];
+    if !report.refusals.is_empty() {
+        // `kubectl describe` shows why, not only that, preflight refused.
+        conditions.push(condition(at, "Refused", true, "Refused", &report.refusals.join("; ")));
+    }
     if !report.revert_failures.is_empty() {
         conditions.push(condition(
             at,

@@ -235,6 +235,10 @@ pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
                 needed.push(Permission::new("get", "", "pods", "", &ns));
                 needed.push(Permission::new("patch", "", "pods", "ephemeralcontainers", &ns));
                 // TERM to the fault's script: without it an abort waits for the duration.
+                // The exec is a WebSocket upgrade, a GET: API servers up to 1.34 authorize
+                // it as `get`, later ones (AuthorizePodWebsocketUpgradeCreatePermission) as
+                // `create` too. Both are asked, so a role that works on one works on all.
+                needed.push(Permission::new("get", "", "pods", "exec", &ns));
                 needed.push(Permission::new("create", "", "pods", "exec", &ns));
             }
         }
@@ -266,7 +270,12 @@ pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
                     .as_ref()
                     .and_then(crate::probe::http::service_address)
                 {
-                    needed.push(Permission::new("get", "", "services", "proxy", &namespace));
+                    // The proxy is authorized by the request's own verb: a POST is `create`.
+                    let verb = match h.method {
+                        crate::scenario::model::HttpMethod::POST => "create",
+                        _ => "get",
+                    };
+                    needed.push(Permission::new(verb, "", "services", "proxy", &namespace));
                 }
             }
             _ => {}

@@ -38,8 +38,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["pods"]
   verbs: ["get", "list", "delete", "patch"]
 - apiGroups: [""]
-  resources: ["pods/eviction", "pods/exec"]
+  resources: ["pods/eviction"]
   verbs: ["create"]
+# The exec that stops an in-pod fault is a WebSocket upgrade (a GET): authorized as `get`
+# up to Kubernetes 1.34, as `create` too from 1.35.
+- apiGroups: [""]
+  resources: ["pods/exec"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["pods/ephemeralcontainers"]
   verbs: ["patch"]
@@ -52,9 +57,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get"]
+# http probes reach NAME.NAMESPACE.svc through the service proxy, authorized by their
+# method: GET and HEAD as `get`, POST as `create`.
 - apiGroups: [""]
   resources: ["services/proxy"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets", "replicasets"]
   verbs: ["get", "list"]
