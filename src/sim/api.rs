@@ -15,9 +15,10 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::auth;
+use super::fields;
 use super::patch::{PatchError, PatchType, apply};
 use super::resources::{ResourceType, group, group_list, resource_list};
-use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, text};
+use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, Writer, text};
 use crate::selector::{FieldSelector, LabelSelector};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -56,6 +57,66 @@ fn resource_not_found() -> Response {
     error(&e)
 }
 
+fn server_version(shared: &Shared) -> String {
+    super::version(shared)["gitVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `/openapi/v2` in JSON. A client that accepts only the protobuf encoding gets 406, which
+/// the API server also answers for an encoding it cannot give.
+fn openapi_v2(headers: &HeaderMap, types: &[ResourceType], shared: &Shared) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    if !accept.contains("json") && !accept.contains("*/*") {
+        return error(&ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json",
+        ));
+    }
+    ok(&super::openapi::v2(types, &server_version(shared)))
+}
+
+/// What `fieldValidation` asks of a write whose object has fields its schema lacks: `Strict`
+/// refuses it (400), `Warn` (the default) answers with a warning for each, `Ignore` neither.
+fn check_fields(ty: &ResourceType, object: &Value, query: &Query) -> Result<Vec<String>, ApiError> {
+    let directive = query.get("fieldValidation").unwrap_or("Warn");
+    if !matches!(directive, "Strict" | "Warn" | "Ignore") {
+        return Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of Ignore, Warn, or Strict, got {directive:?}"
+        )));
+    }
+    if directive == "Ignore" {
+        return Ok(Vec::new());
+    }
+    let unknown: Vec<String> = super::openapi::unknown_fields(ty, object)
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    if directive == "Strict" && !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(unknown)
+}
+
+/// `Warning: 299 - "…"` headers, as the API server sends them.
+fn warn(mut response: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let value = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
+}
+
 /// The parsed query string, and the options type it stands for (`CreateOptions` for a POST…),
 /// which the API server names when it refuses one.
 struct Query(HashMap<String, String>, &'static str);
@@ -92,6 +153,11 @@ impl Query {
         e.details = Some(json!({"group": "meta.k8s.io", "kind": self.1,
             "causes": [{"reason": reason, "message": message, "field": field}]}));
         e
+    }
+
+    /// What a Table row carries of its object (`includeObject`).
+    fn include(&self) -> &str {
+        self.get("includeObject").unwrap_or("Metadata")
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -207,6 +273,14 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         let types = &store_guard.types;
         match segments.as_slice() {
             ["version"] => Err(ok(&super::version(&shared))),
+            ["openapi", "v2"] => Err(openapi_v2(&parts.headers, types, &shared)),
+            ["openapi", "v3"] => Err(ok(&super::openapi::v3_index(types, &server_version(&shared)))),
+            ["openapi", "v3", "api", v] => {
+                Err(super::openapi::v3(types, "", v, &server_version(&shared)).map_or_else(page_not_found, |d| ok(&d)))
+            }
+            ["openapi", "v3", "apis", g, v] => {
+                Err(super::openapi::v3(types, g, v, &server_version(&shared)).map_or_else(page_not_found, |d| ok(&d)))
+            }
             ["healthz" | "readyz" | "livez"] => Err((StatusCode::OK, "ok").into_response()),
             ["api"] => Err(ok(
                 &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
@@ -275,7 +349,7 @@ async fn serve(
         ));
     }
     match (method.clone(), name, sub.as_deref()) {
-        (Method::GET, None, None) if query.flag("watch") => Ok(watch(shared, &ty, namespace, query)?),
+        (Method::GET, None, None) if query.flag("watch") => Ok(watch(shared, &ty, namespace, query, wants_table)?),
         (Method::GET, None, None) => {
             let store = shared.store.lock().expect("store lock");
             list(&store, &ty, namespace.as_deref(), query, wants_table)
@@ -292,7 +366,7 @@ async fn serve(
                     &ty,
                     &[&object],
                     &store.rv.to_string(),
-                    query,
+                    query.include(),
                     store.clock.now(),
                 ))),
                 _ => Ok(ok(&object)),
@@ -313,8 +387,10 @@ async fn serve(
         (Method::POST, None, None) => {
             let object = parse_body(headers, body)?;
             let mut store = shared.store.lock().expect("store lock");
-            let created = store.create(&ty, &ns, object, query.dry_run()?)?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            let warnings = check_fields(&ty, &object, query)?;
+            let writer = writer(query, headers, "Update", sub.as_deref(), None)?;
+            let created = store.create(&ty, &ns, object, &writer)?;
+            Ok(warn(json_response(StatusCode::CREATED, &created), &warnings))
         }
         (Method::POST, Some(name), Some("eviction")) => {
             let eviction = parse_body(headers, body)?;
@@ -324,12 +400,17 @@ async fn serve(
         }
         (Method::PUT, Some(name), sub) => {
             let object = parse_body(headers, body)?;
-            let mut store = shared.store.lock().expect("store lock");
-            let updated = match sub {
-                Some("scale") => update_scale(&mut store, &ty, &ns, &name, &object, query.dry_run()?)?,
-                _ => store.update(&ty, &ns, &name, object, subresource(sub), query.dry_run()?)?,
+            let warnings = match sub {
+                Some("scale") => Vec::new(),
+                _ => check_fields(&ty, &object, query)?,
             };
-            Ok(ok(&updated))
+            let mut store = shared.store.lock().expect("store lock");
+            let writer = writer(query, headers, "Update", sub, None)?;
+            let updated = match sub {
+                Some("scale") => update_scale(&mut store, &ty, &ns, &name, &object, &writer)?,
+                _ => store.update(&ty, &ns, &name, object, subresource(sub), &writer)?,
+            };
+            Ok(warn(ok(&updated), &warnings))
         }
         (Method::PATCH, Some(name), sub) => {
             let content_type = headers
@@ -354,21 +435,42 @@ async fn serve(
                 ));
             }
             let mut store = shared.store.lock().expect("store lock");
-            let dry_run = query.dry_run()?;
             let existing = store.get(&ty.key(), &ns, &name).cloned();
+            // An apply names the fields its manager owns from now on.
+            let configuration = match patch_type {
+                PatchType::Apply => Some(apply(&json!({}), patch_type, body).map_err(patch_error)?),
+                _ => None,
+            };
+            let operation = if configuration.is_some() { "Apply" } else { "Update" };
+            let writer = writer(query, headers, operation, sub, configuration.as_ref())?;
             let Some(existing) = existing else {
                 if patch_type == PatchType::Apply && sub.is_none() {
                     let object = apply(&json!({"metadata": {"name": name}}), patch_type, body).map_err(patch_error)?;
-                    let created = store.create(&ty, &ns, object, dry_run)?;
+                    check_fields(&ty, &object, query)?;
+                    let created = store.create(&ty, &ns, object, &writer)?;
                     return Ok(json_response(StatusCode::CREATED, &created));
                 }
                 return Err(ApiError::not_found(&ty, &name));
             };
             if sub == Some("scale") {
                 let patched = apply(&scale_of(&existing), patch_type, body).map_err(patch_error)?;
-                return Ok(ok(&update_scale(&mut store, &ty, &ns, &name, &patched, dry_run)?));
+                return Ok(ok(&update_scale(&mut store, &ty, &ns, &name, &patched, &writer)?));
             }
             let mut patched = apply(&existing, patch_type, body).map_err(patch_error)?;
+            let warnings = check_fields(&ty, &patched, query)?;
+            if let (Some(configuration), Some(applied)) = (&configuration, &writer.applied)
+                && sub.is_none()
+            {
+                let found = fields::conflicts(&existing, configuration, &writer.manager.name);
+                if !found.is_empty() && !query.flag("force") {
+                    return Err(apply_conflict(&ty, &name, &found));
+                }
+                // What this manager applied before and names no more goes, unless another
+                // manager owns it too.
+                for path in fields::dropped(&existing, &writer.manager.name, applied) {
+                    fields::remove(&mut patched, &path);
+                }
+            }
             if patch_type == PatchType::Apply
                 || text(&patched, "/metadata/resourceVersion") == text(&existing, "/metadata/resourceVersion")
             {
@@ -379,14 +481,8 @@ async fn serve(
                 patched["metadata"]["resourceVersion"] =
                     sent.unwrap_or_else(|| existing["metadata"]["resourceVersion"].clone());
             }
-            Ok(ok(&store.update(
-                &ty,
-                &ns,
-                &name,
-                patched,
-                subresource(sub),
-                dry_run,
-            )?))
+            let updated = store.update(&ty, &ns, &name, patched, subresource(sub), &writer)?;
+            Ok(warn(ok(&updated), &warnings))
         }
         (Method::DELETE, Some(name), None) => {
             let opts = delete_options(query, headers, body)?;
@@ -436,6 +532,71 @@ async fn serve(
             ),
         )),
     }
+}
+
+/// The writer of a request: its `fieldManager`, else its User-Agent up to the first `/`, as
+/// the API server names managers (`kubectl`, `kube-rs`…).
+fn writer(
+    query: &Query,
+    headers: &HeaderMap,
+    operation: &'static str,
+    sub: Option<&str>,
+    configuration: Option<&Value>,
+) -> Result<Writer, ApiError> {
+    let name = query.get("fieldManager").map(str::to_owned).unwrap_or_else(|| {
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let prefix = agent.split('/').next().unwrap_or_default().trim();
+        if prefix.is_empty() {
+            "unknown".to_owned()
+        } else {
+            prefix.to_owned()
+        }
+    });
+    Ok(Writer {
+        manager: fields::Manager {
+            name,
+            operation,
+            subresource: if sub == Some("status") { "status" } else { "" },
+        },
+        applied: configuration.map(fields::applied_paths),
+        dry_run: query.dry_run()?,
+    })
+}
+
+/// 409 for an apply that would take fields other managers own, in the API server's words.
+fn apply_conflict(ty: &ResourceType, name: &str, found: &[fields::Conflict]) -> ApiError {
+    let mut managers: Vec<(&str, &str)> = Vec::new();
+    for c in found {
+        if !managers.contains(&(c.manager.as_str(), c.api_version.as_str())) {
+            managers.push((&c.manager, &c.api_version));
+        }
+    }
+    let message = if found.len() == 1 {
+        let c = &found[0];
+        format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+            c.manager, c.api_version, c.field
+        )
+    } else {
+        let mut text = format!("Apply failed with {} conflicts:", found.len());
+        for (manager, api_version) in &managers {
+            text.push_str(&format!(" conflicts with \"{manager}\" using {api_version}:"));
+            for c in found.iter().filter(|c| c.manager == *manager) {
+                text.push_str(&format!("\n- {}", c.field));
+            }
+        }
+        text
+    };
+    let causes: Vec<Value> = found
+        .iter()
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+        .collect();
+    let mut e = ApiError::new(409, "Conflict", message);
+    e.details = Some(json!({"name": name, "group": ty.group, "kind": ty.plural, "causes": causes}));
+    e
 }
 
 fn subresource(sub: Option<&str>) -> Subresource {
@@ -546,7 +707,7 @@ fn update_scale(
     ns: &str,
     name: &str,
     scale: &Value,
-    dry_run: bool,
+    writer: &Writer,
 ) -> Result<Value, ApiError> {
     let object = store
         .get(&ty.key(), ns, name)
@@ -573,7 +734,7 @@ fn update_scale(
     if !sent_rv.is_empty() {
         updated["metadata"]["resourceVersion"] = json!(sent_rv);
     }
-    let stored = store.update(ty, ns, name, updated, Subresource::Main, dry_run)?;
+    let stored = store.update(ty, ns, name, updated, Subresource::Main, writer)?;
     Ok(scale_of(&stored))
 }
 
@@ -629,7 +790,7 @@ fn list(
         }
     };
     if wants_table {
-        let mut t = table(ty, &items, &rv, query, store.clock.now());
+        let mut t = table(ty, &items, &rv, query.include(), store.clock.now());
         paginate(&mut t["metadata"]);
         return Ok(ok(&t));
     }
@@ -675,7 +836,22 @@ fn watch(
     ty: &ResourceType,
     namespace: Option<String>,
     query: &Query,
+    wants_table: bool,
 ) -> Result<Response, ApiError> {
+    // `kubectl get -w` asks for Tables: each event's object is then a one-row Table.
+    let render = {
+        let ty = ty.clone();
+        let include = query.include().to_owned();
+        let clock = shared.config.clock.clone();
+        move |kind: &str, object: &Value| -> Bytes {
+            if wants_table && kind != "ERROR" && kind != "BOOKMARK" {
+                let rv = text(object, "/metadata/resourceVersion").to_owned();
+                line(kind, &table(&ty, &[object], &rv, &include, clock.now()))
+            } else {
+                line(kind, object)
+            }
+        }
+    };
     let (labels, fields) = query.selectors()?;
     if query.get("sendInitialEvents").is_some() {
         // Kubernetes 1.28, which this simulator answers as, has the WatchList gate off.
@@ -700,7 +876,7 @@ fn watch(
                 .list(&ty.key(), namespace.as_deref())
                 .filter(|o| labels.matches_object(o) && fields.matches(o))
             {
-                pending.push_back(line("ADDED", object));
+                pending.push_back(render("ADDED", object));
             }
         } else {
             let rv: u64 = rv_param
@@ -710,7 +886,7 @@ fn watch(
                 Some(events) => {
                     for event in events {
                         if let Some(kind) = visible(&event, ty, namespace.as_deref(), &labels, &fields) {
-                            pending.push_back(line(kind.as_str(), &event.object));
+                            pending.push_back(render(kind.as_str(), &event.object));
                         }
                     }
                 }
@@ -752,6 +928,7 @@ fn watch(
         bookmark_every: shared.config.bookmark_interval,
         next_bookmark: Instant::now() + shared.config.bookmark_interval,
         end,
+        render: Box::new(render),
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -765,7 +942,7 @@ fn watch(
                         if event.rv <= s.last_rv { continue; }
                         s.last_rv = event.rv;
                         if let Some(kind) = visible(&event, &s.ty, s.namespace.as_deref(), &s.labels, &s.fields) {
-                            s.pending.push_back(line(kind.as_str(), &event.object));
+                            s.pending.push_back((s.render)(kind.as_str(), &event.object));
                         }
                     }
                     // A watcher that falls too far behind is closed; it resumes from its last version.
@@ -797,7 +974,11 @@ struct WatchState {
     bookmark_every: Duration,
     next_bookmark: Instant,
     end: Option<Instant>,
+    render: Render,
 }
+
+/// How a watch writes one event (as JSON, or as a one-row Table).
+type Render = Box<dyn Fn(&str, &Value) -> Bytes + Send>;
 
 /// A cell kubectl shows as `<none>` when empty.
 fn or_none(value: &str) -> &str {
@@ -824,7 +1005,7 @@ fn int(object: &Value, pointer: &str) -> i64 {
 }
 
 /// The `meta.k8s.io/v1 Table` kubectl asks for, with the columns `kubectl get` shows.
-fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query, now: chrono::DateTime<chrono::Utc>) -> Value {
+fn table(ty: &ResourceType, objects: &[&Value], rv: &str, include: &str, now: chrono::DateTime<chrono::Utc>) -> Value {
     let column = |name: &str, kind: &str, priority: u8| json!({"name": name, "type": kind, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": priority});
     type Cells = Box<dyn Fn(&Value) -> Vec<Value>>;
     let (columns, cells): (Vec<Value>, Cells) = match ty.kind.as_str() {
@@ -1026,7 +1207,6 @@ fn table(ty: &ResourceType, objects: &[&Value], rv: &str, query: &Query, now: ch
             Box::new(move |o: &Value| vec![json!(text(o, "/metadata/name")), json!(age(o, now))]),
         ),
     };
-    let include = query.get("includeObject").unwrap_or("Metadata");
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {

@@ -13,6 +13,8 @@
 mod api;
 pub mod auth;
 mod exec;
+mod fields;
+mod openapi;
 pub mod patch;
 mod protobuf;
 pub mod resources;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::fields;
 use super::resources::{ResourceType, builtin};
 use crate::clock::Clock;
 use crate::scenario::validate::{is_dns_label, is_dns_subdomain};
@@ -108,7 +109,14 @@ impl ApiError {
 
     /// [`ApiError::invalid`] for a kind the simulator does not store (`Scale.autoscaling`).
     pub fn invalid_kind(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let text: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        // The message names each distinct problem once; the causes keep every one.
+        let mut text: Vec<String> = Vec::new();
+        for c in &causes {
+            let line = format!("{}: {}", c.field, c.message);
+            if !text.contains(&line) {
+                text.push(line);
+            }
+        }
         let message = if text.len() == 1 {
             format!("{kind} \"{name}\" is invalid: {}", text[0])
         } else {
@@ -191,6 +199,16 @@ pub enum Subresource {
     Main,
     Status,
     EphemeralContainers,
+}
+
+/// Who writes through the API, for the record of field ownership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Writer {
+    pub manager: fields::Manager,
+    /// For an apply: the fields its configuration names.
+    pub applied: Option<std::collections::BTreeSet<fields::Path>>,
+    /// `dryRun=All`: validated and admitted, not stored.
+    pub dry_run: bool,
 }
 
 /// DELETE options.
@@ -475,8 +493,9 @@ impl Store {
         ty: &ResourceType,
         namespace: &str,
         mut object: Value,
-        dry_run: bool,
+        by: &Writer,
     ) -> Result<Value, ApiError> {
+        let dry_run = by.dry_run;
         if !object.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
@@ -531,6 +550,18 @@ impl Store {
         if ty.kind == "Pod" {
             self.admit_new_pod(namespace, &object)?;
         }
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.remove("managedFields");
+        }
+        let now = self.now_rfc3339();
+        fields::record(
+            None,
+            &mut object,
+            &by.manager,
+            by.applied.as_ref(),
+            &ty.api_version(),
+            &now,
+        );
         if dry_run {
             return Ok(object);
         }
@@ -594,8 +625,9 @@ impl Store {
         name: &str,
         mut new: Value,
         sub: Subresource,
-        dry_run: bool,
+        by: &Writer,
     ) -> Result<Value, ApiError> {
+        let dry_run = by.dry_run;
         let Some(old) = self.get(&ty.key(), namespace, name).cloned() else {
             return Err(ApiError::not_found(ty, name));
         };
@@ -688,6 +720,27 @@ impl Store {
         let causes = validate(ty, &result, Some(&old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(ty, name, causes));
+        }
+        // Field ownership is the server's: the managers' record carries over, and a write
+        // that changes nothing changes no record.
+        match old.pointer("/metadata/managedFields") {
+            Some(m) => result["metadata"]["managedFields"] = m.clone(),
+            None => {
+                if let Some(meta) = result["metadata"].as_object_mut() {
+                    meta.remove("managedFields");
+                }
+            }
+        }
+        if result != old {
+            let now = self.now_rfc3339();
+            fields::record(
+                Some(&old),
+                &mut result,
+                &by.manager,
+                by.applied.as_ref(),
+                &ty.api_version(),
+                &now,
+            );
         }
         if dry_run {
             return Ok(result);
@@ -1402,12 +1455,14 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
             causes.push(invalid_value("metadata.name", &json!(name), rule));
         }
     }
+    let mut label_causes = Vec::new();
     for value in object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
         .into_iter()
         .flat_map(|labels| labels.values())
     {
+        let causes = &mut label_causes;
         let v = value.as_str().unwrap_or_default();
         if v.len() > 63 {
             causes.push(invalid_value(
@@ -1425,6 +1480,13 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
         if !value.is_string() || !shaped {
             causes.push(invalid_value("metadata.labels", value, LABEL_VALUE_RULE));
         }
+    }
+    // A pod update validates its metadata in four passes (the pod, the update, the generic
+    // object-meta update and the pod's own), and the API server lists each pass's causes;
+    // its message names each once.
+    let passes = if ty.kind == "Pod" && old.is_some() { 4 } else { 1 };
+    for _ in 0..passes {
+        causes.extend(label_causes.iter().cloned());
     }
     let containers =
         |pointer: &str, field: &str, causes: &mut Vec<Cause>| match at(object, pointer).and_then(Value::as_array) {
