@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::scenario::{self, Resource, Scenario};
-use disasterpiece::sim::{Seed, Sim};
+use disasterpiece_sim::{Seed, Sim};
 use tokio::sync::watch;
 
 const RUNS: usize = 7;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use disasterpiece::sim::{Seed, Sim};
+use disasterpiece_sim::{Seed, Sim};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};

@@ -8,26 +8,22 @@
 //!   every problem reported at its line and column. Pure: no network, no cluster.
 //! - [`target`]: which objects a fault may act on — `resolve` reads them (I/O), `guard`
 //!   applies the blast radius (pure).
-//! - [`sim`]: the embedded simulated cluster, a Kubernetes API server on 127.0.0.1.
-//! - [`selector`]: Kubernetes label and field selector semantics, shared by both.
+//! - [`selector`]: Kubernetes label and field selector semantics, shared with the simulated
+//!   cluster (the `disasterpiece-sim` crate) through `disasterpiece-common`.
 //! - [`fault`], [`probe`], [`engine`]: the faults, the probes, and plan/run/journal.
 //! - [`report`]: the report document, its renderings and trends.
 //! - [`controller`]: the custom resources of the in-cluster controller.
-//! - [`cli`]: the command line; argument handling and printing only.
 //! - [`clock`]: what time it is, passed in everywhere so tests pin it (the only reader of
 //!   the wall clock).
 
 #![forbid(unsafe_code)]
 
-pub mod cli;
-pub mod clock;
 pub mod controller;
 pub mod engine;
 pub mod fault;
 pub mod probe;
-pub mod random;
 pub mod report;
 pub mod scenario;
-pub mod selector;
-pub mod sim;
 pub mod target;
+
+pub use disasterpiece_common::{clock, random, selector};

@@ -9,7 +9,7 @@ use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
 use disasterpiece::controller::exercise::{Options, control};
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
-use disasterpiece::sim::Sim;
+use disasterpiece_sim::Sim;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};

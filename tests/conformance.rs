@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use disasterpiece::sim::{Seed, Sim};
+use disasterpiece_sim::{Seed, Sim};
 use http_body_util::BodyExt;
 use kube::client::Body;
 use serde_json::{Value, json};

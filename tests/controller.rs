@@ -9,7 +9,7 @@ use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
 use disasterpiece::controller::exercise::{Options, control};
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
-use disasterpiece::sim::Sim;
+use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};

@@ -4,7 +4,7 @@
 use disasterpiece::controller::crd::{Exercise, ExerciseSpec, definitions};
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
-use disasterpiece::sim::{Seed, Sim};
+use disasterpiece_sim::{Seed, Sim};
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 

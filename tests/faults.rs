@@ -8,10 +8,10 @@ use disasterpiece::scenario::model::{
     BlastRadius, BlastRadiusMode, Fault, FaultKind, LabelSelector, NetworkPartition, NodeCordon, NodeDrain, PodEvict,
     PodKill, Scale, Target, TargetKind,
 };
-use disasterpiece::sim::Sim;
 use disasterpiece::target::guard::{Exclusion, decide};
 use disasterpiece::target::resolve::resolve;
 use disasterpiece::target::{Candidate, Unit};
+use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};

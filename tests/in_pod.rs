@@ -9,9 +9,9 @@ use disasterpiece::fault::{self, Context, Outcome, Prepared, Undo};
 use disasterpiece::scenario::model::{
     ContainerKill, CpuStress, FaultKind, MemoryStress, NetworkDelay, NetworkLoss, Signal, Target, TargetKind,
 };
-use disasterpiece::sim::Sim;
 use disasterpiece::target::resolve::resolve;
 use disasterpiece::target::{Candidate, Unit};
+use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -302,7 +302,7 @@ async fn container_kill_restarts_the_target_container_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_disasterpiece_leaves_no_delay_behind_once_the_duration_ends() {
     let sim = Sim::builder()
-        .seed(disasterpiece::sim::Seed::Shop)
+        .seed(disasterpiece_sim::Seed::Shop)
         .replace_delay(Duration::from_millis(200))
         .ready_delay(Duration::from_millis(100))
         .start()

@@ -8,8 +8,8 @@ use disasterpiece::clock::Clock;
 use disasterpiece::engine::preflight::plan;
 use disasterpiece::fault::Action;
 use disasterpiece::scenario::{self, Resource, Scenario};
-use disasterpiece::sim::{Seed, Sim};
 use disasterpiece::target::guard::Exclusion;
+use disasterpiece_sim::{Seed, Sim};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -39,7 +39,7 @@ fn scenario_named(file: &str, name: &str) -> Scenario {
         .unwrap_or_else(|| panic!("{file}: no scenario {name}"))
 }
 
-async fn shop(builder: disasterpiece::sim::SimBuilder) -> (Sim, kube::Client) {
+async fn shop(builder: disasterpiece_sim::SimBuilder) -> (Sim, kube::Client) {
     start(
         builder
             .seed(Seed::Shop)

@@ -281,7 +281,7 @@ spec:
 
 /// The shop, scraped by a Prometheus that sends its alerts to an Alertmanager.
 struct Monitored {
-    _sim: disasterpiece::sim::Sim,
+    _sim: disasterpiece_sim::Sim,
     client: kube::Client,
     prometheus: Prometheus,
     am_url: String,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::report::model::{ClauseVerdict, Outcome};
 use disasterpiece::scenario::{self, Resource, Scenario};
-use disasterpiece::sim::Sim;
+use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
@@ -349,7 +349,7 @@ spec:
 #[tokio::test]
 async fn with_a_fifth_of_api_calls_failing_the_run_still_reverts_everything_and_says_what_it_retried() {
     use disasterpiece::engine::retry::retrying_client;
-    use disasterpiece::sim::Misbehaviour;
+    use disasterpiece_sim::Misbehaviour;
     let (sim, raw) = start(fast_shop()).await;
     let (client, log) = retrying_client(sim.kube_config().await.expect("config")).expect("client");
     sim.set_misbehaviour(&Misbehaviour {

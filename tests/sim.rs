@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use disasterpiece::sim::{Misbehaviour, Seed, Sim};
+use disasterpiece_sim::{Misbehaviour, Seed, Sim};
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};

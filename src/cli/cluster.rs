@@ -32,8 +32,8 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// Where probes look when they name no `url`.
-    pub fn sources(&self) -> crate::probe::Sources {
-        crate::probe::Sources {
+    pub fn sources(&self) -> disasterpiece::probe::Sources {
+        disasterpiece::probe::Sources {
             prometheus: self.prometheus_url.clone(),
             alertmanager: self.alertmanager_url.clone(),
         }
@@ -50,7 +50,9 @@ impl ClusterArgs {
     }
 
     /// The client, the server's address, and the log of the calls it had to retry.
-    pub async fn retrying_client(&self) -> anyhow::Result<(kube::Client, String, crate::engine::retry::RetryLog)> {
+    pub async fn retrying_client(
+        &self,
+    ) -> anyhow::Result<(kube::Client, String, disasterpiece::engine::retry::RetryLog)> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
@@ -78,7 +80,8 @@ impl ClusterArgs {
             },
         };
         let server = config.cluster_url.to_string();
-        let (client, log) = crate::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
+        let (client, log) =
+            disasterpiece::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
         Ok((client, server, log))
     }
 }

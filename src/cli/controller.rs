@@ -7,7 +7,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
-use crate::controller::exercise::{Options, control};
+use disasterpiece::controller::exercise::{Options, control};
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
@@ -18,7 +18,7 @@ pub struct ControllerArgs {
     pub all_namespaces: bool,
     /// How often Exercises are looked at.
     #[arg(long, default_value = "1s")]
-    pub poll: crate::scenario::Duration,
+    pub poll: disasterpiece::scenario::Duration,
     /// Elect a leader among replicas with this Lease, as NAMESPACE/NAME (only the leader runs
     /// Exercises). Without it, this replica runs them all: run one.
     #[arg(long, value_name = "NAMESPACE/NAME")]
@@ -40,11 +40,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         identity,
         metrics_addr,
     } = args;
-    let metrics = std::sync::Arc::new(crate::controller::metrics::Metrics::default());
+    let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind(metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on {metrics_addr}: {e}"))?;
-    tokio::spawn(crate::controller::metrics::serve(listener, metrics.clone()));
+    tokio::spawn(disasterpiece::controller::metrics::serve(listener, metrics.clone()));
     let election = match leader_election {
         None => None,
         Some(lease) => {
@@ -57,7 +57,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
                 let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())
             });
-            Some(crate::controller::lease::Election {
+            Some(disasterpiece::controller::lease::Election {
                 namespace: namespace.into(),
                 name: name.into(),
                 identity,

@@ -9,11 +9,11 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::run::summary;
-use crate::clock::Clock;
-use crate::engine::run::{Progress, RunOptions, run as run_exercise};
-use crate::report::model::Outcome;
-use crate::scenario::{self, Resource, Scenario};
-use crate::sim::{Seed, Sim};
+use disasterpiece::clock::Clock;
+use disasterpiece::engine::run::{Progress, RunOptions, run as run_exercise};
+use disasterpiece::report::model::Outcome;
+use disasterpiece::scenario::{self, Resource, Scenario};
+use disasterpiece_sim::{Seed, Sim};
 
 /// The demo scenarios, built in so the demo runs from anywhere; the same files are in
 /// `scenarios/` (labelled `disasterpiece.dev/demo: "true"`) to read and to run by hand.
@@ -109,8 +109,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
         // The same report for people, next to it.
         for (extension, text) in [
-            ("md", crate::report::render::markdown(&report)),
-            ("html", crate::report::html::html(&report)),
+            ("md", disasterpiece::report::render::markdown(&report)),
+            ("html", disasterpiece::report::html::html(&report)),
         ] {
             let rendered = path.with_extension(extension);
             std::fs::write(&rendered, text).with_context(|| format!("writing {}", rendered.display()))?;

@@ -12,11 +12,11 @@ use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
 use super::run::{ExerciseArgs, Lines, confirmed, summary, wait_for_signal};
-use crate::clock::Clock;
-use crate::engine::run::{RunOptions, run as run_exercise};
-use crate::report::model::Outcome;
-use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
-use crate::scenario::{self, Resource};
+use disasterpiece::clock::Clock;
+use disasterpiece::engine::run::{RunOptions, run as run_exercise};
+use disasterpiece::report::model::Outcome;
+use disasterpiece::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
+use disasterpiece::scenario::{self, Resource};
 
 #[derive(Debug, Args)]
 pub struct GameDayArgs {

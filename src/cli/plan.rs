@@ -9,12 +9,12 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
-use crate::clock::Clock;
-use crate::engine::plan::Plan;
-use crate::engine::preflight;
-use crate::probe::Verdict;
-use crate::scenario::model::{PROTECTED_NAMESPACES, TargetKind};
-use crate::scenario::{self, Resource, Scenario};
+use disasterpiece::clock::Clock;
+use disasterpiece::engine::plan::Plan;
+use disasterpiece::engine::preflight;
+use disasterpiece::probe::Verdict;
+use disasterpiece::scenario::model::{PROTECTED_NAMESPACES, TargetKind};
+use disasterpiece::scenario::{self, Resource, Scenario};
 
 /// Which scenario, from which file, and the seed of the target choice: what `plan` and `run`
 /// both take.
@@ -48,7 +48,7 @@ impl ScenarioArgs {
             }
             scenario.spec.target.namespace = Some(ns.clone());
         }
-        let seed = self.seed.unwrap_or_else(|| crate::random::u64() % 1_000_000);
+        let seed = self.seed.unwrap_or_else(|| disasterpiece::random::u64() % 1_000_000);
         Ok(Some((scenario, seed)))
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
-use crate::engine::journal::{LAPSE, recover_lapsed};
+use disasterpiece::engine::journal::{LAPSE, recover_lapsed};
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -18,7 +18,7 @@ pub struct RecoverArgs {
     pub all_namespaces: bool,
     /// A journal whose heartbeat is older than this belongs to a dead run.
     #[arg(long, default_value_t = LAPSE.into())]
-    pub lapse: crate::scenario::Duration,
+    pub lapse: disasterpiece::scenario::Duration,
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -36,7 +36,13 @@ pub async fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         cluster.namespace.as_deref()
     };
-    let recovered = recover_lapsed(&client, namespace, lapse.as_std(), &crate::clock::Clock::system()).await?;
+    let recovered = recover_lapsed(
+        &client,
+        namespace,
+        lapse.as_std(),
+        &disasterpiece::clock::Clock::system(),
+    )
+    .await?;
     let failed = recovered.iter().any(|r| !r.failed.is_empty());
     let mut out = std::io::stdout().lock();
     match output {

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use crate::report::model::Report;
-use crate::report::store::{self, Annotation};
-use crate::report::trend::{self, GroupBy, Trend};
-use crate::report::{html, render};
+use disasterpiece::report::model::Report;
+use disasterpiece::report::store::{self, Annotation};
+use disasterpiece::report::trend::{self, GroupBy, Trend};
+use disasterpiece::report::{html, render};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -153,7 +153,7 @@ pub fn run_annotate(args: AnnotateArgs) -> anyhow::Result<ExitCode> {
     let open = report
         .follow_ups
         .iter()
-        .filter(|f| f.status == crate::report::model::FollowUpStatus::Open)
+        .filter(|f| f.status == disasterpiece::report::model::FollowUpStatus::Open)
         .count();
     println!(
         "annotated {}: {} learned, {} follow-ups ({open} open)",

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
 use super::plan::ScenarioArgs;
-use crate::clock::Clock;
-use crate::engine::run::{Progress, RunOptions, run as run_exercise};
-use crate::report::model::{ClauseVerdict, Outcome, Report};
-use crate::scenario::Duration;
+use disasterpiece::clock::Clock;
+use disasterpiece::engine::run::{Progress, RunOptions, run as run_exercise};
+use disasterpiece::report::model::{ClauseVerdict, Outcome, Report};
+use disasterpiece::scenario::Duration;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

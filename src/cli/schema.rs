@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::scenario::Kind;
+use disasterpiece::scenario::Kind;
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
@@ -34,7 +34,7 @@ pub struct CrdArgs {
 /// `disasterpiece crd`: every CustomResourceDefinition, as one multi-document YAML.
 pub fn crd(args: CrdArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.out_dir {
-        for (file, yaml) in crate::controller::crd::definitions() {
+        for (file, yaml) in disasterpiece::controller::crd::definitions() {
             let path = dir.join(file);
             std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
@@ -42,7 +42,7 @@ pub fn crd(args: CrdArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout();
-    for (i, (_, yaml)) in crate::controller::crd::definitions().iter().enumerate() {
+    for (i, (_, yaml)) in disasterpiece::controller::crd::definitions().iter().enumerate() {
         if i > 0 {
             writeln!(out, "---").context("writing")?;
         }
@@ -56,7 +56,7 @@ pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
     let schema = match format {
         Format::Scenario => Kind::Scenario.schema(),
         Format::Gameday => Kind::GameDay.schema(),
-        Format::Report => crate::report::model::schema(),
+        Format::Report => disasterpiece::report::model::schema(),
     };
     let text = serde_json::to_string_pretty(schema).context("rendering the schema")?;
     writeln!(std::io::stdout(), "{text}").context("writing the schema")?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::sim::{Misbehaviour, Seed, Sim};
+use disasterpiece_sim::{Misbehaviour, Seed, Sim};
 
 #[derive(Debug, Args)]
 pub struct SimArgs {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::scenario::{self, Pos, Problem, Resource};
+use disasterpiece::scenario::{self, Pos, Problem, Resource};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {

@@ -9,7 +9,7 @@
 //! 3. serde turns what is well-formed into typed values;
 //! 4. [`validate`] applies the semantic rules, and paths become positions again.
 
-pub mod duration;
+pub use disasterpiece_common::duration;
 pub mod gameday;
 pub mod model;
 pub mod problem;

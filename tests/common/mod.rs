@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use disasterpiece::sim::{Seed, Sim, SimBuilder};
+use disasterpiece_sim::{Seed, Sim, SimBuilder};
 
 /// Polls until `check` holds; panics naming `what` after 30 seconds. Not a timing assertion:
 /// the simulator's delays are fractions of a second, the limit only stops a hung test.

@@ -82,8 +82,8 @@ fn secret() -> String {
     let mut bytes = [0u8; 16];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if read.is_err() {
-        bytes[..8].copy_from_slice(&crate::random::u64().to_le_bytes());
-        bytes[8..].copy_from_slice(&crate::random::u64().to_le_bytes());
+        bytes[..8].copy_from_slice(&disasterpiece_common::random::u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&disasterpiece_common::random::u64().to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

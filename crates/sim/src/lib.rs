@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 
 pub use seed::Seed;
 
-use crate::clock::Clock;
+use disasterpiece_common::clock::Clock;
 use store::{ApiError, Store};
 
 /// The name of the kubeconfig context (and cluster) the simulator writes.

@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 
 use super::store::{Store, at, pod_is_healthy, text};
 use super::world::{ENV_FAULT, workload_selector};
-use crate::scenario::Duration as ScenarioDuration;
-use crate::selector::LabelSelector;
+use disasterpiece_common::duration::Duration as ScenarioDuration;
+use disasterpiece_common::selector::LabelSelector;
 
 pub const ANNOTATION_HTTP: &str = "sim.disasterpiece.dev/http";
 pub const ANNOTATION_URL: &str = "sim.disasterpiece.dev/url";
@@ -427,7 +427,7 @@ fn metrics(service: &Service) -> String {
 
 /// A number in [0, 1); good enough to drop requests.
 fn random_unit() -> f64 {
-    (crate::random::u64() >> 11) as f64 / (1u64 << 53) as f64
+    (disasterpiece_common::random::u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// `GET /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH`, as the API server proxies to

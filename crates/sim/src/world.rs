@@ -16,14 +16,16 @@ use tokio::time::Instant;
 use super::Config;
 use super::resources::ResourceType;
 use super::store::{DeleteOptions, Store, at, pod_is_healthy, rfc3339, text};
-use crate::scenario::Duration as ScenarioDuration;
-use crate::selector::LabelSelector;
+use disasterpiece_common::duration::Duration as ScenarioDuration;
+use disasterpiece_common::selector::LabelSelector;
 
 /// Environment variables that describe a fault to the container running it (and to the
 /// simulator, which plays its effect).
 pub const ENV_FAULT: &str = "DISASTERPIECE_FAULT";
 pub const ENV_DURATION: &str = "DISASTERPIECE_DURATION";
 pub const ENV_SIGNAL: &str = "DISASTERPIECE_SIGNAL";
+/// The wall-clock second after which a fault script stops by itself (fault::in_pod).
+pub const ENV_NOT_AFTER: &str = "DISASTERPIECE_NOT_AFTER";
 
 /// Timers and bookkeeping the world keeps between passes.
 #[derive(Default)]
@@ -527,7 +529,7 @@ impl World {
             match status {
                 None => {
                     // A container never runs past its exercise's window.
-                    let left = env(&container, crate::fault::in_pod::ENV_NOT_AFTER)
+                    let left = env(&container, ENV_NOT_AFTER)
                         .and_then(|t| t.parse::<i64>().ok())
                         .map(|t| t - wall.timestamp());
                     let lasts = match left {

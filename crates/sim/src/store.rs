@@ -11,9 +11,9 @@ use tokio::time::Instant;
 
 use super::fields;
 use super::resources::{ResourceType, builtin};
-use crate::clock::Clock;
-use crate::scenario::validate::{is_dns_label, is_dns_subdomain};
-use crate::selector::LabelSelector;
+use disasterpiece_common::clock::Clock;
+use disasterpiece_common::names::{is_dns_label, is_dns_subdomain};
+use disasterpiece_common::selector::LabelSelector;
 
 /// `(type key, namespace, name)`; namespace is empty for cluster-scoped objects.
 pub type ObjKey = (String, String, String);
@@ -284,7 +284,7 @@ pub fn pod_is_healthy(pod: &Value) -> bool {
 impl Store {
     pub fn new(log_cap: usize, clock: Clock) -> Self {
         let (events, _) = broadcast::channel(1 << 16);
-        let seed = crate::random::u64();
+        let seed = disasterpiece_common::random::u64();
         Store {
             rv: 1,
             types: builtin(),

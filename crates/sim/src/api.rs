@@ -19,7 +19,7 @@ use super::fields;
 use super::patch::{PatchError, PatchType, apply};
 use super::resources::{ResourceType, group, group_list, resource_list};
 use super::store::{ApiError, DeleteOptions, Deleted, EventType, Store, Subresource, WatchEvent, Writer, text};
-use crate::selector::{FieldSelector, LabelSelector};
+use disasterpiece_common::selector::{FieldSelector, LabelSelector};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
