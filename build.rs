@@ -63,6 +63,11 @@ fn main() {
         println!("cargo::rustc-cfg=has_conformance_corpus");
     }
     // A real cluster for tests/e2e.rs.
+    println!("cargo::rustc-check-cfg=cfg(e2e_disruptive)");
+    println!("cargo::rerun-if-env-changed=DISASTERPIECE_E2E_DISRUPTIVE");
+    if std::env::var_os("DISASTERPIECE_E2E_DISRUPTIVE").is_some() {
+        println!("cargo::rustc-cfg=e2e_disruptive");
+    }
     println!("cargo::rustc-check-cfg=cfg(has_e2e_cluster)");
     println!("cargo::rerun-if-env-changed=DISASTERPIECE_E2E_KUBECONFIG");
     if std::env::var_os("DISASTERPIECE_E2E_KUBECONFIG").is_some() {
