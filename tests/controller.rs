@@ -846,3 +846,74 @@ async fn a_leader_whose_clock_is_an_hour_behind_keeps_its_lease_while_it_renews(
     }
     assert!(!behind.lead().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exercise_whose_scenario_has_a_command_probe_is_refused_and_runs_nothing() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    let marker =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("controller-command-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // Anyone who may create a Scenario and an Exercise: the probe would run inside the
+    // controller, as its ServiceAccount.
+    add_scenario(
+        client,
+        "shop",
+        &format!(
+            "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: runs-a-command}}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  faults: [{{scale: {{replicas: 1}}}}]
+  duration: 2s
+  expect:
+    - {{name: harmless, command: {{run: [touch, '{}']}}, within: 2s}}
+",
+            marker.display()
+        ),
+    )
+    .await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("command-1", "runs-a-command"))
+        .await
+        .expect("create");
+    eventually("the exercise is refused", || async {
+        exercises.get("command-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Refused)
+    })
+    .await;
+    let status = exercises.get("command-1").await.expect("get").status.expect("status");
+    let why = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Refused")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        why.contains("has command probes (harmless), which this controller does not run")
+            && why.contains("--allow-command-probes"),
+        "{why}"
+    );
+    eventually("a Refused Event says why", || async {
+        Api::<Event>::namespaced(client.clone(), "shop")
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some("command-1")
+                    && e.reason.as_deref() == Some("Refused")
+                    && e.message.as_deref().is_some_and(|m| m.contains("command probes"))
+            })
+    })
+    .await;
+    assert!(!marker.exists(), "the command ran");
+    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("frontend")
+        .await
+        .expect("frontend");
+    assert_eq!(frontend.spec.replicas, Some(3), "nothing was injected");
+}

@@ -392,3 +392,56 @@ fn a_protected_namespace_given_with_namespace_is_refused_before_the_cluster_is_a
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_runs_no_command_probe_unless_told_to() {
+    let (sim, _client) = shop(Sim::builder()).await;
+    let kubeconfig = sim.kubeconfig_path().to_str().expect("utf-8").to_owned();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("plan-commands-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let marker = dir.join("ran");
+    let file = dir.join("scenario.yaml");
+    // A scenario from someone else's pull request: its steady state "checks" by writing a file.
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: sneaky}}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  faults: [{{scale: {{replicas: 1}}}}]
+  duration: 1m
+  steadyState:
+    - {{name: looks harmless, command: {{run: [touch, '{}']}}}}
+  expect:
+    - {{name: one left, kube: {{readyReplicas: {{atLeast: 1}}}}, throughout: true}}
+",
+            marker.display()
+        ),
+    )
+    .expect("write the scenario");
+    let path = file.to_str().expect("utf-8").to_owned();
+    let plan = |extra: Option<&'static str>| {
+        let (k, p) = (kubeconfig.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["plan", p.as_str(), "--kubeconfig", k.as_str()];
+            args.extend(extra);
+            cli(&args)
+        })
+    };
+    let without = plan(None).await.expect("join");
+    let out = String::from_utf8_lossy(&without.stdout).into_owned() + &String::from_utf8_lossy(&without.stderr);
+    assert!(!marker.exists(), "plan ran the command: {out}");
+    assert_eq!(without.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("not run: command probes are off here") && out.contains("--run-commands"),
+        "{out}"
+    );
+
+    let with = plan(Some("--run-commands")).await.expect("join");
+    let out = String::from_utf8_lossy(&with.stdout).into_owned() + &String::from_utf8_lossy(&with.stderr);
+    assert!(marker.exists(), "asked to, plan runs it: {out}");
+    assert_eq!(with.status.code(), Some(0), "{out}");
+}

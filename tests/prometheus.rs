@@ -139,6 +139,7 @@ spec:
         disasterpiece::probe::Sources {
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
+            commands: Default::default(),
         },
     );
     let report = run(&client, &scenario, options, abort, &Quiet).await;
@@ -194,6 +195,7 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
         sources: disasterpiece::probe::Sources {
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
+            commands: Default::default(),
         },
         clock: Default::default(),
     };
@@ -263,6 +265,7 @@ spec:
     let sources = disasterpiece::probe::Sources {
         prometheus: Some(prometheus.url.clone()),
         alertmanager: Some(am_url),
+        commands: Default::default(),
     };
     let options = options("ex-am", sources);
     let report = run(&client, &scenario, options, abort, &Quiet).await;

@@ -45,7 +45,11 @@ fn options(exercise: &str) -> RunOptions {
         sample_every: Duration::from_millis(200),
         cluster: "sim".into(),
         retries: None,
-        sources: Default::default(),
+        // As `disasterpiece run` does: the person running it runs its command probes.
+        sources: disasterpiece::probe::Sources {
+            commands: disasterpiece::probe::CommandProbes::On,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

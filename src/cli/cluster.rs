@@ -31,11 +31,14 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// Where probes look when they name no `url`.
-    pub fn sources(&self) -> disasterpiece::probe::Sources {
+    /// Where probes look when they name no `url`; `commands` says whether command probes may
+    /// run (the caller decides: `run` yes, `plan` only with `--run-commands`, the controller
+    /// only with `--allow-command-probes`).
+    pub fn sources(&self, commands: disasterpiece::probe::CommandProbes) -> disasterpiece::probe::Sources {
         disasterpiece::probe::Sources {
             prometheus: self.prometheus_url.clone(),
             alertmanager: self.alertmanager_url.clone(),
+            commands,
         }
     }
 }

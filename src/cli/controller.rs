@@ -29,6 +29,11 @@ pub struct ControllerArgs {
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Run Scenarios' `command` probes. They run inside the controller, as its
+    /// ServiceAccount: anyone who may create a Scenario and an Exercise would run code with
+    /// the controller's rights. Off, an Exercise whose Scenario has one is refused.
+    #[arg(long, env = "DISASTERPIECE_ALLOW_COMMAND_PROBES")]
+    pub allow_command_probes: bool,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -39,6 +44,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         leader_election,
         identity,
         metrics_addr,
+        allow_command_probes,
     } = args;
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -74,7 +80,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         },
         poll: poll.as_std().max(Duration::from_millis(100)),
         cluster: server.clone(),
-        sources: cluster.sources(),
+        sources: cluster.sources(if allow_command_probes {
+            disasterpiece::probe::CommandProbes::On
+        } else {
+            disasterpiece::probe::CommandProbes::Off
+        }),
         fault_image: cluster.fault_image.clone(),
         election,
         clock: Default::default(),

@@ -98,6 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             sample_every: Duration::from_millis(500),
             cluster: sim.url().to_owned(),
             retries: None,
+            // The demo's scenarios have no command probes; none would run.
             sources: Default::default(),
             host: Some("disasterpiece demo".into()),
             clock: clock.clone(),

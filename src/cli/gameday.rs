@@ -161,7 +161,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     sample_every: sample_every.as_std(),
                     cluster: server.clone(),
                     retries: Some(retries.clone()),
-                    sources: stage_cluster.sources(),
+                    sources: stage_cluster.sources(disasterpiece::probe::CommandProbes::On),
                     fault_image: stage_cluster.fault_image.clone(),
                     context: stage_cluster.context.clone(),
                     host: Some(gameday.spec.host.name.clone()),

@@ -62,6 +62,11 @@ pub struct PlanArgs {
     /// How to print the plan.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Run the steady state's `command` probes. Without it they are not run (a plan of a
+    /// scenario from someone else's pull request runs none of its programs) and read
+    /// inconclusive, which refuses the plan.
+    #[arg(long)]
+    pub run_commands: bool,
 }
 
 /// Exit code for a plan that may not run, or input that is invalid.
@@ -72,6 +77,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         scenario,
         cluster,
         output,
+        run_commands,
     } = args;
     let Some((scenario, seed)) = scenario.load(&cluster)? else {
         return Ok(ExitCode::from(REFUSED));
@@ -82,7 +88,11 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         &scenario,
         &server,
         seed,
-        &cluster.sources(),
+        &cluster.sources(if run_commands {
+            disasterpiece::probe::CommandProbes::On
+        } else {
+            disasterpiece::probe::CommandProbes::Off
+        }),
         cluster.fault_image.as_deref(),
         &Clock::system(),
     )

@@ -171,7 +171,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sample_every: sample_every.as_std(),
         cluster: server,
         retries: Some(retries),
-        sources: cluster.sources(),
+        sources: cluster.sources(disasterpiece::probe::CommandProbes::On),
         fault_image: cluster.fault_image.clone(),
         context: cluster.context.clone(),
         host,

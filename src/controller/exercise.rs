@@ -342,6 +342,41 @@ pub fn tenancy_refusal(from: &str, to: &str, allow_from: Option<&str>) -> Option
 }
 
 /// The scenario an Exercise names, as the engine reads it, or why it cannot run.
+/// What this controller refuses to run whatever the Scenario's author may do: command probes
+/// unless it was started with `--allow-command-probes` (they would run inside the controller,
+/// with its ServiceAccount's rights).
+fn allowed_here(scenario: Scenario, sources: &crate::probe::Sources) -> Result<Scenario, String> {
+    use crate::scenario::model::HasProbe;
+    let spec = &scenario.spec;
+    let is_command = |p: Option<crate::scenario::model::ProbeKind<'_>>| {
+        matches!(p, Some(crate::scenario::model::ProbeKind::Command(_)))
+    };
+    let commands: Vec<&str> = (spec.steady_state.iter())
+        .filter(|c| is_command(c.probe()))
+        .map(|c| c.name.as_str())
+        .chain(
+            spec.expect
+                .iter()
+                .filter(|c| is_command(c.probe()))
+                .map(|c| c.name.as_str()),
+        )
+        .chain(
+            spec.abort_when
+                .iter()
+                .filter(|c| is_command(c.probe()))
+                .map(|c| c.name.as_deref().unwrap_or("abortWhen")),
+        )
+        .collect();
+    if sources.commands == crate::probe::CommandProbes::Off && !commands.is_empty() {
+        return Err(format!(
+            "Scenario {} has command probes ({}), which this controller does not run: they would run inside it, as its ServiceAccount. Use an http or kube probe, or start the controller with --allow-command-probes (Helm: controller.allowCommandProbes) if every Scenario author may act as the controller",
+            scenario.metadata.name,
+            commands.join(", ")
+        ));
+    }
+    Ok(scenario)
+}
+
 async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, String> {
     let ns = exercise.namespace().unwrap_or_default();
     let resource = Api::<ScenarioResource>::namespaced(client.clone(), &ns)
@@ -553,7 +588,10 @@ async fn execute(
         exercise: exercise.clone(),
         clock: options.clock.clone(),
     };
-    let scenario = match scenario_for(client, &exercise).await {
+    let scenario = match scenario_for(client, &exercise)
+        .await
+        .and_then(|s| allowed_here(s, &options.sources))
+    {
         Ok(s) => s,
         Err(refusal) => {
             recorder.event("Refused", "Warning", &refusal);

@@ -67,12 +67,28 @@ impl Reading {
     }
 }
 
-/// Where `prometheus` and `alert` probes look when they name no `url`.
+/// What probes may reach: the Prometheus and Alertmanager that `prometheus` and `alert`
+/// probes ask when they name no `url`, and whether `command` probes may run at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     pub prometheus: Option<String>,
     pub alertmanager: Option<String>,
+    /// Command probes run programs as whoever runs Disasterpiece: off unless the person
+    /// running it says so (`run`, `plan --run-commands`, the controller's
+    /// `--allow-command-probes`). Off, a command probe is not run and reads inconclusive.
+    pub commands: CommandProbes,
 }
+
+/// Whether `command` probes may run here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandProbes {
+    #[default]
+    Off,
+    On,
+}
+
+/// What a command probe reads where command probes are off.
+pub const COMMANDS_OFF: &str = "not run: command probes are off here (they run programs as whoever runs Disasterpiece); `plan --run-commands` or the controller's `--allow-command-probes` turns them on";
 
 /// What probes need: a client, the scenario's target for the defaults of `kube` probes, and
 /// the Prometheus and Alertmanager to ask when a probe names none.
@@ -90,6 +106,11 @@ pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
     let reading = match probe {
         ProbeKind::Http(p) => http::sample(ctx, p).await,
         ProbeKind::Kube(p) => kube::sample(ctx, p).await,
+        ProbeKind::Command(_) if ctx.sources.commands == CommandProbes::Off => Reading {
+            verdict: Verdict::Inconclusive,
+            observed: COMMANDS_OFF.into(),
+            latency_ms: None,
+        },
         ProbeKind::Command(p) => command::sample(p).await,
         ProbeKind::Prometheus(p) => prometheus::sample(ctx, p).await,
         ProbeKind::Alert(p) => alert::sample(ctx, p).await,
