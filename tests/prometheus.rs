@@ -372,6 +372,7 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
         disasterpiece::probe::Sources {
             prometheus: Some(prometheus.url.clone()),
             alertmanager: Some(am_url),
+            commands: Default::default(),
         },
     );
     let report = run(&client, &scenario, options, abort, &Quiet).await;
