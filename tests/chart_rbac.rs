@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
-use disasterpiece::controller::exercise::{Options, control};
+use disasterpiece::controller::exercise::control;
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
 use disasterpiece_sim::Sim;
@@ -102,16 +102,7 @@ async fn controller_with_chart_rbac(rbac: &[Value]) -> (Sim, kube::Client, watch
         .service_account_client(RELEASE_NAMESPACE, "disasterpiece")
         .await
         .expect("the chart ServiceAccount's token");
-    let options = Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
-        election: None,
-        clock: Default::default(),
-        metrics: Default::default(),
-    };
+    let options = common::controller_options(&sim);
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(control(controller, options, stop));
     (sim, admin, stop_tx)

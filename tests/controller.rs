@@ -21,14 +21,8 @@ use common::{eventually, fast_shop, start};
 /// A controller polling every 100 ms, reading time from `clock`.
 fn options(sim: &Sim, clock: Clock) -> Options {
     Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
-        election: None,
         clock,
-        metrics: Default::default(),
+        ..common::controller_options(sim)
     }
 }
 
@@ -51,14 +45,8 @@ async fn cluster() -> Cluster {
     let metrics_url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(disasterpiece::controller::metrics::serve(listener, metrics.clone()));
     let options = Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
-        election: None,
-        clock: Default::default(),
         metrics,
+        ..common::controller_options(&sim)
     };
     tokio::spawn(control(client.clone(), options, stop));
     Cluster {
@@ -96,6 +84,25 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
             target_namespace: None,
         },
     )
+}
+
+/// Creates Exercise `name` of `scenario` in `namespace` and waits until it is refused.
+async fn refused(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    scenario: &str,
+) -> disasterpiece::controller::crd::ExerciseStatus {
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), namespace);
+    exercises
+        .create(&PostParams::default(), &exercise(name, scenario))
+        .await
+        .expect("create");
+    eventually("the exercise is refused", || async {
+        exercises.get(name).await.ok().and_then(|e| e.status?.phase) == Some(Phase::Refused)
+    })
+    .await;
+    exercises.get(name).await.expect("get").status.expect("status")
 }
 
 /// Scales the frontend to one for five minutes: long enough to abort it mid-fault.
@@ -260,16 +267,7 @@ async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
         .await
         .expect("namespace");
     add_scenario(client, "team-a", POD_LOSS).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "team-a");
-    exercises
-        .create(&PostParams::default(), &exercise("reach-1", "checkout-pod-loss"))
-        .await
-        .expect("create");
-    eventually("the exercise is refused", || async {
-        exercises.get("reach-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Refused)
-    })
-    .await;
-    let status = exercises.get("reach-1").await.expect("get").status.expect("status");
+    let status = refused(client, "team-a", "reach-1", "checkout-pod-loss").await;
     let refusal = &status.conditions[0];
     assert_eq!((refusal.type_.as_str(), refusal.status.as_str()), ("Refused", "True"));
     assert!(
@@ -875,16 +873,7 @@ spec:
         ),
     )
     .await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("command-1", "runs-a-command"))
-        .await
-        .expect("create");
-    eventually("the exercise is refused", || async {
-        exercises.get("command-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Refused)
-    })
-    .await;
-    let status = exercises.get("command-1").await.expect("get").status.expect("status");
+    let status = refused(client, "shop", "command-1", "runs-a-command").await;
     let why = status
         .conditions
         .iter()

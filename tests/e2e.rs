@@ -276,28 +276,29 @@ async fn replaced(cluster: &Cluster, gone: &str) {
     cluster.until_whole().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_kill() {
-    let cluster = Cluster::new("podkill").await;
-    let ctx = cluster.context("e2e-podkill");
+/// A fault that takes one pod away: the Deployment replaces it.
+async fn one_pod_replaced(name: &str, fault: FaultKind<'_>) {
+    let cluster = Cluster::new(name).await;
+    let ctx = cluster.context(&format!("e2e-{name}"));
     let target = cluster.candidates(Unit::Pod).await.remove(0);
-    let kill = PodKill {
-        grace_period_seconds: Some(0),
-    };
-    cluster.inject(&ctx, FaultKind::PodKill(&kill), &target).await;
+    cluster.inject(&ctx, fault, &target).await;
     replaced(&cluster, &target.name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_kill() {
+    let kill = PodKill {
+        grace_period_seconds: Some(0),
+    };
+    one_pod_replaced("podkill", FaultKind::PodKill(&kill)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_evict() {
-    let cluster = Cluster::new("podevict").await;
-    let ctx = cluster.context("e2e-podevict");
-    let target = cluster.candidates(Unit::Pod).await.remove(0);
     let evict = PodEvict {
         grace_period_seconds: Some(1),
     };
-    cluster.inject(&ctx, FaultKind::PodEvict(&evict), &target).await;
-    replaced(&cluster, &target.name).await;
+    one_pod_replaced("podevict", FaultKind::PodEvict(&evict)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

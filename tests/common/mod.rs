@@ -27,6 +27,20 @@ pub fn fast_shop() -> SimBuilder {
         .ready_delay(Duration::from_millis(100))
 }
 
+/// A controller for tests: every namespace, polling every 100 ms, no leader election.
+pub fn controller_options(sim: &Sim) -> disasterpiece::controller::exercise::Options {
+    disasterpiece::controller::exercise::Options {
+        namespace: None,
+        poll: Duration::from_millis(100),
+        cluster: sim.url().to_owned(),
+        sources: Default::default(),
+        fault_image: None,
+        election: None,
+        clock: Default::default(),
+        metrics: Default::default(),
+    }
+}
+
 /// Starts a simulator and a client that shows every answer as it is (no kube retries).
 pub async fn start(builder: SimBuilder) -> (Sim, kube::Client) {
     let sim = builder.start().await.expect("simulator starts");

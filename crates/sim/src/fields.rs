@@ -29,21 +29,13 @@ pub struct Conflict {
     pub field: String,
 }
 
-/// The key an item of list `field` is owned by, as Kubernetes' merge keys name it.
+/// The key an item of list `field` is owned by: its merge key (`patch::merge_key`), and for
+/// ports the protocol too, as Kubernetes keys them.
 fn item_key(field: &str, item: &Value) -> Option<Value> {
     let keys: &[&str] = match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "volumeMounts"
-        | "imagePullSecrets" => &["name"],
-        "conditions" => &["type"],
         "ports" if item.get("containerPort").is_some() => &["containerPort", "protocol"],
         "ports" => &["port", "protocol"],
-        "ownerReferences" => &["uid"],
-        _ => return None,
+        _ => &[super::patch::merge_key(field)?],
     };
     let mut key = Map::new();
     for k in keys {

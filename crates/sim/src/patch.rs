@@ -72,7 +72,7 @@ pub fn apply(target: &Value, patch_type: PatchType, body: &[u8]) -> Result<Value
 
 /// The key a list field merges by, named by the field's name (as Kubernetes' patch strategy
 /// annotations do for the types the simulator serves).
-fn merge_key(field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"
