@@ -102,7 +102,12 @@ async fn controller_with_chart_rbac(rbac: &[Value]) -> (Sim, kube::Client, watch
         .service_account_client(RELEASE_NAMESPACE, "disasterpiece")
         .await
         .expect("the chart ServiceAccount's token");
-    let options = common::controller_options(&sim);
+    // The shop's own node scenarios are allowed, as a platform team would set
+    // controller.nodeScenarioNamespaces.
+    let options = disasterpiece::controller::exercise::Options {
+        node_namespaces: vec!["shop".into()],
+        ..common::controller_options(&sim)
+    };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(control(controller, options, stop));
     (sim, admin, stop_tx)

@@ -290,19 +290,13 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
     let options = Options {
-        namespace: None,
-        poll: Duration::from_millis(100),
-        cluster: sim.url().to_owned(),
-        sources: Default::default(),
-        fault_image: None,
         election: Some(disasterpiece::controller::lease::Election {
             namespace: "default".into(),
             name: "disasterpiece-controller".into(),
             identity: "replica-a".into(),
             duration: Duration::from_secs(2),
         }),
-        clock: Default::default(),
-        metrics: Default::default(),
+        ..common::controller_options(&sim)
     };
     // Replica A runs on a runtime of its own, which the test kills outright: no revert runs,
     // as when a process dies. Replica B runs all along, as the follower.
@@ -905,4 +899,79 @@ spec:
         .await
         .expect("frontend");
     assert_eq!(frontend.spec.replicas, Some(3), "nothing was injected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_scenario_runs_only_from_a_namespace_the_controller_lists() {
+    use k8s_openapi::api::core::v1::Node;
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let (_stop_tx, stop) = watch::channel(false);
+    let options = Options {
+        node_namespaces: vec!["platform".into()],
+        ..common::controller_options(&sim)
+    };
+    tokio::spawn(control(client.clone(), options, stop));
+    const CORDON: &str = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: cordon-all}
+spec:
+  hypothesis: Nothing needs new pods for a while.
+  target: {kind: Node, selector: {matchLabels: {kubernetes.io/os: linux}}}
+  blastRadius: {mode: all, max: 3}
+  faults: [{nodeCordon: {}}]
+  duration: 1s
+  expect:
+    - {name: checkout stays, kube: {kind: Deployment, name: checkout, namespace: shop, readyReplicas: {atLeast: 1}}, within: 5s}
+";
+    for ns in ["team-a", "platform"] {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("ns");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace");
+        add_scenario(&client, ns, CORDON).await;
+    }
+    // A tenant's Scenario may not cordon the cluster's nodes.
+    let status = refused(&client, "team-a", "cordon-1", "cordon-all").await;
+    let why = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Refused")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        why.contains("targets Nodes")
+            && why.contains("namespace team-a may not")
+            && why.contains("--node-scenario-namespaces"),
+        "{why}"
+    );
+    let nodes = Api::<Node>::all(client.clone());
+    let cordoned = |list: Vec<Node>| {
+        list.iter()
+            .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+            .count()
+    };
+    assert_eq!(
+        cordoned(nodes.list(&ListParams::default()).await.expect("nodes").items),
+        0
+    );
+
+    // The platform team's may, and it is reverted.
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "platform");
+    exercises
+        .create(&PostParams::default(), &exercise("cordon-2", "cordon-all"))
+        .await
+        .expect("create");
+    eventually("the platform's exercise finishes", || async {
+        exercises.get("cordon-2").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
+    let status = exercises.get("cordon-2").await.expect("get").status.expect("status");
+    assert_eq!(status.verdict.as_deref(), Some("Confirmed"), "{status:?}");
+    assert_eq!(
+        cordoned(nodes.list(&ListParams::default()).await.expect("nodes").items),
+        0,
+        "reverted"
+    );
 }

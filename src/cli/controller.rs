@@ -34,6 +34,15 @@ pub struct ControllerArgs {
     /// the controller's rights. Off, an Exercise whose Scenario has one is refused.
     #[arg(long, env = "DISASTERPIECE_ALLOW_COMMAND_PROBES")]
     pub allow_command_probes: bool,
+    /// The namespaces whose Scenarios may target Nodes (comma-separated). Nodes are shared by
+    /// every namespace: a Scenario from any other namespace that targets them is refused.
+    #[arg(
+        long,
+        value_name = "NS,...",
+        value_delimiter = ',',
+        env = "DISASTERPIECE_NODE_SCENARIO_NAMESPACES"
+    )]
+    pub node_scenario_namespaces: Vec<String>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -45,6 +54,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         identity,
         metrics_addr,
         allow_command_probes,
+        node_scenario_namespaces,
     } = args;
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -86,6 +96,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             disasterpiece::probe::CommandProbes::Off
         }),
         fault_image: cluster.fault_image.clone(),
+        node_namespaces: node_scenario_namespaces,
         election,
         clock: Default::default(),
         metrics,

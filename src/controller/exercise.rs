@@ -48,6 +48,8 @@ pub struct Options {
     pub cluster: String,
     pub sources: crate::probe::Sources,
     pub fault_image: Option<String>,
+    /// The namespaces whose Scenarios may target Nodes (none by default).
+    pub node_namespaces: Vec<String>,
     /// Run Exercises only while holding this Lease (several replicas); `None`: always.
     pub election: Option<super::lease::Election>,
     /// What time it is: GameDay schedules, statuses, Events, reports.
@@ -341,11 +343,22 @@ pub fn tenancy_refusal(from: &str, to: &str, allow_from: Option<&str>) -> Option
     })
 }
 
-/// The scenario an Exercise names, as the engine reads it, or why it cannot run.
 /// What this controller refuses to run whatever the Scenario's author may do: command probes
 /// unless it was started with `--allow-command-probes` (they would run inside the controller,
-/// with its ServiceAccount's rights).
-fn allowed_here(scenario: Scenario, sources: &crate::probe::Sources) -> Result<Scenario, String> {
+/// with its ServiceAccount's rights), and Node targets from a namespace not listed in
+/// `--node-scenario-namespaces` (Nodes are shared by every namespace: a tenant's Scenario could
+/// cordon or drain the whole cluster).
+fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, String> {
+    let from = scenario.metadata.namespace.clone().unwrap_or_default();
+    if scenario.spec.target.kind == crate::scenario::model::TargetKind::Node
+        && !options.node_namespaces.iter().any(|n| *n == from)
+    {
+        return Err(format!(
+            "Scenario {} targets Nodes, which every namespace shares, and namespace {from} may not: list it in the controller's --node-scenario-namespaces (Helm controller.nodeScenarioNamespaces) to allow it",
+            scenario.metadata.name
+        ));
+    }
+    let sources = &options.sources;
     use crate::scenario::model::HasProbe;
     let spec = &scenario.spec;
     let is_command = |p: Option<crate::scenario::model::ProbeKind<'_>>| {
@@ -377,6 +390,7 @@ fn allowed_here(scenario: Scenario, sources: &crate::probe::Sources) -> Result<S
     Ok(scenario)
 }
 
+/// The scenario an Exercise names, as the engine reads it, or why it cannot run.
 async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, String> {
     let ns = exercise.namespace().unwrap_or_default();
     let resource = Api::<ScenarioResource>::namespaced(client.clone(), &ns)
@@ -590,7 +604,7 @@ async fn execute(
     };
     let scenario = match scenario_for(client, &exercise)
         .await
-        .and_then(|s| allowed_here(s, &options.sources))
+        .and_then(|s| allowed_here(s, options))
     {
         Ok(s) => s,
         Err(refusal) => {

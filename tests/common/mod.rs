@@ -35,6 +35,7 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::exercise::Opt
         cluster: sim.url().to_owned(),
         sources: Default::default(),
         fault_image: None,
+        node_namespaces: Vec::new(),
         election: None,
         clock: Default::default(),
         metrics: Default::default(),
