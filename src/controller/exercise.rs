@@ -350,8 +350,7 @@ pub fn tenancy_refusal(from: &str, to: &str, allow_from: Option<&str>) -> Option
 /// cordon or drain the whole cluster).
 fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, String> {
     let from = scenario.metadata.namespace.clone().unwrap_or_default();
-    if scenario.spec.target.kind == crate::scenario::model::TargetKind::Node
-        && !options.node_namespaces.iter().any(|n| *n == from)
+    if scenario.spec.target.kind == crate::scenario::model::TargetKind::Node && !options.node_namespaces.contains(&from)
     {
         return Err(format!(
             "Scenario {} targets Nodes, which every namespace shares, and namespace {from} may not: list it in the controller's --node-scenario-namespaces (Helm controller.nodeScenarioNamespaces) to allow it",
