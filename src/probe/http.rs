@@ -63,24 +63,44 @@ fn method(m: HttpMethod) -> &'static str {
     }
 }
 
+/// The most of a response body a probe reads; the rest is not read (an endless body must not
+/// exhaust the controller's memory).
+pub const MAX_BODY: usize = 1 << 20;
+
 async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<(u16, String), String> {
+    // The same rules as `validate`, again here: a Scenario resource may not have been validated.
+    for (name, value) in &probe.headers {
+        if let Some(problem) = crate::scenario::validate::header_problem(url.as_str(), name, value) {
+            return Err(format!("not sent: {problem}"));
+        }
+    }
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
     };
     if let Some((namespace, service, port)) = service_address(url) {
         let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
-        let mut request = http::Request::builder().method(method(probe.method)).uri(uri);
-        for (k, v) in &probe.headers {
-            request = request.header(k, v);
-        }
-        let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
+        let request = http::Request::builder()
+            .method(method(probe.method))
+            .uri(uri)
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
         let response = ctx.client.send(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let bytes = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while bytes.len() <= MAX_BODY {
+            match http_body_util::BodyExt::frame(&mut body).await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => break,
+            }
+        }
+        bytes.truncate(MAX_BODY);
         return Ok((status, String::from_utf8_lossy(&bytes).into_owned()));
     }
     direct(url, method(probe.method), &path, &probe.headers).await
@@ -107,22 +127,37 @@ pub async fn direct(
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n");
     for (k, v) in headers {
+        if let Some(problem) = crate::scenario::validate::header_problem(url.as_str(), k, v) {
+            return Err(format!("not sent: {problem}"));
+        }
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("Content-Length: 0\r\n\r\n");
     stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    // The head and at most MAX_BODY of the body; the rest is never read.
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.map_err(|e| e.to_string())?;
+    (&mut stream)
+        .take((MAX_BODY + 64 * 1024) as u64)
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&response);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or("the answer is not HTTP")?;
-    let body = text
+    let mut body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
+    if body.len() > MAX_BODY {
+        let mut end = MAX_BODY;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
+    }
     Ok((status, body))
 }
 
@@ -143,5 +178,53 @@ mod tests {
         );
         assert_eq!(parse("http://127.0.0.1:8080/"), None);
         assert_eq!(parse("http://example.com/"), None);
+    }
+
+    /// A server that answers 200 and then sends body forever; returns its address and how
+    /// many bytes it managed to send.
+    async fn endless() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut head = [0u8; 1024];
+                    let _ = socket.read(&mut head).await;
+                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while socket.write_all(&chunk).await.is_ok() {
+                        counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}/"), sent)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_no_further_than_the_cap() {
+        let (url, sent) = endless().await;
+        let url = url::Url::parse(&url).expect("url");
+        let (status, body) = direct(&url, "GET", "/", &Default::default()).await.expect("an answer");
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), MAX_BODY);
+        // The server could send more than the cap only into the socket buffers, not into us.
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < 64 * MAX_BODY);
+    }
+
+    #[tokio::test]
+    async fn a_header_that_would_split_the_request_is_not_sent() {
+        let (url, sent) = endless().await;
+        let url = url::Url::parse(&url).expect("url");
+        let headers = [("X-Trace".to_owned(), "1\r\nImpersonate-User: system:admin".to_owned())].into();
+        let refused = direct(&url, "GET", "/", &headers).await.expect_err("refused");
+        assert!(refused.starts_with("not sent: the value of `X-Trace`"), "{refused}");
+        let authorization = [("Authorization".to_owned(), "Bearer x".to_owned())].into();
+        assert!(direct(&url, "GET", "/", &authorization).await.is_err());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing was asked");
     }
 }

@@ -609,6 +609,13 @@ fn check_probe(f: &mut Findings, path: &str, clause: &impl HasProbe, target_kind
     match probe {
         ProbeKind::Http(http) => {
             check_http_url(f, &child_path(&at, "url"), &http.url);
+            for (name, value) in &http.headers {
+                if let Some(problem) = header_problem(&http.url, name, value) {
+                    f.add(child_path(&child_path(&at, "headers"), name), problem).hint(
+                        "headers are for the service under test (e.g. `X-Canary: 1`); credentials and routing are not the scenario's to set",
+                    );
+                }
+            }
             if http.timeout.is_zero() {
                 f.add(child_path(&at, "timeout"), "must be longer than 0s");
             }
@@ -917,6 +924,54 @@ pub fn promql_balance(query: &str) -> Option<String> {
 }
 
 pub use disasterpiece_common::names::{is_dns_label, is_dns_subdomain};
+
+/// Why an http probe may not send header `name: value` to `url`, if it may not: a name that
+/// is not an HTTP token, a value with a line break or another control character (it would
+/// add headers or a body of its own), a header that frames or routes the request or carries
+/// credentials, or any header through the API server's service proxy (it would reach the API
+/// server, `Impersonate-User` included). The probe checks the same before it sends.
+pub fn header_problem(url: &str, name: &str, value: &str) -> Option<String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Some(format!(
+            "`{}` is not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+            name.escape_debug()
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Some(format!(
+            "the value of `{name}` has a line break or control character (`{}`), which would add to the request",
+            value.escape_debug()
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    const FORBIDDEN: [&str; 12] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+        "authorization",
+    ];
+    if FORBIDDEN.contains(&lower.as_str()) || lower.starts_with("impersonate-") {
+        return Some(format!("`{name}` may not be set by a probe"));
+    }
+    let through_proxy = url::Url::parse(url)
+        .ok()
+        .is_some_and(|u| crate::probe::http::service_address(&u).is_some());
+    if through_proxy {
+        return Some(format!(
+            "`{name}`: a NAME.NAMESPACE.svc address is reached through the API server's service proxy, which would receive the header; probes send no headers there"
+        ));
+    }
+    None
+}
 
 fn is_label_value(s: &str) -> bool {
     let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
