@@ -359,11 +359,13 @@ spec:
     let states = ended(&client, "checkout").await;
     for state in &states {
         assert_eq!(state["terminated"]["message"], "netem removed from eth0", "{state}");
-        // Ended by its own 4s clock, not by a revert.
+        // Ended by its own clock, not by a revert: the exercise's 4s window, counted from when
+        // the fault was prepared in whole seconds (DISASTERPIECE_NOT_AFTER), so a container
+        // that started a moment later shows 3 whole seconds between its stamps.
         let time = |key: &str| {
             chrono::DateTime::parse_from_rfc3339(state["terminated"][key].as_str().expect("time")).expect("RFC 3339")
         };
         let ran = time("finishedAt") - time("startedAt");
-        assert!(ran >= chrono::Duration::seconds(4), "{state}");
+        assert!(ran >= chrono::Duration::seconds(3), "{state}");
     }
 }
