@@ -38,6 +38,9 @@ pub const ABORT_ANNOTATION: &str = "disasterpiece.dev/abort";
 /// The label a namespace carries to let Scenarios of other namespaces target it: a namespace
 /// name, or `*`.
 pub const ALLOW_FROM_LABEL: &str = "disasterpiece.dev/allow-from";
+/// The label by which a namespace lets Scenarios of every namespace target it (`*` is not a
+/// valid label value, so "any" needs a label of its own).
+pub const ALLOW_FROM_ALL_LABEL: &str = "disasterpiece.dev/allow-from-all";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -330,15 +333,19 @@ async fn remove_finalizer(api: &Api<Exercise>, exercise: &Exercise) -> Result<()
     }
 }
 
-/// Why a Scenario of namespace `from` may not target namespace `to`, if it may not.
-pub fn tenancy_refusal(from: &str, to: &str, allow_from: Option<&str>) -> Option<String> {
+/// Why a Scenario of namespace `from` may not target namespace `to`, whose labels are
+/// `labels`, if it may not.
+pub fn tenancy_refusal(from: &str, to: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
     if from == to {
         return None;
     }
-    let allowed = allow_from.is_some_and(|v| v == "*" || v.split(['.', ',']).any(|n| n == from));
-    (!allowed).then(|| {
+    let named = labels
+        .get(ALLOW_FROM_LABEL)
+        .is_some_and(|v| v.split(['.', ',']).any(|n| n == from));
+    let everyone = labels.get(ALLOW_FROM_ALL_LABEL).is_some_and(|v| v == "true");
+    (!(named || everyone)).then(|| {
         format!(
-            "a Scenario in namespace {from} may not target namespace {to}: label namespace {to} {ALLOW_FROM_LABEL}={from} (or `*`) to allow it"
+            "a Scenario in namespace {from} may not target namespace {to}: label namespace {to} {ALLOW_FROM_LABEL}={from} (or {ALLOW_FROM_ALL_LABEL}=true for every namespace) to allow it"
         )
     })
 }
@@ -433,12 +440,13 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
         ));
     }
     let target_ns = scenario.spec.target.namespace.clone().unwrap_or_else(|| ns.clone());
-    let allow_from = Api::<Namespace>::all(client.clone())
+    let labels = Api::<Namespace>::all(client.clone())
         .get(&target_ns)
         .await
         .ok()
-        .and_then(|n| n.labels().get(ALLOW_FROM_LABEL).cloned());
-    if let Some(refusal) = tenancy_refusal(&ns, &target_ns, allow_from.as_deref()) {
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    if let Some(refusal) = tenancy_refusal(&ns, &target_ns, &labels) {
         return Err(refusal);
     }
     Ok(scenario)
@@ -791,12 +799,28 @@ mod tests {
 
     #[test]
     fn tenancy_allows_the_own_namespace_and_what_the_target_opts_into() {
-        assert_eq!(tenancy_refusal("team-a", "team-a", None), None);
-        assert_eq!(tenancy_refusal("team-a", "shop", Some("*")), None);
-        assert_eq!(tenancy_refusal("team-a", "shop", Some("team-a")), None);
-        assert_eq!(tenancy_refusal("team-a", "shop", Some("team-b.team-a")), None);
-        let refused = tenancy_refusal("team-a", "shop", Some("team-b")).expect("refused");
+        let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(tenancy_refusal("team-a", "team-a", &labels(&[])), None);
+        assert_eq!(
+            tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_LABEL, "team-a")])),
+            None
+        );
+        assert_eq!(
+            tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_LABEL, "team-b.team-a")])),
+            None
+        );
+        assert_eq!(
+            tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_ALL_LABEL, "true")])),
+            None
+        );
+        let refused = tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_LABEL, "team-b")])).expect("refused");
         assert!(refused.contains("disasterpiece.dev/allow-from=team-a"), "{refused}");
-        assert!(tenancy_refusal("team-a", "shop", None).is_some());
+        assert!(refused.contains("disasterpiece.dev/allow-from-all=true"), "{refused}");
+        // `*` was documented once, but it is no valid label value: it names no namespace.
+        assert!(tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_LABEL, "*")])).is_some());
+        assert!(tenancy_refusal("team-a", "shop", &labels(&[(ALLOW_FROM_ALL_LABEL, "false")])).is_some());
+        assert!(tenancy_refusal("team-a", "shop", &labels(&[])).is_some());
     }
 }
