@@ -240,3 +240,84 @@ async fn the_recover_command_reverts_a_journal_left_ten_minutes_ago_then_finds_n
         Some("nothing to recover")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_journal_is_reported_and_every_other_dead_run_is_still_recovered() {
+    use disasterpiece::engine::journal::{HEARTBEAT, JOURNAL_LABEL, LAPSE};
+    use kube::api::PostParams;
+    let (_sim, client) = start(fast_shop()).await;
+    // A dead run's journal: frontend scaled to 1, never reverted.
+    let ctx = Context {
+        client: client.clone(),
+        exercise: "ex-real".into(),
+        dry_run: false,
+        in_pod: Default::default(),
+        clock: Default::default(),
+    };
+    let ten_minutes_ago = Clock::system().skewed(-chrono::Duration::minutes(10));
+    let journal = Journal::open(&client, "shop", "ex-real", "scale", &ten_minutes_ago)
+        .await
+        .expect("journal");
+    let workload = resolve(&client, &target(TargetKind::Deployment, "frontend"), Unit::Workload)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let prepared = fault::prepare(&ctx, FaultKind::Scale(&Scale { replicas: 1 }), &workload)
+        .await
+        .expect("prepare");
+    let id = journal
+        .intend(
+            "deployment shop/frontend",
+            &prepared,
+            Utc::now() + chrono::Duration::minutes(2),
+        )
+        .await
+        .expect("intend");
+    fault::apply(&ctx, &prepared).await.expect("apply");
+    journal.mark(id, State::Applied).await.expect("mark");
+    drop(journal);
+    // And one planted by whoever may create ConfigMaps, that no one can read. Listed first.
+    let planted: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "aaa-disasterpiece-journal-planted", "namespace": "default",
+            "labels": {JOURNAL_LABEL: "true"},
+            "annotations": {HEARTBEAT: "2000-01-01T00:00:00Z"}},
+        "data": {"entries": "not json"},
+    }))
+    .expect("configmap");
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &planted)
+        .await
+        .expect("plant");
+
+    let recovered = recover_lapsed(&client, None, LAPSE, &Clock::system())
+        .await
+        .expect("recovery goes on past an unreadable journal");
+    let bad = recovered
+        .iter()
+        .find(|r| r.journal == "aaa-disasterpiece-journal-planted")
+        .expect("the unreadable journal is reported");
+    assert!(
+        bad.failed[0].starts_with("the journal cannot be read"),
+        "{:?}",
+        bad.failed
+    );
+    let good = recovered
+        .iter()
+        .find(|r| r.exercise == "ex-real")
+        .expect("the real one");
+    assert!(good.failed.is_empty(), "{:?}", good.failed);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    assert_eq!(
+        deployments.get("frontend").await.expect("get").spec.replicas,
+        Some(3),
+        "reverted"
+    );
+    // The unreadable one is kept for a person to look at.
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), "default")
+            .get("aaa-disasterpiece-journal-planted")
+            .await
+            .is_ok()
+    );
+}

@@ -295,7 +295,19 @@ async fn recover(
             reverted: Vec::new(),
             failed: Vec::new(),
         };
-        for entry in entries_of(&cm)?.into_iter().filter(|e| e.state != State::Reverted) {
+        // One journal that cannot be read or written (corrupted, or planted by whoever may
+        // create ConfigMaps) is reported and kept; it never stops the others' recovery.
+        let entries = match entries_of(&cm) {
+            Ok(entries) => entries,
+            Err(e) => {
+                report.failed.push(format!(
+                    "the journal cannot be read, so nothing of it was reverted: {e}"
+                ));
+                done.push(report);
+                continue;
+            }
+        };
+        for entry in entries.into_iter().filter(|e| e.state != State::Reverted) {
             let mut ok = true;
             for undo in &entry.undo {
                 match fault::revert(&ctx, undo).await {
@@ -306,12 +318,18 @@ async fn recover(
                     }
                 }
             }
-            if ok {
-                journal.mark(entry.id, State::Reverted).await?;
+            if ok && let Err(e) = journal.mark(entry.id, State::Reverted).await {
+                report
+                    .failed
+                    .push(format!("reverted, but the journal could not record it: {e}"));
             }
         }
-        if report.failed.is_empty() {
-            journal.close().await?;
+        if report.failed.is_empty()
+            && let Err(e) = journal.close().await
+        {
+            report
+                .failed
+                .push(format!("everything reverted, but the journal could not be closed: {e}"));
         }
         done.push(report);
     }
