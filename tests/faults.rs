@@ -14,7 +14,7 @@ use disasterpiece::target::{Candidate, Unit};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, ResourceExt};
 
@@ -258,18 +258,53 @@ async fn node_drain_empties_the_node_and_revert_uncordons_it() {
         grace_period_seconds: Some(0),
         timeout: Some("30s".parse().expect("duration")),
     };
-    let undo = inject_and_revert(&c, FaultKind::NodeDrain(&drain), &target).await;
-    let pods: Api<Pod> = Api::all(client.clone());
-    let left = pods
-        .list(&ListParams::default().fields("spec.nodeName=sim-node-3"))
+    // What a drain must leave: a pod no controller would recreate, a pod in a protected
+    // namespace, and a pod opted out with disasterpiece.dev/exclude=true.
+    let bare = |ns: &str, name: &str| -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": ns},
+            "spec": {"nodeName": "sim-node-3", "containers": [{"name": "c", "image": "registry.example.com/x:1"}]}}))
+        .expect("pod")
+    };
+    let pp = kube::api::PostParams::default();
+    Api::<Pod>::namespaced(client.clone(), "shop")
+        .create(&pp, &bare("shop", "lonely"))
         .await
-        .expect("list")
-        .items;
-    assert!(
-        left.iter().all(|p| p.metadata.deletion_timestamp.is_some()),
-        "{:?}",
-        left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
-    );
+        .expect("bare pod");
+    Api::<Pod>::namespaced(client.clone(), "kube-system")
+        .create(&pp, &bare("kube-system", "system-agent"))
+        .await
+        .expect("kube-system pod");
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_node = || async {
+        pods.list(&ListParams::default().fields("spec.nodeName=sim-node-3"))
+            .await
+            .expect("list")
+            .items
+    };
+    let opted_out = on_node()
+        .await
+        .into_iter()
+        .find(|p| p.owner_references().iter().any(|o| o.controller == Some(true)))
+        .expect("a pod with a controller on sim-node-3");
+    Api::<Pod>::namespaced(client.clone(), "shop")
+        .patch(
+            &opted_out.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"disasterpiece.dev/exclude": "true"}}})),
+        )
+        .await
+        .expect("opt out");
+    let undo = inject_and_revert(&c, FaultKind::NodeDrain(&drain), &target).await;
+    let mut kept: Vec<String> = on_node()
+        .await
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| p.name_any())
+        .collect();
+    kept.sort();
+    let mut spared = vec!["lonely".to_owned(), "system-agent".to_owned(), opted_out.name_any()];
+    spared.sort();
+    assert_eq!(kept, spared, "every other pod is evicted; these are spared");
     assert!(unschedulable(&client, "sim-node-3").await);
     revert_all(&c, &undo).await;
     assert!(!unschedulable(&client, "sim-node-3").await);

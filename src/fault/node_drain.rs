@@ -1,5 +1,6 @@
-//! nodeDrain: cordon a node and evict its pods (DaemonSet pods stay, as with
-//! `kubectl drain --ignore-daemonsets`); uncordoned afterwards. Evictions a
+//! nodeDrain: cordon a node and evict its pods, sparing DaemonSet pods (as with
+//! `kubectl drain --ignore-daemonsets`), protected namespaces, opted-out pods and pods
+//! without a controller (see [`spared`]); uncordoned afterwards. Evictions a
 //! PodDisruptionBudget refuses are retried until the timeout, then reported.
 
 use std::time::Duration;
@@ -27,6 +28,34 @@ pub async fn prepare(ctx: &Context, params: &NodeDrain, target: &Candidate) -> R
     })
 }
 
+/// Why a drain leaves `pod` where it is, if it does: DaemonSet pods (as `kubectl drain
+/// --ignore-daemonsets`), pods in a protected namespace, pods opted out with
+/// `disasterpiece.dev/exclude=true`, and pods no controller would recreate (evicted, they
+/// would be gone for good; `kubectl drain` refuses them too without `--force`).
+pub fn spared(pod: &Pod) -> Option<&'static str> {
+    let owners = pod.owner_references();
+    if owners.iter().any(|o| o.kind == "DaemonSet") {
+        return Some("a DaemonSet pod");
+    }
+    if pod
+        .namespace()
+        .is_some_and(|ns| crate::scenario::model::PROTECTED_NAMESPACES.contains(&ns.as_str()))
+    {
+        return Some("in a protected namespace");
+    }
+    if pod
+        .labels()
+        .get(crate::target::EXCLUDE_LABEL)
+        .is_some_and(|v| v == "true")
+    {
+        return Some("opted out (label disasterpiece.dev/exclude=true)");
+    }
+    if !owners.iter().any(|o| o.controller == Some(true)) {
+        return Some("no controller would recreate it");
+    }
+    None
+}
+
 pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_seconds: u64) -> Result<Outcome, FaultError> {
     node_cordon::set(ctx, node, true).await?;
     let pods: Api<Pod> = Api::all(ctx.client.clone());
@@ -40,7 +69,7 @@ pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_second
             .items
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| !p.owner_references().iter().any(|o| o.kind == "DaemonSet"))
+            .filter(|p| spared(p).is_none())
             .collect();
         let mut refused = Vec::new();
         for pod in &evictable {
