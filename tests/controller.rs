@@ -86,6 +86,18 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
     )
 }
 
+/// The Events in `shop` about the object named `name`.
+async fn events_of(client: &kube::Client, name: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .collect()
+}
+
 /// Creates Exercise `name` of `scenario` in `namespace` and waits until it is refused.
 async fn refused(
     client: &kube::Client,
@@ -176,15 +188,10 @@ async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
     assert_eq!(report.exercise, "pod-loss-1");
     // Events for each phase, the injection, the revert and the end.
     eventually("the Events are recorded", || async {
-        let events = Api::<Event>::namespaced(client.clone(), "shop")
-            .list(&ListParams::default())
+        let reasons: Vec<String> = events_of(client, "pod-loss-1")
             .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        let reasons: Vec<String> = events
-            .iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some("pod-loss-1"))
-            .filter_map(|e| e.reason.clone())
+            .into_iter()
+            .filter_map(|e| e.reason)
             .collect();
         ["Started", "Phase", "Injected", "Reverted", "Finished"]
             .iter()
@@ -231,20 +238,12 @@ async fn deleting_a_running_exercise_reverts_its_fault_first() {
     .await;
     // The abort was recorded in an Event with its latency, and counted.
     eventually("an Aborted event with the latency", || async {
-        Api::<Event>::namespaced(client.clone(), "shop")
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some("scale-1")
-                    && e.reason.as_deref() == Some("Aborted")
-                    && e.message.as_deref().is_some_and(|m| {
-                        m.starts_with("the Exercise was deleted; every fault reverted")
-                            && m.ends_with("after the request")
-                    })
-            })
+        events_of(client, "scale-1").await.iter().any(|e| {
+            e.reason.as_deref() == Some("Aborted")
+                && e.message.as_deref().is_some_and(|m| {
+                    m.starts_with("the Exercise was deleted; every fault reverted") && m.ends_with("after the request")
+                })
+        })
     })
     .await;
     let metrics = common::http_body(&cluster.metrics_url, "/metrics").await;
@@ -353,13 +352,10 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
     })
     .await;
     let injected = || async {
-        Api::<Event>::namespaced(client.clone(), "shop")
-            .list(&ListParams::default())
+        events_of(&client, "scale-2")
             .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some("scale-2") && e.reason.as_deref() == Some("Injected"))
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Injected"))
             .count()
     };
     eventually("A recorded the injection", || async { injected().await == 1 }).await;
@@ -880,17 +876,9 @@ spec:
         "{why}"
     );
     eventually("a Refused Event says why", || async {
-        Api::<Event>::namespaced(client.clone(), "shop")
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some("command-1")
-                    && e.reason.as_deref() == Some("Refused")
-                    && e.message.as_deref().is_some_and(|m| m.contains("command probes"))
-            })
+        events_of(client, "command-1").await.iter().any(|e| {
+            e.reason.as_deref() == Some("Refused") && e.message.as_deref().is_some_and(|m| m.contains("command probes"))
+        })
     })
     .await;
     assert!(!marker.exists(), "the command ran");
