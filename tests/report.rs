@@ -156,6 +156,94 @@ fn annotations_survive_re_rendering_and_concurrent_writers() {
     assert_eq!(std::fs::read_to_string(&file).expect("read"), before);
 }
 
+#[test]
+fn annotate_changes_the_report_a_link_names_keeps_mode_and_unknown_fields_and_refuses_read_only() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = scratch("annotate-safety");
+    // A report with a field this build does not know, at the top and nested, mode 0640.
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("fixture")).expect("JSON");
+    value["fromTheFuture"] = json!({"kept": true});
+    value["environment"]["region"] = json!("eu-west-1");
+    let real = dir.join("real.json");
+    std::fs::write(&real, value.to_string()).expect("write");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let link = dir.join("link.json");
+    symlink(&real, &link).expect("symlink");
+
+    stdout(&cli(&[
+        "annotate",
+        link.to_str().expect("utf-8"),
+        "--learned",
+        "through a link",
+    ]));
+    // The link is still a link, and the report it names holds the annotation.
+    assert!(std::fs::symlink_metadata(&link).expect("link").file_type().is_symlink());
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&real).expect("read")).expect("JSON");
+    assert!(written["learned"].to_string().contains("through a link"), "{written}");
+    assert_eq!(written["fromTheFuture"], json!({"kept": true}));
+    assert_eq!(written["environment"]["region"], json!("eu-west-1"));
+    let mode = std::fs::metadata(&real).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the mode changed to {mode:o}");
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+
+    // A read-only report is refused with a way out, and stays as it was.
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    let before = std::fs::read_to_string(&real).expect("read");
+    let refused = cli(&["annotate", real.to_str().expect("utf-8"), "--learned", "no"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("read-only") && stderr.contains("chmod u+w"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&real).expect("read"), before);
+
+    // A link planted where the lock file goes is refused; its target is untouched.
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious").expect("write");
+    let lock = dir.join("real.json.lock");
+    let _ = std::fs::remove_file(&lock);
+    symlink(&victim, &lock).expect("plant");
+    let refused = cli(&["annotate", real.to_str().expect("utf-8"), "--learned", "no"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("symbolic link"));
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+    assert_eq!(std::fs::read_to_string(&real).expect("read"), before);
+}
+
+#[test]
+fn hostile_report_text_stays_text_in_markdown_junit_and_the_terminal() {
+    let dir = scratch("hostile");
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("fixture")).expect("JSON");
+    value["scenario"]["metadata"]["name"] = json!("pwn\u{1b}[2J\u{1b}]0;owned\u{7}");
+    value["scenario"]["spec"]["hypothesis"] = json!("<img src=x onerror=alert(1)>\n# injected heading");
+    value["scenario"]["spec"]["runbook"] = json!("javascript:alert(document.cookie)");
+    value["learned"] = json!(["![tracker](https://evil.example/p.png) [click](javascript:alert(1))"]);
+    value["expectations"][2]["observed"] = json!("bad \u{FFFE}\u{FFFF} chars");
+    let file = dir.join("hostile.json");
+    std::fs::write(&file, value.to_string()).expect("write");
+    let path = file.to_str().expect("utf-8");
+
+    let md = stdout(&cli(&["report", path]));
+    assert!(!md.contains('\u{1b}') && !md.contains('\u{7}'), "{md:?}");
+    assert!(md.contains("\\<img src=x onerror=alert(1)> # injected heading"), "{md}");
+    // An escaped `\]` closes no link text.
+    assert!(
+        !md.replace("\\]", "").contains("](javascript:"),
+        "a javascript: link: {md}"
+    );
+    assert!(md.contains("runbook: javascript:alert(document.cookie)"), "{md}");
+    assert!(md.contains("\\!\\[tracker\\](https://evil.example/p.png)"), "{md}");
+    assert!(!md.lines().any(|l| l.starts_with("# injected")), "{md}");
+
+    let junit = stdout(&cli(&["report", path, "--format", "junit"]));
+    assert!(!junit.contains('\u{FFFE}') && !junit.contains('\u{FFFF}') && !junit.contains('\u{1b}'));
+    assert!(junit.contains("bad    chars"), "{junit}");
+}
+
 /// The 200 reports of the trend test. Report `i` belongs to team `i % 5` and month
 /// `(i / 5) % 12` of 2026, and is the `j = i / 60`-th of its (team, month) cell: January to
 /// April hold four per team, May to December three. Within a cell: j 0 and 2 confirm, 1 is

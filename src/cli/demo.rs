@@ -43,7 +43,7 @@ struct Indented;
 
 impl Progress for Indented {
     fn say(&self, line: &str) {
-        println!("    {line}");
+        println!("    {}", disasterpiece::report::text::terminal(line));
     }
 }
 

@@ -57,7 +57,11 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
     let loaded = scenario::load(&text, &|name| base.join(name).is_file());
     if !loaded.problems.is_empty() {
         for problem in &loaded.problems {
-            eprintln!("{}:{problem}", file.display());
+            eprintln!(
+                "{}:{}",
+                file.display(),
+                disasterpiece::report::text::terminal(&problem.to_string())
+            );
         }
         eprintln!("{} is invalid; nothing was sent to the cluster", file.display());
         return Ok(ExitCode::from(2));
@@ -154,7 +158,10 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                 let mut name = format!("{}-{}", stage.name, scenario.metadata.name);
                 name.truncate(40);
                 let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
-                println!("-- {exercise}: {}", scenario.spec.hypothesis);
+                println!(
+                    "-- {exercise}: {}",
+                    disasterpiece::report::text::terminal(&scenario.spec.hypothesis)
+                );
                 let options = RunOptions {
                     exercise: exercise.clone(),
                     seed: 1,
@@ -173,7 +180,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                 let path = reports.join(format!("{exercise}.json"));
                 std::fs::write(&path, serde_json::to_string_pretty(&report)?)
                     .with_context(|| format!("writing {}", path.display()))?;
-                print!("{}", summary(&report));
+                print!("{}", disasterpiece::report::text::terminal_lines(&summary(&report)));
                 println!("report: {}", path.display());
                 if report.outcome == Outcome::Aborted {
                     println!("aborted: the later exercises and stages were not run");

@@ -79,7 +79,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!(
+                "error: {}",
+                disasterpiece::report::text::terminal_lines(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

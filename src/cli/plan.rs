@@ -100,7 +100,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,
-        Output::Text => write!(out, "{}", render(&plan))?,
+        Output::Text => write!(out, "{}", disasterpiece::report::text::terminal_lines(&render(&plan)))?,
     }
     Ok(if plan.runnable {
         ExitCode::SUCCESS
@@ -117,7 +117,11 @@ pub fn load_one(file: &std::path::Path, wanted: Option<&str>) -> anyhow::Result<
     let loaded = scenario::load(&text, &|name| base.join(name).is_file());
     if !loaded.problems.is_empty() {
         for problem in &loaded.problems {
-            eprintln!("{}:{problem}", file.display());
+            eprintln!(
+                "{}:{}",
+                file.display(),
+                disasterpiece::report::text::terminal(&problem.to_string())
+            );
         }
         eprintln!("{} is invalid; nothing was sent to the cluster", file.display());
         return Ok(None);

@@ -54,7 +54,7 @@ pub(crate) struct Lines;
 
 impl Progress for Lines {
     fn say(&self, line: &str) {
-        println!("{line}");
+        println!("{}", disasterpiece::report::text::terminal(line));
     }
 }
 
@@ -78,7 +78,7 @@ impl Live {
 
 impl Progress for Live {
     fn say(&self, line: &str) {
-        self.bar.println(line);
+        self.bar.println(disasterpiece::report::text::terminal(line));
     }
 
     fn phase(&self, name: &str, window: Option<std::time::Duration>) {
@@ -102,7 +102,7 @@ impl Progress for Live {
                     "failed" => "✗",
                     _ => "…",
                 };
-                format!("{mark} {name}")
+                format!("{mark} {}", disasterpiece::report::text::terminal(name))
             })
             .collect();
         self.bar.set_message(shown.join("  "));
@@ -164,7 +164,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "exercise {exercise}: scenario {} on {server} (seed {seed})",
         scenario.metadata.name
     );
-    println!("hypothesis: {}", scenario.spec.hypothesis);
+    println!(
+        "hypothesis: {}",
+        disasterpiece::report::text::terminal(&scenario.spec.hypothesis)
+    );
     let options = RunOptions {
         exercise: exercise.clone(),
         seed,
@@ -192,7 +195,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let path = reports.join(format!("{exercise}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    print!("{}", summary(&report));
+    print!("{}", disasterpiece::report::text::terminal_lines(&summary(&report)));
     println!("report: {}", path.display());
     println!(
         "  render it: disasterpiece report {} --format html --out report.html",

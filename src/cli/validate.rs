@@ -104,7 +104,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
         Output::Text => {
             for FileProblem { file, problem } in &summary.problems {
-                writeln!(stdout, "{file}:{problem}")?;
+                writeln!(
+                    stdout,
+                    "{file}:{}",
+                    disasterpiece::report::text::terminal(&problem.to_string())
+                )?;
             }
             let documents = plural(summary.scenarios, "scenario", "scenarios")
                 + ", "

@@ -221,6 +221,15 @@ impl Scale {
     }
 }
 
+/// `seconds` after `at`, when that is a time at all (a report file may hold any number).
+fn after(at: DateTime<Utc>, seconds: f64) -> Option<DateTime<Utc>> {
+    let ms = seconds * 1000.0;
+    if !ms.is_finite() || ms.abs() > 1e15 {
+        return None;
+    }
+    at.checked_add_signed(chrono::TimeDelta::try_milliseconds(ms as i64)?)
+}
+
 /// The SVG timeline.
 pub fn timeline_svg(report: &Report) -> String {
     let scale = Scale {
@@ -252,12 +261,13 @@ pub fn timeline_svg(report: &Report) -> String {
     );
     // Time axis.
     let span_s = scale.span_ms / 1000.0;
+    // At most about ten ticks, however long the report says the exercise took.
     let step = [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
     ]
     .into_iter()
     .find(|s| span_s / s <= 10.0)
-    .unwrap_or(7200.0);
+    .unwrap_or((span_s / 10.0).ceil());
     let mut t = 0.0;
     while t <= span_s + 0.001 {
         let x = LEFT + t / span_s * (WIDTH - LEFT - RIGHT);
@@ -343,22 +353,14 @@ pub fn timeline_svg(report: &Report) -> String {
     let mut marks: Vec<(&str, DateTime<Utc>, &str)> = Vec::new();
     if let Some(at) = injected {
         marks.push(("injected", at, "#8a4b08"));
-        if let Some(d) = report.metrics.time_to_detect_s {
-            marks.push((
-                "detected",
-                at + chrono::Duration::milliseconds((d * 1000.0) as i64),
-                "#1b4fa0",
-            ));
+        if let Some(d) = report.metrics.time_to_detect_s.and_then(|d| after(at, d)) {
+            marks.push(("detected", d, "#1b4fa0"));
         }
     }
     if let Some(at) = reverted {
         marks.push(("reverted", at, "#555"));
-        if let Some(r) = report.metrics.time_to_recover_s {
-            marks.push((
-                "recovered",
-                at + chrono::Duration::milliseconds((r * 1000.0) as i64),
-                "#1f7a3f",
-            ));
+        if let Some(r) = report.metrics.time_to_recover_s.and_then(|r| after(at, r)) {
+            marks.push(("recovered", r, "#1f7a3f"));
         }
     }
     for (i, (name, at, color)) in marks.iter().enumerate() {

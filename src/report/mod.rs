@@ -6,4 +6,5 @@ pub mod html;
 pub mod model;
 pub mod render;
 pub mod store;
+pub mod text;
 pub mod trend;

@@ -7,6 +7,9 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 
 use super::model::{ClauseVerdict, FollowUpStatus, Outcome, Report};
+use super::text::markdown as item;
+use super::text::markdown_inline as cell;
+pub use super::text::xml;
 
 /// `CONFIRMED`, `REFUTED`…
 pub fn outcome_word(outcome: Outcome) -> &'static str {
@@ -50,11 +53,6 @@ pub fn percent(share: Option<f64>) -> String {
     share.map_or_else(|| "—".into(), |s| format!("{:.1}%", s * 100.0))
 }
 
-/// One line for a Markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
 /// `3 of 4 held` and the like.
 pub fn held_count(report: &Report) -> String {
     let held = report
@@ -86,7 +84,12 @@ pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let scenario = &report.scenario;
     let spec = &scenario.spec;
-    let _ = writeln!(out, "# {} — {}\n", scenario.metadata.name, outcome_word(report.outcome));
+    let _ = writeln!(
+        out,
+        "# {} — {}\n",
+        item(&scenario.metadata.name),
+        outcome_word(report.outcome)
+    );
     let _ = writeln!(out, "> **Hypothesis:** {}\n", cell(&spec.hypothesis));
     let _ = writeln!(out, "| | |\n| --- | --- |");
     let _ = writeln!(
@@ -97,15 +100,18 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "| Exercise | `{}`, {} |",
-        report.exercise,
+        "| Exercise | {}, {} |",
+        cell(&report.exercise),
         timestamp(report.started_at)
     );
     if let Some(owner) = &spec.owner {
         let runbook = spec
             .runbook
             .as_ref()
-            .map_or(String::new(), |r| format!(" · [runbook]({r})"));
+            .map_or(String::new(), |r| match super::text::markdown_link(r) {
+                Some(link) => format!(" · [runbook]({link})"),
+                None => format!(" · runbook: {}", cell(r)),
+            });
         let _ = writeln!(out, "| Owner | {}{runbook} |", cell(owner));
     }
     for (label, value) in [
@@ -146,13 +152,13 @@ pub fn markdown(report: &Report) -> String {
     if !report.refusals.is_empty() {
         let _ = writeln!(out, "\n## Refused\n");
         for r in &report.refusals {
-            let _ = writeln!(out, "- {}", cell(r));
+            let _ = writeln!(out, "- {}", item(r));
         }
     }
     if !report.revert_failures.is_empty() {
         let _ = writeln!(out, "\n## Revert failures — run `disasterpiece recover`\n");
         for r in &report.revert_failures {
-            let _ = writeln!(out, "- {}", cell(r));
+            let _ = writeln!(out, "- {}", item(r));
         }
     }
     if !report.follow_ups.is_empty() {
@@ -160,13 +166,13 @@ pub fn markdown(report: &Report) -> String {
         for f in &report.follow_ups {
             let mark = if f.status == FollowUpStatus::Done { "x" } else { " " };
             let owner = f.owner.as_ref().map_or(String::new(), |o| format!(" — {}", cell(o)));
-            let _ = writeln!(out, "- [{mark}] {}{owner}", cell(&f.text));
+            let _ = writeln!(out, "- [{mark}] {}{owner}", item(&f.text));
         }
     }
     if !report.learned.is_empty() {
         let _ = writeln!(out, "\n## What we learned\n");
         for l in &report.learned {
-            let _ = writeln!(out, "- {}", cell(l));
+            let _ = writeln!(out, "- {}", item(l));
         }
     }
 
@@ -180,14 +186,14 @@ pub fn markdown(report: &Report) -> String {
     }
     let env = &report.environment;
     let _ = writeln!(out, "\n## Environment\n");
-    let _ = writeln!(out, "- Cluster: {}", env.cluster);
+    let _ = writeln!(out, "- Cluster: {}", cell(&env.cluster));
     if let Some(c) = &env.context {
-        let _ = writeln!(out, "- Context: {c}");
+        let _ = writeln!(out, "- Context: {}", cell(c));
     }
     if let Some(n) = &env.namespace {
-        let _ = writeln!(out, "- Namespace: {n}");
+        let _ = writeln!(out, "- Namespace: {}", cell(n));
     }
-    let _ = writeln!(out, "- Disasterpiece {}", env.disasterpiece_version);
+    let _ = writeln!(out, "- Disasterpiece {}", cell(&env.disasterpiece_version));
     if let Some(h) = &report.host {
         let _ = writeln!(out, "- Host: {}", cell(h));
     }
@@ -308,24 +314,6 @@ fn markdown_table(table: &Table) -> String {
     out
 }
 
-/// Escapes text for XML attributes and content.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows no other control characters.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// JUnit XML: one `testsuite` per report, one `testcase` per expectation. A refuted
 /// expectation is a `failure`; an inconclusive one is `skipped`; a refused or aborted
 /// exercise adds an `error` testcase saying why.
@@ -436,10 +424,5 @@ mod tests {
         assert_eq!(seconds(Some(0.85)), "850ms");
         assert_eq!(seconds(Some(12.34)), "12.3s");
         assert_eq!(seconds(Some(125.0)), "2m 05s");
-    }
-
-    #[test]
-    fn xml_escapes_markup_and_drops_control_characters() {
-        assert_eq!(xml("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot; ");
     }
 }

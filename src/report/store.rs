@@ -6,7 +6,7 @@
 //! rename), so concurrent annotations of one report each land and a reader never sees half a
 //! file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use super::model::{FollowUp, FollowUpStatus, REPORT_VERSION, Report};
@@ -110,8 +110,29 @@ pub enum AnnotateError {
 }
 
 /// Annotates the report at `path` under an exclusive lock; returns the report as written.
+///
+/// A symlink is followed (the report it names is annotated; the link stays); the file keeps
+/// its mode and every field this build does not know; a read-only file is refused. The new
+/// text goes to a temporary file created exclusively (`O_EXCL`: never through a link planted at
+/// its name) beside the report, then renamed over it.
 pub fn annotate(path: &Path, annotation: &Annotation) -> Result<Report, AnnotateError> {
-    let lock_path = sibling(path, "lock");
+    let path = std::fs::canonicalize(path).map_err(LoadError::Io)?;
+    let meta = std::fs::metadata(&path).map_err(LoadError::Io)?;
+    if !meta.is_file() {
+        return Err(AnnotateError::Invalid("not a regular file".into()));
+    }
+    if meta.permissions().readonly() {
+        return Err(AnnotateError::Invalid(
+            "the report is read-only, so it was not changed: make it writable (chmod u+w) to annotate it".into(),
+        ));
+    }
+    let lock_path = sibling(&path, "lock");
+    if std::fs::symlink_metadata(&lock_path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(AnnotateError::Invalid(format!(
+            "{} is a symbolic link, not a lock file: remove it",
+            lock_path.display()
+        )));
+    }
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -119,17 +140,58 @@ pub fn annotate(path: &Path, annotation: &Annotation) -> Result<Report, Annotate
         .open(&lock_path)
         .map_err(AnnotateError::Write)?;
     lock.lock().map_err(AnnotateError::Write)?;
-    let mut report = load(path)?;
+    let text = std::fs::read_to_string(&path).map_err(LoadError::Io)?;
+    let mut report = parse(&text)?;
     annotation.apply(&mut report).map_err(AnnotateError::Invalid)?;
-    let text = serde_json::to_string_pretty(&report).map_err(|e| AnnotateError::Write(e.into()))?;
-    let temporary = sibling(path, &format!("tmp-{}", std::process::id()));
-    std::fs::write(&temporary, text + "\n").map_err(AnnotateError::Write)?;
-    File::open(&temporary)
-        .and_then(|f| f.sync_all())
-        .map_err(AnnotateError::Write)?;
-    std::fs::rename(&temporary, path).map_err(AnnotateError::Write)?;
+    let original: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Malformed(e.to_string()))?;
+    let mut value = serde_json::to_value(&report).map_err(|e| AnnotateError::Write(e.into()))?;
+    keep_unknown(&original, &mut value);
+    let text = serde_json::to_string_pretty(&value).map_err(|e| AnnotateError::Write(e.into()))? + "\n";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temporary = sibling(&path, &format!("tmp-{}-{nanos}", std::process::id()));
+    let written = write_new(&temporary, &text, meta.permissions()).and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(AnnotateError::Write(e));
+    }
     drop(lock);
     Ok(report)
+}
+
+/// Creates `path` (failing if anything, a link included, is there), writes `text`, gives it
+/// `permissions` and syncs it.
+fn write_new(path: &Path, text: &str, permissions: std::fs::Permissions) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.set_permissions(permissions)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Puts back into `new` every field of `old` it lacks (written by a newer build, or by hand),
+/// recursively; list items are matched by position.
+fn keep_unknown(old: &serde_json::Value, new: &mut serde_json::Value) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, value) in old {
+                match new.get_mut(key) {
+                    Some(present) => keep_unknown(value, present),
+                    None => {
+                        new.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(old), Value::Array(new)) => {
+            for (o, n) in old.iter().zip(new.iter_mut()) {
+                keep_unknown(o, n);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `report.json` → `report.json.lock`.

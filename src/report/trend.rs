@@ -274,7 +274,7 @@ pub fn markdown(trend: &Trend) -> String {
         .map_or(String::new(), |s| format!(" since {}", s.format("%Y-%m-%d")));
     let _ = writeln!(out, "{} reports{since}, {} groups.", trend.reports, trend.groups.len());
     for group in &trend.groups {
-        let _ = writeln!(out, "\n## {}\n", group.name.replace('|', "\\|"));
+        let _ = writeln!(out, "\n## {}\n", super::text::markdown(&group.name));
         let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
         let _ = writeln!(out, "|{}", " --- |".repeat(HEADERS.len()));
         for f in group.months.iter().chain([&group.total]) {
@@ -285,7 +285,7 @@ pub fn markdown(trend: &Trend) -> String {
     if !skipped.is_empty() {
         let _ = writeln!(out, "\n## Skipped files\n");
         for s in skipped {
-            let _ = writeln!(out, "- {s}");
+            let _ = writeln!(out, "- {}", super::text::markdown(&s));
         }
     }
     out
