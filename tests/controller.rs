@@ -19,10 +19,16 @@ mod common;
 use common::{eventually, fast_shop, start};
 
 /// A controller polling every 100 ms, reading time from `clock`.
+/// A controller on `clock` whose operator allowed the tests' local webhooks (127.0.0.1).
 fn options(sim: &Sim, clock: Clock) -> Options {
+    let base = common::controller_options(sim);
     Options {
         clock,
-        ..common::controller_options(sim)
+        sources: disasterpiece::probe::Sources {
+            hosts: disasterpiece::probe::hosts::HostPolicy::parse(&["127.0.0.1"]).expect("rule"),
+            ..base.sources.clone()
+        },
+        ..base
     }
 }
 
@@ -58,7 +64,9 @@ async fn cluster() -> Cluster {
 }
 
 async fn add_scenario(client: &kube::Client, namespace: &str, yaml: &str) {
-    let scenario = match scenario::load(yaml, &|_| true).resources.remove(0).1 {
+    let mut loaded = scenario::load(yaml, &|_| true);
+    assert!(loaded.problems.is_empty(), "{yaml}\n{:?}", loaded.problems);
+    let scenario = match loaded.resources.remove(0).1 {
         Resource::Scenario(s) => *s,
         other => panic!("not a scenario: {other:?}"),
     };
@@ -920,6 +928,16 @@ spec:
             .expect("namespace");
         add_scenario(&client, ns, CORDON).await;
     }
+    // The platform team's probe reads shop, which lets it.
+    let opt_in = serde_json::json!({"metadata": {"labels": {"disasterpiece.dev/allow-from": "platform"}}});
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&opt_in),
+        )
+        .await
+        .expect("label shop");
     // A tenant's Scenario may not cordon the cluster's nodes.
     let status = refused(&client, "team-a", "cordon-1", "cordon-all").await;
     let why = status
@@ -961,5 +979,186 @@ spec:
         cordoned(nodes.list(&ListParams::default()).await.expect("nodes").items),
         0,
         "reverted"
+    );
+}
+
+/// Scales the frontend to one for 2 s; `{extra}` adds to its spec.
+fn tenant_scenario(name: &str, fault: &str, probe: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: {name}}}
+spec:
+  hypothesis: The frontend copes.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  faults: [{fault}]
+  duration: 2s
+  expect:
+    - {{name: watched, {probe}, within: 2s}}
+{extra}"
+    )
+}
+
+/// A tenant who may create Scenarios and Exercises in `shop` gets no more than `shop` gives:
+/// no image of their choosing inside the pod, no address the operator did not list (the cloud
+/// metadata service least of all), no read of another namespace, no webhook to an unlisted
+/// host. Each is refused with the reason, as a condition and an Event, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_scenario_reaches_no_image_host_namespace_or_webhook_the_operator_did_not_allow() {
+    use disasterpiece::scenario::gameday::GameDayResource;
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    let kube_ok = "kube: {readyReplicas: {atLeast: 1}}";
+    // Another team's namespace, which has not opted in.
+    let billing: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "billing"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &billing)
+        .await
+        .expect("namespace");
+    let scale = "{scale: {replicas: 1}}";
+    let cases = [
+        (
+            "own-image",
+            tenant_scenario(
+                "own-image",
+                "{cpuStress: {workers: 1, load: 50}}",
+                kube_ok,
+                "  faultImage: evil.example/rootkit:1\n",
+            ),
+            "faultImage evil.example/rootkit:1, which this controller does not allow",
+        ),
+        (
+            "metadata",
+            tenant_scenario(
+                "metadata",
+                scale,
+                "http: {url: 'http://169.254.169.254/latest/meta-data/iam/'}",
+                "",
+            ),
+            "link-local or metadata address",
+        ),
+        (
+            "unlisted-host",
+            tenant_scenario(
+                "unlisted-host",
+                scale,
+                "http: {url: 'http://internal.example.com/admin'}",
+                "",
+            ),
+            "internal.example.com is not an allowed probe host",
+        ),
+        (
+            "own-prometheus",
+            tenant_scenario(
+                "own-prometheus",
+                scale,
+                "prometheus: {url: 'http://10.0.0.9:9090', query: up, equals: 1}",
+                "",
+            ),
+            "10.0.0.9 is not an allowed probe host",
+        ),
+        (
+            "reads-billing",
+            tenant_scenario(
+                "reads-billing",
+                scale,
+                "kube: {kind: Deployment, name: ledger, namespace: billing, readyReplicas: {atLeast: 1}}",
+                "",
+            ),
+            "probe `watched` reads namespace billing: a Scenario in namespace shop may not target namespace billing",
+        ),
+        (
+            "proxies-billing",
+            tenant_scenario(
+                "proxies-billing",
+                scale,
+                "http: {url: 'http://ledger.billing.svc:8080/'}",
+                "",
+            ),
+            "probe `watched` reads namespace billing: a Scenario in namespace shop may not target namespace billing",
+        ),
+    ];
+    for (name, yaml, expected) in &cases {
+        add_scenario(client, "shop", yaml).await;
+        let status = refused(client, "shop", &format!("{name}-1"), name).await;
+        let why = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Refused")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(why.contains(expected), "{name}: {why}");
+        eventually("a Refused Event says why", || async {
+            events_of(client, &format!("{name}-1")).await.iter().any(|e| {
+                e.reason.as_deref() == Some("Refused") && e.message.as_deref().is_some_and(|m| m.contains(expected))
+            })
+        })
+        .await;
+    }
+    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("frontend")
+        .await
+        .expect("frontend");
+    assert_eq!(frontend.spec.replicas, Some(3), "nothing was injected");
+    let pods = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default())
+        .await
+        .expect("pods");
+    for pod in pods.items {
+        let ephemeral = pod.spec.and_then(|s| s.ephemeral_containers).unwrap_or_default();
+        assert!(ephemeral.is_empty(), "{:?} got {ephemeral:?}", pod.metadata.name);
+    }
+
+    // A GameDay's webhook to a host the operator did not list: the Exercise runs, the webhook
+    // is never called, and an Event says why.
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let hook_url = format!("http://{}/hook", hook.local_addr().expect("addr"));
+    let called = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn({
+        let called = called.clone();
+        async move {
+            while hook.accept().await.is_ok() {
+                called.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    // No schedule: only the hand-made Exercise below runs.
+    let mut gameday_resource = gameday(
+        "hooked",
+        "checkout-pod-loss",
+        "checkout-pod-loss",
+        &format!("  notify: {{webhook: '{hook_url}'}}\n"),
+    );
+    gameday_resource.spec.schedule = None;
+    Api::<GameDayResource>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &gameday_resource)
+        .await
+        .expect("create the GameDay");
+    add_scenario(client, "shop", POD_LOSS).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    let mut hooked = exercise("hooked-1", "checkout-pod-loss");
+    hooked.spec.game_day = Some("hooked".into());
+    exercises.create(&PostParams::default(), &hooked).await.expect("create");
+    eventually("the exercise finishes", || async {
+        exercises.get("hooked-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
+    let events = events_of(client, "hooked-1").await;
+    let refused = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("WebhookRefused"))
+        .unwrap_or_else(|| panic!("no WebhookRefused Event: {events:?}"));
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("127.0.0.1 is not an allowed probe host")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        called.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the webhook was called"
     );
 }

@@ -115,13 +115,14 @@ async fn a_dead_run_is_recovered_exactly_once() {
 
     // A live journal (fresh heartbeat) is left alone.
     assert!(
-        recover_lapsed(&client, None, Duration::from_secs(30), &Clock::system())
+        recover_lapsed(&client, None, "shop", Duration::from_secs(30), &Clock::system())
             .await
             .expect("recover")
             .is_empty()
     );
     // Once its heartbeat has lapsed, everything it records is put back.
-    let recovered = recover_lapsed(&client, None, Duration::ZERO, &Clock::system())
+    // This test keeps its Node step in the shop journal, so Node journals are trusted there.
+    let recovered = recover_lapsed(&client, None, "shop", Duration::ZERO, &Clock::system())
         .await
         .expect("recover");
     assert_eq!(recovered.len(), 1);
@@ -170,7 +171,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
 
     let before = sim.resource_version();
     assert!(
-        recover_lapsed(&client, None, Duration::ZERO, &Clock::system())
+        recover_lapsed(&client, None, "shop", Duration::ZERO, &Clock::system())
             .await
             .expect("recover again")
             .is_empty()
@@ -290,7 +291,7 @@ async fn an_unreadable_journal_is_reported_and_every_other_dead_run_is_still_rec
         .await
         .expect("plant");
 
-    let recovered = recover_lapsed(&client, None, LAPSE, &Clock::system())
+    let recovered = recover_lapsed(&client, None, "default", LAPSE, &Clock::system())
         .await
         .expect("recovery goes on past an unreadable journal");
     let bad = recovered
@@ -317,6 +318,84 @@ async fn an_unreadable_journal_is_reported_and_every_other_dead_run_is_still_rec
     assert!(
         Api::<ConfigMap>::namespaced(client.clone(), "default")
             .get("aaa-disasterpiece-journal-planted")
+            .await
+            .is_ok()
+    );
+}
+
+/// Whoever may create ConfigMaps in a namespace can plant a journal there, and recovery runs
+/// with the rights of whoever recovers (the controller: every namespace). A planted journal in
+/// `default` that "undoes" by scaling `shop`'s frontend to 0 and uncordoning a node is
+/// refused step by step, reported, kept, and changes nothing; `shop`'s own journal still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_journal_changes_nothing_outside_its_namespace_nor_any_node() {
+    use disasterpiece::engine::journal::{HEARTBEAT, JOURNAL_LABEL, LAPSE};
+    let (_sim, client) = common::start(common::fast_shop()).await;
+    // A node an operator cordoned on purpose (maintenance): "uncordoning" it would be harm.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes.list(&Default::default()).await.expect("nodes").items.remove(0);
+    let node_name = node.metadata.name.clone().expect("name");
+    nodes
+        .patch(
+            &node_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    let entries = serde_json::json!([{
+        "id": 1, "target": "deployment shop/frontend", "state": "applied",
+        "expires": "2000-01-01T00:00:00Z",
+        "action": {"action": "scale", "kind": "Deployment", "namespace": "shop", "name": "frontend", "from": 3, "to": 3},
+        "undo": [
+            {"undo": "setReplicas", "kind": "Deployment", "namespace": "shop", "name": "frontend", "replicas": 0},
+            {"undo": "uncordon", "node": node_name},
+        ],
+    }]);
+    let planted: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "disasterpiece-journal-planted", "namespace": "default",
+            "labels": {JOURNAL_LABEL: "true", "disasterpiece.dev/exercise": "planted"},
+            "annotations": {HEARTBEAT: "2000-01-01T00:00:00Z"}},
+        "data": {"entries": entries.to_string()},
+    }))
+    .expect("configmap");
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&kube::api::PostParams::default(), &planted)
+        .await
+        .expect("plant");
+
+    // Node journals are trusted in `disasterpiece-system` only (the controller's namespace).
+    let recovered = recover_lapsed(&client, None, "disasterpiece-system", LAPSE, &Clock::system())
+        .await
+        .expect("recovery runs");
+    let planted = recovered.iter().find(|r| r.exercise == "planted").expect("reported");
+    assert!(planted.reverted.is_empty(), "{:?}", planted.reverted);
+    assert_eq!(planted.failed.len(), 2, "{:?}", planted.failed);
+    assert!(
+        planted.failed[0].contains("a journal in namespace default may not change namespace shop"),
+        "{:?}",
+        planted.failed
+    );
+    assert!(
+        planted.failed[1].contains("may not change Nodes"),
+        "{:?}",
+        planted.failed
+    );
+    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("frontend")
+        .await
+        .expect("get");
+    assert_eq!(frontend.spec.replicas, Some(3), "scaled by a planted journal");
+    let node = nodes.get(&node_name).await.expect("node");
+    assert_eq!(
+        node.spec.and_then(|s| s.unschedulable),
+        Some(true),
+        "uncordoned by a planted journal"
+    );
+    // Kept for a person to look at.
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), "default")
+            .get("disasterpiece-journal-planted")
             .await
             .is_ok()
     );

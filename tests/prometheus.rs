@@ -62,7 +62,7 @@ async fn start_prometheus(binary: &Path, dir: &Path, targets: &[String], alertma
         .expect("start prometheus");
     let url = format!("http://127.0.0.1:{port}");
     eventually("Prometheus has scraped every target", || async {
-        probe::prometheus::instant(&url, "count(up == 1)")
+        probe::prometheus::instant(None, &url, "count(up == 1)")
             .await
             .ok()
             .and_then(|s| s.first().map(|(_, v)| *v as usize))
@@ -140,6 +140,7 @@ spec:
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
             commands: Default::default(),
+            hosts: disasterpiece::probe::hosts::HostPolicy::any(),
         },
     );
     let report = run(&client, &scenario, options, abort, &Quiet).await;
@@ -196,6 +197,7 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
             prometheus: Some(prometheus.url.clone()),
             alertmanager: None,
             commands: Default::default(),
+            hosts: disasterpiece::probe::hosts::HostPolicy::any(),
         },
         clock: Default::default(),
     };
@@ -266,6 +268,7 @@ spec:
         prometheus: Some(prometheus.url.clone()),
         alertmanager: Some(am_url),
         commands: Default::default(),
+        hosts: disasterpiece::probe::hosts::HostPolicy::any(),
     };
     let options = options("ex-am", sources);
     let report = run(&client, &scenario, options, abort, &Quiet).await;
@@ -341,7 +344,7 @@ async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::proces
     let am_url = format!("http://127.0.0.1:{port}");
     eventually("Alertmanager is ready", || async {
         let url = url::Url::parse(&am_url).expect("url");
-        probe::http::direct(&url, "GET", "/-/ready", &Default::default())
+        probe::http::direct(None, &url, "GET", "/-/ready", &Default::default())
             .await
             .is_ok_and(|(code, _)| code == 200)
     })
@@ -373,6 +376,7 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
             prometheus: Some(prometheus.url.clone()),
             alertmanager: Some(am_url),
             commands: Default::default(),
+            hosts: disasterpiece::probe::hosts::HostPolicy::any(),
         },
     );
     let report = run(&client, &scenario, options, abort, &Quiet).await;

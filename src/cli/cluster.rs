@@ -28,18 +28,57 @@ pub struct ClusterArgs {
     /// an air-gapped registry.
     #[arg(long, value_name = "IMAGE", env = "DISASTERPIECE_FAULT_IMAGE")]
     pub fault_image: Option<String>,
+    /// The hosts that addresses in a Scenario (http probes, prometheus and alert probes with a
+    /// `url`) and GameDay webhooks may reach, comma-separated: `name.example.com`,
+    /// `*.example.com`, `10.0.0.0/8`, `*`. Link-local and metadata addresses only when named
+    /// (never through `*`). Default: `*` for `run` and `plan`; nothing for the controller.
+    #[arg(
+        long,
+        value_name = "HOST,...",
+        value_delimiter = ',',
+        env = "DISASTERPIECE_ALLOWED_PROBE_HOSTS"
+    )]
+    pub allowed_probe_hosts: Vec<String>,
+    /// Where the journals of Node faults are kept, and the only namespace whose journals
+    /// `recover` lets change Nodes (a journal elsewhere only undoes what lies in its own
+    /// namespace). The controller's Helm chart sets its own namespace.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "DISASTERPIECE_JOURNAL_NAMESPACE",
+        default_value = "default"
+    )]
+    pub journal_namespace: String,
 }
 
 impl ClusterArgs {
     /// Where probes look when they name no `url`; `commands` says whether command probes may
     /// run (the caller decides: `run` yes, `plan` only with `--run-commands`, the controller
     /// only with `--allow-command-probes`).
-    pub fn sources(&self, commands: disasterpiece::probe::CommandProbes) -> disasterpiece::probe::Sources {
-        disasterpiece::probe::Sources {
+    pub fn sources(
+        &self,
+        commands: disasterpiece::probe::CommandProbes,
+    ) -> anyhow::Result<disasterpiece::probe::Sources> {
+        Ok(disasterpiece::probe::Sources {
             prometheus: self.prometheus_url.clone(),
             alertmanager: self.alertmanager_url.clone(),
             commands,
+            // Whoever runs the CLI chose the scenario: any host by default, but link-local and
+            // metadata addresses only when --allowed-probe-hosts names them.
+            hosts: self.probe_hosts(disasterpiece::probe::hosts::HostPolicy::any())?,
+        })
+    }
+
+    /// The hosts `--allowed-probe-hosts` allows, or `default` when it is not given.
+    pub fn probe_hosts(
+        &self,
+        default: disasterpiece::probe::hosts::HostPolicy,
+    ) -> anyhow::Result<disasterpiece::probe::hosts::HostPolicy> {
+        if self.allowed_probe_hosts.is_empty() {
+            return Ok(default);
         }
+        disasterpiece::probe::hosts::HostPolicy::parse(&self.allowed_probe_hosts)
+            .map_err(|e| anyhow::anyhow!("--allowed-probe-hosts {e}"))
     }
 }
 

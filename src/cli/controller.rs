@@ -43,6 +43,16 @@ pub struct ControllerArgs {
         env = "DISASTERPIECE_NODE_SCENARIO_NAMESPACES"
     )]
     pub node_scenario_namespaces: Vec<String>,
+    /// Images a Scenario's `faultImage` may name besides `--fault-image` (comma-separated;
+    /// exact, or a prefix ending in `*`, e.g. `registry.example.com/chaos/*`). The image runs
+    /// inside the target pod: an Exercise whose Scenario names another is refused.
+    #[arg(
+        long,
+        value_name = "IMAGE,...",
+        value_delimiter = ',',
+        env = "DISASTERPIECE_ALLOWED_FAULT_IMAGES"
+    )]
+    pub allowed_fault_images: Vec<String>,
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +65,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         metrics_addr,
         allow_command_probes,
         node_scenario_namespaces,
+        allowed_fault_images,
     } = args;
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -90,12 +101,19 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         },
         poll: poll.as_std().max(Duration::from_millis(100)),
         cluster: server.clone(),
-        sources: cluster.sources(if allow_command_probes {
-            disasterpiece::probe::CommandProbes::On
-        } else {
-            disasterpiece::probe::CommandProbes::Off
-        }),
+        sources: disasterpiece::probe::Sources {
+            // Closed unless listed: a Scenario's author reaches no host the operator did not
+            // allow (their own Prometheus and Alertmanager are asked as they are).
+            hosts: cluster.probe_hosts(disasterpiece::probe::hosts::HostPolicy::closed())?,
+            ..cluster.sources(if allow_command_probes {
+                disasterpiece::probe::CommandProbes::On
+            } else {
+                disasterpiece::probe::CommandProbes::Off
+            })?
+        },
         fault_image: cluster.fault_image.clone(),
+        fault_images: allowed_fault_images,
+        journal_namespace: cluster.journal_namespace.clone(),
         node_namespaces: node_scenario_namespaces,
         election,
         clock: Default::default(),

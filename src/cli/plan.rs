@@ -92,7 +92,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             disasterpiece::probe::CommandProbes::On
         } else {
             disasterpiece::probe::CommandProbes::Off
-        }),
+        })?,
         cluster.fault_image.as_deref(),
         &Clock::system(),
     )

@@ -39,6 +39,7 @@ pub async fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
     let recovered = recover_lapsed(
         &client,
         namespace,
+        &cluster.journal_namespace,
         lapse.as_std(),
         &disasterpiece::clock::Clock::system(),
     )

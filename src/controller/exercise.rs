@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::engine::run::{Progress, RunOptions, run};
 use crate::report::model::{Outcome, Report};
 use crate::report::render::seconds;
-use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
+use crate::scenario::model::{ApiVersion, Metadata, ProbeKind, Scenario, ScenarioKind, ScenarioResource};
 
 pub const FINALIZER: &str = "disasterpiece.dev/revert";
 pub const ABORT_ANNOTATION: &str = "disasterpiece.dev/abort";
@@ -51,6 +51,11 @@ pub struct Options {
     pub cluster: String,
     pub sources: crate::probe::Sources,
     pub fault_image: Option<String>,
+    /// The images a Scenario's `faultImage` may name besides `fault_image` (exact, or a
+    /// prefix ending in `*`); none by default.
+    pub fault_images: Vec<String>,
+    /// Where the journals of Node faults are kept: the controller's own namespace.
+    pub journal_namespace: String,
     /// The namespaces whose Scenarios may target Nodes (none by default).
     pub node_namespaces: Vec<String>,
     /// Run Exercises only while holding this Lease (several replicas); `None`: always.
@@ -65,13 +70,31 @@ type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<String>>>>>;
 
 /// Runs the controller until `stop` says so.
 pub async fn control(client: Client, options: Options, mut stop: watch::Receiver<bool>) {
-    // Whatever a dead controller (or CLI run) left behind is reverted before anything new runs.
-    match crate::engine::journal::recover_lapsed(&client, None, crate::engine::journal::LAPSE, &options.clock).await {
-        Ok(recovered) if !recovered.is_empty() => {
-            tracing::info!(journals = recovered.len(), "reverted what dead runs left behind")
+    // Whatever a dead controller (or CLI run) left behind is reverted before anything new runs:
+    // everywhere, or (watching one namespace, with Roles there only) in that namespace and
+    // where Node journals are kept.
+    let places: Vec<Option<&str>> = match options.namespace.as_deref() {
+        None => vec![None],
+        Some(ns) if ns == options.journal_namespace => vec![Some(ns)],
+        Some(ns) => vec![Some(ns), Some(options.journal_namespace.as_str())],
+    };
+    for place in places {
+        let lapse = crate::engine::journal::LAPSE;
+        match crate::engine::journal::recover_lapsed(&client, place, &options.journal_namespace, lapse, &options.clock)
+            .await
+        {
+            Ok(recovered) => {
+                for r in recovered.iter().filter(|r| !r.failed.is_empty()) {
+                    tracing::warn!(journal = %format!("{}/{}", r.namespace, r.journal), failed = ?r.failed, "a journal left behind was not fully reverted");
+                }
+                if !recovered.is_empty() {
+                    tracing::info!(journals = recovered.len(), "reverted what dead runs left behind");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(namespace = place.unwrap_or("(all)"), error = %e, "could not look for journals left behind")
+            }
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not look for journals left behind"),
     }
     let running: Running = Arc::default();
     let mut elector = options
@@ -182,7 +205,7 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
             if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
                 continue;
             }
-            take_over(client, &api, &fresh, &options.clock).await?;
+            take_over(client, &api, &fresh, &options.journal_namespace, &options.clock).await?;
             options.metrics.finished("Aborted", None);
             continue;
         }
@@ -209,6 +232,7 @@ async fn take_over(
     client: &Client,
     api: &Api<Exercise>,
     exercise: &Exercise,
+    nodes_ns: &str,
     clock: &Clock,
 ) -> Result<(), kube::Error> {
     let ns = exercise.namespace().unwrap_or_default();
@@ -218,7 +242,7 @@ async fn take_over(
         exercise: exercise.clone(),
         clock: clock.clone(),
     };
-    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, &name, clock).await {
+    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, nodes_ns, &name, clock).await {
         Ok(recovered) if recovered.iter().all(|r| r.failed.is_empty()) => {
             let steps: usize = recovered.iter().map(|r| r.reverted.len()).sum();
             (
@@ -287,9 +311,14 @@ async fn webhook_of(client: &Client, ns: &str, gameday: Option<&str>) -> Option<
     gameday.spec.notify.map(|n| n.webhook)
 }
 
-async fn notify(webhook: Option<&str>, text: String, details: serde_json::Value) {
+async fn notify(
+    hosts: &crate::probe::hosts::HostPolicy,
+    webhook: Option<&str>,
+    text: String,
+    details: serde_json::Value,
+) {
     let Some(url) = webhook else { return };
-    match super::notify::post(url, &text, details).await {
+    match super::notify::post(hosts, url, &text, details).await {
         Ok(code) if (200..300).contains(&code) => {}
         Ok(code) => tracing::warn!(%url, code, "the webhook refused the notification"),
         Err(e) => tracing::warn!(%url, error = %e, "the notification was not delivered"),
@@ -350,50 +379,145 @@ pub fn tenancy_refusal(from: &str, to: &str, labels: &std::collections::BTreeMap
     })
 }
 
-/// What this controller refuses to run whatever the Scenario's author may do: command probes
-/// unless it was started with `--allow-command-probes` (they would run inside the controller,
-/// with its ServiceAccount's rights), and Node targets from a namespace not listed in
-/// `--node-scenario-namespaces` (Nodes are shared by every namespace: a tenant's Scenario could
-/// cordon or drain the whole cluster).
+/// Every probe of a scenario, with the name of its clause.
+fn probes_of(spec: &crate::scenario::model::ScenarioSpec) -> Vec<(String, ProbeKind<'_>)> {
+    use crate::scenario::model::HasProbe;
+    let steady = spec
+        .steady_state
+        .iter()
+        .filter_map(|c| Some((c.name.clone(), c.probe()?)));
+    let expect = spec.expect.iter().filter_map(|c| Some((c.name.clone(), c.probe()?)));
+    let abort = spec
+        .abort_when
+        .iter()
+        .filter_map(|c| Some((c.name.clone().unwrap_or_else(|| "abortWhen".into()), c.probe()?)));
+    steady.chain(expect).chain(abort).collect()
+}
+
+/// Where a probe reaches, for the checks below.
+enum Reach<'a> {
+    /// An address a Scenario names, asked directly.
+    Address(&'a str),
+    /// A namespace it reads (kube probes) or a Service in it (service-proxy http probes).
+    Namespace(String),
+    /// Nodes, which every namespace shares.
+    Nodes,
+    /// The operator's own Prometheus or Alertmanager, or a program (checked apart).
+    Nothing,
+}
+
+fn reach<'a>(probe: ProbeKind<'a>, target: &crate::scenario::model::Target, from: &str) -> Reach<'a> {
+    use crate::scenario::model::TargetKind;
+    let target_ns = || target.namespace.clone().unwrap_or_else(|| from.to_owned());
+    match probe {
+        ProbeKind::Http(p) => match url::Url::parse(&p.url)
+            .ok()
+            .as_ref()
+            .and_then(crate::probe::http::service_address)
+        {
+            Some((namespace, _, _)) => Reach::Namespace(namespace),
+            None => Reach::Address(&p.url),
+        },
+        ProbeKind::Kube(p) if p.kind.as_ref().unwrap_or(&target.kind) == &TargetKind::Node => Reach::Nodes,
+        ProbeKind::Kube(p) => Reach::Namespace(p.namespace.clone().unwrap_or_else(target_ns)),
+        ProbeKind::Prometheus(p) => p.url.as_deref().map_or(Reach::Nothing, Reach::Address),
+        ProbeKind::Alert(p) => p.url.as_deref().map_or(Reach::Nothing, Reach::Address),
+        ProbeKind::Command(_) => Reach::Nothing,
+    }
+}
+
+/// Whether `image` may run as an in-pod fault: the controller's own fault image (or the
+/// built-in default when it has none), or one `--allowed-fault-images` lists (exactly, or by a
+/// prefix ending in `*`).
+pub fn fault_image_allowed(image: &str, own: Option<&str>, allowed: &[String]) -> bool {
+    image == own.unwrap_or(crate::fault::in_pod::DEFAULT_IMAGE)
+        || allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => image.starts_with(prefix),
+            None => image == a,
+        })
+}
+
+/// What this controller refuses to run whatever the Scenario's author may do:
+/// - command probes unless it was started with `--allow-command-probes` (they would run
+///   inside the controller, with its ServiceAccount's rights);
+/// - Node targets and Node probes from a namespace not listed in `--node-scenario-namespaces`
+///   (Nodes are shared by every namespace: a tenant's Scenario could cordon or drain the
+///   whole cluster, or read its nodes into a report);
+/// - a `faultImage` other than the controller's own unless `--allowed-fault-images` lists it
+///   (it runs inside the target pod, sharing its process namespace for containerKill);
+/// - probe addresses outside `--allowed-probe-hosts` (the controller would ask them from
+///   inside the cluster: metadata services, the kubelet, anything internal).
 fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, String> {
     let from = scenario.metadata.namespace.clone().unwrap_or_default();
-    if scenario.spec.target.kind == crate::scenario::model::TargetKind::Node && !options.node_namespaces.contains(&from)
+    let name = &scenario.metadata.name;
+    let spec = &scenario.spec;
+    let node_refusal = |what: &str| {
+        format!(
+            "Scenario {name} {what}, which every namespace shares, and namespace {from} may not: list it in the controller's --node-scenario-namespaces (Helm controller.nodeScenarioNamespaces) to allow it"
+        )
+    };
+    let nodes_allowed = options.node_namespaces.contains(&from);
+    if spec.target.kind == crate::scenario::model::TargetKind::Node && !nodes_allowed {
+        return Err(node_refusal("targets Nodes"));
+    }
+    if let Some(image) = &spec.fault_image
+        && !fault_image_allowed(image, options.fault_image.as_deref(), &options.fault_images)
     {
         return Err(format!(
-            "Scenario {} targets Nodes, which every namespace shares, and namespace {from} may not: list it in the controller's --node-scenario-namespaces (Helm controller.nodeScenarioNamespaces) to allow it",
-            scenario.metadata.name
+            "Scenario {name} runs its in-pod faults with faultImage {image}, which this controller does not allow: the image runs inside the target pod. Remove faultImage to use the controller's own, or list the image in --allowed-fault-images (Helm controller.allowedFaultImages)"
         ));
     }
-    let sources = &options.sources;
-    use crate::scenario::model::HasProbe;
-    let spec = &scenario.spec;
-    let is_command = |p: Option<crate::scenario::model::ProbeKind<'_>>| {
-        matches!(p, Some(crate::scenario::model::ProbeKind::Command(_)))
-    };
-    let commands: Vec<&str> = (spec.steady_state.iter())
-        .filter(|c| is_command(c.probe()))
-        .map(|c| c.name.as_str())
-        .chain(
-            spec.expect
-                .iter()
-                .filter(|c| is_command(c.probe()))
-                .map(|c| c.name.as_str()),
-        )
-        .chain(
-            spec.abort_when
-                .iter()
-                .filter(|c| is_command(c.probe()))
-                .map(|c| c.name.as_deref().unwrap_or("abortWhen")),
-        )
+    let probes = probes_of(spec);
+    let commands: Vec<&str> = (probes.iter())
+        .filter(|(_, p)| matches!(p, ProbeKind::Command(_)))
+        .map(|(n, _)| n.as_str())
         .collect();
-    if sources.commands == crate::probe::CommandProbes::Off && !commands.is_empty() {
+    if options.sources.commands == crate::probe::CommandProbes::Off && !commands.is_empty() {
         return Err(format!(
-            "Scenario {} has command probes ({}), which this controller does not run: they would run inside it, as its ServiceAccount. Use an http or kube probe, or start the controller with --allow-command-probes (Helm: controller.allowCommandProbes) if every Scenario author may act as the controller",
-            scenario.metadata.name,
+            "Scenario {name} has command probes ({}), which this controller does not run: they would run inside it, as its ServiceAccount. Use an http or kube probe, or start the controller with --allow-command-probes (Helm: controller.allowCommandProbes) if every Scenario author may act as the controller",
             commands.join(", ")
         ));
     }
+    for (clause, probe) in &probes {
+        match reach(*probe, &spec.target, &from) {
+            Reach::Nodes if !nodes_allowed => return Err(node_refusal(&format!("reads Nodes in `{clause}`"))),
+            Reach::Address(address) => {
+                let checked = url::Url::parse(address)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| options.sources.hosts.check_url(&u));
+                if let Err(e) = checked {
+                    return Err(format!("Scenario {name}, probe `{clause}`: {e}"));
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(scenario)
+}
+
+/// The namespaces a Scenario's probes read (kube probes, and Services reached through the
+/// service proxy) must be ones the Scenario may target: a tenant's report must not show
+/// another team's workloads, nor its probes reach another team's Services.
+async fn probe_tenancy(client: &Client, scenario: &Scenario) -> Result<(), String> {
+    let from = scenario.metadata.namespace.clone().unwrap_or_default();
+    for (clause, probe) in probes_of(&scenario.spec) {
+        let Reach::Namespace(ns) = reach(probe, &scenario.spec.target, &from) else {
+            continue;
+        };
+        let labels = Api::<Namespace>::all(client.clone())
+            .get(&ns)
+            .await
+            .ok()
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        if let Some(refusal) = tenancy_refusal(&from, &ns, &labels) {
+            return Err(format!(
+                "Scenario {}, probe `{clause}` reads namespace {ns}: {refusal}",
+                scenario.metadata.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The scenario an Exercise names, as the engine reads it, or why it cannot run.
@@ -609,10 +733,16 @@ async fn execute(
         exercise: exercise.clone(),
         clock: options.clock.clone(),
     };
-    let scenario = match scenario_for(client, &exercise)
+    // What this controller refuses whoever asks first, then what the Scenario's namespace
+    // may reach.
+    let checked = match scenario_for(client, &exercise)
         .await
         .and_then(|s| allowed_here(s, options))
     {
+        Ok(s) => probe_tenancy(client, &s).await.map(|()| s),
+        Err(e) => Err(e),
+    };
+    let scenario = match checked {
         Ok(s) => s,
         Err(refusal) => {
             recorder.event("Refused", "Warning", &refusal);
@@ -642,12 +772,26 @@ async fn execute(
         "Normal",
         &format!("running Scenario {}", scenario.metadata.name),
     );
-    let webhook = webhook_of(client, &ns, exercise.spec.game_day.as_deref()).await;
+    let mut webhook = webhook_of(client, &ns, exercise.spec.game_day.as_deref()).await;
+    // A GameDay's webhook is an address its author chose: the same hosts as probes.
+    if let Some(refused) = webhook.as_deref().and_then(|w| match url::Url::parse(w) {
+        Ok(u) => options.sources.hosts.check_url(&u).err(),
+        Err(e) => Some(format!("`{w}` is not a URL: {e}")),
+    }) {
+        recorder.event(
+            "WebhookRefused",
+            "Warning",
+            &format!("no notification is sent: {refused}"),
+        );
+        webhook = None;
+    }
+    let hosts = &options.sources.hosts;
     let heading = match (&exercise.spec.game_day, &exercise.spec.stage) {
         (Some(g), Some(s)) => format!("Game day {g}, stage {s}: exercise {ns}/{name}"),
         _ => format!("Exercise {ns}/{name}"),
     };
     notify(
+        hosts,
         webhook.as_deref(),
         format!("{heading} started. Hypothesis: {}", scenario.spec.hypothesis),
         json!({"event": "started", "exercise": name, "namespace": ns, "gameDay": exercise.spec.game_day, "stage": exercise.spec.stage}),
@@ -663,6 +807,7 @@ async fn execute(
         cluster: options.cluster.clone(),
         sources: options.sources.clone(),
         fault_image: options.fault_image.clone(),
+        nodes_journal_namespace: Some(options.journal_namespace.clone()),
         host: exercise.spec.host.clone(),
         clock: options.clock.clone(),
         ..Default::default()
@@ -689,6 +834,7 @@ async fn execute(
         let mut d = details.clone();
         d["event"] = json!("aborted");
         notify(
+            hosts,
             webhook.as_deref(),
             format!("{heading} was ABORTED ({}); every fault was reverted.", abort.reason),
             d,
@@ -698,6 +844,7 @@ async fn execute(
     let mut d = details;
     d["event"] = json!("finished");
     notify(
+        hosts,
         webhook.as_deref(),
         format!(
             "{heading} finished: hypothesis {}. Report: kubectl get configmap -n {ns} {report_map}",

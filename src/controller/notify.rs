@@ -7,8 +7,19 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// Posts `{"text": text, ...details}` to `url`; the status code, or why it could not.
-pub async fn post(url: &str, text: &str, details: serde_json::Value) -> Result<u16, String> {
+/// The most of a webhook's answer that is read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Posts `{"text": text, ...details}` to `url` if `hosts` allow it and every address it
+/// resolves to; the status code, or why it could not.
+pub async fn post(
+    hosts: &crate::probe::hosts::HostPolicy,
+    url: &str,
+    text: &str,
+    details: serde_json::Value,
+) -> Result<u16, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    hosts.resolve(&parsed).await.map_err(|e| format!("not sent: {e}"))?;
     let mut body = serde_json::json!({ "text": text });
     if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
         map.extend(extra);
@@ -28,7 +39,9 @@ pub async fn post(url: &str, text: &str, details: serde_json::Value) -> Result<u
     let send = async {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let _ = response.into_body().collect().await;
+        let _ = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await;
         Ok(status)
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), send)

@@ -217,14 +217,46 @@ pub struct Recovered {
 }
 
 /// Finds journals whose heartbeat has lapsed (in `namespace`, or everywhere) and reverts
-/// every entry not yet reverted; deletes each journal that is then fully reverted.
+/// every entry not yet reverted; deletes each journal that is then fully reverted. Journals
+/// of Node faults are only trusted in `nodes_ns` (see `undo_allowed`).
 pub async fn recover_lapsed(
     client: &Client,
     namespace: Option<&str>,
+    nodes_ns: &str,
     lapse: Duration,
     clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, namespace, None, lapse, clock).await
+    recover(client, namespace, nodes_ns, None, lapse, clock).await
+}
+
+/// Whether recovery may perform `undo` from a journal kept in `journal_ns`. Whoever may
+/// create ConfigMaps in a namespace can plant a journal there; recovery runs with the rights
+/// of whoever recovers (the controller: every namespace). So a journal only undoes what lies
+/// in its own namespace, and Node steps only come from `nodes_ns`, where the journals of Node
+/// faults are kept (the controller's namespace). A run's faults always lie where its journal
+/// is, so an honest journal never meets this refusal.
+pub fn undo_allowed(undo: &fault::Undo, journal_ns: &str, nodes_ns: &str) -> Result<(), String> {
+    use fault::Undo;
+    let namespace = match undo {
+        Undo::Nothing { .. } => return Ok(()),
+        Undo::Uncordon { .. } if journal_ns == nodes_ns => return Ok(()),
+        Undo::Uncordon { .. } => {
+            return Err(format!(
+                "not done: a journal in namespace {journal_ns} may not change Nodes (journals of Node faults are kept in {nodes_ns}); check who wrote it"
+            ));
+        }
+        Undo::SetReplicas { namespace, .. }
+        | Undo::DeleteNetworkPolicy { namespace, .. }
+        | Undo::RemovePodLabel { namespace, .. }
+        | Undo::StopInPod { namespace, .. } => namespace,
+    };
+    if namespace == journal_ns {
+        Ok(())
+    } else {
+        Err(format!(
+            "not done: a journal in namespace {journal_ns} may not change namespace {namespace}; check who wrote it"
+        ))
+    }
 }
 
 /// Reverts the journal of one exercise in `namespace`, however fresh its heartbeat: for a
@@ -232,15 +264,22 @@ pub async fn recover_lapsed(
 pub async fn recover_exercise(
     client: &Client,
     namespace: &str,
+    nodes_ns: &str,
     exercise: &str,
     clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, Some(namespace), Some(exercise), Duration::ZERO, clock).await
+    let mut found = recover(client, Some(namespace), nodes_ns, Some(exercise), Duration::ZERO, clock).await?;
+    if nodes_ns != namespace {
+        // A Node exercise keeps its journal in `nodes_ns`.
+        found.extend(recover(client, Some(nodes_ns), nodes_ns, Some(exercise), Duration::ZERO, clock).await?);
+    }
+    Ok(found)
 }
 
 async fn recover(
     client: &Client,
     namespace: Option<&str>,
+    nodes_ns: &str,
     exercise: Option<&str>,
     lapse: Duration,
     clock: &Clock,
@@ -310,6 +349,11 @@ async fn recover(
         for entry in entries.into_iter().filter(|e| e.state != State::Reverted) {
             let mut ok = true;
             for undo in &entry.undo {
+                if let Err(refused) = undo_allowed(undo, &journal.namespace, nodes_ns) {
+                    ok = false;
+                    report.failed.push(format!("{undo}: {refused}"));
+                    continue;
+                }
                 match fault::revert(&ctx, undo).await {
                     Ok(()) => report.reverted.push(undo.to_string()),
                     Err(e) => {

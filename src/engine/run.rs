@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub sources: crate::probe::Sources,
     /// The image of in-pod fault containers when the scenario names none (`--fault-image`).
     pub fault_image: Option<String>,
+    /// Where the journals of Node faults are kept (the controller's own namespace), and the
+    /// only namespace whose journals recovery lets change Nodes; `default` when unset.
+    pub nodes_journal_namespace: Option<String>,
     /// For the report's environment: the kubeconfig context named, if any.
     pub context: Option<String>,
     /// Who runs the exercise, and with whom (the report keeps them).
@@ -202,12 +205,14 @@ pub async fn run(
         retries,
         sources,
         fault_image,
+        nodes_journal_namespace,
         context,
         host,
         participants,
         confidence_before,
         clock,
     } = options;
+    let options_nodes_ns = nodes_journal_namespace.unwrap_or_else(|| "default".into());
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
     let begun = Instant::now();
@@ -277,7 +282,11 @@ pub async fn run(
         report.ended_at = clock.now();
         return report;
     }
-    let journal_ns = spec.target.namespace.clone().unwrap_or_else(|| "default".into());
+    // Nodes belong to no namespace: their journal goes where recovery trusts Node steps.
+    let journal_ns = match spec.target.kind {
+        crate::scenario::model::TargetKind::Node => options_nodes_ns.clone(),
+        _ => spec.target.namespace.clone().unwrap_or_else(|| "default".into()),
+    };
     let journal = match Journal::open(client, &journal_ns, &exercise, &scenario.metadata.name, &clock).await {
         Ok(j) => Arc::new(j),
         Err(e) => {

@@ -22,13 +22,13 @@ pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
     if probe.source == AlertSource::Alertmanager {
         return from_alertmanager(ctx, probe).await;
     }
-    let Some(base) = super::prometheus::base(probe.url.as_deref(), ctx) else {
+    let Some((base, policy)) = super::prometheus::base(probe.url.as_deref(), ctx) else {
         return Reading::new(
             Verdict::Inconclusive,
             "no Prometheus address: set `url` on the probe, or --prometheus-url",
         );
     };
-    match super::prometheus::instant(base, &selector(probe)).await {
+    match super::prometheus::instant(policy, base, &selector(probe)).await {
         Err(e) => Reading::new(Verdict::Inconclusive, e),
         Ok(series) => {
             let firing = !series.is_empty();
@@ -46,7 +46,9 @@ pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
 /// Alertmanager's v2 API: an alert counts as firing while it is active (not silenced or
 /// inhibited) and has not ended.
 async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
-    let Some(base) = probe.url.as_deref().or(ctx.sources.alertmanager.as_deref()) else {
+    let (own, operator) = (probe.url.as_deref(), ctx.sources.alertmanager.as_deref());
+    let policy = own.map(|_| &ctx.sources.hosts);
+    let Some(base) = own.or(operator) else {
         return Reading::new(
             Verdict::Inconclusive,
             "no Alertmanager address: set `url` on the probe, or --alertmanager-url",
@@ -72,7 +74,7 @@ async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
         path.push_str("&filter=");
         path.extend(url::form_urlencoded::byte_serialize(matcher.as_bytes()));
     }
-    let answer = super::http::direct(&url, "GET", &path, &Default::default()).await;
+    let answer = super::http::direct(policy, &url, "GET", &path, &Default::default()).await;
     let alerts: Vec<serde_json::Value> = match answer {
         Err(e) => return Reading::new(Verdict::Inconclusive, e),
         Ok((200, body)) => match serde_json::from_str(&body) {

@@ -103,11 +103,38 @@ async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<
         bytes.truncate(MAX_BODY);
         return Ok((status, String::from_utf8_lossy(&bytes).into_owned()));
     }
-    direct(url, method(probe.method), &path, &probe.headers).await
+    direct(
+        Some(&ctx.sources.hosts),
+        url,
+        method(probe.method),
+        &path,
+        &probe.headers,
+    )
+    .await
 }
 
-/// One request straight to an `http://` address (HTTP/1.1, connection closed after).
+/// One request straight to an `http://` address (HTTP/1.1, connection closed after). With a
+/// `policy` (the address came from a Scenario), the host must be allowed by it, and so must
+/// every address it resolves to; without (the operator's own Prometheus), it is asked as is.
 pub async fn direct(
+    policy: Option<&super::hosts::HostPolicy>,
+    url: &url::Url,
+    method: &str,
+    path: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<(u16, String), String> {
+    // Every request is bounded in time, whatever its caller does (an http probe sets its own,
+    // shorter, timeout around this).
+    tokio::time::timeout(DIRECT_TIMEOUT, unbounded(policy, url, method, path, headers))
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", DIRECT_TIMEOUT.as_secs())))
+}
+
+/// The longest a direct request may take.
+pub const DIRECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn unbounded(
+    policy: Option<&super::hosts::HostPolicy>,
     url: &url::Url,
     method: &str,
     path: &str,
@@ -121,9 +148,14 @@ pub async fn direct(
     }
     let host = url.host_str().ok_or("the URL has no host")?;
     let port = url.port_or_known_default().unwrap_or(80);
-    let mut stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| e.to_string())?;
+    let connected = match policy {
+        Some(policy) => {
+            let address = policy.resolve(url).await.map_err(|e| format!("not sent: {e}"))?;
+            tokio::net::TcpStream::connect(address).await
+        }
+        None => tokio::net::TcpStream::connect((host, port)).await,
+    };
+    let mut stream = connected.map_err(|e| e.to_string())?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n");
     // The same rules as `validate`, again here: a Scenario resource may not have been validated.
@@ -209,7 +241,15 @@ mod tests {
     async fn an_endless_body_is_read_no_further_than_the_cap() {
         let (url, sent) = endless().await;
         let url = url::Url::parse(&url).expect("url");
-        let (status, body) = direct(&url, "GET", "/", &Default::default()).await.expect("an answer");
+        let (status, body) = direct(
+            Some(&super::super::hosts::HostPolicy::any()),
+            &url,
+            "GET",
+            "/",
+            &Default::default(),
+        )
+        .await
+        .expect("an answer");
         assert_eq!(status, 200);
         assert_eq!(body.len(), MAX_BODY);
         // The server could send more than the cap only into the socket buffers, not into us.
@@ -221,10 +261,28 @@ mod tests {
         let (url, sent) = endless().await;
         let url = url::Url::parse(&url).expect("url");
         let headers = [("X-Trace".to_owned(), "1\r\nImpersonate-User: system:admin".to_owned())].into();
-        let refused = direct(&url, "GET", "/", &headers).await.expect_err("refused");
+        let refused = direct(
+            Some(&super::super::hosts::HostPolicy::any()),
+            &url,
+            "GET",
+            "/",
+            &headers,
+        )
+        .await
+        .expect_err("refused");
         assert!(refused.starts_with("not sent: the value of `X-Trace`"), "{refused}");
         let authorization = [("Authorization".to_owned(), "Bearer x".to_owned())].into();
-        assert!(direct(&url, "GET", "/", &authorization).await.is_err());
+        assert!(
+            direct(
+                Some(&super::super::hosts::HostPolicy::any()),
+                &url,
+                "GET",
+                "/",
+                &authorization
+            )
+            .await
+            .is_err()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing was asked");
     }

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod command;
+pub mod hosts;
 pub mod http;
 pub mod kube;
 pub mod prometheus;
@@ -77,6 +78,10 @@ pub struct Sources {
     /// running it says so (`run`, `plan --run-commands`, the controller's
     /// `--allow-command-probes`). Off, a command probe is not run and reads inconclusive.
     pub commands: CommandProbes,
+    /// The hosts that addresses a Scenario names (http probes, and prometheus and alert
+    /// probes with their own `url`) may reach. Closed by default; the CLI allows any but
+    /// link-local and metadata addresses; the controller what `--allowed-probe-hosts` lists.
+    pub hosts: hosts::HostPolicy,
 }
 
 /// Whether `command` probes may run here.

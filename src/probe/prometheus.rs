@@ -9,11 +9,15 @@ use super::{ProbeContext, Reading, Verdict, describe, holds};
 use crate::scenario::model::PrometheusProbe;
 
 /// The result of an instant query: `Ok(Some(value))`, `Ok(None)` for no data, or why not.
-pub async fn instant(base: &str, query: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+pub async fn instant(
+    policy: Option<&super::hosts::HostPolicy>,
+    base: &str,
+    query: &str,
+) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
     let url = url::Url::parse(base).map_err(|e| format!("the Prometheus address `{base}` is not a URL: {e}"))?;
     let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
     let path = format!("{}/api/v1/query?query={encoded}", url.path().trim_end_matches('/'));
-    let (status, body) = super::http::direct(&url, "GET", &path, &BTreeMap::new()).await?;
+    let (status, body) = super::http::direct(policy, &url, "GET", &path, &BTreeMap::new()).await?;
     let answer: Value =
         serde_json::from_str(&body).map_err(|_| format!("Prometheus answered {status} with no JSON"))?;
     if answer["status"] != "success" {
@@ -49,20 +53,27 @@ pub async fn instant(base: &str, query: &str) -> Result<Vec<(BTreeMap<String, St
     }
 }
 
-/// The Prometheus to ask: the probe's own, else the run's.
-pub fn base<'a>(own: Option<&'a str>, ctx: &'a ProbeContext) -> Option<&'a str> {
-    own.or(ctx.sources.prometheus.as_deref())
+/// The Prometheus to ask: the probe's own (which the allowed hosts must allow), else the
+/// run's (the operator's, asked as is).
+pub fn base<'a>(
+    own: Option<&'a str>,
+    ctx: &'a ProbeContext,
+) -> Option<(&'a str, Option<&'a super::hosts::HostPolicy>)> {
+    match own {
+        Some(url) => Some((url, Some(&ctx.sources.hosts))),
+        None => ctx.sources.prometheus.as_deref().map(|url| (url, None)),
+    }
 }
 
 pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Reading {
-    let Some(base) = base(probe.url.as_deref(), ctx) else {
+    let Some((base, policy)) = base(probe.url.as_deref(), ctx) else {
         return Reading::new(
             Verdict::Inconclusive,
             "no Prometheus address: set `url` on the probe, or --prometheus-url",
         );
     };
     let cmp = probe.comparison();
-    match instant(base, &probe.query).await {
+    match instant(policy, base, &probe.query).await {
         Err(e) => Reading::new(Verdict::Inconclusive, e),
         Ok(series) => match series.as_slice() {
             [] => Reading::new(Verdict::Inconclusive, "no data: the query matched no series"),

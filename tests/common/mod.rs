@@ -35,6 +35,8 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::exercise::Opt
         cluster: sim.url().to_owned(),
         sources: Default::default(),
         fault_image: None,
+        fault_images: Vec::new(),
+        journal_namespace: "default".into(),
         node_namespaces: Vec::new(),
         election: None,
         clock: Default::default(),
