@@ -1,7 +1,9 @@
 //! The Helm chart's RBAC is enough, and no more than enough: the controller runs with the
 //! token of the chart's ServiceAccount, bound only to the roles `helm template` renders, and
-//! runs an Exercise of every fault kind to a verdict with no 403; with one verb taken away,
-//! the step that needs it fails with the API server's 403.
+//! runs an Exercise of every fault kind to a verdict with no 403, in both RBAC modes (one
+//! ClusterRole; Roles in listed namespaces); with one verb taken away, the step that needs it
+//! fails with the API server's 403; and the chart README's table lists exactly what the chart
+//! grants.
 
 use std::time::Duration;
 
@@ -22,8 +24,23 @@ use common::{eventually, fast_shop};
 const RELEASE_NAMESPACE: &str = "disasterpiece-system";
 const ACCOUNT: &str = "system:serviceaccount:disasterpiece-system:disasterpiece";
 
-/// The chart's ServiceAccount and RBAC objects, as `helm template` renders them.
-fn rendered_rbac() -> Vec<Value> {
+/// How the chart is installed: `rbac.scope` and what goes with it.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    /// `rbac.scope=cluster`: one ClusterRole, Exercises of every namespace.
+    Cluster,
+    /// `rbac.scope=namespaces`: Roles in `shop` (and the release namespace) only, the
+    /// controller watching `shop`.
+    Namespaces,
+}
+
+/// The chart's ServiceAccount and RBAC objects, as `helm template` renders them in `mode`,
+/// with the shop's Node scenarios allowed (`controller.nodeScenarioNamespaces={shop}`).
+fn rendered_rbac(mode: Mode) -> Vec<Value> {
+    rendered(mode, &["--set", "controller.nodeScenarioNamespaces={shop}"])
+}
+
+fn rendered(mode: Mode, extra: &[&str]) -> Vec<Value> {
     let helm = common::program(
         Some("DISASTERPIECE_HELM"),
         &["helm"],
@@ -37,6 +54,18 @@ fn rendered_rbac() -> Vec<Value> {
             "--namespace",
             RELEASE_NAMESPACE,
         ])
+        .args(match mode {
+            Mode::Cluster => vec![],
+            Mode::Namespaces => vec![
+                "--set",
+                "rbac.scope=namespaces",
+                "--set",
+                "rbac.namespaces={shop}",
+                "--set",
+                "controller.watchNamespace=shop",
+            ],
+        })
+        .args(extra)
         .args([
             "--show-only",
             "templates/serviceaccount.yaml",
@@ -83,7 +112,7 @@ async fn apply(admin: &kube::Client, objects: &[Value]) {
 
 /// The shop, the CRDs, the chart's RBAC, every scenario of `tests/rbac/every-fault.yaml`,
 /// and a controller that is the chart's ServiceAccount. Returns the admin's client.
-async fn controller_with_chart_rbac(rbac: &[Value]) -> (Sim, kube::Client, watch::Sender<bool>) {
+async fn controller_with_chart_rbac(rbac: &[Value], mode: Mode) -> (Sim, kube::Client, watch::Sender<bool>) {
     let sim = fast_shop().start().await.expect("simulator");
     let admin = sim.raw_client().await.expect("admin client");
     common::install_crds(&admin).await;
@@ -104,8 +133,12 @@ async fn controller_with_chart_rbac(rbac: &[Value]) -> (Sim, kube::Client, watch
         .expect("the chart ServiceAccount's token");
     // The shop's own node scenarios are allowed, as a platform team would set
     // controller.nodeScenarioNamespaces.
+    // As the chart runs it: its namespace for Node journals (DISASTERPIECE_JOURNAL_NAMESPACE),
+    // and in `namespaces` mode only shop's Exercises.
     let options = disasterpiece::controller::exercise::Options {
         node_namespaces: vec!["shop".into()],
+        journal_namespace: RELEASE_NAMESPACE.into(),
+        namespace: (mode == Mode::Namespaces).then(|| "shop".to_owned()),
         ..common::controller_options(&sim)
     };
     let (stop_tx, stop) = watch::channel(false);
@@ -139,8 +172,18 @@ async fn exercise(admin: &kube::Client, name: &str, scenario: &str) -> Exercise 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
-async fn the_chart_rbac_runs_every_fault_kind_to_a_verdict_without_a_403() {
-    let (_sim, admin, _stop) = controller_with_chart_rbac(&rendered_rbac()).await;
+async fn the_cluster_mode_rbac_runs_every_fault_kind_to_a_verdict_without_a_403() {
+    every_fault_kind_without_a_403(Mode::Cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
+async fn the_namespaces_mode_rbac_runs_every_fault_kind_to_a_verdict_without_a_403() {
+    every_fault_kind_without_a_403(Mode::Namespaces).await;
+}
+
+async fn every_fault_kind_without_a_403(mode: Mode) {
+    let (_sim, admin, _stop) = controller_with_chart_rbac(&rendered_rbac(mode), mode).await;
     let text = std::fs::read_to_string("tests/rbac/every-fault.yaml").expect("scenarios");
     let names: Vec<String> = scenario::load(&text, &|_| true)
         .resources
@@ -193,6 +236,10 @@ async fn the_chart_rbac_runs_every_fault_kind_to_a_verdict_without_a_403() {
             .expect("the report ConfigMap");
         let report = serde_json::to_string(&report.data).expect("JSON");
         assert!(!report.to_lowercase().contains("forbidden"), "{scenario}: {report}");
+        if scenario == "rbac-nodedrain" {
+            // The report lists each pod the drain evicted.
+            assert!(report.contains(r#"\"evicted\":[\"shop/"#), "{report}");
+        }
     }
 }
 
@@ -238,8 +285,8 @@ fn without(mut rbac: Vec<Value>, resource: &str, verb: &str) -> Vec<Value> {
 async fn one_verb_less_and_the_step_that_needs_it_fails_with_the_real_403() {
     // Without `get` on scenarios the controller cannot read the Scenario an Exercise names:
     // the Exercise is refused with the API server's words, and nothing is injected.
-    let rbac = without(rendered_rbac(), "scenarios", "get");
-    let (_sim, admin, _stop) = controller_with_chart_rbac(&rbac).await;
+    let rbac = without(rendered_rbac(Mode::Cluster), "scenarios", "get");
+    let (_sim, admin, _stop) = controller_with_chart_rbac(&rbac, Mode::Cluster).await;
     let done = exercise(&admin, "no-get", "rbac-scale").await;
     let status = done.status.expect("status");
     assert_eq!(status.phase, Some(Phase::Refused));
@@ -265,8 +312,8 @@ async fn one_verb_less_and_the_step_that_needs_it_fails_with_the_real_403() {
 async fn without_get_on_pods_exec_an_in_pod_fault_is_refused_before_it_starts() {
     // The exec that stops an in-pod fault is a GET: without `get pods/exec` an abort could not
     // stop the fault, so preflight refuses the Exercise and no ephemeral container is added.
-    let rbac = without(rendered_rbac(), "pods/exec", "get");
-    let (_sim, admin, _stop) = controller_with_chart_rbac(&rbac).await;
+    let rbac = without(rendered_rbac(Mode::Namespaces), "pods/exec", "get");
+    let (_sim, admin, _stop) = controller_with_chart_rbac(&rbac, Mode::Namespaces).await;
     let done = exercise(&admin, "no-exec", "rbac-cpustress").await;
     let status = done.status.expect("status");
     assert_eq!(status.phase, Some(Phase::Refused));
@@ -295,5 +342,108 @@ async fn without_get_on_pods_exec_an_in_pod_fault_is_refused_before_it_starts() 
             .iter()
             .all(|p| p.spec.as_ref().is_none_or(|s| s.ephemeral_containers.is_none())),
         "no fault container was added"
+    );
+}
+
+/// `(granted by, API group, resource, verb)`.
+type Grant = (String, String, String, String);
+
+/// The rules of `object`, as grants under `by`.
+fn grants_of(object: &Value, by: &str) -> std::collections::BTreeSet<Grant> {
+    let mut grants = std::collections::BTreeSet::new();
+    for rule in object["rules"].as_array().into_iter().flatten() {
+        let strings = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        for group in strings("apiGroups") {
+            for resource in strings("resources") {
+                for verb in strings("verbs") {
+                    grants.insert((by.into(), group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The rows of the chart README's RBAC table, as grants.
+fn readme_grants() -> std::collections::BTreeSet<Grant> {
+    let text = std::fs::read_to_string("helm/disasterpiece/README.md").expect("the chart README");
+    let table = text.split("| Granted by |").nth(1).expect("the RBAC table");
+    let mut grants = std::collections::BTreeSet::new();
+    for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [by, group, resources, verbs, _why] = cells[..] else {
+            panic!("a row of five cells: {line}")
+        };
+        let group = if group == "(core)" { "" } else { group };
+        for resource in resources.split(", ") {
+            for verb in verbs.split(", ") {
+                grants.insert((by.into(), group.into(), resource.into(), verb.into()));
+            }
+        }
+    }
+    grants
+}
+
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect()
+}
+
+#[test]
+#[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
+fn the_readme_rbac_table_is_exactly_what_the_chart_grants_in_both_modes() {
+    let table = readme_grants();
+    let rows =
+        |by: &str| -> std::collections::BTreeSet<Grant> { table.iter().filter(|g| g.0 == by).cloned().collect() };
+    let relabel = |grants: std::collections::BTreeSet<Grant>, by: &str| -> std::collections::BTreeSet<Grant> {
+        grants.into_iter().map(|(_, g, r, v)| (by.into(), g, r, v)).collect()
+    };
+    let both = |a: std::collections::BTreeSet<Grant>, b: std::collections::BTreeSet<Grant>| &a | &b;
+
+    // Cluster mode, Node scenarios allowed.
+    let cluster = rendered_rbac(Mode::Cluster);
+    let workload = named(&cluster, "ClusterRole", "disasterpiece");
+    assert_eq!(workload.len(), 1);
+    assert_eq!(grants_of(workload[0], "workload"), rows("workload"));
+    let wide = named(&cluster, "ClusterRole", "disasterpiece-cluster");
+    assert_eq!(
+        relabel(grants_of(wide[0], "x"), "x"),
+        relabel(both(rows("cluster"), rows("nodes")), "x")
+    );
+    let leader = named(&cluster, "Role", "disasterpiece-leader");
+    assert_eq!(leader[0]["metadata"]["namespace"], RELEASE_NAMESPACE);
+    assert_eq!(grants_of(leader[0], "leader"), rows("leader"));
+
+    // Without Node scenarios, nothing on nodes and no cluster-wide eviction.
+    let no_nodes = rendered(Mode::Cluster, &[]);
+    let wide = named(&no_nodes, "ClusterRole", "disasterpiece-cluster");
+    assert_eq!(grants_of(wide[0], "cluster"), rows("cluster"));
+
+    // Namespaces mode: the workload rows as Roles in shop and the release namespace only.
+    let namespaced = rendered_rbac(Mode::Namespaces);
+    assert!(named(&namespaced, "ClusterRole", "disasterpiece").is_empty());
+    let roles = named(&namespaced, "Role", "disasterpiece");
+    let mut where_: Vec<&str> = roles
+        .iter()
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap_or_default())
+        .collect();
+    where_.sort();
+    assert_eq!(where_, ["disasterpiece-system", "shop"]);
+    for role in roles {
+        assert_eq!(grants_of(role, "workload"), rows("workload"));
+    }
+    let wide = named(&namespaced, "ClusterRole", "disasterpiece-cluster");
+    assert_eq!(
+        relabel(grants_of(wide[0], "x"), "x"),
+        relabel(both(rows("cluster"), rows("nodes")), "x")
     );
 }

@@ -294,7 +294,39 @@ async fn node_drain_empties_the_node_and_revert_uncordons_it() {
         )
         .await
         .expect("opt out");
-    let undo = inject_and_revert(&c, FaultKind::NodeDrain(&drain), &target).await;
+    // What `plan` shows first: every pod of the node, evicted or spared, with the reason.
+    let survey = disasterpiece::fault::node_drain::survey(&client, "sim-node-3")
+        .await
+        .expect("survey");
+    let why = |pod: &str| {
+        survey
+            .iter()
+            .find(|f| f.pod == pod)
+            .and_then(|f| f.spared.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(why("shop/lonely"), "no controller would recreate it");
+    assert_eq!(why("kube-system/system-agent"), "in a protected namespace");
+    assert_eq!(
+        why(&format!("shop/{}", opted_out.name_any())),
+        "opted out (label disasterpiece.dev/exclude=true)"
+    );
+    let mut would_evict: Vec<String> = (survey.iter())
+        .filter(|f| f.spared.is_none())
+        .map(|f| f.pod.clone())
+        .collect();
+    assert!(!would_evict.is_empty(), "{survey:?}");
+    let prepared = fault::prepare(&c, FaultKind::NodeDrain(&drain), &target)
+        .await
+        .expect("prepare");
+    // And what the report lists after: exactly the pods the survey said.
+    let Outcome::Evicted { pods: mut evicted } = fault::apply(&c, &prepared).await.expect("apply") else {
+        panic!("a drain says what it evicted");
+    };
+    evicted.sort();
+    would_evict.sort();
+    assert_eq!(evicted, would_evict);
+    let undo = prepared.undo;
     let mut kept: Vec<String> = on_node()
         .await
         .into_iter()
@@ -430,10 +462,10 @@ async fn dry_run_sends_every_fault_and_changes_nothing() {
     for (f, target) in &faults {
         let kind = f.kind().expect("one kind");
         let prepared = fault::prepare(&c, kind, target).await.expect("prepare");
-        assert_eq!(
-            fault::apply(&c, &prepared).await.expect("dry run"),
-            Outcome::Injected,
-            "{}",
+        let outcome = fault::apply(&c, &prepared).await.expect("dry run");
+        assert!(
+            matches!(outcome, Outcome::Injected | Outcome::Evicted { .. }),
+            "{}: {outcome:?}",
             prepared.action
         );
         revert_all(&c, &prepared.undo).await;

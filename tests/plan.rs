@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use disasterpiece::clock::Clock;
-use disasterpiece::engine::preflight::plan;
+use disasterpiece::engine::preflight::{PlanOptions, plan};
 use disasterpiece::fault::Action;
 use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece::target::guard::Exclusion;
@@ -60,7 +60,6 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         sim.url(),
         7,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await;
@@ -110,7 +109,6 @@ async fn plan_changes_nothing_and_explains_its_choice() {
         sim.url(),
         7,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await;
@@ -129,7 +127,6 @@ async fn plan_refuses_without_permission() {
         "sim",
         1,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await;
@@ -163,7 +160,6 @@ async fn plan_refuses_when_the_steady_state_does_not_hold() {
         "sim",
         1,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await
@@ -192,7 +188,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
     let (sim, client) = shop(Sim::builder()).await;
     let before = sim.resource_version();
     let latency = scenario("scenarios/frontend-latency.yaml");
-    let planned = plan(&client, &latency, "sim", 1, &Default::default(), None, &Clock::system()).await;
+    let planned = plan(&client, &latency, "sim", 1, &Default::default(), &Clock::system()).await;
     assert!(planned.runnable, "{:?}", planned.refusals);
     let step = &planned.faults[0].steps[0];
     let Action::InPod { container, .. } = &step.action else {
@@ -228,8 +224,10 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
         &latency,
         "sim",
         1,
-        &Default::default(),
-        Some("registry.local/netshoot:v0.13"),
+        &PlanOptions {
+            fault_image: Some("registry.local/netshoot:v0.13".into()),
+            ..Default::default()
+        },
         &Clock::system(),
     )
     .await;
@@ -241,7 +239,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
 
     // PodSecurity baseline refuses NET_ADMIN, and the plan says so up front.
     enforce(&client, "baseline").await;
-    let refused = plan(&client, &latency, "sim", 1, &Default::default(), None, &Clock::system()).await;
+    let refused = plan(&client, &latency, "sim", 1, &Default::default(), &Clock::system()).await;
     assert!(!refused.runnable);
     assert!(
         refused.refusals.iter().any(|r| r
@@ -253,7 +251,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
     // The stress faults need no privilege: `restricted` admits them.
     enforce(&client, "restricted").await;
     let stress = scenario_named("scenarios/resource-stress.yaml", "checkout-cpu-stress");
-    let admitted = plan(&client, &stress, "sim", 1, &Default::default(), None, &Clock::system()).await;
+    let admitted = plan(&client, &stress, "sim", 1, &Default::default(), &Clock::system()).await;
     assert!(admitted.runnable, "{:?}", admitted.refusals);
     let container_kill = scenario("scenarios/orders-db-container-kill.yaml");
     let refused = plan(
@@ -262,7 +260,6 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
         "sim",
         1,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await;
@@ -284,7 +281,6 @@ async fn an_in_pod_fault_without_exec_permission_is_refused() {
         "sim",
         1,
         &Default::default(),
-        None,
         &Clock::system(),
     )
     .await;
@@ -444,4 +440,48 @@ spec:
     let out = String::from_utf8_lossy(&with.stdout).into_owned() + &String::from_utf8_lossy(&with.stderr);
     assert!(marker.exists(), "asked to, plan runs it: {out}");
     assert_eq!(with.status.code(), Some(0), "{out}");
+}
+
+/// A drain reaches every pod of its node: `plan` lists each one it would evict and each one it
+/// spares, with the reason, and still changes nothing.
+#[tokio::test]
+async fn plan_lists_every_pod_a_drain_would_evict_and_each_it_spares() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (sim, client) = shop(Sim::builder()).await;
+    let drain = scenario("scenarios/node-drain.yaml");
+    let first = plan(&client, &drain, "sim", 1, &Default::default(), &Clock::system()).await;
+    let node = first.faults[0].chosen[0].name.clone();
+    // A pod no controller would recreate, on the node the seed chooses.
+    let bare: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "lonely", "namespace": "shop"},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "registry.example.com/x:1"}]}}))
+    .expect("pod");
+    kube::Api::<Pod>::namespaced(client.clone(), "shop")
+        .create(&Default::default(), &bare)
+        .await
+        .expect("bare pod");
+    // The simulated kubelet starts it; then the cluster is still.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sim.resource_version();
+    let planned = plan(&client, &drain, "sim", 1, &Default::default(), &Clock::system()).await;
+    assert_eq!(sim.resource_version(), before, "plan wrote nothing");
+    let step = &planned.faults[0].steps[0];
+    assert_eq!(
+        planned.faults[0].chosen[0].name, node,
+        "the same seed chooses the same node"
+    );
+    let lonely = step.pods.iter().find(|f| f.pod == "shop/lonely").expect("listed");
+    assert_eq!(lonely.spared.as_deref(), Some("no controller would recreate it"));
+    assert!(
+        step.pods
+            .iter()
+            .any(|f| f.spared.is_none() && f.pod.starts_with("shop/")),
+        "{:?}",
+        step.pods
+    );
+    let json = serde_json::to_value(&planned).expect("json");
+    assert!(
+        json.to_string()
+            .contains("\"spared\":\"no controller would recreate it\""),
+        "{json}"
+    );
 }

@@ -88,12 +88,15 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         &scenario,
         &server,
         seed,
-        &cluster.sources(if run_commands {
-            disasterpiece::probe::CommandProbes::On
-        } else {
-            disasterpiece::probe::CommandProbes::Off
-        })?,
-        cluster.fault_image.as_deref(),
+        &preflight::PlanOptions {
+            sources: cluster.sources(if run_commands {
+                disasterpiece::probe::CommandProbes::On
+            } else {
+                disasterpiece::probe::CommandProbes::Off
+            })?,
+            fault_image: cluster.fault_image.clone(),
+            nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
+        },
         &Clock::system(),
     )
     .await;
@@ -205,6 +208,12 @@ pub fn render(plan: &Plan) -> String {
     for step in plan.faults.iter().flat_map(|f| &f.steps) {
         n += 1;
         line(format!("  {n}. {}", step.does));
+        for fate in &step.pods {
+            match &fate.spared {
+                None => line(format!("     evicts: {}", fate.pod)),
+                Some(why) => line(format!("     spares: {}  ({why})", fate.pod)),
+            }
+        }
         for undo in &step.undone_by {
             line(format!("     undo: {undo}"));
         }

@@ -45,6 +45,9 @@ pub struct Step {
     /// Both, said for people.
     pub does: String,
     pub undone_by: Vec<String>,
+    /// A drain: each pod on the node, evicted or spared (and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<crate::fault::node_drain::PodFate>,
 }
 
 /// A steady-state check, evaluated once.
@@ -166,19 +169,20 @@ impl Step {
             undone_by: undo.iter().map(ToString::to_string).collect(),
             action,
             undo,
+            pods: Vec::new(),
         }
     }
 }
 
 /// The permissions a run of `scenario` needs. The journal is a ConfigMap in the target's
 /// namespace; the rest follows from the faults and probes.
-pub fn permissions(scenario: &Scenario) -> Vec<Permission> {
+pub fn permissions(scenario: &Scenario, nodes_journal_namespace: Option<&str>) -> Vec<Permission> {
     let spec = &scenario.spec;
     let ns = spec.target.namespace.clone().unwrap_or_default();
     let mut needed = Vec::new();
-    let journal_ns = if ns.is_empty() { "default" } else { ns.as_str() };
+    let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
     for verb in ["create", "update", "delete"] {
-        needed.push(Permission::new(verb, "", "configmaps", "", journal_ns));
+        needed.push(Permission::new(verb, "", "configmaps", "", &journal_ns));
     }
     // The kill switch must be readable, or pulling it would not stop this run.
     needed.push(Permission::new("get", "", "configmaps", "", "disasterpiece-system"));

@@ -16,6 +16,17 @@ use crate::target::guard::decide;
 use crate::target::resolve::resolve;
 use crate::target::{Candidate, Unit};
 
+/// What a plan is made with, besides the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// What probes may reach (the steady state is read once).
+    pub sources: probe::Sources,
+    /// The image of in-pod fault containers when the scenario names none (`--fault-image`).
+    pub fault_image: Option<String>,
+    /// Where the journals of Node faults are kept (see `run::journal_namespace`).
+    pub nodes_journal_namespace: Option<String>,
+}
+
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
 /// `dryRun=All`.
 pub async fn plan(
@@ -23,10 +34,15 @@ pub async fn plan(
     scenario: &Scenario,
     cluster: &str,
     seed: u64,
-    sources: &probe::Sources,
-    fault_image: Option<&str>,
+    options: &PlanOptions,
     clock: &Clock,
 ) -> Plan {
+    let PlanOptions {
+        sources,
+        fault_image,
+        nodes_journal_namespace,
+    } = options;
+    let (fault_image, nodes_journal_namespace) = (fault_image.as_deref(), nodes_journal_namespace.as_deref());
     let spec = &scenario.spec;
     let exercise = format!("{}-plan", scenario.metadata.name);
     let dry = Context {
@@ -72,7 +88,15 @@ pub async fn plan(
             match fault::prepare(&dry, kind, &target).await {
                 Ok(prepared) => {
                     dry_runs.push(send_dry_run(&dry, &prepared).await);
-                    planned.steps.push(Step::new(&target, prepared.action, prepared.undo));
+                    let mut step = Step::new(&target, prepared.action, prepared.undo);
+                    // A drain's reach is every pod on the node: each one is listed.
+                    if let fault::Action::Drain { node, .. } = &step.action {
+                        match fault::node_drain::survey(client, node).await {
+                            Ok(pods) => step.pods = pods,
+                            Err(e) => planned.problem = Some(e.to_string()),
+                        }
+                    }
+                    planned.steps.push(step);
                 }
                 Err(e) => planned.problem = Some(format!("{}: {e}", target.display())),
             }
@@ -98,10 +122,10 @@ pub async fn plan(
         });
     }
     let mut checks = Vec::new();
-    for permission in permissions(scenario) {
+    for permission in permissions(scenario, nodes_journal_namespace) {
         checks.push(review(client, permission).await);
     }
-    let journal_ns = spec.target.namespace.clone().unwrap_or_else(|| "default".into());
+    let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
     dry_runs.push(journal_dry_run(client, &journal_ns, &scenario.metadata.name).await);
     let mut plan = Plan {
         scenario: scenario.metadata.name.clone(),
@@ -127,7 +151,7 @@ pub async fn plan(
 async fn send_dry_run(ctx: &Context, prepared: &fault::Prepared) -> DryRun {
     let request = prepared.action.to_string();
     let mut refused = match fault::apply(ctx, prepared).await {
-        Ok(fault::Outcome::Injected) => None,
+        Ok(fault::Outcome::Injected | fault::Outcome::Evicted { .. }) => None,
         Ok(fault::Outcome::NotInjected { reason }) => Some(reason),
         Err(e) => Some(e.to_string()),
     };

@@ -60,6 +60,17 @@ pub struct RunOptions {
     pub clock: Clock,
 }
 
+/// Where a run of `spec` keeps its journal: beside its faults, in the target namespace; for
+/// Nodes, which belong to no namespace, in `nodes` (the controller's own namespace), the only
+/// place recovery trusts Node steps from. `default` when unset.
+pub fn journal_namespace(spec: &crate::scenario::model::ScenarioSpec, nodes: Option<&str>) -> String {
+    let namespace = match spec.target.kind {
+        crate::scenario::model::TargetKind::Node => nodes,
+        _ => spec.target.namespace.as_deref(),
+    };
+    namespace.unwrap_or("default").to_owned()
+}
+
 /// Where progress goes: a terminal, a log, a test.
 pub trait Progress: Send + Sync {
     /// Something happened (one line).
@@ -212,7 +223,6 @@ pub async fn run(
         confidence_before,
         clock,
     } = options;
-    let options_nodes_ns = nodes_journal_namespace.unwrap_or_else(|| "default".into());
     let retried_before = retries.as_ref().map_or(0, |r| r.entries().len());
     let spec = &scenario.spec;
     let begun = Instant::now();
@@ -256,8 +266,11 @@ pub async fn run(
         scenario,
         &cluster,
         seed,
-        &sources,
-        fault_image.as_deref(),
+        &preflight::PlanOptions {
+            sources: sources.clone(),
+            fault_image: fault_image.clone(),
+            nodes_journal_namespace: nodes_journal_namespace.clone(),
+        },
         &clock,
     )
     .await;
@@ -282,11 +295,7 @@ pub async fn run(
         report.ended_at = clock.now();
         return report;
     }
-    // Nodes belong to no namespace: their journal goes where recovery trusts Node steps.
-    let journal_ns = match spec.target.kind {
-        crate::scenario::model::TargetKind::Node => options_nodes_ns.clone(),
-        _ => spec.target.namespace.clone().unwrap_or_else(|| "default".into()),
-    };
+    let journal_ns = journal_namespace(spec, nodes_journal_namespace.as_deref());
     let journal = match Journal::open(client, &journal_ns, &exercise, &scenario.metadata.name, &clock).await {
         Ok(j) => Arc::new(j),
         Err(e) => {
@@ -351,6 +360,7 @@ pub async fn run(
                 injected_at: None,
                 not_injected: None,
                 reverted_at: None,
+                evicted: Vec::new(),
             };
             // The guard fails closed: if the cluster cannot be read now, the target is spared.
             let health = fresh_health(client, spec, fault_plan.unit)
@@ -394,11 +404,18 @@ pub async fn run(
             };
             entries.push((id, prepared.undo.clone(), report.injections.len()));
             match fault::apply(&ctx, &prepared).await {
-                Ok(FaultOutcome::Injected) => {
+                Ok(outcome @ (FaultOutcome::Injected | FaultOutcome::Evicted { .. })) => {
                     let _ = journal.mark(id, State::Applied).await;
                     record.injected_at = Some(clock.now());
                     say(format!("injected: {}", prepared.action));
                     report.event(clock.now(), "injected", prepared.action.to_string());
+                    if let FaultOutcome::Evicted { pods } = outcome {
+                        for pod in &pods {
+                            report.event(clock.now(), "evicted", pod.clone());
+                        }
+                        say(format!("evicted {} pod(s)", pods.len()));
+                        record.evicted = pods;
+                    }
                     hit.push(target.clone());
                 }
                 Ok(FaultOutcome::NotInjected { reason }) => {

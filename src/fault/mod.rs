@@ -145,6 +145,11 @@ pub enum Undo {
 #[serde(rename_all = "camelCase", tag = "outcome")]
 pub enum Outcome {
     Injected,
+    /// A drain: the node is cordoned and these pods (`namespace/name`) were evicted (with
+    /// `dryRun`: would be).
+    Evicted {
+        pods: Vec<String>,
+    },
     /// Refused by the cluster in a way that is a finding, not an error (a PDB said no).
     NotInjected {
         reason: String,

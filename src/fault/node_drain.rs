@@ -56,10 +56,43 @@ pub fn spared(pod: &Pod) -> Option<&'static str> {
     None
 }
 
+/// What a drain does to one pod of the node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFate {
+    /// `namespace/name`.
+    pub pod: String,
+    /// Why it stays, when it stays (else it is evicted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spared: Option<String>,
+}
+
+/// Every pod on `node` now, and whether a drain would evict it or spare it (and why): what
+/// `plan` shows before anyone says yes.
+pub async fn survey(client: &kube::Client, node: &str) -> Result<Vec<PodFate>, FaultError> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .map_err(FaultError::api(format!("list the pods of node {node}")))?;
+    let mut fates: Vec<PodFate> = on_node
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| PodFate {
+            pod: format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+            spared: spared(p).map(str::to_owned),
+        })
+        .collect();
+    fates.sort_by(|a, b| (a.spared.is_some(), &a.pod).cmp(&(b.spared.is_some(), &b.pod)));
+    Ok(fates)
+}
+
 pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_seconds: u64) -> Result<Outcome, FaultError> {
     node_cordon::set(ctx, node, true).await?;
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_seconds);
+    let mut evicted: Vec<String> = Vec::new();
     loop {
         let on_node = pods
             .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
@@ -74,12 +107,15 @@ pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_second
         let mut refused = Vec::new();
         for pod in &evictable {
             let namespace = pod.namespace().unwrap_or_default();
-            if let Outcome::NotInjected { reason } = pod_evict::evict(ctx, &namespace, &pod.name_any(), grace).await? {
-                refused.push(format!("{namespace}/{}: {reason}", pod.name_any()));
+            let name = format!("{namespace}/{}", pod.name_any());
+            match pod_evict::evict(ctx, &namespace, &pod.name_any(), grace).await? {
+                Outcome::NotInjected { reason } => refused.push(format!("{name}: {reason}")),
+                _ if !evicted.contains(&name) => evicted.push(name),
+                _ => {}
             }
         }
         if refused.is_empty() || ctx.dry_run {
-            return Ok(Outcome::Injected);
+            return Ok(Outcome::Evicted { pods: evicted });
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(Outcome::NotInjected {

@@ -69,6 +69,9 @@ pub struct Injection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_injected: Option<String>,
     pub reverted_at: Option<DateTime<Utc>>,
+    /// A drain: the pods it evicted (`namespace/name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evicted: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -271,7 +271,11 @@ pub fn targets_table(report: &Report) -> Table {
             i.target.clone(),
             i.injected_at.map_or("—".into(), |t| offset(report, t)),
             i.reverted_at.map_or("—".into(), |t| offset(report, t)),
-            i.not_injected.clone().unwrap_or_default(),
+            match (&i.not_injected, i.evicted.as_slice()) {
+                (Some(why), _) => why.clone(),
+                (None, []) => String::new(),
+                (None, pods) => format!("evicted {} pod(s): {}", pods.len(), pods.join(", ")),
+            },
         ]
     });
     let spared = report.targets.iter().flat_map(|choice| {

@@ -26,8 +26,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* What the faults, probes and the controller itself use in a namespace. */}}
 {{- define "disasterpiece.namespacedRules" -}}
 - apiGroups: ["disasterpiece.dev"]
-  resources: ["scenarios", "gamedays", "exercises"]
-  verbs: ["get", "list", "watch"]
+  resources: ["scenarios"]
+  verbs: ["get"]
+- apiGroups: ["disasterpiece.dev"]
+  resources: ["gamedays", "exercises"]
+  verbs: ["get", "list"]
 - apiGroups: ["disasterpiece.dev"]
   resources: ["exercises"]
   verbs: ["create", "patch", "delete"]
@@ -54,9 +57,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-- apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get"]
 # http probes reach NAME.NAMESPACE.svc through the service proxy, authorized by their
 # method: GET and HEAD as `get`, POST as `create`.
 - apiGroups: [""]
@@ -73,8 +73,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get", "list"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "create", "delete"]
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update"]
+  verbs: ["create", "delete"]
 {{- end -}}
