@@ -447,3 +447,79 @@ fn the_readme_rbac_table_is_exactly_what_the_chart_grants_in_both_modes() {
         relabel(both(rows("cluster"), rows("nodes")), "x")
     );
 }
+
+/// In `namespaces` mode the controller may not list ConfigMaps cluster-wide: its start-up
+/// recovery looks in the namespace it serves (and its own), and reverts a dead run's journal
+/// there with the Role the chart gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
+async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_namespace() {
+    use disasterpiece::clock::Clock;
+    use disasterpiece::engine::journal::{Journal, State};
+    use disasterpiece::fault::{self, Context};
+    use disasterpiece::scenario::model::{FaultKind, Scale, Target, TargetKind};
+    use disasterpiece::target::Unit;
+    use disasterpiece::target::resolve::resolve;
+    use k8s_openapi::api::apps::v1::Deployment;
+    let sim = fast_shop().start().await.expect("simulator");
+    let admin = sim.raw_client().await.expect("admin client");
+    common::install_crds(&admin).await;
+    apply(&admin, &rendered_rbac(Mode::Namespaces)).await;
+    // A run that died ten minutes ago, its frontend still at 1.
+    let ctx = Context {
+        client: admin.clone(),
+        exercise: "ex-dead".into(),
+        dry_run: false,
+        in_pod: Default::default(),
+        clock: Default::default(),
+    };
+    let ten_minutes_ago = Clock::system().skewed(-chrono::Duration::minutes(10));
+    let journal = Journal::open(&admin, "shop", "ex-dead", "scale", &ten_minutes_ago)
+        .await
+        .expect("journal");
+    let frontend = Target {
+        namespace: Some("shop".into()),
+        kind: TargetKind::Deployment,
+        name: Some("frontend".into()),
+        selector: None,
+    };
+    let workload = resolve(&admin, &frontend, Unit::Workload)
+        .await
+        .expect("resolve")
+        .candidates
+        .remove(0);
+    let prepared = fault::prepare(&ctx, FaultKind::Scale(&Scale { replicas: 1 }), &workload)
+        .await
+        .expect("prepare");
+    let id = journal
+        .intend("deployment shop/frontend", &prepared, chrono::Utc::now())
+        .await
+        .expect("intend");
+    fault::apply(&ctx, &prepared).await.expect("apply");
+    journal.mark(id, State::Applied).await.expect("mark");
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "shop");
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(1));
+
+    let controller = sim
+        .service_account_client(RELEASE_NAMESPACE, "disasterpiece")
+        .await
+        .expect("the chart ServiceAccount's token");
+    let options = disasterpiece::controller::exercise::Options {
+        journal_namespace: RELEASE_NAMESPACE.into(),
+        namespace: Some("shop".into()),
+        ..common::controller_options(&sim)
+    };
+    let (_stop, stop) = watch::channel(false);
+    tokio::spawn(control(controller, options, stop));
+    eventually("the dead run's scale is reverted", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(3)
+    })
+    .await;
+    eventually("its journal is closed", || async {
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "shop")
+            .list(&kube::api::ListParams::default().labels("disasterpiece.dev/journal=true"))
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
+}

@@ -606,3 +606,55 @@ async fn against_a_cluster_that_is_not_the_simulator_run_needs_yes() {
     );
     assert_eq!(replicas(&client, "frontend").await, 3);
 }
+
+/// Nodes belong to no namespace: a Node run keeps its journal in the journal namespace (the
+/// controller's own), the one place recovery trusts Node steps from, never in `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_run_keeps_its_journal_in_the_journal_namespace() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let (_sim, client) = start(fast_shop()).await;
+    let ops: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "ops"}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&Default::default(), &ops)
+        .await
+        .expect("namespace");
+    let cordon = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: cordon-one}
+spec:
+  hypothesis: Nothing needs a new pod for a while.
+  target: {kind: Node, name: sim-node-1}
+  faults: [{nodeCordon: {}}]
+  duration: 3s
+  expect:
+    - {name: checkout stays, kube: {kind: Deployment, name: checkout, namespace: shop, readyReplicas: {atLeast: 1}}, within: 3s}
+",
+    );
+    let (_tx, abort) = watch::channel(None);
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let options = RunOptions {
+                nodes_journal_namespace: Some("ops".into()),
+                ..options("ex-node")
+            };
+            run(&client, &cordon, options, abort, &Collect::default()).await
+        }
+    });
+    let in_ns = |ns: &'static str| {
+        let client = client.clone();
+        async move {
+            Api::<ConfigMap>::namespaced(client, ns)
+                .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0)
+        }
+    };
+    eventually("the journal is in ops", || async { in_ns("ops").await == 1 }).await;
+    assert_eq!(in_ns("default").await, 0);
+    let report = running.await.expect("the run");
+    assert_eq!(report.outcome, Outcome::Confirmed, "{:?}", report.refusals);
+    assert_eq!(journals(&client).await, 0, "closed after the revert");
+}
