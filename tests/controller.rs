@@ -1059,6 +1059,16 @@ async fn a_tenant_scenario_reaches_no_image_host_namespace_or_webhook_the_operat
             "10.0.0.9 is not an allowed probe host",
         ),
         (
+            "own-alertmanager",
+            tenant_scenario(
+                "own-alertmanager",
+                scale,
+                "alert: {name: X, source: alertmanager, url: 'http://metadata.google.internal/'}",
+                "",
+            ),
+            "metadata.google.internal is a cloud metadata service",
+        ),
+        (
             "reads-billing",
             tenant_scenario(
                 "reads-billing",

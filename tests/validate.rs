@@ -194,6 +194,22 @@ fn a_misspelled_mode_gets_line_column_allowed_values_and_a_suggestion() {
 }
 
 #[test]
+fn escape_sequences_in_a_file_do_not_reach_the_terminal() {
+    let dir = tempdir("escape");
+    let file = dir.join("escape.yaml");
+    // A mode that clears the screen and sets the window title, as YAML escapes.
+    let text = format!(
+        "{SCENARIO_HEAD}  blastRadius: {{mode: \"x\\e[2J\\e]0;owned\\a\"}}\n  faults: [{{podKill: {{}}}}]\n  duration: 2m\n  expect:\n    - {{name: ready, kube: {{readyReplicas: {{atLeast: 3}}}}, within: 60s}}\n"
+    );
+    std::fs::write(&file, text).expect("write");
+    let output = validate(&[file.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.contains("spec.blastRadius.mode: unknown value"), "{out}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+}
+
+#[test]
 fn all_problems_of_a_file_are_reported_not_just_the_first() {
     let text = "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario

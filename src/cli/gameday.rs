@@ -60,7 +60,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "{}:{}",
                 file.display(),
-                disasterpiece::report::text::terminal(&problem.to_string())
+                disasterpiece::report::text::terminal_lines(&problem.to_string())
             );
         }
         eprintln!("{} is invalid; nothing was sent to the cluster", file.display());

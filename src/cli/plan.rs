@@ -123,7 +123,7 @@ pub fn load_one(file: &std::path::Path, wanted: Option<&str>) -> anyhow::Result<
             eprintln!(
                 "{}:{}",
                 file.display(),
-                disasterpiece::report::text::terminal(&problem.to_string())
+                disasterpiece::report::text::terminal_lines(&problem.to_string())
             );
         }
         eprintln!("{} is invalid; nothing was sent to the cluster", file.display());

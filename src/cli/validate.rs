@@ -107,7 +107,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 writeln!(
                     stdout,
                     "{file}:{}",
-                    disasterpiece::report::text::terminal(&problem.to_string())
+                    disasterpiece::report::text::terminal_lines(&problem.to_string())
                 )?;
             }
             let documents = plural(summary.scenarios, "scenario", "scenarios")

@@ -198,6 +198,26 @@ async fn unbounded(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_metadata_service_is_not_asked_even_where_any_host_is_allowed() {
+        for address in ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/"] {
+            let url = url::Url::parse(address).expect("url");
+            let refused = direct(
+                Some(&crate::probe::hosts::HostPolicy::any()),
+                &url,
+                "GET",
+                "/",
+                &Default::default(),
+            )
+            .await
+            .expect_err(address);
+            assert!(
+                refused.starts_with("not sent:") && refused.contains("link-local or metadata"),
+                "{refused}"
+            );
+        }
+    }
+
     #[test]
     fn cluster_dns_names_map_to_the_service_proxy() {
         let parse = |u: &str| service_address(&url::Url::parse(u).expect("url"));

@@ -106,9 +106,24 @@ pub struct ProbeContext {
     pub clock: Clock,
 }
 
-/// Takes one sample of a probe.
+/// The longest any one sample may take, whatever its kind: a probe never holds up the
+/// observation (and the abort checks between samples) for longer.
+pub const SAMPLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Takes one sample of a probe, within `SAMPLE_LIMIT`.
 pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
-    let reading = match probe {
+    let reading = tokio::time::timeout(SAMPLE_LIMIT, read(ctx, probe))
+        .await
+        .unwrap_or_else(|_| Reading {
+            verdict: Verdict::Inconclusive,
+            observed: format!("no answer within {}s", SAMPLE_LIMIT.as_secs()),
+            latency_ms: None,
+        });
+    reading.at(ctx.clock.now())
+}
+
+async fn read(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Reading {
+    match probe {
         ProbeKind::Http(p) => http::sample(ctx, p).await,
         ProbeKind::Kube(p) => kube::sample(ctx, p).await,
         ProbeKind::Command(_) if ctx.sources.commands == CommandProbes::Off => Reading {
@@ -119,8 +134,7 @@ pub async fn sample(ctx: &ProbeContext, probe: ProbeKind<'_>) -> Sample {
         ProbeKind::Command(p) => command::sample(p).await,
         ProbeKind::Prometheus(p) => prometheus::sample(ctx, p).await,
         ProbeKind::Alert(p) => alert::sample(ctx, p).await,
-    };
-    reading.at(ctx.clock.now())
+    }
 }
 
 /// Whether every bound of a comparison holds for `value`.
