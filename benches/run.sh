@@ -14,6 +14,9 @@ echo
 echo "## the engine (cargo bench --bench engine)"
 cargo bench --quiet --bench engine 2>/dev/null
 echo
+echo "## the Andon cord in every phase (cargo bench --bench andon)"
+cargo bench --quiet --bench andon 2>/dev/null
+echo
 echo "## the controller, idle (disasterpiece controller -A against disasterpiece sim)"
 cargo build --quiet --release
 bin=target/release/disasterpiece

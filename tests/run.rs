@@ -13,6 +13,7 @@ use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -286,21 +287,53 @@ spec:
     signal(&child, "-KILL");
     let _ = child.wait().await;
     assert_eq!(journals(&client).await, 1, "the dead run left its journal");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // let its heartbeat lapse (--lapse 1s)
+    let exercise = Api::<ConfigMap>::all(client.clone())
+        .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
+        .await
+        .expect("list")
+        .items[0]
+        .labels()
+        .get("disasterpiece.dev/exercise")
+        .cloned()
+        .expect("the journal names its exercise");
 
     let kubeconfig = sim.kubeconfig_path().to_owned();
-    let recover = || {
+    let recover = |args: &'static [&'static str]| {
         let k = kubeconfig.clone();
+        let exercise = exercise.clone();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-                .args(["recover", "--lapse", "1s", "--kubeconfig"])
+                .arg("recover")
+                .args(args.iter().map(|a| a.replace("EXERCISE", &exercise)))
+                .arg("--kubeconfig")
                 .arg(k)
                 .env_remove("KUBECONFIG")
                 .output()
                 .expect("recover")
         })
     };
-    let first = recover().await.expect("join");
+    // Right after the kill its heartbeat is fresh: `recover` says when it becomes recoverable
+    // and touches nothing; a lapse below three heartbeats is refused.
+    let scaled = replicas(&client, "checkout").await;
+    let early = recover(&[]).await.expect("join");
+    let out = String::from_utf8_lossy(&early.stdout);
+    assert!(
+        out.starts_with("nothing to recover")
+            && out.contains(&format!("live: exercise {exercise}"))
+            && out.contains("recoverable in"),
+        "{out}"
+    );
+    assert_eq!(
+        replicas(&client, "checkout").await,
+        scaled,
+        "a live-looking run is left alone"
+    );
+    assert_eq!(journals(&client).await, 1);
+    let short = recover(&["--lapse", "1s"]).await.expect("join");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("three heartbeats"));
+    // The person who killed it knows it is dead: it is reverted on purpose.
+    let first = recover(&["--exercise", "EXERCISE"]).await.expect("join");
     let out = String::from_utf8_lossy(&first.stdout);
     assert_eq!(first.status.code(), Some(0), "{out}");
     assert!(
@@ -345,7 +378,7 @@ spec:
     .await;
 
     let before = sim.resource_version();
-    let second = recover().await.expect("join");
+    let second = recover(&[]).await.expect("join");
     assert!(String::from_utf8_lossy(&second.stdout).starts_with("nothing to recover"));
     assert_eq!(sim.resource_version(), before, "the second recover changes nothing");
 }

@@ -6,6 +6,9 @@ use anyhow::Context as _;
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// How long the first request may take before the cluster counts as unreachable.
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
@@ -99,16 +102,10 @@ impl ClusterArgs {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let config = match &self.kubeconfig {
-            Some(path) => {
-                // KUBECONFIG may list several files; kubectl merges them, and so does kube.
-                let first = std::env::split_paths(path).next().unwrap_or_else(|| path.clone());
-                let kubeconfig = Kubeconfig::read_from(&first)
-                    .with_context(|| format!("reading the kubeconfig {}", first.display()))?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .context("using the kubeconfig")?
-            }
+        let config = match self.merged_kubeconfig()? {
+            Some(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .context("using the kubeconfig")?,
             None => match kube::Config::from_kubeconfig(&options).await {
                 Ok(config) => config,
                 // In a pod (the controller), the service account's own credentials.
@@ -124,6 +121,55 @@ impl ClusterArgs {
         let server = config.cluster_url.to_string();
         let (client, log) =
             disasterpiece::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
+        // A cluster that does not answer is said at once, not after minutes of retries.
+        let context = self.context_name().map_or(String::new(), |c| format!(" (context {c})"));
+        match tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => anyhow::bail!(
+                "cannot reach the cluster at {server}{context}: {}",
+                disasterpiece::fault::api_message(&e)
+            ),
+            Err(_) => anyhow::bail!(
+                "cannot reach the cluster at {server}{context}: no answer within {}s; check the address, the network, or --context",
+                REACH_TIMEOUT.as_secs()
+            ),
+        }
         Ok((client, server, log))
+    }
+
+    /// `--kubeconfig` (or `$KUBECONFIG`), every file it lists merged as kubectl merges them
+    /// (the first file to set a value wins); `None` when neither is given.
+    fn merged_kubeconfig(&self) -> anyhow::Result<Option<Kubeconfig>> {
+        let Some(paths) = &self.kubeconfig else {
+            return Ok(None);
+        };
+        let mut merged: Option<Kubeconfig> = None;
+        for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
+            // kubectl skips files of the list that do not exist.
+            if std::env::split_paths(paths).count() > 1 && !path.exists() {
+                continue;
+            }
+            let next =
+                Kubeconfig::read_from(&path).with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            merged = Some(match merged {
+                None => next,
+                Some(m) => m.merge(next).context("merging the kubeconfig files")?,
+            });
+        }
+        merged
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("none of the kubeconfig files {} exists", paths.display()))
+    }
+
+    /// The kubeconfig context in use: `--context`, else the current context of the
+    /// kubeconfig (for the prompt and the report).
+    pub fn context_name(&self) -> Option<String> {
+        if let Some(c) = &self.context {
+            return Some(c.clone());
+        }
+        match self.merged_kubeconfig() {
+            Ok(Some(k)) => k.current_context,
+            _ => Kubeconfig::read().ok().and_then(|k| k.current_context),
+        }
     }
 }

@@ -118,7 +118,14 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
             .apiserver_version()
             .await
             .is_ok_and(|v| v.git_version.contains("disasterpiece-sim"));
-        if !simulator && !yes && !confirmed(&format!("{}/{}", gameday.metadata.name, stage.name), &server)? {
+        if !simulator
+            && !yes
+            && !confirmed(
+                &format!("{}/{}", gameday.metadata.name, stage.name),
+                &server,
+                stage_cluster.context_name().as_deref(),
+            )?
+        {
             eprintln!("not confirmed; stage {} and the later ones were not run", stage.name);
             return Ok(ExitCode::from(2));
         }
@@ -154,10 +161,10 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                 if let Some(ns) = namespace {
                     scenario.spec.target.namespace = Some(ns.clone());
                 }
-                let stamp = clock.now().format("%Y%m%d-%H%M%S");
-                let mut name = format!("{}-{}", stage.name, scenario.metadata.name);
-                name.truncate(40);
-                let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
+                let exercise = disasterpiece::engine::run::exercise_id(
+                    &format!("{}-{}", stage.name, scenario.metadata.name),
+                    clock.now(),
+                );
                 println!(
                     "-- {exercise}: {}",
                     disasterpiece::report::text::terminal(&scenario.spec.hypothesis)
@@ -171,7 +178,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     sources: stage_cluster.sources(disasterpiece::probe::CommandProbes::On)?,
                     fault_image: stage_cluster.fault_image.clone(),
                     nodes_journal_namespace: Some(stage_cluster.journal_namespace.clone()),
-                    context: stage_cluster.context.clone(),
+                    context: stage_cluster.context_name(),
                     host: Some(gameday.spec.host.name.clone()),
                     participants: gameday.spec.participants.iter().map(|p| p.name.clone()).collect(),
                     confidence_before: None,
@@ -183,6 +190,10 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", path.display()))?;
                 print!("{}", disasterpiece::report::text::terminal_lines(&summary(&report)));
                 println!("report: {}", path.display());
+                if !report.revert_failures.is_empty() {
+                    println!("a revert failed: the later exercises and stages were not run");
+                    return Ok(ExitCode::from(report.exit_code()));
+                }
                 if report.outcome == Outcome::Aborted {
                     println!("aborted: the later exercises and stages were not run");
                     return Ok(ExitCode::from(3));

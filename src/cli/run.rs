@@ -139,15 +139,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .apiserver_version()
         .await
         .is_ok_and(|v| v.git_version.contains("disasterpiece-sim"));
-    if !simulator && !yes && !confirmed(&scenario.metadata.name, &server)? {
+    let context = cluster.context_name();
+    if !simulator && !yes && !confirmed(&scenario.metadata.name, &server, context.as_deref())? {
         eprintln!("not confirmed; nothing was changed");
         return Ok(ExitCode::from(2));
     }
     let clock = Clock::system();
-    let stamp = clock.now().format("%Y%m%d-%H%M%S");
-    let mut name = scenario.metadata.name.clone();
-    name.truncate(40);
-    let exercise = format!("{}-{stamp}", name.trim_end_matches('-'));
+    let exercise = disasterpiece::engine::run::exercise_id(&scenario.metadata.name, clock.now());
 
     let (abort_tx, abort_rx) = watch::channel(None);
     tokio::spawn(async move {
@@ -177,7 +175,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sources: cluster.sources(disasterpiece::probe::CommandProbes::On)?,
         fault_image: cluster.fault_image.clone(),
         nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
-        context: cluster.context.clone(),
+        context,
         host,
         participants,
         confidence_before,
@@ -202,15 +200,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "  render it: disasterpiece report {} --format html --out report.html",
         path.display()
     );
-    Ok(ExitCode::from(report.outcome.exit_code()))
+    Ok(ExitCode::from(report.exit_code()))
 }
 
-pub(crate) fn confirmed(scenario: &str, server: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirmed(scenario: &str, server: &str, context: Option<&str>) -> anyhow::Result<bool> {
+    let context = context.map_or(String::new(), |c| format!(", context {c}"));
     if !std::io::stdin().is_terminal() {
-        eprintln!("this is not the simulator ({server}); pass --yes to run without confirmation");
+        eprintln!("this is not the simulator ({server}{context}); pass --yes to run without confirmation");
         return Ok(false);
     }
-    eprint!("This injects real faults into {server}. Type the scenario name ({scenario}) to go on: ");
+    eprint!("This injects real faults into {server}{context}. Type the scenario name ({scenario}) to go on: ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -240,6 +239,14 @@ pub fn summary(report: &Report) -> String {
         Outcome::Aborted => "ABORTED",
         Outcome::Refused => "REFUSED (nothing was changed)",
     };
+    if !report.revert_failures.is_empty() {
+        // Before the verdict: something may still be broken, whatever the hypothesis did.
+        s.push_str(&format!(
+            "\nREVERT FAILED: {} undo step(s) did not complete; what they undo may still be in place. Run `disasterpiece recover` (exit {})\n",
+            report.revert_failures.len(),
+            disasterpiece::report::model::REVERT_FAILED_EXIT
+        ));
+    }
     s.push_str(&format!("\nhypothesis {outcome}\n"));
     for reason in &report.refusals {
         s.push_str(&format!("  refused: {reason}\n"));

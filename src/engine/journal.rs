@@ -26,6 +26,65 @@ pub const JOURNAL_LABEL: &str = "disasterpiece.dev/journal";
 pub const HEARTBEAT: &str = "disasterpiece.dev/heartbeat";
 /// A journal whose heartbeat is older than this belongs to a dead run.
 pub const LAPSE: Duration = Duration::from_secs(30);
+/// How often a running exercise renews its journal's heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// The shortest lapse `recover` accepts: three heartbeats. A shorter one would take a live run
+/// (one heartbeat late on a slow API server) for a dead one and revert it under its feet.
+pub const MIN_LAPSE: Duration = Duration::from_secs(15);
+
+/// A journal whose run still beats.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Live {
+    pub journal: String,
+    pub namespace: String,
+    pub exercise: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: f64,
+    /// Seconds until `recover` takes it for a dead run's, if it stops beating.
+    pub recoverable_in_s: f64,
+}
+
+/// The journals (in `namespace`, or everywhere) whose heartbeat is younger than `lapse`: runs
+/// that are alive, or died less than `lapse` ago.
+pub async fn live(
+    client: &Client,
+    namespace: Option<&str>,
+    lapse: Duration,
+    clock: &Clock,
+) -> Result<Vec<Live>, JournalError> {
+    let api: Api<ConfigMap> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let listed = api
+        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
+        .await
+        .map_err(|source| JournalError::Api {
+            name: "(list)".into(),
+            source,
+        })?;
+    let now = clock.now();
+    Ok(listed
+        .items
+        .iter()
+        .filter_map(|cm| {
+            let beat = cm
+                .annotations()
+                .get(HEARTBEAT)
+                .and_then(|b| DateTime::parse_from_rfc3339(b).ok())?
+                .with_timezone(&Utc);
+            let age = (now - beat).to_std().unwrap_or_default();
+            (age < lapse).then(|| Live {
+                journal: cm.name_any(),
+                namespace: cm.namespace().unwrap_or_default(),
+                exercise: cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default(),
+                heartbeat_age_s: age.as_secs_f64(),
+                recoverable_in_s: (lapse - age).as_secs_f64(),
+            })
+        })
+        .collect())
+}
 
 /// Where an entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +333,18 @@ pub async fn recover_exercise(
         found.extend(recover(client, Some(nodes_ns), nodes_ns, Some(exercise), Duration::ZERO, clock).await?);
     }
     Ok(found)
+}
+
+/// Reverts the journal of exercise `id` (in `namespace`, or wherever it is), however fresh its
+/// heartbeat: `recover --exercise`, for a run known to be dead.
+pub async fn recover_exercise_anywhere(
+    client: &Client,
+    namespace: Option<&str>,
+    nodes_ns: &str,
+    id: &str,
+    clock: &Clock,
+) -> Result<Vec<Recovered>, JournalError> {
+    recover(client, namespace, nodes_ns, Some(id), Duration::ZERO, clock).await
 }
 
 async fn recover(

@@ -60,6 +60,20 @@ pub struct RunOptions {
     pub clock: Clock,
 }
 
+/// A new exercise id: `<name>-<YYYYmmdd-HHMMSS>-<4 hex>`, the name cut to 40 characters. The
+/// random suffix keeps two runs started in the same second apart (their reports and journals
+/// are named by it).
+pub fn exercise_id(name: &str, now: chrono::DateTime<Utc>) -> String {
+    let mut name = name.to_owned();
+    name.truncate(40);
+    format!(
+        "{}-{}-{:04x}",
+        name.trim_end_matches('-'),
+        now.format("%Y%m%d-%H%M%S"),
+        crate::random::u64() & 0xffff
+    )
+}
+
 /// Where a run of `spec` keeps its journal: beside its faults, in the target namespace; for
 /// Nodes, which belong to no namespace, in `nodes` (the controller's own namespace), the only
 /// place recovery trusts Node steps from. `default` when unset.
@@ -100,6 +114,18 @@ fn states(clauses: &[Clause]) -> Vec<(String, &'static str)> {
 /// Abort requests: `Some(reason)` stops the exercise.
 pub type AbortSignal = watch::Receiver<Option<String>>;
 
+/// Returns once an abort is requested (never, if no one can request one any more).
+async fn requested(abort: &mut AbortSignal) {
+    loop {
+        if abort.borrow_and_update().is_some() {
+            return;
+        }
+        if abort.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 struct Clause {
     name: String,
     timing: Timing,
@@ -114,11 +140,14 @@ struct Clause {
     conclusive: u32,
     probe: String,
     history: Vec<Observation>,
+    /// Why it can no longer be judged (a `within` still open when the faults were reverted).
+    cut_short: Option<String>,
 }
 
 impl Clause {
     fn result(&self) -> ExpectationResult {
         let verdict = match (&self.first_held, &self.failed, self.timing) {
+            (None, None, _) if self.cut_short.is_some() => ClauseVerdict::Inconclusive,
             (_, Some(_), _) => ClauseVerdict::Refuted,
             (Some(_), None, _) => ClauseVerdict::Confirmed,
             (None, None, Timing::Throughout) if self.conclusive > 0 && self.conclusive == self.samples => {
@@ -133,7 +162,11 @@ impl Clause {
             expected: self.expected.clone(),
             verdict,
             first_held: self.first_held,
-            observed: decisive.map_or_else(|| "not sampled".to_owned(), |s| s.observed.clone()),
+            observed: match (&self.cut_short, decisive) {
+                (Some(why), _) if self.first_held.is_none() && self.failed.is_none() => why.clone(),
+                (_, Some(s)) => s.observed.clone(),
+                (_, None) => "not sampled".to_owned(),
+            },
             samples: self.samples,
             probe: self.probe.clone(),
             history: self.history.clone(),
@@ -185,7 +218,10 @@ impl Clause {
     /// Still worth sampling now?
     fn open(&self, injected: Instant, now: Instant, recovering: bool) -> bool {
         match self.timing {
-            Timing::Within(d) => self.first_held.is_none() && now <= injected + d.as_std(),
+            // Only while the faults are in place: a sample after the revert proves nothing.
+            Timing::Within(d) => {
+                !recovering && self.cut_short.is_none() && self.first_held.is_none() && now <= injected + d.as_std()
+            }
             Timing::Throughout => !recovering && self.failed.is_none(),
             Timing::AfterRecovery => recovering && self.first_held.is_none(),
         }
@@ -308,7 +344,7 @@ pub async fn run(
         let journal = journal.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(super::journal::HEARTBEAT_EVERY).await;
                 let _ = journal.beat().await;
             }
         })
@@ -338,8 +374,10 @@ pub async fn run(
     report.event(clock.now(), "phase", "inject");
     progress.phase("inject", None);
     let mut entries: Vec<(u32, Vec<Undo>, usize)> = Vec::new();
-    let injected_at = Instant::now();
+    let inject_started = Instant::now();
     let injected_wall = clock.now();
+    // When the first fault went in: `within` clauses count from here.
+    let mut first_injected: Option<Instant> = None;
     'faults: for (fault_plan, fault) in plan.faults.iter().zip(&spec.faults) {
         let Some(kind) = fault.kind() else { continue };
         let mut hit = Vec::new();
@@ -403,7 +441,26 @@ pub async fn run(
                 }
             };
             entries.push((id, prepared.undo.clone(), report.injections.len()));
-            match fault::apply(&ctx, &prepared).await {
+            // Applying may wait long (a drain a PodDisruptionBudget blocks, an image pull, a
+            // container restart): an abort interrupts it. What it did so far is journaled,
+            // and its undo steps run with the others.
+            let applied = tokio::select! {
+                applied = fault::apply(&ctx, &prepared) => Some(applied),
+                () = requested(&mut abort) => None,
+            };
+            let Some(applied) = applied else {
+                check_abort(&abort, &mut aborted);
+                let reason = "interrupted by the abort while it was being injected; its undo steps were run";
+                say(format!("{}: {reason}", prepared.action));
+                report.event(clock.now(), "notInjected", format!("{}: {reason}", prepared.action));
+                record.not_injected = Some(reason.into());
+                report.injections.push(record);
+                break 'faults;
+            };
+            if first_injected.is_none() {
+                first_injected = Some(Instant::now());
+            }
+            match applied {
                 Ok(outcome @ (FaultOutcome::Injected | FaultOutcome::Evicted { .. })) => {
                     let _ = journal.mark(id, State::Applied).await;
                     record.injected_at = Some(clock.now());
@@ -435,6 +492,21 @@ pub async fn run(
         }
     }
 
+    // The window opens when injection is complete, however long that took: `duration` of
+    // samples with every fault in place.
+    let window_start = Instant::now();
+    let injected_at = first_injected.unwrap_or(window_start);
+    let injecting = window_start - inject_started;
+    if aborted.is_none() && injecting > Duration::from_secs(1) {
+        let took = format!(
+            "injection took {:.1}s; the {} window starts now",
+            injecting.as_secs_f64(),
+            spec.duration
+        );
+        say(took.clone());
+        report.event(clock.now(), "slowInjection", took);
+    }
+
     // Observe until the duration ends, an abortWhen clause holds, or an abort is requested.
     let probe_ctx = ProbeContext {
         client: client.clone(),
@@ -463,6 +535,7 @@ pub async fn run(
                 conclusive: 0,
                 probe: c.probes().first().map(|(name, _)| name.to_string()).unwrap_or_default(),
                 history: Vec::new(),
+                cut_short: None,
             })
         })
         .collect();
@@ -484,49 +557,74 @@ pub async fn run(
             sample_every.as_secs_f64()
         ));
     }
-    let window_end = injected_at + spec.duration.as_std();
+    let window_end = window_start + spec.duration.as_std();
     while aborted.is_none() && Instant::now() < window_end {
         tokio::select! {
-            _ = abort.changed() => { check_abort(&abort, &mut aborted); continue; }
+            () = requested(&mut abort) => { check_abort(&abort, &mut aborted); continue; }
             _ = tokio::time::sleep(sample_every.min(window_end.saturating_duration_since(Instant::now()))) => {}
         }
-        let now = Instant::now();
-        sample_clauses(
-            &probe_ctx,
-            &mut clauses,
-            &probes,
-            injected_at,
-            now,
-            false,
-            &say,
-            &mut report,
-        )
-        .await;
-        progress.clauses(&states(&clauses));
-        let abort_samples = join_all(
-            spec.abort_when
-                .iter()
-                .filter_map(|c| c.probe().map(|p| (c, p)))
-                .map(|(c, p)| {
+        // One round of samples, the abortWhen clauses, the kill switch: a slow probe or API
+        // server never holds up an abort.
+        let round = async {
+            let now = Instant::now();
+            sample_clauses(
+                &probe_ctx,
+                &mut clauses,
+                &probes,
+                injected_at,
+                now,
+                false,
+                &say,
+                &mut report,
+            )
+            .await;
+            progress.clauses(&states(&clauses));
+            let abort_samples = join_all(spec.abort_when.iter().filter_map(|c| c.probe().map(|p| (c, p))).map(
+                |(c, p)| {
                     let ctx = &probe_ctx;
                     async move { (c, probe::sample(ctx, p).await) }
-                }),
-        )
-        .await;
-        if let Some((condition, sample)) = abort_samples.into_iter().find(|(_, s)| s.verdict == Verdict::Pass) {
-            let name = condition.name.clone().unwrap_or_else(|| "abortWhen".into());
-            aborted = Some((
-                format!("abortWhen `{name}` held: {}", sample.observed),
-                Instant::now(),
-                clock.now(),
-            ));
+                },
+            ))
+            .await;
+            if let Some((condition, sample)) = abort_samples.into_iter().find(|(_, s)| s.verdict == Verdict::Pass) {
+                let name = condition.name.clone().unwrap_or_else(|| "abortWhen".into());
+                aborted = Some((
+                    format!("abortWhen `{name}` held: {}", sample.observed),
+                    Instant::now(),
+                    clock.now(),
+                ));
+            }
+            if aborted.is_none()
+                && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
+            {
+                aborted = Some((reason, Instant::now(), clock.now()));
+            }
+            track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+        };
+        let interrupted = tokio::select! {
+            () = round => false,
+            () = requested(&mut abort) => true,
+        };
+        if interrupted {
+            check_abort(&abort, &mut aborted);
         }
-        if aborted.is_none()
-            && let Some(reason) = kill_switch(client, spec.target.namespace.as_deref()).await
-        {
-            aborted = Some((reason, Instant::now(), clock.now()));
+    }
+    // A `within` clause still open when the faults go is not judged on samples taken after:
+    // the fault was gone before its time was up.
+    if aborted.is_none() {
+        let reverted_at = Instant::now();
+        for clause in &mut clauses {
+            if let Timing::Within(d) = clause.timing
+                && clause.first_held.is_none()
+                && clause.failed.is_none()
+            {
+                let left = (injected_at + d.as_std()).saturating_duration_since(reverted_at);
+                clause.cut_short = Some(format!(
+                    "the fault was reverted {:.1}s before its `within {d}` ended, and it had not held",
+                    left.as_secs_f64()
+                ));
+            }
         }
-        track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
     }
 
     // Revert everything journaled, in parallel, whatever happened.
@@ -592,6 +690,10 @@ pub async fn run(
         ));
         let deadline = reverted_instant + spec.recovery.within.as_std();
         loop {
+            if abort.borrow().is_some() {
+                check_abort(&abort, &mut aborted);
+                break;
+            }
             let now = Instant::now();
             sample_clauses(
                 &probe_ctx,
@@ -625,9 +727,24 @@ pub async fn run(
             if (recovered && !pending) || now >= deadline {
                 break;
             }
-            tokio::time::sleep(sample_every).await;
+            tokio::select! {
+                () = requested(&mut abort) => {}
+                () = tokio::time::sleep(sample_every) => {}
+            }
         }
-        if !recovered {
+        if let Some((reason, requested_at, requested_wall)) = &aborted {
+            // Everything was reverted already: stopping the watch is all an abort does here.
+            say(format!(
+                "ABORT: {reason} — the faults were already reverted; recovery not watched further"
+            ));
+            report.event(clock.now(), "abort", reason.clone());
+            report.metrics.abort_latency_s = Some(requested_at.elapsed().as_secs_f64());
+            report.abort = Some(Abort {
+                reason: reason.clone(),
+                requested_at: *requested_wall,
+                completed_at: Some(clock.now()),
+            });
+        } else if !recovered {
             say(format!("steady state did NOT return within {}", spec.recovery.within));
             report.event(
                 clock.now(),
@@ -735,6 +852,7 @@ async fn sample_clauses(
         if let Timing::Within(d) = clause.timing
             && clause.first_held.is_none()
             && clause.failed.is_none()
+            && clause.cut_short.is_none()
             && now > injected + d.as_std()
             && clause.conclusive > 0
             && let Some(last) = clause.last.clone()

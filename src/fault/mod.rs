@@ -175,6 +175,7 @@ impl FaultError {
 /// What went wrong with a request, said once: the `Status` message for API errors.
 pub fn api_message(e: &kube::Error) -> String {
     match e {
+        kube::Error::Api(status) if status.reason.is_empty() => format!("{} ({})", status.message, status.code),
         kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
         other => {
             let mut text = other.to_string();

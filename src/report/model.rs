@@ -25,6 +25,10 @@ pub enum Outcome {
     Refused,
 }
 
+/// The exit code of a run whose revert failed, whatever the verdict: a fault may still be in
+/// place, and `disasterpiece recover` must finish.
+pub const REVERT_FAILED_EXIT: u8 = 4;
+
 impl Outcome {
     /// 0 confirmed, 1 refuted or inconclusive, 2 refused, 3 aborted.
     pub fn exit_code(self) -> u8 {
@@ -249,6 +253,16 @@ pub fn schema() -> &'static serde_json::Value {
 }
 
 impl Report {
+    /// The exit code of the run: `REVERT_FAILED_EXIT` when an undo step failed, else the
+    /// outcome's.
+    pub fn exit_code(&self) -> u8 {
+        if self.revert_failures.is_empty() {
+            self.outcome.exit_code()
+        } else {
+            REVERT_FAILED_EXIT
+        }
+    }
+
     /// Adds `kind` to the timeline, at `at`.
     pub fn event(&mut self, at: DateTime<Utc>, kind: &str, detail: impl Into<String>) {
         self.timeline.push(Event {

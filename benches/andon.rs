@@ -1,0 +1,135 @@
+//! The Andon cord in every phase: with 10 faults, from the moment the cord is pulled (by the
+//! benchmark's own clock) to the moment the run has reverted everything and stopped
+//! (`abort.completedAt` of the report), when pulled
+//! - in inject: after the 5th of 10 faults went in;
+//! - in observe: as observation starts;
+//! - in revert: as the revert starts (the run notices once everything is reverted);
+//! - in recovery: while recovery watches an after-recovery clause for up to 20 s.
+//!
+//! The fault is networkPartition on 10 pods (two API writes to inject and two to revert per
+//! target), against the embedded simulator over loopback HTTP. Run with
+//! `cargo bench --bench andon`; prints medians and maxima of 7 runs. A benchmark, not a test:
+//! nothing here fails on a number.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use disasterpiece::engine::run::{Progress, RunOptions, run};
+use disasterpiece::scenario::{self, Resource, Scenario};
+use disasterpiece_sim::{Seed, Sim};
+use tokio::sync::watch;
+
+const RUNS: usize = 7;
+const FAULTS: usize = 10;
+
+/// Pulls the cord in `phase` (in inject: after the 5th injection), and notes when.
+struct Cord {
+    phase: &'static str,
+    tx: watch::Sender<Option<String>>,
+    injected: Mutex<usize>,
+    pulled: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Cord {
+    fn pull(&self) {
+        let mut pulled = self.pulled.lock().expect("lock");
+        if pulled.is_none() {
+            *pulled = Some(Utc::now());
+            let _ = self.tx.send(Some(format!("benchmark abort in {}", self.phase)));
+        }
+    }
+}
+
+impl Progress for Cord {
+    fn say(&self, line: &str) {
+        if self.phase == "inject" && line.contains("injected:") {
+            let mut n = self.injected.lock().expect("lock");
+            *n += 1;
+            if *n == FAULTS / 2 {
+                drop(n);
+                self.pull();
+            }
+        }
+    }
+
+    fn phase(&self, name: &str, _: Option<Duration>) {
+        if name == self.phase && name != "inject" {
+            self.pull();
+        }
+    }
+}
+
+fn scenario() -> Scenario {
+    let text = format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: partition-andon}}
+spec:
+  hypothesis: Measured, not judged.
+  target: {{namespace: bulk-000, kind: Pod, selector: {{matchLabels: {{app: bulk}}}}}}
+  blastRadius: {{mode: count, value: {FAULTS}, respectPodDisruptionBudgets: false}}
+  faults: [{{networkPartition: {{}}}}]
+  duration: 1s
+  expect:
+    - {{name: pods listed, kube: {{kind: Pod, podPhase: Running}}, within: 1s}}
+    - {{name: never, kube: {{kind: Pod, podPhase: Failed}}, afterRecovery: true}}
+  recovery: {{within: 20s}}
+"
+    );
+    match scenario::load(&text, &|_| true).resources.remove(0).1 {
+        Resource::Scenario(s) => *s,
+        other => panic!("not a scenario: {other:?}"),
+    }
+}
+
+fn stats(mut values: Vec<f64>) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], *values.last().unwrap_or(&0.0))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sim = Sim::builder()
+        .seed(Seed::Empty)
+        .bulk_pods(1, 20)
+        .start()
+        .await
+        .expect("simulator");
+    let client = sim.raw_client().await.expect("client");
+    let scenario = scenario();
+    println!(
+        "abort latency by phase, {FAULTS} faults, {RUNS} runs each, milliseconds (cord pulled → run stopped, all reverted)"
+    );
+    println!();
+    println!("| phase     | median ms | max ms |");
+    println!("|-----------|----------:|-------:|");
+    for phase in ["inject", "observe", "revert", "recovery"] {
+        let mut latencies = Vec::new();
+        for i in 0..RUNS {
+            let (tx, rx) = watch::channel(None);
+            let cord = Cord {
+                phase,
+                tx,
+                injected: Mutex::new(0),
+                pulled: Mutex::new(None),
+            };
+            let options = RunOptions {
+                exercise: format!("andon-{phase}-{i}"),
+                seed: i as u64 + 1,
+                sample_every: Duration::from_millis(200),
+                cluster: sim.url().to_owned(),
+                ..Default::default()
+            };
+            let report = run(&client, &scenario, options, rx, &cord).await;
+            let stopped = Utc::now();
+            let pulled = cord.pulled.lock().expect("lock").expect("the cord was pulled");
+            // Until the run said it had stopped (all reverted), else until it returned.
+            let done = report.abort.as_ref().and_then(|a| a.completed_at).unwrap_or(stopped);
+            assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
+            latencies.push((done - pulled).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+        let (median, max) = stats(latencies);
+        println!("| {phase:<9} | {median:>9.1} | {max:>6.1} |");
+    }
+}
