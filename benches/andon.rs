@@ -4,14 +4,14 @@
 //! - in inject: after the 5th of 10 faults went in;
 //! - in observe: as observation starts;
 //! - in revert: as the revert starts (the run notices once everything is reverted);
-//! - in recovery: while recovery watches an after-recovery clause for up to 20 s.
+//! - in recovery: 300 ms into the watch of an after-recovery clause (up to 20 s).
 //!
 //! The fault is networkPartition on 10 pods (two API writes to inject and two to revert per
 //! target), against the embedded simulator over loopback HTTP. Run with
 //! `cargo bench --bench andon`; prints medians and maxima of 7 runs. A benchmark, not a test:
 //! nothing here fails on a number.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,21 +23,26 @@ use tokio::sync::watch;
 const RUNS: usize = 7;
 const FAULTS: usize = 10;
 
-/// Pulls the cord in `phase` (in inject: after the 5th injection), and notes when.
+/// Pulls the cord in `phase` (in inject: after the 5th injection; in recovery: 300 ms into
+/// the watch, mid-round), and notes when.
 struct Cord {
     phase: &'static str,
-    tx: watch::Sender<Option<String>>,
+    tx: Arc<watch::Sender<Option<String>>>,
     injected: Mutex<usize>,
-    pulled: Mutex<Option<DateTime<Utc>>>,
+    pulled: Arc<Mutex<Option<DateTime<Utc>>>>,
+}
+
+fn pull(tx: &watch::Sender<Option<String>>, pulled: &Mutex<Option<DateTime<Utc>>>, phase: &str) {
+    let mut pulled = pulled.lock().expect("lock");
+    if pulled.is_none() {
+        *pulled = Some(Utc::now());
+        let _ = tx.send(Some(format!("benchmark abort in {phase}")));
+    }
 }
 
 impl Cord {
     fn pull(&self) {
-        let mut pulled = self.pulled.lock().expect("lock");
-        if pulled.is_none() {
-            *pulled = Some(Utc::now());
-            let _ = self.tx.send(Some(format!("benchmark abort in {}", self.phase)));
-        }
+        pull(&self.tx, &self.pulled, self.phase);
     }
 }
 
@@ -54,7 +59,13 @@ impl Progress for Cord {
     }
 
     fn phase(&self, name: &str, _: Option<Duration>) {
-        if name == self.phase && name != "inject" {
+        if name == self.phase && name == "recovery" {
+            let (tx, pulled, phase) = (self.tx.clone(), self.pulled.clone(), self.phase);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                pull(&tx, &pulled, phase);
+            });
+        } else if name == self.phase && name != "inject" {
             self.pull();
         }
     }
@@ -110,9 +121,9 @@ async fn main() {
             let (tx, rx) = watch::channel(None);
             let cord = Cord {
                 phase,
-                tx,
+                tx: Arc::new(tx),
                 injected: Mutex::new(0),
-                pulled: Mutex::new(None),
+                pulled: Arc::default(),
             };
             let options = RunOptions {
                 exercise: format!("andon-{phase}-{i}"),

@@ -485,3 +485,35 @@ async fn plan_lists_every_pod_a_drain_would_evict_and_each_it_spares() {
         "{json}"
     );
 }
+
+/// `--namespace` moves the probes that watched the target's namespace along with it, and says
+/// so: a dev run must not measure prod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_override_moves_the_probes_and_plan_says_which() {
+    let (sim, _client) = shop(Sim::builder()).await;
+    let kubeconfig = sim.kubeconfig_path().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+            .args([
+                "plan",
+                "scenarios/checkout-pod-loss.yaml",
+                "--namespace",
+                "shop-dev",
+                "--kubeconfig",
+            ])
+            .arg(kubeconfig)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("plan")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--namespace shop-dev: probe `checkout answers`: http://checkout.shop.svc/healthz → http://checkout.shop-dev.svc/healthz"),
+        "{stderr}"
+    );
+    // shop-dev does not exist in the simulator: the plan is refused, and nothing reads shop.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("checkout.shop.svc"), "{stdout}");
+}

@@ -691,3 +691,76 @@ spec:
     assert_eq!(report.outcome, Outcome::Confirmed, "{:?}", report.refusals);
     assert_eq!(journals(&client).await, 0, "closed after the revert");
 }
+
+/// Through the service proxy the API server may answer instead of the service: a Service
+/// that does not exist (404 Status) says nothing about the application and is inconclusive;
+/// the service's own answers are judged as they are.
+#[tokio::test]
+async fn an_http_probe_tells_the_api_servers_answer_from_the_services() {
+    use disasterpiece::probe::{ProbeContext, Verdict, sample};
+    use disasterpiece::scenario::model::{HttpMethod, HttpProbe, ProbeKind, Target, TargetKind};
+    let (_sim, client) = start(fast_shop()).await;
+    let ctx = ProbeContext {
+        client: client.clone(),
+        target: Target {
+            namespace: Some("shop".into()),
+            kind: TargetKind::Deployment,
+            name: Some("checkout".into()),
+            selector: None,
+        },
+        sources: Default::default(),
+        clock: Default::default(),
+    };
+    let probe = |url: &str| HttpProbe {
+        url: url.into(),
+        method: HttpMethod::GET,
+        expect_status: 200,
+        max_latency: None,
+        body_contains: None,
+        timeout: "2s".parse().expect("duration"),
+        headers: Default::default(),
+    };
+    let missing = probe("http://nosuch.shop.svc/healthz");
+    let reading = sample(&ctx, ProbeKind::Http(&missing)).await;
+    assert_eq!(reading.verdict, Verdict::Inconclusive, "{}", reading.observed);
+    assert!(
+        reading.observed.contains("the API server answered") && reading.observed.contains("404 NotFound"),
+        "{}",
+        reading.observed
+    );
+    let real = probe("http://checkout.shop.svc/healthz");
+    let reading = sample(&ctx, ProbeKind::Http(&real)).await;
+    assert_eq!(reading.verdict, Verdict::Pass, "{}", reading.observed);
+}
+
+/// Nodes belong to no namespace: a kube probe on a Node reads it cluster-wide.
+#[tokio::test]
+async fn a_kube_probe_reads_a_node_without_a_namespace() {
+    use disasterpiece::probe::{ProbeContext, Verdict, sample};
+    use disasterpiece::scenario::model::{ConditionCheck, ConditionStatus, KubeProbe, ProbeKind, Target, TargetKind};
+    let (_sim, client) = start(fast_shop()).await;
+    let ctx = ProbeContext {
+        client: client.clone(),
+        target: Target {
+            namespace: None,
+            kind: TargetKind::Node,
+            name: Some("sim-node-1".into()),
+            selector: None,
+        },
+        sources: Default::default(),
+        clock: Default::default(),
+    };
+    let ready = |name: &str| KubeProbe {
+        kind: Some(TargetKind::Node),
+        name: Some(name.into()),
+        condition: Some(ConditionCheck {
+            type_: "Ready".into(),
+            status: ConditionStatus::True,
+        }),
+        ..Default::default()
+    };
+    let reading = sample(&ctx, ProbeKind::Kube(&ready("sim-node-1"))).await;
+    assert_eq!(reading.verdict, Verdict::Pass, "{}", reading.observed);
+    let reading = sample(&ctx, ProbeKind::Kube(&ready("sim-node-9"))).await;
+    assert_eq!(reading.observed, "Node sim-node-9 does not exist");
+}

@@ -159,7 +159,12 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                     (None, None) => continue,
                 };
                 if let Some(ns) = namespace {
-                    scenario.spec.target.namespace = Some(ns.clone());
+                    for moved in disasterpiece::scenario::retarget::retarget(&mut scenario, ns) {
+                        println!(
+                            "   stage namespace {ns}: {}",
+                            disasterpiece::report::text::terminal(&moved)
+                        );
+                    }
                 }
                 let exercise = disasterpiece::engine::run::exercise_id(
                     &format!("{}-{}", stage.name, scenario.metadata.name),

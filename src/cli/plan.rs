@@ -46,7 +46,10 @@ impl ScenarioArgs {
                 eprintln!("--namespace {ns}: namespace `{ns}` is protected; no exercise may act in it");
                 return Ok(None);
             }
-            scenario.spec.target.namespace = Some(ns.clone());
+            // The probes that watched the target's namespace move with it; each is said.
+            for moved in disasterpiece::scenario::retarget::retarget(&mut scenario, ns) {
+                eprintln!("--namespace {ns}: {}", disasterpiece::report::text::terminal(&moved));
+            }
         }
         let seed = self.seed.unwrap_or_else(|| disasterpiece::random::u64() % 1_000_000);
         Ok(Some((scenario, seed)))

@@ -546,7 +546,8 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
     };
     let mut scenario = scenario;
     if let Some(target) = &exercise.spec.target_namespace {
-        scenario.spec.target.namespace = Some(target.clone());
+        // The probes that watched the Scenario's namespace move with the target.
+        crate::scenario::retarget::retarget(&mut scenario, target);
     }
     // The same checks as `validate`: a Scenario that fails them never reaches the cluster.
     let text = serde_yaml::to_string(&scenario).map_err(|e| e.to_string())?;

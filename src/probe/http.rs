@@ -32,6 +32,24 @@ pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Reading {
     let mut sample = match answer {
         Err(_) => Reading::new(Verdict::Fail, format!("no answer within {}", probe.timeout)),
         Ok(Err(e)) => Reading::new(Verdict::Fail, format!("request failed: {e}")),
+        // Through the service proxy, the API server may answer instead of the service: its
+        // refusal says nothing about the service, but a Service without endpoints is down.
+        Ok(Ok((status, body))) if service_address(&url).is_some() && api_server_status(&body).is_some() => {
+            let (reason, message) = api_server_status(&body).unwrap_or_default();
+            if status == 503 && message.contains("no endpoints available") {
+                Reading::new(
+                    Verdict::Fail,
+                    format!("503: {message} (no Ready pod behind the Service)"),
+                )
+            } else {
+                Reading::new(
+                    Verdict::Inconclusive,
+                    format!(
+                        "the API server answered for the service proxy, not the service: {status} {reason}: {message}"
+                    ),
+                )
+            }
+        }
         Ok(Ok((status, body))) => {
             let mut problems = Vec::new();
             if u32::from(status) != probe.expect_status {
@@ -53,6 +71,18 @@ pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Reading {
     };
     sample.latency_ms = Some(ms);
     sample
+}
+
+/// The reason and message of a Kubernetes `Status` body: what the API server (not the service
+/// behind its proxy) answered.
+fn api_server_status(body: &str) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    (value["kind"] == "Status" && value["apiVersion"] == "v1").then(|| {
+        (
+            value["reason"].as_str().unwrap_or_default().to_owned(),
+            value["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    })
 }
 
 fn method(m: HttpMethod) -> &'static str {

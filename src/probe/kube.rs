@@ -24,21 +24,30 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> 
         .clone()
         .or_else(|| ctx.target.namespace.clone())
         .unwrap_or_else(|| "default".into());
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &api_resource(kind));
+    // Nodes belong to no namespace: read them cluster-wide, and name them without one.
+    let (api, shown): (Api<DynamicObject>, String) = if kind == "Node" {
+        (Api::all_with(ctx.client.clone(), &api_resource(kind)), String::new())
+    } else {
+        (
+            Api::namespaced_with(ctx.client.clone(), &namespace, &api_resource(kind)),
+            format!("{namespace}/"),
+        )
+    };
+    let api_error = |e: kube::Error| crate::fault::api_message(&e);
     let objects: Vec<DynamicObject> = match (&probe.name, &ctx.target.name, &ctx.target.selector) {
-        (Some(name), _, _) | (None, Some(name), _) => match api.get_opt(name).await.map_err(|e| e.to_string())? {
+        (Some(name), _, _) | (None, Some(name), _) => match api.get_opt(name).await.map_err(api_error)? {
             Some(o) => vec![o],
             None => {
                 return Ok(Reading::new(
                     Verdict::Fail,
-                    format!("{kind} {namespace}/{name} does not exist"),
+                    format!("{kind} {shown}{name} does not exist"),
                 ));
             }
         },
         (None, None, Some(selector)) => {
             api.list(&ListParams::default().labels(&selector_query(selector)))
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(api_error)?
                 .items
         }
         (None, None, None) => return Err("the probe names no object".into()),
@@ -149,7 +158,7 @@ async fn pods_of(
         let listed = pods
             .list(&ListParams::default().labels(&selector.to_query()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::fault::api_message(&e))?;
         all.extend(
             listed
                 .items

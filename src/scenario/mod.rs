@@ -13,6 +13,7 @@ pub use disasterpiece_common::duration;
 pub mod gameday;
 pub mod model;
 pub mod problem;
+pub mod retarget;
 pub mod shape;
 pub mod validate;
 pub mod yaml;
