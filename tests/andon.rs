@@ -151,6 +151,10 @@ async fn an_abort_interrupts_a_drain_a_pdb_blocks_and_uncordons_the_node() {
     );
     assert!(!unschedulable(&client, &node).await, "the node is uncordoned");
     assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
+    // Cut short, nothing can be said to have held.
+    let clause = &report.expectations[0];
+    assert_eq!(clause.verdict, ClauseVerdict::Inconclusive, "{clause:?}");
+    assert!(clause.observed.starts_with("aborted"), "{}", clause.observed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,4 +375,45 @@ spec:
         .await
         .expect("frontend");
     assert_eq!(frontend.spec.replicas, Some(1), "still scaled down, as the report says");
+}
+
+/// Availability counts every http sample of the fault window: a throughout clause that failed
+/// once keeps being sampled (before, sampling stopped at the first failure, and identical runs
+/// read 66.7% or 0.0%).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_counts_every_sample_of_the_window_not_those_until_the_first_failure() {
+    let (_sim, client) = start(fast_shop()).await;
+    // One of checkout's three pods loses DNS: about one answer in three is a 502.
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: one-pod-dns}
+spec:
+  hypothesis: Checkout answers although one pod lost DNS.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{dnsFailure: {}}]
+  duration: 3s
+  expect:
+    - {name: answers, http: {url: 'http://checkout.shop.svc/'}, throughout: true}
+",
+    );
+    let progress = Phases {
+        tx: watch::channel(String::new()).0,
+        lines: Mutex::default(),
+    };
+    let (_abort_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-availability"), abort, &progress).await;
+    let clause = &report.expectations[0];
+    assert_eq!(clause.verdict, ClauseVerdict::Refuted, "{clause:?}");
+    assert!(
+        clause.samples >= 8,
+        "sampling stopped at the first failure: {} samples",
+        clause.samples
+    );
+    let availability = report.metrics.availability.expect("availability");
+    assert!(
+        (0.4..0.95).contains(&availability),
+        "{availability}: {:?}",
+        clause.history
+    );
 }

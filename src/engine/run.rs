@@ -222,7 +222,9 @@ impl Clause {
             Timing::Within(d) => {
                 !recovering && self.cut_short.is_none() && self.first_held.is_none() && now <= injected + d.as_std()
             }
-            Timing::Throughout => !recovering && self.failed.is_none(),
+            // Sampled over the whole window even after a failure: availability counts every
+            // sample of the fault window, not those until the first failure.
+            Timing::Throughout => !recovering,
             Timing::AfterRecovery => recovering && self.first_held.is_none(),
         }
     }
@@ -609,6 +611,22 @@ pub async fn run(
             check_abort(&abort, &mut aborted);
         }
     }
+    // An abort cuts the window short: a clause that had not failed yet cannot be said to have
+    // held (a `within` that held did hold).
+    if let Some((reason, requested, _)) = &aborted {
+        let at = requested.saturating_duration_since(window_start).as_secs_f64();
+        for clause in &mut clauses {
+            let unfinished = match clause.timing {
+                Timing::Within(_) | Timing::AfterRecovery => clause.first_held.is_none() && clause.failed.is_none(),
+                Timing::Throughout => clause.failed.is_none(),
+            };
+            if unfinished {
+                clause.cut_short = Some(format!(
+                    "aborted {at:.1}s into the window ({reason}) before it could be judged"
+                ));
+            }
+        }
+    }
     // A `within` clause still open when the faults go is not judged on samples taken after:
     // the fault was gone before its time was up.
     if aborted.is_none() {
@@ -951,7 +969,10 @@ fn availability(report: &Report) -> Option<f64> {
     (total > 0).then(|| f64::from(passed) / f64::from(total))
 }
 
-/// Time to detect: the first alert clause to hold, else the first `within` clause to hold.
+/// Time to detect: from the first injection to the first detection clause that held — an
+/// `alert` clause, else a `prometheus` one (what a monitoring system would page on). Other
+/// clauses (a pod count, an http answer) measure the system, not its detection: a run with
+/// none has no time to detect.
 fn detection(
     report: &Report,
     spec: &crate::scenario::model::ScenarioSpec,
@@ -963,7 +984,11 @@ fn detection(
             .zip(&report.expectations)
             .filter(|(c, _)| {
                 matches!(c.timing(), Some(Timing::Within(_)))
-                    && matches!(c.probe(), Some(ProbeKind::Alert(_))) == alerts
+                    && match c.probe() {
+                        Some(ProbeKind::Alert(_)) => alerts,
+                        Some(ProbeKind::Prometheus(_)) => !alerts,
+                        _ => false,
+                    }
             })
             .filter_map(|(_, r)| r.first_held)
             .min()
