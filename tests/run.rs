@@ -765,3 +765,59 @@ async fn a_kube_probe_reads_a_node_without_a_namespace() {
     let reading = sample(&ctx, ProbeKind::Kube(&ready("sim-node-9"))).await;
     assert_eq!(reading.observed, "Node sim-node-9 does not exist");
 }
+
+/// The API server answers 500 to the eviction of a pod under two PodDisruptionBudgets: an
+/// answer, not a hiccup. It is reported at once, in the API server's words, never retried.
+#[tokio::test]
+async fn an_eviction_refused_for_two_pdbs_is_not_retried() {
+    use disasterpiece::engine::retry::retrying_client;
+    use disasterpiece::fault::{self, Context};
+    use disasterpiece::scenario::model::{FaultKind, PodEvict, Target, TargetKind};
+    use disasterpiece::target::Unit;
+    use disasterpiece::target::resolve::resolve;
+    let (sim, raw) = start(fast_shop()).await;
+    let second: k8s_openapi::api::policy::v1::PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "checkout-too", "namespace": "shop"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "checkout"}}}}))
+    .expect("pdb");
+    Api::namespaced(raw.clone(), "shop")
+        .create(&Default::default(), &second)
+        .await
+        .expect("a second PDB");
+    let (client, log) = retrying_client(sim.kube_config().await.expect("config")).expect("client");
+    let target = Target {
+        namespace: Some("shop".into()),
+        kind: TargetKind::Deployment,
+        name: Some("checkout".into()),
+        selector: None,
+    };
+    let pod = resolve(&client, &target, Unit::Pod)
+        .await
+        .expect("resolve")
+        .candidates
+        .into_iter()
+        .find(|c| c.ready)
+        .expect("a ready pod");
+    let ctx = Context {
+        client: client.clone(),
+        exercise: "ex-two-pdbs".into(),
+        dry_run: false,
+        in_pod: Default::default(),
+        clock: Default::default(),
+    };
+    let prepared = fault::prepare(&ctx, FaultKind::PodEvict(&PodEvict::default()), &pod)
+        .await
+        .expect("prepare");
+    let answer = fault::apply(&ctx, &prepared).await;
+    let said = match &answer {
+        Ok(fault::Outcome::NotInjected { reason }) => reason.clone(),
+        Err(e) => e.to_string(),
+        other => panic!("evicted although two PDBs cover it: {other:?}"),
+    };
+    assert!(said.contains("more than one PodDisruptionBudget"), "{said}");
+    assert!(
+        log.entries().iter().all(|e| !e.contains("/eviction")),
+        "retried: {:?}",
+        log.entries()
+    );
+}

@@ -5,6 +5,9 @@
 //! engine turns it off and wraps the client in this policy instead: 500, 502, 503 and 504,
 //! 429 *with* Retry-After (API priority and fairness), and lost connections are retried with
 //! backoff; everything else is answered at once. Every retried call is logged for the report.
+//! This is the one retry layer for API errors: nothing above it retries them again (a revert
+//! re-applies its undo only on a 409 Conflict, which needs a fresh read, not a resend). An
+//! eviction answered 500 (a pod under several PodDisruptionBudgets) is not retried.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,11 +57,14 @@ impl Policy<Request<Body>, Response<Body>, kube::Error> for Transient {
         if req.uri().path().contains("/proxy/") {
             return None;
         }
+        // An eviction answered 500 is the API server refusing a pod under several
+        // PodDisruptionBudgets: an answer that does not change, reported at once.
+        let eviction = req.uri().path().ends_with("/eviction");
         let why = match result {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let flow_control = status == 429 && response.headers().contains_key(http::header::RETRY_AFTER);
-                if !(matches!(status, 500 | 502 | 503 | 504) || flow_control) {
+                if !(matches!(status, 500 | 502 | 503 | 504) || flow_control) || (eviction && status == 500) {
                     return None;
                 }
                 status.to_string()

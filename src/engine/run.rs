@@ -998,14 +998,16 @@ fn detection(
         .map(|at| (at - injected).num_milliseconds() as f64 / 1000.0)
 }
 
-/// An undo step, tried again with backoff when the API server answers with a transient error.
+/// An undo step, applied again (with a fresh read) when it lost a race with another writer
+/// (409 Conflict). Transient errors are the client's retry layer's business (`retry`): retrying
+/// them here too would multiply its attempts.
 async fn revert_with_retries(ctx: &Context, step: &Undo) -> Result<(), fault::FaultError> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
         match fault::revert(ctx, step).await {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < 8 && transient(&e) => {
+            Err(e) if attempt < 8 && conflict(&e) => {
                 attempt += 1;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(3));
@@ -1016,13 +1018,12 @@ async fn revert_with_retries(ctx: &Context, step: &Undo) -> Result<(), fault::Fa
 }
 
 /// 429 with a Retry-After (flow control), 5xx, or no answer at all: worth another try.
-fn transient(e: &fault::FaultError) -> bool {
-    match e {
+fn conflict(e: &fault::FaultError) -> bool {
+    matches!(
+        e,
         fault::FaultError::Api {
             source: kube::Error::Api(status),
             ..
-        } => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        fault::FaultError::Api { .. } => true,
-        fault::FaultError::Refused(_) => false,
-    }
+        } if status.code == 409
+    )
 }
