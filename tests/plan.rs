@@ -17,6 +17,17 @@ use serde_json::json;
 mod common;
 use common::{eventually, start};
 
+/// A plan that knows where Prometheus is (it is not asked: only `expect` clauses read it).
+fn with_prometheus() -> PlanOptions {
+    PlanOptions {
+        sources: disasterpiece::probe::Sources {
+            prometheus: Some("http://prometheus.monitoring.svc:9090".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 fn scenario(file: &str) -> Scenario {
     let text = std::fs::read_to_string(file).expect("read");
     let loaded = scenario::load(&text, &|_| true);
@@ -54,12 +65,32 @@ async fn plan_changes_nothing_and_explains_its_choice() {
     let (sim, client) = shop(Sim::builder()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sim.resource_version();
-    let planned = plan(
+    // Its alert and PromQL clauses need a Prometheus: without one the run could only hold the
+    // fault for an INCONCLUSIVE, so the plan refuses and says what to give.
+    let blind = plan(
         &client,
         &scenario("scenarios/checkout-pod-loss.yaml"),
         sim.url(),
         7,
         &Default::default(),
+        &Clock::system(),
+    )
+    .await;
+    assert!(!blind.runnable);
+    assert!(
+        blind
+            .refusals
+            .iter()
+            .any(|r| r.starts_with("`alert fires` cannot be judged") && r.contains("--prometheus-url")),
+        "{:?}",
+        blind.refusals
+    );
+    let planned = plan(
+        &client,
+        &scenario("scenarios/checkout-pod-loss.yaml"),
+        sim.url(),
+        7,
+        &with_prometheus(),
         &Clock::system(),
     )
     .await;
@@ -188,7 +219,7 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
     let (sim, client) = shop(Sim::builder()).await;
     let before = sim.resource_version();
     let latency = scenario("scenarios/frontend-latency.yaml");
-    let planned = plan(&client, &latency, "sim", 1, &Default::default(), &Clock::system()).await;
+    let planned = plan(&client, &latency, "sim", 1, &with_prometheus(), &Clock::system()).await;
     assert!(planned.runnable, "{:?}", planned.refusals);
     let step = &planned.faults[0].steps[0];
     let Action::InPod { container, .. } = &step.action else {
@@ -516,4 +547,98 @@ async fn a_namespace_override_moves_the_probes_and_plan_says_which() {
     // shop-dev does not exist in the simulator: the plan is refused, and nothing reads shop.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("checkout.shop.svc"), "{stdout}");
+}
+
+/// An identity granted exactly the objects the run touches (`resourceNames`) may run it: the
+/// plan asks for the namespace and the kill switch by name, as the run reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_accepts_an_identity_granted_only_the_named_objects_it_reads() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::DynamicObject;
+    use kube::core::{ApiResource, GroupVersionKind};
+    let (sim, admin) = shop(Sim::builder()).await;
+    let create = |kind: &str, plural: &str, ns: Option<&str>, body: serde_json::Value| {
+        let admin = admin.clone();
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind), plural);
+        let ns = ns.map(str::to_owned);
+        let kind = kind.to_owned();
+        async move {
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(admin, &ns, &resource),
+                None => Api::all_with(admin, &resource),
+            };
+            api.create(&Default::default(), &serde_json::from_value(body).expect("object"))
+                .await
+                .unwrap_or_else(|e| panic!("create {kind}: {e}"));
+        }
+    };
+    let system: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "disasterpiece-system"}})).expect("ns");
+    Api::<Namespace>::all(admin.clone())
+        .create(&Default::default(), &system)
+        .await
+        .expect("namespace");
+    let account: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "narrow"}})).expect("sa");
+    Api::namespaced(admin.clone(), "shop")
+        .create(&Default::default(), &account)
+        .await
+        .expect("service account");
+    let subject = serde_json::json!([{"kind": "ServiceAccount", "name": "narrow", "namespace": "shop"}]);
+    let role_ref = |kind: &str, name: &str| serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name});
+    // In shop: what a pod kill needs.
+    create("Role", "roles", Some("shop"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "narrow", "namespace": "shop"}, "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list"]},
+            {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list"]}]})).await;
+    create("RoleBinding", "rolebindings", Some("shop"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "narrow", "namespace": "shop"}, "roleRef": role_ref("Role", "narrow"), "subjects": subject})).await;
+    // Cluster-wide: shop's Namespace object only, and access reviews.
+    create(
+        "ClusterRole",
+        "clusterroles",
+        None,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "narrow"}, "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["shop"], "verbs": ["get"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]}]}),
+    )
+    .await;
+    create(
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        None,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "narrow"}, "roleRef": role_ref("ClusterRole", "narrow"), "subjects": subject}),
+    )
+    .await;
+    // The kill switch, and nothing else there.
+    create("Role", "roles", Some("disasterpiece-system"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "killswitch", "namespace": "disasterpiece-system"}, "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["disasterpiece-killswitch"], "verbs": ["get"]}]})).await;
+    create("RoleBinding", "rolebindings", Some("disasterpiece-system"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "killswitch", "namespace": "disasterpiece-system"}, "roleRef": role_ref("Role", "killswitch"), "subjects": subject})).await;
+
+    let narrow = sim.service_account_client("shop", "narrow").await.expect("token");
+    let scenario = scenario("scenarios/demo-checkout-pod-loss.yaml");
+    let planned = plan(&narrow, &scenario, "sim", 1, &Default::default(), &Clock::system()).await;
+    assert!(planned.runnable, "{:?}", planned.refusals);
+    let named: Vec<String> = planned
+        .permissions
+        .iter()
+        .filter(|p| !p.permission.name.is_empty())
+        .map(|p| p.permission.describe())
+        .collect();
+    assert!(
+        named.contains(&"get namespaces shop cluster-wide".to_owned()),
+        "{named:?}"
+    );
+    assert!(
+        named.contains(&"get configmaps disasterpiece-killswitch in disasterpiece-system".to_owned()),
+        "{named:?}"
+    );
 }

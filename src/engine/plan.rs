@@ -71,6 +71,10 @@ pub struct Permission {
     /// Empty: every namespace (or a cluster-scoped resource).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// The one object asked about, when the run acts on one only (a role may grant it by
+    /// `resourceNames`); empty: any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 impl Permission {
@@ -81,7 +85,14 @@ impl Permission {
             resource: resource.into(),
             subresource: subresource.into(),
             namespace: namespace.into(),
+            name: String::new(),
         }
+    }
+
+    /// The same permission on the object `name` only.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// `delete pods in shop`, `create pods/eviction in every namespace`.
@@ -98,7 +109,11 @@ impl Permission {
         } else {
             format!("in {}", self.namespace)
         };
-        format!("{} {resource} {scope}", self.verb)
+        if self.name.is_empty() {
+            format!("{} {resource} {scope}", self.verb)
+        } else {
+            format!("{} {resource} {} {scope}", self.verb, self.name)
+        }
     }
 }
 
@@ -133,6 +148,10 @@ pub struct Plan {
     pub steady_state: Vec<SteadyCheck>,
     pub permissions: Vec<PermissionCheck>,
     pub dry_run: Vec<DryRun>,
+    /// Clauses the run could not judge (a prometheus clause with no Prometheus to ask): each
+    /// would hold a fault for nothing but an INCONCLUSIVE.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unjudgeable: Vec<String>,
     pub runnable: bool,
     /// Why not, when not.
     pub refusals: Vec<String>,
@@ -184,9 +203,13 @@ pub fn permissions(scenario: &Scenario, nodes_journal_namespace: Option<&str>) -
     for verb in ["create", "update", "delete"] {
         needed.push(Permission::new(verb, "", "configmaps", "", &journal_ns));
     }
-    // The kill switch must be readable, or pulling it would not stop this run.
-    needed.push(Permission::new("get", "", "configmaps", "", "disasterpiece-system"));
-    needed.push(Permission::new("get", "", "namespaces", "", ""));
+    // The kill switch must be readable, or pulling it would not stop this run. Both are read
+    // by name: a role granting exactly these objects is enough.
+    let (ks_ns, ks_name) = super::run::KILL_SWITCH;
+    needed.push(Permission::new("get", "", "configmaps", "", ks_ns).named(ks_name));
+    if !ns.is_empty() {
+        needed.push(Permission::new("get", "", "namespaces", "", "").named(&ns));
+    }
     for fault in &spec.faults {
         let Some(kind) = fault.kind() else { continue };
         match kind {
@@ -313,6 +336,7 @@ pub fn refusals(plan: &Plan) -> Vec<String> {
             ));
         }
     }
+    reasons.extend(plan.unjudgeable.iter().cloned());
     for check in plan.permissions.iter().filter(|c| !c.allowed) {
         reasons.push(format!("not allowed to {}", check.permission.describe()));
     }

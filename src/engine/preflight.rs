@@ -136,6 +136,7 @@ pub async fn plan(
         steady_state,
         permissions: checks,
         dry_run: dry_runs,
+        unjudgeable: unjudgeable(spec, sources),
         runnable: false,
         refusals: Vec::new(),
     };
@@ -145,6 +146,42 @@ pub async fn plan(
     }
     plan.runnable = plan.refusals.is_empty();
     plan
+}
+
+/// The clauses whose probe has nowhere to ask: a `prometheus` or `alert` clause with no `url`
+/// and no address given to the run.
+fn unjudgeable(spec: &crate::scenario::model::ScenarioSpec, sources: &probe::Sources) -> Vec<String> {
+    use crate::scenario::model::{AlertSource, ProbeKind};
+    let clauses = (spec.steady_state.iter().map(|c| (c.name.clone(), c.probe())))
+        .chain(spec.expect.iter().map(|c| (c.name.clone(), c.probe())))
+        .chain(
+            spec.abort_when
+                .iter()
+                .map(|c| (c.name.clone().unwrap_or_else(|| "abortWhen".into()), c.probe())),
+        );
+    clauses
+        .filter_map(|(name, probe)| {
+            let (what, flag) = match probe? {
+                ProbeKind::Prometheus(p) if p.url.is_none() && sources.prometheus.is_none() => {
+                    ("Prometheus", "--prometheus-url")
+                }
+                ProbeKind::Alert(a)
+                    if a.url.is_none() && a.source == AlertSource::Prometheus && sources.prometheus.is_none() =>
+                {
+                    ("Prometheus", "--prometheus-url")
+                }
+                ProbeKind::Alert(a)
+                    if a.url.is_none() && a.source == AlertSource::Alertmanager && sources.alertmanager.is_none() =>
+                {
+                    ("Alertmanager", "--alertmanager-url")
+                }
+                _ => return None,
+            };
+            Some(format!(
+                "`{name}` cannot be judged: it asks {what}, and no {what} address is known; give {flag} (or `url` on the probe), or remove the clause"
+            ))
+        })
+        .collect()
 }
 
 /// The fault's own requests with `dryRun=All`, then its undo steps the same way.
@@ -208,6 +245,9 @@ async fn review(client: &Client, permission: Permission) -> PermissionCheck {
     if !permission.namespace.is_empty() {
         attributes["namespace"] = json!(permission.namespace);
     }
+    if !permission.name.is_empty() {
+        attributes["name"] = json!(permission.name);
+    }
     let object: DynamicObject = serde_json::from_value(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": {"resourceAttributes": attributes}}))
         .expect("a static review is valid");
     match api.create(&PostParams::default(), &object).await {
@@ -219,7 +259,7 @@ async fn review(client: &Client, permission: Permission) -> PermissionCheck {
         Err(e) => PermissionCheck {
             permission,
             allowed: false,
-            reason: format!("cannot ask: {e}"),
+            reason: format!("cannot ask: {}", crate::fault::api_message(&e)),
         },
     }
 }
