@@ -417,3 +417,48 @@ spec:
         clause.history
     );
 }
+
+/// A drain that times out is half a fault, not none: the node was cordoned and the pods that
+/// could go are gone. The report says so, and the revert uncordons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_times_out_is_reported_as_partly_injected_and_reverted() {
+    let (_sim, client) = start(fast_shop()).await;
+    let node = blocked_drain(&client).await;
+    let scenario = parse(&format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: drain-times-out}}
+spec:
+  hypothesis: Checkout keeps two pods while a node drains.
+  target: {{kind: Node, name: {node}}}
+  blastRadius: {{mode: one, respectPodDisruptionBudgets: false}}
+  faults: [{{nodeDrain: {{gracePeriodSeconds: 0, timeout: 2s}}}}]
+  duration: 1s
+  expect:
+    - {{name: two left, kube: {{kind: Deployment, name: checkout, namespace: shop, readyReplicas: {{atLeast: 2}}}}, throughout: true}}
+  recovery: {{within: 30s}}
+"
+    ));
+    let progress = Phases {
+        tx: watch::channel(String::new()).0,
+        lines: Mutex::default(),
+    };
+    let (_abort_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-partial"), abort, &progress).await;
+    let record = &report.injections[0];
+    assert!(
+        record.injected_at.is_some(),
+        "a cordoned node is a fault in place: {record:?}"
+    );
+    assert!(record.not_injected.is_none(), "{record:?}");
+    assert!(
+        record
+            .partial
+            .as_deref()
+            .is_some_and(|p| p.contains("cordoned but not empty")),
+        "{record:?}"
+    );
+    assert_eq!(report.metrics.blast_radius.hit, 1);
+    assert!(report.timeline.iter().any(|e| e.kind == "partial"));
+    assert!(!unschedulable(&client, &node).await, "uncordoned");
+}

@@ -189,6 +189,7 @@ async fn send_dry_run(ctx: &Context, prepared: &fault::Prepared) -> DryRun {
     let request = prepared.action.to_string();
     let mut refused = match fault::apply(ctx, prepared).await {
         Ok(fault::Outcome::Injected | fault::Outcome::Evicted { .. }) => None,
+        Ok(fault::Outcome::Partial { reason, .. }) => Some(reason),
         Ok(fault::Outcome::NotInjected { reason }) => Some(reason),
         Err(e) => Some(e.to_string()),
     };

@@ -401,6 +401,7 @@ pub async fn run(
                 not_injected: None,
                 reverted_at: None,
                 evicted: Vec::new(),
+                partial: None,
             };
             // The guard fails closed: if the cluster cannot be read now, the target is spared.
             let health = fresh_health(client, spec, fault_plan.unit)
@@ -475,6 +476,18 @@ pub async fn run(
                         say(format!("evicted {} pod(s)", pods.len()));
                         record.evicted = pods;
                     }
+                    hit.push(target.clone());
+                }
+                Ok(FaultOutcome::Partial { evicted, reason }) => {
+                    let _ = journal.mark(id, State::Applied).await;
+                    record.injected_at = Some(clock.now());
+                    say(format!("partly injected: {} — {reason}", prepared.action));
+                    report.event(clock.now(), "partial", format!("{}: {reason}", prepared.action));
+                    for pod in &evicted {
+                        report.event(clock.now(), "evicted", pod.clone());
+                    }
+                    record.evicted = evicted;
+                    record.partial = Some(reason);
                     hit.push(target.clone());
                 }
                 Ok(FaultOutcome::NotInjected { reason }) => {

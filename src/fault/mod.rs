@@ -150,6 +150,12 @@ pub enum Outcome {
     Evicted {
         pods: Vec<String>,
     },
+    /// Partly in place (a drain that timed out: the node cordoned, some pods evicted, others
+    /// held by a PodDisruptionBudget): reverted like the rest, reported as partial.
+    Partial {
+        evicted: Vec<String>,
+        reason: String,
+    },
     /// Refused by the cluster in a way that is a finding, not an error (a PDB said no).
     NotInjected {
         reason: String,

@@ -118,7 +118,10 @@ pub async fn apply(ctx: &Context, node: &str, grace: Option<u32>, timeout_second
             return Ok(Outcome::Evicted { pods: evicted });
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(Outcome::NotInjected {
+            // Half a drain is still a fault in place: the node is cordoned and these pods
+            // are gone. Said as it is, never as "not injected".
+            return Ok(Outcome::Partial {
+                evicted,
                 reason: format!(
                     "node {node} is cordoned but not empty after {timeout_seconds}s: {}",
                     refused.join("; ")

@@ -76,6 +76,9 @@ pub struct Injection {
     /// A drain: the pods it evicted (`namespace/name`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evicted: Vec<String>,
+    /// Why it is only partly in place (a drain that timed out), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -271,10 +271,13 @@ pub fn targets_table(report: &Report) -> Table {
             i.target.clone(),
             i.injected_at.map_or("—".into(), |t| offset(report, t)),
             i.reverted_at.map_or("—".into(), |t| offset(report, t)),
-            match (&i.not_injected, i.evicted.as_slice()) {
-                (Some(why), _) => why.clone(),
-                (None, []) => String::new(),
-                (None, pods) => format!("evicted {} pod(s): {}", pods.len(), pods.join(", ")),
+            match (&i.not_injected, &i.partial, i.evicted.as_slice()) {
+                (Some(why), _, _) => why.clone(),
+                (None, Some(why), pods) => {
+                    format!("PARTIAL: {why}; evicted {} pod(s): {}", pods.len(), pods.join(", "))
+                }
+                (None, None, []) => String::new(),
+                (None, None, pods) => format!("evicted {} pod(s): {}", pods.len(), pods.join(", ")),
             },
         ]
     });
