@@ -17,6 +17,8 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The most any one case used, for `--nocapture` (BENCHMARKS.md quotes it).
+static WORST: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -202,6 +204,9 @@ proptest! {
         let trend_html = trend::html(&t);
 
         let used = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+        if used > WORST.fetch_max(used, Ordering::Relaxed) {
+            eprintln!("worst so far: {:.2} MB for one report in five formats", used as f64 / 1048576.0);
+        }
         prop_assert!(used <= LIMIT, "rendering took {} MB", used >> 20);
         markdown_is_inert(&md);
         markdown_is_inert(&trend_md);
