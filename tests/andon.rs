@@ -462,3 +462,70 @@ spec:
     assert!(report.timeline.iter().any(|e| e.kind == "partial"));
     assert!(!unschedulable(&client, &node).await, "uncordoned");
 }
+
+/// Two runs scale one workload: the second is refused while the first holds it, since its undo
+/// (an absolute count taken at its start) would leave the workload at the first one's size for
+/// good. The workload ends where it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_scales_of_one_workload_restore_the_original_replicas() {
+    let (_sim, client) = start(fast_shop()).await;
+    let scale = |name: &str, replicas: u32, duration: &str| {
+        parse(&format!(
+            "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: {name}}}
+spec:
+  hypothesis: The frontend copes.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  faults: [{{scale: {{replicas: {replicas}}}}}]
+  duration: {duration}
+  expect:
+    - {{name: some left, kube: {{readyReplicas: {{atLeast: 1}}}}, throughout: true}}
+"
+        ))
+    };
+    let (phase_tx, mut phases) = watch::channel(String::new());
+    let first_progress = std::sync::Arc::new(Phases {
+        tx: phase_tx,
+        lines: Mutex::default(),
+    });
+    let (_a, abort_a) = watch::channel(None);
+    let first = tokio::spawn({
+        let client = client.clone();
+        let progress = first_progress.clone();
+        let scenario = scale("down-to-one", 1, "3s");
+        async move { run(&client, &scenario, options("ex-first"), abort_a, progress.as_ref()).await }
+    });
+    while *phases.borrow_and_update() != "observe" {
+        phases.changed().await.expect("the first run goes on");
+    }
+    let progress = Phases {
+        tx: watch::channel(String::new()).0,
+        lines: Mutex::default(),
+    };
+    let (_b, abort_b) = watch::channel(None);
+    let second = run(
+        &client,
+        &scale("down-to-two", 2, "1s"),
+        options("ex-second"),
+        abort_b,
+        &progress,
+    )
+    .await;
+    assert_eq!(second.outcome, Outcome::Refused, "{:?}", second.injections);
+    assert!(
+        second
+            .refusals
+            .iter()
+            .any(|r| r.contains("is scaled by exercise ex-first")),
+        "{:?}",
+        second.refusals
+    );
+    let first = first.await.expect("the first run");
+    assert_eq!(first.outcome, Outcome::Confirmed, "{:?}", first.expectations);
+    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
+        .get("frontend")
+        .await
+        .expect("frontend");
+    assert_eq!(frontend.spec.replicas, Some(3), "back where it began");
+}

@@ -363,12 +363,12 @@ async fn network_partition_cuts_one_pod_and_revert_removes_policy_and_label() {
         .items;
     assert_eq!(listed.len(), 1);
     assert_eq!(
-        listed[0].data["spec"]["podSelector"]["matchLabels"]["disasterpiece.dev/partition"],
-        "ex-test"
+        listed[0].data["spec"]["podSelector"]["matchLabels"]["partition.disasterpiece.dev/ex-test"],
+        "true"
     );
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
     let selected = pods
-        .list(&ListParams::default().labels("disasterpiece.dev/partition=ex-test"))
+        .list(&ListParams::default().labels("partition.disasterpiece.dev/ex-test=true"))
         .await
         .expect("list")
         .items;
@@ -393,7 +393,7 @@ async fn network_partition_cuts_one_pod_and_revert_removes_policy_and_label() {
             .await
             .expect("pod")
             .labels()
-            .get("disasterpiece.dev/partition")
+            .get("partition.disasterpiece.dev/ex-test")
             .is_none()
     );
 }
@@ -521,7 +521,7 @@ async fn dns_failure_blocks_port_53_for_one_pod_and_revert_removes_policy_and_la
     assert!(codes.contains(&Some(502)) && codes.contains(&Some(200)), "{codes:?}");
     revert_all(&c, &undo).await;
     revert_all(&c, &undo).await;
-    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/dns-failure").await;
+    common::assert_no_policy_nor_label(&client, "dns-failure.disasterpiece.dev").await;
     eventually("every request answers 200 again", || async {
         let mut all = true;
         for _ in 0..3 {
@@ -530,4 +530,71 @@ async fn dns_failure_blocks_port_53_for_one_pod_and_revert_removes_policy_and_la
         all
     })
     .await;
+}
+
+/// Two exercises partition one pod: each labels it with a key of its own, so the first one's
+/// revert leaves the second one's fault in place (before, both used one key: the second
+/// relabelled the pod out of the first one's policy, and the first one's revert removed the
+/// label the second one's policy selected).
+#[tokio::test]
+async fn two_exercises_partitioning_one_pod_never_end_each_others_fault() {
+    let (_sim, client) = shop().await;
+    let target = one_pod(&client, "checkout").await;
+    let a = Context {
+        exercise: "ex-a".into(),
+        ..ctx(&client, false)
+    };
+    let b = Context {
+        exercise: "ex-b".into(),
+        ..ctx(&client, false)
+    };
+    let undo_a = inject_and_revert(&a, FaultKind::NetworkPartition(&NetworkPartition::default()), &target).await;
+    let undo_b = inject_and_revert(&b, FaultKind::NetworkPartition(&NetworkPartition::default()), &target).await;
+    revert_all(&a, &undo_a).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let labels = pods.get(&target.name).await.expect("pod").labels().clone();
+    assert_eq!(
+        labels.get("partition.disasterpiece.dev/ex-b").map(String::as_str),
+        Some("true")
+    );
+    assert!(!labels.contains_key("partition.disasterpiece.dev/ex-a"));
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "shop",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            "networkpolicies",
+        ),
+    );
+    let left = policies
+        .list(&ListParams::default().labels("disasterpiece.dev/exercise=ex-b"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(left.len(), 1, "ex-b's policy is still in place");
+    revert_all(&b, &undo_b).await;
+    common::assert_no_policy_nor_label(&client, "partition.disasterpiece.dev").await;
+}
+
+#[test]
+fn label_keys_stay_valid_and_distinct_for_long_exercise_names() {
+    use disasterpiece::fault::network_partition::label_key;
+    let long_a = format!("{}-a", "x".repeat(200));
+    let long_b = format!("{}-b", "x".repeat(200));
+    let (ka, kb) = (
+        label_key("partition.disasterpiece.dev", &long_a),
+        label_key("partition.disasterpiece.dev", &long_b),
+    );
+    assert_ne!(ka, kb);
+    for key in [&ka, &kb] {
+        let name = key.split_once('/').expect("prefix/name").1;
+        assert!(
+            name.len() <= 63 && disasterpiece_common::names::is_dns_label(name),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        label_key("partition.disasterpiece.dev", "ex-1"),
+        "partition.disasterpiece.dev/ex-1"
+    );
 }

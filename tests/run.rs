@@ -155,7 +155,7 @@ spec:
         "{}",
         clause.observed
     );
-    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/partition").await;
+    common::assert_no_policy_nor_label(&client, "partition.disasterpiece.dev").await;
     assert_eq!(journals(&client).await, 0);
 }
 
@@ -343,7 +343,7 @@ spec:
         "{out}"
     );
     assert_eq!(replicas(&client, "checkout").await, 3);
-    common::assert_no_policy_nor_label(&client, "disasterpiece.dev/partition").await;
+    common::assert_no_policy_nor_label(&client, "partition.disasterpiece.dev").await;
     assert_eq!(journals(&client).await, 0);
     let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
         .list(&ListParams::default())

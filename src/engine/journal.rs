@@ -130,6 +130,42 @@ pub fn name_for(exercise: &str) -> String {
     format!("disasterpiece-journal-{exercise}")
 }
 
+/// The scale another exercise holds on the workload `kind namespace/name`, if one does: its
+/// exercise id. Read from the journals of `namespace` (every run records its faults there
+/// before it acts), so two runs never scale one workload at once — the second one's undo would
+/// restore the first one's count, and the workload would stay at the wrong size for good.
+pub async fn scaled_by_another(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    own_exercise: &str,
+) -> Result<Option<String>, JournalError> {
+    let listed = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
+        .await
+        .map_err(|source| JournalError::Api {
+            name: "(list)".into(),
+            source,
+        })?;
+    for cm in &listed.items {
+        let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
+        if exercise == own_exercise {
+            continue;
+        }
+        // An unreadable journal counts as holding nothing here; recovery reports it.
+        let holds = entries_of(cm).unwrap_or_default().iter().any(|e| {
+            e.state != State::Reverted
+                && matches!(&e.action, Action::Scale { kind: k, namespace: n, name: w, .. }
+                    if k == kind && n == namespace && w == name)
+        });
+        if holds {
+            return Ok(Some(exercise));
+        }
+    }
+    Ok(None)
+}
+
 fn entries_of(cm: &ConfigMap) -> Result<Vec<Entry>, JournalError> {
     let text = cm
         .data

@@ -87,6 +87,9 @@ pub async fn plan(
         for target in planned.chosen.clone() {
             match fault::prepare(&dry, kind, &target).await {
                 Ok(prepared) => {
+                    if let Some(held) = super::run::held_by_another(client, &prepared.action, &dry.exercise).await {
+                        planned.problem = Some(held);
+                    }
                     dry_runs.push(send_dry_run(&dry, &prepared).await);
                     let mut step = Step::new(&target, prepared.action, prepared.undo);
                     // A drain's reach is every pod on the node: each one is listed.

@@ -60,6 +60,28 @@ pub struct RunOptions {
     pub clock: Clock,
 }
 
+/// Why `action` must not be taken because another live exercise acts on the same object, if
+/// so. A scale: its undo is an absolute count, so a second scale of one workload would leave it
+/// at the wrong size for good once both are reverted. Fails closed: journals that cannot be
+/// read count as a reason.
+pub async fn held_by_another(client: &Client, action: &fault::Action, exercise: &str) -> Option<String> {
+    let fault::Action::Scale {
+        kind, namespace, name, ..
+    } = action
+    else {
+        return None;
+    };
+    match super::journal::scaled_by_another(client, namespace, kind, name, exercise).await {
+        Ok(None) => None,
+        Ok(Some(other)) => Some(format!(
+            "{kind} {namespace}/{name} is scaled by exercise {other}, still running; one scale of a workload at a time (its undo restores an absolute count)"
+        )),
+        Err(e) => Some(format!(
+            "cannot tell whether another exercise scales {kind} {namespace}/{name}: {e}"
+        )),
+    }
+}
+
 /// A new exercise id: `<name>-<YYYYmmdd-HHMMSS>-<4 hex>`, the name cut to 40 characters. The
 /// random suffix keeps two runs started in the same second apart (their reports and journals
 /// are named by it).
@@ -435,6 +457,13 @@ pub async fn run(
                     break 'faults;
                 }
             };
+            if let Some(held) = held_by_another(client, &prepared.action, &exercise).await {
+                record.not_injected = Some(held.clone());
+                say(format!("skipped {}: {held}", target.display()));
+                report.event(clock.now(), "skipped", format!("{}: {held}", target.display()));
+                report.injections.push(record);
+                continue;
+            }
             let id = match journal.intend(&target.display(), &prepared, expires).await {
                 Ok(id) => id,
                 Err(e) => {

@@ -8,8 +8,9 @@ use serde_json::json;
 use super::{Action, Context, FaultError, Outcome, Prepared, Undo, namespace_of};
 use crate::target::Candidate;
 
-/// The label that makes a pod selectable by its exercise's DNS policy.
-pub const DNS_LABEL: &str = "disasterpiece.dev/dns-failure";
+/// The domain of the labels that put a pod under a DNS policy (one key per exercise, see
+/// `network_partition::label_key`).
+pub const DNS_LABEL: &str = "dns-failure.disasterpiece.dev";
 
 pub fn prepare(ctx: &Context, target: &Candidate) -> Prepared {
     let namespace = namespace_of(target);
@@ -30,7 +31,7 @@ pub fn prepare(ctx: &Context, target: &Candidate) -> Prepared {
             Undo::RemovePodLabel {
                 namespace,
                 pod: target.name.clone(),
-                key: DNS_LABEL.into(),
+                key: super::network_partition::label_key(DNS_LABEL, &ctx.exercise),
             },
         ],
     }

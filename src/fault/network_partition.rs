@@ -12,8 +12,30 @@ use crate::scenario::model::{NetworkPartition, TrafficDirection};
 use crate::target::Candidate;
 use crate::target::resolve::api_resource;
 
-/// The label that makes a pod selectable by its exercise's partition policy.
-pub const PARTITION_LABEL: &str = "disasterpiece.dev/partition";
+/// The domain of the labels that put a pod under a partition policy: one key per exercise
+/// (`partition.disasterpiece.dev/<exercise>: "true"`), so two exercises partitioning one pod
+/// never end each other's fault by relabelling it or by removing the label on revert.
+pub const PARTITION_LABEL: &str = "partition.disasterpiece.dev";
+
+/// The label key of `exercise` under `domain`. The name part of a label key has at most 63
+/// characters: a longer exercise name (an Exercise resource may have 253) is cut and given a
+/// hash of the whole, so keys of different exercises stay different.
+pub fn label_key(domain: &str, exercise: &str) -> String {
+    let name = if exercise.len() <= 63 {
+        exercise.to_owned()
+    } else {
+        // FNV-1a: stable across builds and platforms, unlike the std hasher.
+        let hash = exercise.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut cut = exercise[..46].to_owned();
+        while cut.ends_with(['-', '.', '_']) {
+            cut.pop();
+        }
+        format!("{cut}-{hash:016x}")
+    };
+    format!("{domain}/{name}")
+}
 
 pub fn prepare(ctx: &Context, params: &NetworkPartition, target: &Candidate) -> Prepared {
     let namespace = namespace_of(target);
@@ -40,7 +62,7 @@ pub fn prepare(ctx: &Context, params: &NetworkPartition, target: &Candidate) -> 
             Undo::RemovePodLabel {
                 namespace,
                 pod: target.name.clone(),
-                key: PARTITION_LABEL.into(),
+                key: label_key(PARTITION_LABEL, &ctx.exercise),
             },
         ],
     }
@@ -84,9 +106,10 @@ pub async fn apply(
     .await
 }
 
-/// What the NetworkPolicy faults share: label the pod with `label` = the exercise id, then
-/// create `policy` selecting pods with that label, with `rules` (policyTypes and rules) and
-/// the exercise's labels. An existing policy of the same name is the same fault, already in.
+/// What the NetworkPolicy faults share: label the pod with the exercise's own key under
+/// `label` (see `label_key`), then create `policy` selecting pods with that label, with
+/// `rules` (policyTypes and rules) and the exercise's labels. An existing policy of the same
+/// name is the same fault, already in.
 pub(super) async fn select_and_police(
     ctx: &Context,
     namespace: &str,
@@ -100,12 +123,13 @@ pub(super) async fn select_and_police(
         dry_run: ctx.dry_run,
         ..PatchParams::default()
     };
-    let marked = json!({"metadata": {"labels": {label: ctx.exercise}}});
+    let key = label_key(label, &ctx.exercise);
+    let marked = json!({"metadata": {"labels": {&key: "true"}}});
     pods.patch(pod, &pp, &Patch::Merge(marked))
         .await
         .map_err(FaultError::api(format!("label pod {namespace}/{pod}")))?;
     let mut spec = rules;
-    spec["podSelector"] = json!({"matchLabels": {label: ctx.exercise}});
+    spec["podSelector"] = json!({"matchLabels": {&key: "true"}});
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": policy, "namespace": namespace, "labels": {EXERCISE_LABEL: ctx.exercise, MANAGED_BY.0: MANAGED_BY.1}},

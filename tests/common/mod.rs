@@ -83,7 +83,9 @@ pub async fn http_body(url: &str, path: &str) -> String {
 }
 
 /// After a NetworkPolicy fault is reverted: no policy left in `shop`, no pod carrying `label`.
-pub async fn assert_no_policy_nor_label(client: &kube::Client, label: &str) {
+/// No NetworkPolicy left in shop, and no pod of shop with a label key under `domain` (the
+/// faults label pods `<domain>/<exercise>`).
+pub async fn assert_no_policy_nor_label(client: &kube::Client, domain: &str) {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
     use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -102,12 +104,17 @@ pub async fn assert_no_policy_nor_label(client: &kube::Client, label: &str) {
         "NetworkPolicies left: {:?}",
         left.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
     );
-    let labelled = Api::<Pod>::namespaced(client.clone(), "shop")
-        .list(&ListParams::default().labels(label))
+    let prefix = format!("{domain}/");
+    let labelled: Vec<String> = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default())
         .await
         .expect("list pods")
-        .items;
-    assert!(labelled.is_empty(), "pods still labelled {label}");
+        .items
+        .iter()
+        .flat_map(|p| p.metadata.labels.clone().unwrap_or_default().into_keys())
+        .filter(|k| k.starts_with(&prefix))
+        .collect();
+    assert!(labelled.is_empty(), "pods still labelled {labelled:?}");
 }
 
 /// Creates Disasterpiece's CustomResourceDefinitions (as `disasterpiece crd` prints them).
