@@ -821,3 +821,85 @@ async fn an_eviction_refused_for_two_pdbs_is_not_retried() {
         log.entries()
     );
 }
+
+/// The cluster as kubectl finds it: `KUBECONFIG` may list several files (merged, missing ones
+/// skipped), the context in use is kept in the report, and a cluster that does not answer is
+/// said at once, in words, before anything is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_lists_are_merged_the_context_is_reported_and_an_unreachable_cluster_is_said() {
+    let (sim, client) = start(fast_shop()).await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kubeconfig-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let scenario = dir.join("scale.yaml");
+    std::fs::write(&scenario, SCALE.replace("DURATION", "1s")).expect("scenario");
+    let text = std::fs::read_to_string(sim.kubeconfig_path()).expect("kubeconfig");
+    // The context, named in a file of its own that comes first; the rest in the second.
+    let context = text
+        .lines()
+        .find_map(|l| l.strip_prefix("current-context: "))
+        .expect("a current context")
+        .to_owned();
+    let first = dir.join("context.yaml");
+    std::fs::write(
+        &first,
+        format!("apiVersion: v1\nkind: Config\ncurrent-context: {context}\n"),
+    )
+    .expect("first file");
+    let list = std::env::join_paths([dir.join("missing.yaml"), first, sim.kubeconfig_path().to_owned()])
+        .expect("a list of paths");
+    let reports = dir.join("reports");
+    let run_with = |kubeconfig: std::ffi::OsString| {
+        let scenario = scenario.clone();
+        let reports = reports.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+                .arg("run")
+                .arg(&scenario)
+                .arg("--reports")
+                .arg(&reports)
+                .env("KUBECONFIG", kubeconfig)
+                .output()
+                .expect("run")
+        })
+    };
+    let merged = run_with(list).await.expect("join");
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&merged.stdout),
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let report = std::fs::read_dir(&reports)
+        .expect("reports")
+        .next()
+        .expect("a report")
+        .expect("entry")
+        .path();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).expect("read")).expect("JSON");
+    assert_eq!(report["environment"]["context"], serde_json::json!(context));
+    assert_eq!(replicas(&client, "frontend").await, 3);
+
+    // A cluster whose address answers nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let dead = dir.join("dead.yaml");
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server")
+        .to_owned();
+    std::fs::write(&dead, text.replace(&server, &format!("https://127.0.0.1:{port}"))).expect("dead");
+    let unreachable = run_with(dead.into_os_string()).await.expect("join");
+    assert_eq!(unreachable.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the cluster at https://127.0.0.1:{port}/ (context {context})"
+        )),
+        "{stderr}"
+    );
+}
