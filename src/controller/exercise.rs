@@ -379,21 +379,6 @@ pub fn tenancy_refusal(from: &str, to: &str, labels: &std::collections::BTreeMap
     })
 }
 
-/// Every probe of a scenario, with the name of its clause.
-fn probes_of(spec: &crate::scenario::model::ScenarioSpec) -> Vec<(String, ProbeKind<'_>)> {
-    use crate::scenario::model::HasProbe;
-    let steady = spec
-        .steady_state
-        .iter()
-        .filter_map(|c| Some((c.name.clone(), c.probe()?)));
-    let expect = spec.expect.iter().filter_map(|c| Some((c.name.clone(), c.probe()?)));
-    let abort = spec
-        .abort_when
-        .iter()
-        .filter_map(|c| Some((c.name.clone().unwrap_or_else(|| "abortWhen".into()), c.probe()?)));
-    steady.chain(expect).chain(abort).collect()
-}
-
 /// Where a probe reaches, for the checks below.
 enum Reach<'a> {
     /// An address a Scenario names, asked directly.
@@ -467,7 +452,7 @@ fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, Strin
             "Scenario {name} runs its in-pod faults with faultImage {image}, which this controller does not allow: the image runs inside the target pod. Remove faultImage to use the controller's own, or list the image in --allowed-fault-images (Helm controller.allowedFaultImages)"
         ));
     }
-    let probes = probes_of(spec);
+    let probes = spec.named_probes();
     let commands: Vec<&str> = (probes.iter())
         .filter(|(_, p)| matches!(p, ProbeKind::Command(_)))
         .map(|(n, _)| n.as_str())
@@ -500,7 +485,7 @@ fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, Strin
 /// another team's workloads, nor its probes reach another team's Services.
 async fn probe_tenancy(client: &Client, scenario: &Scenario) -> Result<(), String> {
     let from = scenario.metadata.namespace.clone().unwrap_or_default();
-    for (clause, probe) in probes_of(&scenario.spec) {
+    for (clause, probe) in scenario.spec.named_probes() {
         let Reach::Namespace(ns) = reach(probe, &scenario.spec.target, &from) else {
             continue;
         };

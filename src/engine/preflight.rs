@@ -155,16 +155,10 @@ pub async fn plan(
 /// and no address given to the run.
 fn unjudgeable(spec: &crate::scenario::model::ScenarioSpec, sources: &probe::Sources) -> Vec<String> {
     use crate::scenario::model::{AlertSource, ProbeKind};
-    let clauses = (spec.steady_state.iter().map(|c| (c.name.clone(), c.probe())))
-        .chain(spec.expect.iter().map(|c| (c.name.clone(), c.probe())))
-        .chain(
-            spec.abort_when
-                .iter()
-                .map(|c| (c.name.clone().unwrap_or_else(|| "abortWhen".into()), c.probe())),
-        );
-    clauses
+    spec.named_probes()
+        .into_iter()
         .filter_map(|(name, probe)| {
-            let (what, flag) = match probe? {
+            let (what, flag) = match probe {
                 ProbeKind::Prometheus(p) if p.url.is_none() && sources.prometheus.is_none() => {
                     ("Prometheus", "--prometheus-url")
                 }

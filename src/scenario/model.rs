@@ -609,6 +609,18 @@ pub enum ProbeKind<'a> {
     Command(&'a CommandProbe),
 }
 
+impl ScenarioSpec {
+    /// Every probe of the scenario (steady state, expectations, abortWhen), with the name of
+    /// its clause (`abortWhen` for an unnamed abort condition).
+    pub fn named_probes(&self) -> Vec<(String, ProbeKind<'_>)> {
+        let steady = (self.steady_state.iter()).filter_map(|c| Some((c.name.clone(), c.probe()?)));
+        let expect = (self.expect.iter()).filter_map(|c| Some((c.name.clone(), c.probe()?)));
+        let abort = (self.abort_when.iter())
+            .filter_map(|c| Some((c.name.clone().unwrap_or_else(|| "abortWhen".into()), c.probe()?)));
+        steady.chain(expect).chain(abort).collect()
+    }
+}
+
 /// Something that carries exactly one probe.
 pub trait HasProbe {
     /// Every probe kind that is set, with its wire name.
