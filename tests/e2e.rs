@@ -373,7 +373,9 @@ async fn policy_fault(cluster: &Cluster, exercise: &str, fault: FaultKind<'_>) {
         .metadata
         .labels
         .unwrap_or_default();
-    assert!(labels.keys().any(|k| k.starts_with("disasterpiece.dev/")), "{labels:?}");
+    // The fault's label: `<fault>.disasterpiece.dev/<exercise>`, one key per exercise.
+    let ours = |k: &String| k.ends_with(&format!(".disasterpiece.dev/{}", ctx.exercise));
+    assert!(labels.keys().any(ours), "{labels:?}");
     cluster.revert(&ctx, &prepared).await;
     assert!(policies(cluster).await.is_empty(), "no NetworkPolicy after the revert");
     let labels = cluster
@@ -384,10 +386,7 @@ async fn policy_fault(cluster: &Cluster, exercise: &str, fault: FaultKind<'_>) {
         .metadata
         .labels
         .unwrap_or_default();
-    assert!(
-        !labels.keys().any(|k| k.starts_with("disasterpiece.dev/")),
-        "{labels:?}"
-    );
+    assert!(!labels.keys().any(ours), "{labels:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
