@@ -529,3 +529,36 @@ spec:
         .expect("frontend");
     assert_eq!(frontend.spec.replicas, Some(3), "back where it began");
 }
+
+/// A scale is held by the tool itself: the workload can only be repaired once it is reverted,
+/// so time to remediate counts from the revert, not from the injection (which would report the
+/// tool's own fault window as the system's repair time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_to_remediate_of_a_held_fault_counts_from_its_revert() {
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: held-scale}
+spec:
+  hypothesis: The frontend is whole again soon after the scale is undone.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 3s
+  expect:
+    - {name: whole again, kube: {readyReplicas: {atLeast: 3}}, afterRecovery: true}
+  recovery: {within: 30s}
+",
+    );
+    let progress = Phases {
+        tx: watch::channel(String::new()).0,
+        lines: Mutex::default(),
+    };
+    let (_abort_tx, abort) = watch::channel(None);
+    let report = run(&client, &scenario, options("ex-remediate"), abort, &progress).await;
+    assert_eq!(report.outcome, Outcome::Confirmed, "{:?}", report.expectations);
+    let remediate = report.metrics.time_to_remediate_s.expect("remediated");
+    // From the revert, the replacements take well under the 3 s window; counted from the
+    // injection it could not be under 3 s.
+    assert!(remediate < 3.0, "counted from the injection: {remediate}s");
+}

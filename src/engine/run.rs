@@ -591,6 +591,21 @@ pub async fn run(
         .collect();
     let mut disrupted = false;
     let mut remediated: Option<f64> = None;
+    // When remediation can start: at injection for faults the system repairs while they last
+    // (a killed or evicted pod, a killed container, a drained node), at the revert for faults
+    // the tool itself holds (a scale, a cordon, a network or stress fault) — else the time to
+    // remediate would be the tool's own fault window.
+    let repaired_while_held = spec.faults.iter().all(|f| {
+        matches!(
+            f.kind(),
+            Some(
+                crate::scenario::model::FaultKind::PodKill(_)
+                    | crate::scenario::model::FaultKind::PodEvict(_)
+                    | crate::scenario::model::FaultKind::ContainerKill(_)
+                    | crate::scenario::model::FaultKind::NodeDrain(_)
+            )
+        )
+    });
     if aborted.is_none() {
         report.event(clock.now(), "phase", "observe");
         progress.phase("observe", Some(spec.duration.as_std()));
@@ -643,7 +658,9 @@ pub async fn run(
             {
                 aborted = Some((reason, Instant::now(), clock.now()));
             }
-            track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+            if repaired_while_held {
+                track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+            }
         };
         let interrupted = tokio::select! {
             () = round => false,
@@ -767,7 +784,12 @@ pub async fn run(
             )
             .await;
             progress.clauses(&states(&clauses));
-            track_remediation(client, spec, &mut disrupted, &mut remediated, injected_at).await;
+            let since = if repaired_while_held {
+                injected_at
+            } else {
+                reverted_instant
+            };
+            track_remediation(client, spec, &mut disrupted, &mut remediated, since).await;
             if !recovered {
                 let samples = join_all(
                     spec.steady_state
@@ -973,7 +995,7 @@ async fn track_remediation(
     spec: &crate::scenario::model::ScenarioSpec,
     disrupted: &mut bool,
     remediated: &mut Option<f64>,
-    injected: Instant,
+    since: Instant,
 ) {
     if remediated.is_some() || spec.target.kind.as_str() == "Node" || spec.target.kind.as_str() == "Pod" {
         return;
@@ -987,7 +1009,7 @@ async fn track_remediation(
     if ready < want {
         *disrupted = true;
     } else if *disrupted {
-        *remediated = Some(injected.elapsed().as_secs_f64());
+        *remediated = Some(since.elapsed().as_secs_f64());
     }
 }
 
