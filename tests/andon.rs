@@ -7,19 +7,18 @@
 //! The bounds on abort latency here are far above the figures (BENCHMARKS.md measures those):
 //! they tell an interrupted wait (well under a second) from one waited out (a minute).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use disasterpiece::engine::run::{Progress, RunOptions, run};
-use disasterpiece::report::model::{ClauseVerdict, Outcome, REVERT_FAILED_EXIT, Report};
-use disasterpiece::scenario::{self, Resource, Scenario};
-use k8s_openapi::api::apps::v1::Deployment;
+use disasterpiece::report::model::{ClauseVerdict, Outcome, Report};
+use disasterpiece::scenario::Scenario;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::sync::watch;
 
 mod common;
-use common::{fast_shop, start};
+use common::{fast_shop, parse, replicas, start};
 
 /// Says each phase as it starts, so a test can pull the cord in the phase it wants.
 struct Phases {
@@ -37,14 +36,6 @@ impl Progress for Phases {
     }
 }
 
-fn parse(text: &str) -> Scenario {
-    let loaded = scenario::load(text, &|_| true);
-    match loaded.resources.into_iter().next() {
-        Some((_, Resource::Scenario(s))) => *s,
-        _ => panic!("invalid test scenario: {:?}", loaded.problems),
-    }
-}
-
 fn options(exercise: &str) -> RunOptions {
     RunOptions {
         exercise: exercise.into(),
@@ -55,28 +46,65 @@ fn options(exercise: &str) -> RunOptions {
     }
 }
 
-/// Runs `scenario`, pulls the cord `after` the phase `phase` starts, and returns the report.
-async fn abort_in(client: &kube::Client, scenario: &Scenario, phase: &str, after: Duration) -> (Report, Vec<String>) {
-    let (phase_tx, mut phases) = watch::channel(String::new());
-    let progress = std::sync::Arc::new(Phases {
-        tx: phase_tx,
+/// A run under way in the background, whose cord a test can pull in the phase it wants.
+struct Running {
+    report: tokio::task::JoinHandle<Report>,
+    cord: watch::Sender<Option<String>>,
+    phases: watch::Receiver<String>,
+    progress: Arc<Phases>,
+}
+
+fn start_run(client: &kube::Client, scenario: Scenario, options: RunOptions) -> Running {
+    let (tx, phases) = watch::channel(String::new());
+    let progress = Arc::new(Phases {
+        tx,
         lines: Mutex::default(),
     });
-    let (abort_tx, abort) = watch::channel(None);
-    let running = tokio::spawn({
-        let client = client.clone();
-        let scenario = scenario.clone();
-        let progress = progress.clone();
-        async move { run(&client, &scenario, options("ex-andon"), abort, progress.as_ref()).await }
+    let (cord, abort) = watch::channel(None);
+    let report = tokio::spawn({
+        let (client, progress) = (client.clone(), progress.clone());
+        async move { run(&client, &scenario, options, abort, progress.as_ref()).await }
     });
-    while *phases.borrow_and_update() != phase {
-        phases.changed().await.expect("the run goes on");
+    Running {
+        report,
+        cord,
+        phases,
+        progress,
     }
+}
+
+impl Running {
+    /// Returns once the run has entered `phase`.
+    async fn until(&mut self, phase: &str) {
+        while *self.phases.borrow_and_update() != phase {
+            self.phases.changed().await.expect("the run goes on");
+        }
+    }
+
+    fn pull(&self, reason: &str) {
+        self.cord.send(Some(reason.to_owned())).expect("abort");
+    }
+
+    /// The report, and what the run said.
+    async fn finish(self) -> (Report, Vec<String>) {
+        let report = self.report.await.expect("the run");
+        let lines = self.progress.lines.lock().expect("lines").clone();
+        (report, lines)
+    }
+}
+
+/// Runs `scenario` to its end.
+async fn run_to_end(client: &kube::Client, scenario: Scenario, exercise: &str) -> (Report, Vec<String>) {
+    start_run(client, scenario, options(exercise)).finish().await
+}
+
+/// Runs `scenario`, pulls the cord `after` the phase `phase` starts, and returns the report.
+async fn abort_in(client: &kube::Client, scenario: &Scenario, phase: &str, after: Duration) -> (Report, Vec<String>) {
+    let mut running = start_run(client, scenario.clone(), options("ex-andon"));
+    running.until(phase).await;
     tokio::time::sleep(after).await;
-    abort_tx.send(Some(format!("Andon pulled in {phase}"))).expect("abort");
-    let report = running.await.expect("the run");
-    let lines = progress.lines.lock().expect("lines").clone();
-    (report, lines)
+    running.pull(&format!("Andon pulled in {phase}"));
+    running.finish().await
 }
 
 /// The node that holds a checkout pod, and checkout's PDB set to allow no disruption.
@@ -169,14 +197,9 @@ async fn after_a_slow_injection_the_window_still_holds_its_duration_of_samples()
             set_min_available(&client, 2).await;
         }
     });
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_abort_tx, abort) = watch::channel(None);
-    let report = run(&client, &drain(&node, "2s"), options("ex-slow"), abort, &progress).await;
+    let (report, lines) = run_to_end(&client, drain(&node, "2s"), "ex-slow").await;
     releasing.await.expect("released");
-    let lines = progress.lines.lock().expect("lines").join("\n");
+    let lines = lines.join("\n");
     let injected = report.injections[0].injected_at.expect("the drain went in");
     assert!(
         (injected - report.started_at).num_milliseconds() >= 2500,
@@ -221,32 +244,16 @@ spec:
     ));
     let mut opts = options("ex-slow-probe");
     opts.sources.hosts = disasterpiece::probe::hosts::HostPolicy::any();
-    let (phase_tx, mut phases) = watch::channel(String::new());
-    let progress = std::sync::Arc::new(Phases {
-        tx: phase_tx,
-        lines: Mutex::default(),
-    });
-    let (abort_tx, abort) = watch::channel(None);
-    let running = tokio::spawn({
-        let client = client.clone();
-        let progress = progress.clone();
-        async move { run(&client, &scenario, opts, abort, progress.as_ref()).await }
-    });
-    while *phases.borrow_and_update() != "observe" {
-        phases.changed().await.expect("the run goes on");
-    }
+    let mut running = start_run(&client, scenario, opts);
+    running.until("observe").await;
     // The first sample is under way (it will take 20 s) when the cord is pulled.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    abort_tx.send(Some("Andon".into())).expect("abort");
-    let report = running.await.expect("the run");
+    running.pull("Andon");
+    let (report, _) = running.finish().await;
     assert_eq!(report.outcome, Outcome::Aborted);
     let latency = report.metrics.abort_latency_s.expect("latency");
     assert!(latency < 10.0, "the 20s probe held the abort: {latency}s");
-    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
-        .get("frontend")
-        .await
-        .expect("frontend");
-    assert_eq!(frontend.spec.replicas, Some(3), "reverted");
+    assert_eq!(replicas(&client, "frontend").await, 3, "reverted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,11 +282,7 @@ spec:
         lines.iter().any(|l| l.contains("the faults were already reverted")),
         "{lines:#?}"
     );
-    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
-        .get("frontend")
-        .await
-        .expect("frontend");
-    assert_eq!(frontend.spec.replicas, Some(3));
+    assert_eq!(replicas(&client, "frontend").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,12 +304,7 @@ spec:
   recovery: {within: 20s}
 ",
     );
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_abort_tx, abort) = watch::channel(None);
-    let report = run(&client, &scenario, options("ex-late"), abort, &progress).await;
+    let (report, _) = run_to_end(&client, scenario, "ex-late").await;
     let clause = &report.expectations[0];
     assert_eq!(clause.verdict, ClauseVerdict::Inconclusive, "{clause:?}");
     assert!(clause.observed.contains("reverted") && clause.observed.contains("before its `within 30s` ended"));
@@ -349,32 +347,21 @@ spec:
     - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
 ",
     );
-    let (phase_tx, mut phases) = watch::channel(String::new());
-    let progress = std::sync::Arc::new(Phases {
-        tx: phase_tx,
-        lines: Mutex::default(),
-    });
-    let (_abort_tx, abort) = watch::channel(None);
-    let running = tokio::spawn({
-        let progress = progress.clone();
-        async move { run(&runner, &scenario, options("ex-revert-fails"), abort, progress.as_ref()).await }
-    });
-    while *phases.borrow_and_update() != "observe" {
-        phases.changed().await.expect("the run goes on");
-    }
+    let mut running = start_run(&runner, scenario, options("ex-revert-fails"));
+    running.until("observe").await;
     bindings
         .delete("runner-admin", &Default::default())
         .await
         .expect("take the binding away");
-    let report = running.await.expect("the run");
+    let (report, _) = running.finish().await;
     assert!(!report.revert_failures.is_empty(), "{:?}", report);
-    assert_eq!(report.exit_code(), REVERT_FAILED_EXIT);
-    assert_eq!(REVERT_FAILED_EXIT, 4);
-    let frontend = Api::<Deployment>::namespaced(admin.clone(), "shop")
-        .get("frontend")
-        .await
-        .expect("frontend");
-    assert_eq!(frontend.spec.replicas, Some(1), "still scaled down, as the report says");
+    // The README's exit code for a failed revert, whatever the verdict.
+    assert_eq!(report.exit_code(), 4);
+    assert_eq!(
+        replicas(&admin, "frontend").await,
+        1,
+        "still scaled down, as the report says"
+    );
 }
 
 /// Availability counts every http sample of the fault window: a throughout clause that failed
@@ -397,12 +384,7 @@ spec:
     - {name: answers, http: {url: 'http://checkout.shop.svc/'}, throughout: true}
 ",
     );
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_abort_tx, abort) = watch::channel(None);
-    let report = run(&client, &scenario, options("ex-availability"), abort, &progress).await;
+    let (report, _) = run_to_end(&client, scenario, "ex-availability").await;
     let clause = &report.expectations[0];
     assert_eq!(clause.verdict, ClauseVerdict::Refuted, "{clause:?}");
     assert!(
@@ -439,12 +421,7 @@ spec:
   recovery: {{within: 30s}}
 "
     ));
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_abort_tx, abort) = watch::channel(None);
-    let report = run(&client, &scenario, options("ex-partial"), abort, &progress).await;
+    let (report, _) = run_to_end(&client, scenario, "ex-partial").await;
     let record = &report.injections[0];
     assert!(
         record.injected_at.is_some(),
@@ -484,34 +461,9 @@ spec:
 "
         ))
     };
-    let (phase_tx, mut phases) = watch::channel(String::new());
-    let first_progress = std::sync::Arc::new(Phases {
-        tx: phase_tx,
-        lines: Mutex::default(),
-    });
-    let (_a, abort_a) = watch::channel(None);
-    let first = tokio::spawn({
-        let client = client.clone();
-        let progress = first_progress.clone();
-        let scenario = scale("down-to-one", 1, "3s");
-        async move { run(&client, &scenario, options("ex-first"), abort_a, progress.as_ref()).await }
-    });
-    while *phases.borrow_and_update() != "observe" {
-        phases.changed().await.expect("the first run goes on");
-    }
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_b, abort_b) = watch::channel(None);
-    let second = run(
-        &client,
-        &scale("down-to-two", 2, "1s"),
-        options("ex-second"),
-        abort_b,
-        &progress,
-    )
-    .await;
+    let mut first = start_run(&client, scale("down-to-one", 1, "3s"), options("ex-first"));
+    first.until("observe").await;
+    let (second, _) = run_to_end(&client, scale("down-to-two", 2, "1s"), "ex-second").await;
     assert_eq!(second.outcome, Outcome::Refused, "{:?}", second.injections);
     assert!(
         second
@@ -521,13 +473,9 @@ spec:
         "{:?}",
         second.refusals
     );
-    let first = first.await.expect("the first run");
+    let (first, _) = first.finish().await;
     assert_eq!(first.outcome, Outcome::Confirmed, "{:?}", first.expectations);
-    let frontend = Api::<Deployment>::namespaced(client.clone(), "shop")
-        .get("frontend")
-        .await
-        .expect("frontend");
-    assert_eq!(frontend.spec.replicas, Some(3), "back where it began");
+    assert_eq!(replicas(&client, "frontend").await, 3, "back where it began");
 }
 
 /// A scale is held by the tool itself: the workload can only be repaired once it is reverted,
@@ -550,12 +498,7 @@ spec:
   recovery: {within: 30s}
 ",
     );
-    let progress = Phases {
-        tx: watch::channel(String::new()).0,
-        lines: Mutex::default(),
-    };
-    let (_abort_tx, abort) = watch::channel(None);
-    let report = run(&client, &scenario, options("ex-remediate"), abort, &progress).await;
+    let (report, _) = run_to_end(&client, scenario, "ex-remediate").await;
     assert_eq!(report.outcome, Outcome::Confirmed, "{:?}", report.expectations);
     let remediate = report.metrics.time_to_remediate_s.expect("remediated");
     // From the revert, the replacements take well under the 3 s window; counted from the

@@ -12,14 +12,13 @@ use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::probe::{self, ProbeContext, Verdict};
 use disasterpiece::report::model::{ClauseVerdict, Outcome};
 use disasterpiece::scenario::model::{PrometheusProbe, Target, TargetKind};
-use disasterpiece::scenario::{self, Resource, Scenario};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::Api;
 use tokio::sync::watch;
 
 mod common;
-use common::{eventually, fast_shop, start};
+use common::{eventually, fast_shop, parse, start};
 
 fn prometheus_binary() -> PathBuf {
     common::program(
@@ -98,14 +97,6 @@ struct Quiet;
 
 impl Progress for Quiet {
     fn say(&self, _: &str) {}
-}
-
-fn parse(text: &str) -> Scenario {
-    let loaded = scenario::load(text, &|_| true);
-    match loaded.resources.into_iter().next() {
-        Some((_, Resource::Scenario(s))) => *s,
-        _ => panic!("invalid test scenario: {:?}", loaded.problems),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

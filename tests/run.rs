@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::report::model::{ClauseVerdict, Outcome};
-use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -20,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 mod common;
-use common::{eventually, fast_shop, start};
+use common::{eventually, fast_shop, parse, replicas, start};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<String>>);
@@ -28,14 +27,6 @@ struct Collect(Mutex<Vec<String>>);
 impl Progress for Collect {
     fn say(&self, line: &str) {
         self.0.lock().expect("lines").push(line.to_owned());
-    }
-}
-
-fn parse(text: &str) -> Scenario {
-    let loaded = scenario::load(text, &|_| true);
-    match loaded.resources.into_iter().next() {
-        Some((_, Resource::Scenario(s))) => *s,
-        _ => panic!("invalid test scenario: {:?}", loaded.problems),
     }
 }
 
@@ -79,16 +70,6 @@ async fn journals(client: &kube::Client) -> usize {
         .expect("list")
         .items
         .len()
-}
-
-async fn replicas(client: &kube::Client, name: &str) -> i32 {
-    Api::<Deployment>::namespaced(client.clone(), "shop")
-        .get(name)
-        .await
-        .expect("get")
-        .spec
-        .replicas
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -122,19 +122,16 @@ impl ClusterArgs {
         let (client, log) =
             disasterpiece::engine::retry::retrying_client(config).context("building the Kubernetes client")?;
         // A cluster that does not answer is said at once, not after minutes of retries.
-        let context = self.context_name().map_or(String::new(), |c| format!(" (context {c})"));
-        match tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => anyhow::bail!(
-                "cannot reach the cluster at {server}{context}: {}",
-                disasterpiece::fault::api_message(&e)
-            ),
-            Err(_) => anyhow::bail!(
-                "cannot reach the cluster at {server}{context}: no answer within {}s; check the address, the network, or --context",
+        let why = match tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version()).await {
+            Ok(Ok(_)) => return Ok((client, server, log)),
+            Ok(Err(e)) => disasterpiece::fault::api_message(&e),
+            Err(_) => format!(
+                "no answer within {}s; check the address, the network, or --context",
                 REACH_TIMEOUT.as_secs()
             ),
-        }
-        Ok((client, server, log))
+        };
+        let context = self.context_name().map_or(String::new(), |c| format!(" (context {c})"));
+        anyhow::bail!("cannot reach the cluster at {server}{context}: {why}")
     }
 
     /// `--kubeconfig` (or `$KUBECONFIG`), every file it lists merged as kubectl merges them
@@ -143,14 +140,17 @@ impl ClusterArgs {
         let Some(paths) = &self.kubeconfig else {
             return Ok(None);
         };
+        let listed: Vec<PathBuf> = std::env::split_paths(paths)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
         let mut merged: Option<Kubeconfig> = None;
-        for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
-            // kubectl skips files of the list that do not exist.
-            if std::env::split_paths(paths).count() > 1 && !path.exists() {
+        for path in &listed {
+            // kubectl skips files of a list that do not exist.
+            if listed.len() > 1 && !path.exists() {
                 continue;
             }
             let next =
-                Kubeconfig::read_from(&path).with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+                Kubeconfig::read_from(path).with_context(|| format!("reading the kubeconfig {}", path.display()))?;
             merged = Some(match merged {
                 None => next,
                 Some(m) => m.merge(next).context("merging the kubeconfig files")?,

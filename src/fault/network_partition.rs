@@ -28,7 +28,9 @@ pub fn label_key(domain: &str, exercise: &str) -> String {
         let hash = exercise.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-        let mut cut = exercise[..46].to_owned();
+        // By characters: a name from a resource is ASCII, but nothing here may panic on one
+        // that is not.
+        let mut cut: String = exercise.chars().take(46).collect();
         while cut.ends_with(['-', '.', '_']) {
             cut.pop();
         }

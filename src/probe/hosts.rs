@@ -128,17 +128,6 @@ impl HostPolicy {
         Ok(HostPolicy { rules })
     }
 
-    /// Also allows the host of `address` by name (the operator's own Prometheus and
-    /// Alertmanager, say).
-    pub fn with_host_of(mut self, address: Option<&str>) -> Self {
-        if let Some(host) = address.and_then(|a| url::Url::parse(a).ok()).and_then(|u| host_of(&u))
-            && let Ok(rule) = parse_rule(&host)
-        {
-            self.rules.push(rule);
-        }
-        self
-    }
-
     /// Whether the rules allow the host of `url`, judged by its name or literal address.
     pub fn check_url(&self, url: &url::Url) -> Result<(), String> {
         let host = host_of(url).ok_or_else(|| format!("{url} has no host"))?;

@@ -147,10 +147,11 @@ pub fn annotate(path: &Path, annotation: &Annotation) -> Result<Report, Annotate
     let mut value = serde_json::to_value(&report).map_err(|e| AnnotateError::Write(e.into()))?;
     keep_unknown(&original, &mut value);
     let text = serde_json::to_string_pretty(&value).map_err(|e| AnnotateError::Write(e.into()))? + "\n";
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let temporary = sibling(&path, &format!("tmp-{}-{nanos}", std::process::id()));
+    // Unpredictable, so nobody can plant a link at it ahead of time (and O_EXCL refuses one).
+    let temporary = sibling(
+        &path,
+        &format!("tmp-{}-{:016x}", std::process::id(), crate::random::u64()),
+    );
     let written = write_new(&temporary, &text, meta.permissions()).and_then(|()| std::fs::rename(&temporary, &path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temporary);

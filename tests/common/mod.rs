@@ -152,3 +152,23 @@ pub fn program(variable: Option<&str>, names: &[&str], install: &str) -> std::pa
         })
         .unwrap_or_else(|| panic!("this test needs {}: {install}", names.join(" or ")))
 }
+
+/// The one Scenario of a YAML text, valid; panics with the problems otherwise.
+pub fn parse(text: &str) -> disasterpiece::scenario::Scenario {
+    let loaded = disasterpiece::scenario::load(text, &|_| true);
+    match loaded.resources.into_iter().next() {
+        Some((_, disasterpiece::scenario::Resource::Scenario(s))) => *s,
+        _ => panic!("invalid test scenario: {:?}", loaded.problems),
+    }
+}
+
+/// The replicas `spec` of Deployment `shop/name`.
+pub async fn replicas(client: &kube::Client, name: &str) -> i32 {
+    kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), "shop")
+        .get(name)
+        .await
+        .expect("get the Deployment")
+        .spec
+        .replicas
+        .unwrap_or(0)
+}
