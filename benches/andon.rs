@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use disasterpiece::engine::event::ExerciseEvent;
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece_sim::{Seed, Sim};
@@ -47,8 +48,18 @@ impl Cord {
 }
 
 impl Progress for Cord {
-    fn say(&self, line: &str) {
-        if self.phase == "inject" && line.contains("injected:") {
+    fn event(&self, _: Duration, event: &ExerciseEvent) {
+        match event {
+            ExerciseEvent::Injected { .. } => self.injected(),
+            ExerciseEvent::Phase { phase, .. } => self.phase(phase.as_str()),
+            _ => {}
+        }
+    }
+}
+
+impl Cord {
+    fn injected(&self) {
+        if self.phase == "inject" {
             let mut n = self.injected.lock().expect("lock");
             *n += 1;
             if *n == FAULTS / 2 {
@@ -58,7 +69,7 @@ impl Progress for Cord {
         }
     }
 
-    fn phase(&self, name: &str, _: Option<Duration>) {
+    fn phase(&self, name: &str) {
         if name == self.phase && name == "recovery" {
             let (tx, pulled, phase) = (self.tx.clone(), self.pulled.clone(), self.phase);
             tokio::spawn(async move {

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use disasterpiece::engine::event::{ExerciseEvent, Phase};
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::scenario::{self, Resource, Scenario};
 use disasterpiece_sim::{Seed, Sim};
@@ -23,10 +24,11 @@ const RUNS: usize = 7;
 struct AbortWhenObserving(watch::Sender<Option<String>>);
 
 impl Progress for AbortWhenObserving {
-    fn say(&self, _: &str) {}
-
-    fn phase(&self, name: &str, _: Option<Duration>) {
-        if name == "observe" {
+    fn event(&self, _: Duration, event: &ExerciseEvent) {
+        if let ExerciseEvent::Phase {
+            phase: Phase::Observe, ..
+        } = event
+        {
             let _ = self.0.send(Some("benchmark abort".into()));
         }
     }

@@ -10,10 +10,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use disasterpiece::engine::event::{ExerciseEvent, Phase};
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::report::model::{ClauseVerdict, Outcome, Report};
 use disasterpiece::scenario::Scenario;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::sync::watch;
 
@@ -23,16 +25,15 @@ use common::{fast_shop, parse, replicas, start};
 /// Says each phase as it starts, so a test can pull the cord in the phase it wants.
 struct Phases {
     tx: watch::Sender<String>,
-    lines: Mutex<Vec<String>>,
+    events: Mutex<Vec<ExerciseEvent>>,
 }
 
 impl Progress for Phases {
-    fn say(&self, line: &str) {
-        self.lines.lock().expect("lines").push(line.to_owned());
-    }
-
-    fn phase(&self, name: &str, _window: Option<Duration>) {
-        let _ = self.tx.send(name.to_owned());
+    fn event(&self, _: Duration, event: &ExerciseEvent) {
+        if let ExerciseEvent::Phase { phase, .. } = event {
+            let _ = self.tx.send(phase.to_string());
+        }
+        self.events.lock().expect("events").push(event.clone());
     }
 }
 
@@ -58,7 +59,7 @@ fn start_run(client: &kube::Client, scenario: Scenario, options: RunOptions) -> 
     let (tx, phases) = watch::channel(String::new());
     let progress = Arc::new(Phases {
         tx,
-        lines: Mutex::default(),
+        events: Mutex::default(),
     });
     let (cord, abort) = watch::channel(None);
     let report = tokio::spawn({
@@ -86,20 +87,25 @@ impl Running {
     }
 
     /// The report, and what the run said.
-    async fn finish(self) -> (Report, Vec<String>) {
+    async fn finish(self) -> (Report, Vec<ExerciseEvent>) {
         let report = self.report.await.expect("the run");
-        let lines = self.progress.lines.lock().expect("lines").clone();
-        (report, lines)
+        let events = self.progress.events.lock().expect("events").clone();
+        (report, events)
     }
 }
 
 /// Runs `scenario` to its end.
-async fn run_to_end(client: &kube::Client, scenario: Scenario, exercise: &str) -> (Report, Vec<String>) {
+async fn run_to_end(client: &kube::Client, scenario: Scenario, exercise: &str) -> (Report, Vec<ExerciseEvent>) {
     start_run(client, scenario, options(exercise)).finish().await
 }
 
 /// Runs `scenario`, pulls the cord `after` the phase `phase` starts, and returns the report.
-async fn abort_in(client: &kube::Client, scenario: &Scenario, phase: &str, after: Duration) -> (Report, Vec<String>) {
+async fn abort_in(
+    client: &kube::Client,
+    scenario: &Scenario,
+    phase: &str,
+    after: Duration,
+) -> (Report, Vec<ExerciseEvent>) {
     let mut running = start_run(client, scenario.clone(), options("ex-andon"));
     running.until(phase).await;
     tokio::time::sleep(after).await;
@@ -199,17 +205,19 @@ async fn after_a_slow_injection_the_window_still_holds_its_duration_of_samples()
     });
     let (report, lines) = run_to_end(&client, drain(&node, "2s"), "ex-slow").await;
     releasing.await.expect("released");
-    let lines = lines.join("\n");
     let injected = report.injections[0].injected_at.expect("the drain went in");
     assert!(
         (injected - report.started_at).num_milliseconds() >= 2500,
         "the drain waited for the PDB"
     );
-    assert!(lines.contains("injection took"), "{lines}");
+    assert!(
+        lines.iter().any(|e| matches!(e, ExerciseEvent::SlowInjection { .. })),
+        "{lines:#?}"
+    );
     assert!(report.timeline.iter().any(|e| e.kind == "slowInjection"));
     let clause = &report.expectations[0];
     // 2 s every 200 ms, all after the drain completed (a few may be lost to scheduling).
-    assert!(clause.samples >= 5, "{} samples: {lines}", clause.samples);
+    assert!(clause.samples >= 5, "{} samples: {lines:#?}", clause.samples);
     assert!(
         clause.history.iter().all(|o| o.at >= injected),
         "a sample before the fault was in place: {:?}",
@@ -279,7 +287,13 @@ spec:
     let latency = report.metrics.abort_latency_s.expect("latency");
     assert!(latency < 10.0, "recovery was waited out: {latency}s");
     assert!(
-        lines.iter().any(|l| l.contains("the faults were already reverted")),
+        lines.iter().any(|e| matches!(
+            e,
+            ExerciseEvent::Abort {
+                during: Phase::Recovery,
+                ..
+            }
+        )),
         "{lines:#?}"
     );
     assert_eq!(replicas(&client, "frontend").await, 3);
@@ -476,6 +490,88 @@ spec:
     let (first, _) = first.finish().await;
     assert_eq!(first.outcome, Outcome::Confirmed, "{:?}", first.expectations);
     assert_eq!(replicas(&client, "frontend").await, 3, "back where it began");
+}
+
+/// checkout: 3 pods under a budget of minAvailable 2 — one may go.
+fn one_checkout_pod(name: &str, fault: &str, duration: &str) -> Scenario {
+    parse(&format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: {name}}}
+spec:
+  hypothesis: Checkout copes with one pod down.
+  target: {{namespace: shop, kind: Deployment, name: checkout}}
+  blastRadius: {{mode: one}}
+  faults: [{{{fault}: {{}}}}]
+  duration: {duration}
+  expect:
+    - {{name: some left, kube: {{readyReplicas: {{atLeast: 1}}}}, throughout: true}}
+"
+    ))
+}
+
+/// A partitioned pod still looks Ready: the budget's status does not know of it. A second
+/// exercise, planned while the first holds its fault, counts that pod from the first one's
+/// journal and spares its own target: together they never exceed the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_exercise_counts_the_first_ones_fault_against_the_budget() {
+    let (_sim, client) = start(fast_shop()).await;
+    let mut first = start_run(
+        &client,
+        one_checkout_pod("partition-one", "networkPartition", "3s"),
+        options("ex-first"),
+    );
+    first.until("observe").await;
+    // Keep the second off the first one's pod, so it is the budget that says no.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let partitioned = pods
+        .list(&ListParams::default().labels("partition.disasterpiece.dev/ex-first=true"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(partitioned.len(), 1);
+    let exclude = serde_json::json!({"metadata": {"labels": {"disasterpiece.dev/exclude": "true"}}});
+    pods.patch(
+        &partitioned[0].name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&exclude),
+    )
+    .await
+    .expect("exclude");
+    let (second, _) = run_to_end(
+        &client,
+        one_checkout_pod("partition-another", "networkPartition", "1s"),
+        "ex-second",
+    )
+    .await;
+    assert_eq!(second.metrics.blast_radius.hit, 0, "{:#?}", second.injections);
+    assert_eq!(
+        second.injections[0].not_injected.as_deref(),
+        Some("the guard says no PodDisruptionBudget headroom (checkout)")
+    );
+    let (first, _) = first.finish().await;
+    assert_eq!(first.metrics.blast_radius.hit, 1);
+}
+
+/// Two exercises that start at once, each allowed the budget's one disruption by its plan:
+/// each writes its intent before its second look, so the later sees the earlier, and at most
+/// one pod goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_exercises_at_once_never_exceed_a_budget_together() {
+    // Killed pods stay gone while the exercises run.
+    let (_sim, client) = start(fast_shop().replace_delay(Duration::from_secs(5))).await;
+    let a = start_run(&client, one_checkout_pod("kill-a", "podKill", "1s"), options("ex-a"));
+    let b = start_run(&client, one_checkout_pod("kill-b", "podKill", "1s"), options("ex-b"));
+    let ((a, _), (b, _)) = tokio::join!(a.finish(), b.finish());
+    let hit = a.metrics.blast_radius.hit + b.metrics.blast_radius.hit;
+    assert!(hit <= 1, "{hit} pods killed: {:#?} {:#?}", a.injections, b.injections);
+    let ready = Api::<Pod>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels("app=checkout"))
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert!(ready >= 2, "{ready} checkout pods left");
 }
 
 /// A scale is held by the tool itself: the workload can only be repaired once it is reverted,

@@ -494,7 +494,8 @@ async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_n
     let id = journal
         .intend("deployment shop/frontend", &prepared, chrono::Utc::now())
         .await
-        .expect("intend");
+        .expect("intend")
+        .id;
     fault::apply(&ctx, &prepared).await.expect("apply");
     journal.mark(id, State::Applied).await.expect("mark");
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "shop");

@@ -79,7 +79,11 @@ async fn a_dead_run_is_recovered_exactly_once() {
     ];
     for (kind, t) in faults {
         let prepared = fault::prepare(&ctx, kind, t).await.expect("prepare");
-        let id = journal.intend(&t.display(), &prepared, expires).await.expect("intend");
+        let id = journal
+            .intend(&t.display(), &prepared, expires)
+            .await
+            .expect("intend")
+            .id;
         fault::apply(&ctx, &prepared).await.expect("apply");
         journal.mark(id, State::Applied).await.expect("mark");
     }
@@ -274,7 +278,8 @@ async fn an_unreadable_journal_is_reported_and_every_other_dead_run_is_still_rec
             Utc::now() + chrono::Duration::minutes(2),
         )
         .await
-        .expect("intend");
+        .expect("intend")
+        .id;
     fault::apply(&ctx, &prepared).await.expect("apply");
     journal.mark(id, State::Applied).await.expect("mark");
     drop(journal);

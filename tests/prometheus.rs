@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use disasterpiece::engine::run::{Progress, RunOptions, run};
+use disasterpiece::engine::run::{RunOptions, Silent, run};
 use disasterpiece::probe::{self, ProbeContext, Verdict};
 use disasterpiece::report::model::{ClauseVerdict, Outcome};
 use disasterpiece::scenario::model::{PrometheusProbe, Target, TargetKind};
@@ -93,12 +93,6 @@ fn options(exercise: &str, sources: disasterpiece::probe::Sources) -> RunOptions
     }
 }
 
-struct Quiet;
-
-impl Progress for Quiet {
-    fn say(&self, _: &str) {}
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(has_prometheus), ignore = "needs prometheus (apt-get install prometheus)")]
 async fn an_alert_that_fires_is_detected_and_a_promql_threshold_must_hold_for_its_duration() {
@@ -134,7 +128,7 @@ spec:
             hosts: disasterpiece::probe::hosts::HostPolicy::any(),
         },
     );
-    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    let report = run(&client, &scenario, options, abort, &Silent).await;
     assert_eq!(
         report.outcome,
         Outcome::Confirmed,
@@ -262,7 +256,7 @@ spec:
         hosts: disasterpiece::probe::hosts::HostPolicy::any(),
     };
     let options = options("ex-am", sources);
-    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    let report = run(&client, &scenario, options, abort, &Silent).await;
     assert_eq!(
         report.expectations[0].verdict,
         ClauseVerdict::Confirmed,
@@ -370,7 +364,7 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
             hosts: disasterpiece::probe::hosts::HostPolicy::any(),
         },
     );
-    let report = run(&client, &scenario, options, abort, &Quiet).await;
+    let report = run(&client, &scenario, options, abort, &Silent).await;
     assert_eq!(
         report.outcome,
         Outcome::Confirmed,

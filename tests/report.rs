@@ -383,11 +383,7 @@ fn trend_over_200_reports_gives_the_hand_computed_figures() {
 
 /// A real report: the pod-loss demo scenario against the simulator, sampled often.
 async fn real_report() -> Report {
-    use disasterpiece::engine::run::{Progress, RunOptions, run};
-    struct Quiet;
-    impl Progress for Quiet {
-        fn say(&self, _: &str) {}
-    }
+    use disasterpiece::engine::run::{RunOptions, Silent, run};
     let (_sim, client) = common::start(common::fast_shop()).await;
     let text = std::fs::read_to_string("scenarios/demo-checkout-pod-loss.yaml").expect("scenario");
     let scenario = match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
@@ -402,7 +398,7 @@ async fn real_report() -> Report {
         cluster: "sim".into(),
         ..Default::default()
     };
-    run(&client, &scenario, options, abort, &Quiet).await
+    run(&client, &scenario, options, abort, &Silent).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::run::summary;
 use disasterpiece::clock::Clock;
+use disasterpiece::engine::event::{ExerciseEvent, stamped};
 use disasterpiece::engine::run::{Progress, RunOptions, run as run_exercise};
 use disasterpiece::report::model::Outcome;
 use disasterpiece::scenario::{self, Resource, Scenario};
@@ -42,8 +43,10 @@ pub struct DemoArgs {
 struct Indented;
 
 impl Progress for Indented {
-    fn say(&self, line: &str) {
-        println!("    {}", disasterpiece::report::text::terminal(line));
+    fn event(&self, elapsed: std::time::Duration, event: &ExerciseEvent) {
+        if let Some(line) = stamped(elapsed, event) {
+            println!("    {}", disasterpiece::report::text::terminal(&line));
+        }
     }
 }
 

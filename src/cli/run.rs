@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::cluster::ClusterArgs;
 use super::plan::ScenarioArgs;
 use disasterpiece::clock::Clock;
+use disasterpiece::engine::event::{ClauseState, ExerciseEvent, stamped};
 use disasterpiece::engine::run::{Progress, RunOptions, run as run_exercise};
 use disasterpiece::report::model::{ClauseVerdict, Outcome, Report};
 use disasterpiece::scenario::Duration;
@@ -53,8 +54,10 @@ pub struct ExerciseArgs {
 pub(crate) struct Lines;
 
 impl Progress for Lines {
-    fn say(&self, line: &str) {
-        println!("{}", disasterpiece::report::text::terminal(line));
+    fn event(&self, elapsed: std::time::Duration, event: &ExerciseEvent) {
+        if let Some(line) = stamped(elapsed, event) {
+            println!("{}", disasterpiece::report::text::terminal(&line));
+        }
     }
 }
 
@@ -77,10 +80,19 @@ impl Live {
 }
 
 impl Progress for Live {
-    fn say(&self, line: &str) {
-        self.bar.println(disasterpiece::report::text::terminal(line));
+    fn event(&self, elapsed: std::time::Duration, event: &ExerciseEvent) {
+        match event {
+            ExerciseEvent::Phase { phase, window, .. } => self.phase(phase.as_str(), *window),
+            ExerciseEvent::Clauses { states } => self.clauses(states),
+            _ => {}
+        }
+        if let Some(line) = stamped(elapsed, event) {
+            self.bar.println(disasterpiece::report::text::terminal(&line));
+        }
     }
+}
 
+impl Live {
     fn phase(&self, name: &str, window: Option<std::time::Duration>) {
         // Elapsed and, when the phase has a limit, the limit: `observe 4s of 2m`.
         let limit = window.map_or(String::new(), |w| format!(" of {}", Duration::from(w)));
@@ -93,14 +105,14 @@ impl Progress for Live {
         self.bar.set_message(String::new());
     }
 
-    fn clauses(&self, states: &[(String, &'static str)]) {
+    fn clauses(&self, states: &[(String, ClauseState)]) {
         let shown: Vec<String> = states
             .iter()
             .map(|(name, state)| {
-                let mark = match *state {
-                    "held" | "holding" => "✓",
-                    "failed" => "✗",
-                    _ => "…",
+                let mark = match state {
+                    ClauseState::Held | ClauseState::Holding => "✓",
+                    ClauseState::Failed => "✗",
+                    ClauseState::Pending => "…",
                 };
                 format!("{mark} {}", disasterpiece::report::text::terminal(name))
             })

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use super::crd::{Condition, Exercise, ExerciseStatus, ExpectationStatus, Phase};
 use crate::clock::Clock;
+use crate::engine::event::ExerciseEvent;
 use crate::engine::run::{Progress, RunOptions, run};
 use crate::report::model::{Outcome, Report};
 use crate::report::render::seconds;
@@ -603,22 +604,15 @@ impl Recorder {
 }
 
 impl Progress for Recorder {
-    fn say(&self, line: &str) {
-        // `[  1.2s] injected: …` → reason Injected.
-        let text = line.split_once("] ").map_or(line, |(_, t)| t);
-        let (reason, kind) = match text.split(':').next().unwrap_or_default() {
-            "injected" => ("Injected", "Normal"),
-            "not injected" => ("NotInjected", "Warning"),
-            t if t.starts_with("reverted") => ("Reverted", "Normal"),
-            t if t.starts_with("abort") => ("Aborted", "Warning"),
-            t if t.contains("failed") || t.starts_with("error") => ("Error", "Warning"),
-            _ => return,
+    fn event(&self, _elapsed: Duration, event: &ExerciseEvent) {
+        let Some((reason, severity)) = event.reason() else {
+            return;
         };
-        self.event(reason, kind, text);
-    }
-
-    fn phase(&self, name: &str, _window: Option<Duration>) {
-        self.event("Phase", "Normal", &format!("phase {name}"));
+        let message = match event {
+            ExerciseEvent::Phase { phase, .. } => format!("phase {phase}"),
+            _ => event.line().unwrap_or_default(),
+        };
+        self.event(reason, severity.as_str(), &message);
     }
 }
 

@@ -130,17 +130,19 @@ pub fn name_for(exercise: &str) -> String {
     format!("disasterpiece-journal-{exercise}")
 }
 
-/// The scale another exercise holds on the workload `kind namespace/name`, if one does: its
-/// exercise id. Read from the journals of `namespace` (every run records its faults there
-/// before it acts), so two runs never scale one workload at once — the second one's undo would
-/// restore the first one's count, and the workload would stay at the wrong size for good.
-pub async fn scaled_by_another(
-    client: &Client,
-    namespace: &str,
-    kind: &str,
-    name: &str,
-    own_exercise: &str,
-) -> Result<Option<String>, JournalError> {
+/// A fault some exercise has on record and has not reverted: in place, or about to be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    pub exercise: String,
+    pub id: u32,
+    pub action: Action,
+}
+
+/// Every fault on record in the journals of `namespace` and not reverted, whoever's: what the
+/// guard counts as disrupted, and what keeps two scales of one workload apart. Every run
+/// records its faults there before it acts. A journal that cannot be parsed counts as holding
+/// nothing here; recovery reports it.
+pub async fn active(client: &Client, namespace: &str) -> Result<Vec<Active>, JournalError> {
     let listed = Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
         .await
@@ -148,22 +150,43 @@ pub async fn scaled_by_another(
             name: "(list)".into(),
             source,
         })?;
-    for cm in &listed.items {
-        let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
-        if exercise == own_exercise {
-            continue;
-        }
-        // An unreadable journal counts as holding nothing here; recovery reports it.
-        let holds = entries_of(cm).unwrap_or_default().iter().any(|e| {
-            e.state != State::Reverted
-                && matches!(&e.action, Action::Scale { kind: k, namespace: n, name: w, .. }
+    Ok(listed
+        .items
+        .iter()
+        .flat_map(|cm| {
+            let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
+            entries_of(cm)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.state != State::Reverted)
+                .map(move |e| Active {
+                    exercise: exercise.clone(),
+                    id: e.id,
+                    action: e.action,
+                })
+        })
+        .collect())
+}
+
+/// The exercise other than `own_exercise` that holds a scale of the workload `kind
+/// namespace/name`, if one does. Two runs never scale one workload at once: the second one's
+/// undo would restore the first one's count, and the workload would stay at the wrong size
+/// for good. PURE.
+pub fn scaled_by_another<'a>(
+    active: &'a [Active],
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    own_exercise: &str,
+) -> Option<&'a str> {
+    active
+        .iter()
+        .find(|a| {
+            a.exercise != own_exercise
+                && matches!(&a.action, Action::Scale { kind: k, namespace: n, name: w, .. }
                     if k == kind && n == namespace && w == name)
-        });
-        if holds {
-            return Ok(Some(exercise));
-        }
-    }
-    Ok(None)
+        })
+        .map(|a| a.exercise.as_str())
 }
 
 fn entries_of(cm: &ConfigMap) -> Result<Vec<Entry>, JournalError> {
@@ -238,13 +261,14 @@ impl Journal {
         })
     }
 
-    /// Records what is about to be done, and how to undo it, before doing it.
+    /// Records what is about to be done, and how to undo it, before doing it; returns the entry
+    /// as recorded.
     pub async fn intend(
         &self,
         target: &str,
         prepared: &fault::Prepared,
         expires: DateTime<Utc>,
-    ) -> Result<u32, JournalError> {
+    ) -> Result<Entry, JournalError> {
         let entry = |id: u32| Entry {
             id,
             target: target.to_owned(),
@@ -259,7 +283,15 @@ impl Journal {
                 entries.push(entry(id));
             })
             .await?;
-        Ok(entries.last().map_or(0, |e| e.id))
+        entries.last().cloned().ok_or_else(|| JournalError::Corrupt {
+            name: self.name.clone(),
+            message: "the entry just written is missing".into(),
+        })
+    }
+
+    /// Takes back an intent that was never acted on (the guard said no after it was written).
+    pub async fn withdraw(&self, id: u32) -> Result<(), JournalError> {
+        self.update(|entries| entries.retain(|e| e.id != id)).await.map(|_| ())
     }
 
     pub async fn mark(&self, id: u32, state: State) -> Result<(), JournalError> {
@@ -453,27 +485,9 @@ async fn recover(
                 continue;
             }
         };
-        for entry in entries.into_iter().filter(|e| e.state != State::Reverted) {
-            let mut ok = true;
-            for undo in &entry.undo {
-                if let Err(refused) = undo_allowed(undo, &journal.namespace, nodes_ns) {
-                    ok = false;
-                    report.failed.push(format!("{undo}: {refused}"));
-                    continue;
-                }
-                match fault::revert(&ctx, undo).await {
-                    Ok(()) => report.reverted.push(undo.to_string()),
-                    Err(e) => {
-                        ok = false;
-                        report.failed.push(format!("{undo}: {e}"));
-                    }
-                }
-            }
-            if ok && let Err(e) = journal.mark(entry.id, State::Reverted).await {
-                report
-                    .failed
-                    .push(format!("reverted, but the journal could not record it: {e}"));
-            }
+        for entry in super::revert::revert(&ctx, &journal, &entries, nodes_ns).await {
+            report.reverted.extend(entry.done);
+            report.failed.extend(entry.failed);
         }
         if report.failed.is_empty()
             && let Err(e) = journal.close().await

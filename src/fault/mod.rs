@@ -294,6 +294,22 @@ pub async fn revert(ctx: &Context, undo: &Undo) -> Result<(), FaultError> {
     }
 }
 
+impl Action {
+    /// The one pod (`ns/name`) or node it disrupts, as the guard names candidates; `None` for a
+    /// scale, which acts on a workload's size rather than on one of its members.
+    pub fn disrupts(&self) -> Option<String> {
+        match self {
+            Action::DeletePod { namespace, pod, .. }
+            | Action::EvictPod { namespace, pod, .. }
+            | Action::Partition { namespace, pod, .. }
+            | Action::BlockDns { namespace, pod, .. }
+            | Action::InPod { namespace, pod, .. } => Some(format!("{namespace}/{pod}")),
+            Action::Cordon { node } | Action::Drain { node, .. } => Some(node.clone()),
+            Action::Scale { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let grace = |g: &Option<u32>| g.map_or(String::new(), |g| format!(" (grace {g}s)"));

@@ -46,7 +46,9 @@ impl Outcome {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub at: DateTime<Utc>,
-    /// `phase`, `injected`, `notInjected`, `reverted`, `expectation`, `abort`, `skipped`, `error`.
+    /// `phase`, `refused`, `skipped`, `injected`, `evicted`, `partial`, `notInjected`, `error`,
+    /// `slowInjection`, `expectation`, `abort`, `reverted`, `revertFailed`, `recovered`,
+    /// `notRecovered` (`engine::event::ExerciseEvent::timeline`).
     pub kind: String,
     pub detail: String,
 }
@@ -174,10 +176,12 @@ pub struct ActualBlastRadius {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
-    /// From the first injection to the first detection clause (an alert, else the first
-    /// `within` clause) holding.
+    /// From the first injection to the first detection clause holding: an `alert` `within`
+    /// clause, else a `prometheus` one; none without such a clause.
     pub time_to_detect_s: Option<f64>,
-    /// From the first injection until the target was back to its desired state.
+    /// From when remediation can start (the injection for faults the system repairs while
+    /// they last, the revert for faults the tool holds) to the first sample with the target's
+    /// workload back to its desired Ready replicas.
     pub time_to_remediate_s: Option<f64>,
     /// From the last revert until the steady state held again.
     pub time_to_recover_s: Option<f64>,

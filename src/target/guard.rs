@@ -112,19 +112,83 @@ pub fn decide(unit: Unit, candidates: &[Candidate], radius: &BlastRadius, health
     }
 }
 
-/// The guard's second look, right before an injection, with the health just read — or why it
-/// could not be read, which spares the target: the guard fails closed. `Some(reason)` spares it.
+/// What a live exercise has on record as acting on one target (a pod, `ns/name`, or a node,
+/// `name`): a fault in place, or about to be (written to its journal before it is sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disruption {
+    pub target: String,
+    pub exercise: String,
+}
+
+/// The guard's second look, right before an injection: `planned` as the cluster shows it
+/// now (`now`: the candidates and health just read — or why they could not be read, which
+/// spares the target: the guard fails closed), counting every target a live exercise has on
+/// record (`disrupted`, this exercise's own earlier faults included) as already disrupted
+/// while it still looks Ready — the cluster does not know yet of a pod about to be killed,
+/// nor of a partitioned pod. So two exercises that ask at once never exceed `minHealthy` or a
+/// PodDisruptionBudget together: each writes its intent before it looks, so the later one
+/// sees the earlier. `Some(reason)` spares it.
 pub fn second_look(
     unit: Unit,
-    candidate: &Candidate,
+    planned: &Candidate,
     radius: &BlastRadius,
-    health: Result<&Health, String>,
-    already: &[Candidate],
+    now: Result<(&[Candidate], &Health), String>,
+    disrupted: &[Disruption],
+    exercise: &str,
 ) -> Option<String> {
-    match health {
-        Ok(health) => check(unit, candidate, radius, health, already).map(|r| r.explain()),
-        Err(why) => Some(format!("cannot read the target's health to ask again ({why})")),
+    let (candidates, health) = match now {
+        Ok(now) => now,
+        Err(why) => return Some(format!("cannot read the target's health to ask again ({why})")),
+    };
+    let Some(current) = candidates.iter().find(|c| c.key() == planned.key()) else {
+        return Some("it is gone".into());
+    };
+    let key = current.key();
+    if let Some(other) = disrupted.iter().find(|d| d.target == key && d.exercise != exercise) {
+        return Some(format!("exercise {} acts on it", other.exercise));
     }
+    // Each disrupted target counted once, however many faults are on it, and only while the
+    // cluster still counts it: one already gone or not Ready is in `health` already.
+    let mut health = health.clone();
+    let mut budgets: HashMap<String, u32> = HashMap::new();
+    let mut counted: Vec<&str> = Vec::new();
+    for d in disrupted {
+        if d.target == key || counted.contains(&d.target.as_str()) {
+            continue;
+        }
+        counted.push(&d.target);
+        let Some(other) = candidates.iter().find(|c| c.ready && c.key() == d.target) else {
+            continue;
+        };
+        match unit {
+            Unit::Pod => {
+                if let Some(ready) = other.workload.as_ref().and_then(|w| health.ready_pods.get_mut(w)) {
+                    *ready = ready.saturating_sub(1);
+                }
+                if let Some(budget) = &other.budget {
+                    *budgets.entry(budget.name.clone()).or_default() += 1;
+                }
+            }
+            Unit::Node => health.ready_nodes = health.ready_nodes.saturating_sub(1),
+            Unit::Workload => {}
+        }
+    }
+    let mut current = current.clone();
+    if let Some(budget) = current.budget.as_mut() {
+        let used = budgets.get(&budget.name).copied().unwrap_or(0);
+        budget.disruptions_allowed = budget.disruptions_allowed.saturating_sub(used);
+        // The budget's status lags: a pod deleted a moment ago still counts as healthy there.
+        // The headroom from the pods as they are now, when the budget says what it needs.
+        if let Some(desired) = budget.desired_healthy {
+            let healthy = candidates
+                .iter()
+                .filter(|c| c.ready && c.budget.as_ref().is_some_and(|b| b.name == budget.name))
+                .count() as u32;
+            let now = healthy.saturating_sub(used).saturating_sub(desired);
+            budget.disruptions_allowed = budget.disruptions_allowed.min(now);
+        }
+    }
+    check(unit, &current, radius, &health, &[]).map(|r| r.explain())
 }
 
 fn check(
@@ -284,6 +348,7 @@ mod tests {
         let budget = Budget {
             name: "checkout".into(),
             disruptions_allowed: 1,
+            desired_healthy: None,
         };
         let candidates: Vec<Candidate> = ["a", "b"]
             .iter()
@@ -331,14 +396,126 @@ mod tests {
             min_healthy: Some(2),
             ..radius(BlastRadiusMode::All, None)
         };
-        assert_eq!(second_look(Unit::Pod, &pod("a"), &r, Ok(&health(3)), &[]), None);
+        let pods = [pod("a"), pod("b"), pod("c")];
         assert_eq!(
-            second_look(Unit::Pod, &pod("a"), &r, Ok(&health(2)), &[]),
+            second_look(Unit::Pod, &pod("a"), &r, Ok((&pods, &health(3))), &[], "me"),
+            None
+        );
+        assert_eq!(
+            second_look(Unit::Pod, &pod("a"), &r, Ok((&pods, &health(2))), &[], "me"),
             Some("would leave 1 Ready, minHealthy is 2".into())
         );
         assert_eq!(
-            second_look(Unit::Pod, &pod("a"), &r, Err("503 ServiceUnavailable".into()), &[]),
+            second_look(
+                Unit::Pod,
+                &pod("a"),
+                &r,
+                Err("503 ServiceUnavailable".into()),
+                &[],
+                "me"
+            ),
             Some("cannot read the target's health to ask again (503 ServiceUnavailable)".into())
+        );
+        assert_eq!(
+            second_look(Unit::Pod, &pod("d"), &r, Ok((&pods, &health(3))), &[], "me"),
+            Some("it is gone".into())
+        );
+    }
+
+    fn on_record(target: &str, exercise: &str) -> Disruption {
+        Disruption {
+            target: format!("shop/{target}"),
+            exercise: exercise.into(),
+        }
+    }
+
+    #[test]
+    fn the_second_look_counts_what_live_exercises_have_on_record_while_it_still_looks_ready() {
+        let budgeted = |name: &str| Candidate {
+            budget: Some(Budget {
+                name: "checkout".into(),
+                disruptions_allowed: 1,
+                desired_healthy: None,
+            }),
+            ..pod(name)
+        };
+        let pods = [budgeted("a"), budgeted("b"), budgeted("c")];
+        let pdb = BlastRadius {
+            respect_pod_disruption_budgets: true,
+            ..radius(BlastRadiusMode::One, None)
+        };
+        let look = |target: &str, disrupted: &[Disruption]| {
+            second_look(
+                Unit::Pod,
+                &budgeted(target),
+                &pdb,
+                Ok((&pods, &health(3))),
+                disrupted,
+                "me",
+            )
+        };
+        // Another exercise is about to kill b: the budget's one disruption is its.
+        assert_eq!(look("a", &[]), None);
+        assert_eq!(
+            look("a", &[on_record("b", "other")]),
+            Some("no PodDisruptionBudget headroom (checkout)".into())
+        );
+        // The same pod: refused whatever the budget says.
+        assert_eq!(
+            look("b", &[on_record("b", "other")]),
+            Some("exercise other acts on it".into())
+        );
+        // Two faults on one pod count once; one already gone is in the health read already.
+        let minimum = BlastRadius {
+            min_healthy: Some(1),
+            ..radius(BlastRadiusMode::All, None)
+        };
+        let ready = [pod("a"), pod("b"), pod("c")];
+        let min_look = |disrupted: &[Disruption]| {
+            second_look(
+                Unit::Pod,
+                &pod("a"),
+                &minimum,
+                Ok((&ready, &health(3))),
+                disrupted,
+                "me",
+            )
+        };
+        assert_eq!(min_look(&[on_record("b", "me"), on_record("b", "other")]), None);
+        assert_eq!(
+            min_look(&[on_record("b", "me"), on_record("c", "other")]),
+            Some("would leave 0 Ready, minHealthy is 1".into())
+        );
+        assert_eq!(min_look(&[on_record("b", "me"), on_record("gone", "other")]), None);
+        // A fault of this exercise on the same pod (a delay and a stress together) is no reason.
+        assert_eq!(min_look(&[on_record("a", "me")]), None);
+    }
+
+    #[test]
+    fn the_second_look_counts_budget_headroom_from_the_pods_as_they_are_not_a_lagging_status() {
+        // c was killed a moment ago: the budget's status still allows one disruption, but two
+        // healthy pods are left where two are needed.
+        let lagging = |name: &str| Candidate {
+            budget: Some(Budget {
+                name: "checkout".into(),
+                disruptions_allowed: 1,
+                desired_healthy: Some(2),
+            }),
+            ..pod(name)
+        };
+        let pods = [lagging("a"), lagging("b")];
+        let pdb = BlastRadius {
+            respect_pod_disruption_budgets: true,
+            ..radius(BlastRadiusMode::One, None)
+        };
+        assert_eq!(
+            second_look(Unit::Pod, &lagging("a"), &pdb, Ok((&pods, &health(2))), &[], "me"),
+            Some("no PodDisruptionBudget headroom (checkout)".into())
+        );
+        let three = [lagging("a"), lagging("b"), lagging("c")];
+        assert_eq!(
+            second_look(Unit::Pod, &lagging("a"), &pdb, Ok((&three, &health(3))), &[], "me"),
+            None
         );
     }
 }

@@ -37,7 +37,13 @@ impl Unit {
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
     pub name: String,
+    /// As the budget's status says: the disruption controller updates it some time after a
+    /// pod goes.
     pub disruptions_allowed: u32,
+    /// How many of its pods must stay healthy (its status's `desiredHealthy`), to count the
+    /// headroom from the pods as they are now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_healthy: Option<u32>,
 }
 
 /// One object a fault may act on, with what the guard needs to know about it.
@@ -69,6 +75,14 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// How journals name it: `ns/name` for a pod, the name for a node.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// `pod shop/checkout-7d4b9-x2k4p`, `node sim-node-1`.
     pub fn display(&self) -> String {
         match &self.namespace {

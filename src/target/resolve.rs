@@ -211,6 +211,7 @@ pub async fn resolve(client: &Client, target: &Target, unit: Unit) -> Result<Res
             (!selector.is_empty() && selector.matches(Some(&pod_labels))).then(|| Budget {
                 name: pdb.name_any(),
                 disruptions_allowed: pdb.data["status"]["disruptionsAllowed"].as_u64().unwrap_or(0) as u32,
+                desired_healthy: pdb.data["status"]["desiredHealthy"].as_u64().map(|n| n as u32),
             })
         });
         resolved.candidates.push(Candidate {

@@ -1,0 +1,150 @@
+//! The report, built at the end of an exercise from what it recorded. PURE: the verdict and
+//! every metric are computed here, from the record alone.
+
+use chrono::{DateTime, Utc};
+
+use crate::report::model::{
+    Abort, ActualBlastRadius, ClauseVerdict, Environment, Event, ExpectationResult, Injection, Metrics, Outcome,
+    REPORT_VERSION, Report, TargetChoice,
+};
+use crate::scenario::Scenario;
+use crate::scenario::model::{HasProbe, ProbeKind, ScenarioSpec, Timing};
+
+/// What an exercise recorded as it went.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why preflight refused, when it did: nothing was changed.
+    pub refusals: Vec<String>,
+    pub targets: Vec<TargetChoice>,
+    pub timeline: Vec<Event>,
+    pub injections: Vec<Injection>,
+    pub expectations: Vec<ExpectationResult>,
+    /// The abort, and the seconds from its request to the last revert confirmed.
+    pub abort: Option<(Abort, f64)>,
+    pub revert_failures: Vec<String>,
+    /// The steady state returned (or an abort ended the watch: nothing to judge).
+    pub recovered: bool,
+    pub time_to_recover_s: Option<f64>,
+    pub time_to_remediate_s: Option<f64>,
+    pub retried_calls: Vec<String>,
+}
+
+/// Who ran it, and how sure they were.
+#[derive(Debug, Default)]
+pub(super) struct People {
+    pub host: Option<String>,
+    pub participants: Vec<String>,
+    pub confidence_before: Option<u8>,
+}
+
+pub(super) fn report(
+    exercise: String,
+    scenario: &Scenario,
+    environment: Environment,
+    people: People,
+    record: Record,
+) -> Report {
+    let spec = &scenario.spec;
+    let ended_at = record.ended_at.unwrap_or_default();
+    let outcome = outcome(&record);
+    let first_injection = record.injections.iter().filter_map(|i| i.injected_at).min();
+    let last_revert = record.injections.iter().filter_map(|i| i.reverted_at).max();
+    let metrics = Metrics {
+        time_to_detect_s: first_injection.and_then(|at| detection(spec, &record.expectations, at)),
+        time_to_remediate_s: record.time_to_remediate_s,
+        time_to_recover_s: record.time_to_recover_s,
+        abort_latency_s: record.abort.as_ref().map(|(_, latency)| *latency),
+        availability: first_injection
+            .and_then(|from| availability(&record.expectations, from, last_revert.unwrap_or(ended_at))),
+        blast_radius: ActualBlastRadius {
+            hit: record.injections.iter().filter(|i| i.injected_at.is_some()).count() as u32,
+            chosen: record.targets.iter().map(|t| t.chosen.len() as u32).sum(),
+            candidates: record
+                .targets
+                .iter()
+                .map(|t| (t.chosen.len() + t.excluded.len()) as u32)
+                .sum(),
+        },
+    };
+    Report {
+        report_version: REPORT_VERSION,
+        exercise,
+        scenario: scenario.clone(),
+        environment,
+        host: people.host,
+        participants: people.participants,
+        started_at: record.started_at.unwrap_or_default(),
+        ended_at,
+        outcome,
+        refusals: record.refusals,
+        timeline: record.timeline,
+        targets: record.targets,
+        injections: record.injections,
+        expectations: record.expectations,
+        metrics,
+        abort: record.abort.map(|(abort, _)| abort),
+        retried_calls: record.retried_calls,
+        revert_failures: record.revert_failures,
+        confidence_before: people.confidence_before,
+        confidence_after: None,
+        learned: Vec::new(),
+        follow_ups: Vec::new(),
+    }
+}
+
+/// Refused before anything was done; aborted; refuted by a clause or a steady state that did
+/// not return; inconclusive when a clause could not be judged; else confirmed.
+fn outcome(record: &Record) -> Outcome {
+    let any = |verdict| record.expectations.iter().any(|e| e.verdict == verdict);
+    if !record.refusals.is_empty() {
+        Outcome::Refused
+    } else if record.abort.is_some() {
+        Outcome::Aborted
+    } else if !record.recovered || any(ClauseVerdict::Refuted) {
+        Outcome::Refuted
+    } else if any(ClauseVerdict::Inconclusive) {
+        Outcome::Inconclusive
+    } else {
+        Outcome::Confirmed
+    }
+}
+
+/// The share of http probe samples that passed between the first injection and the last
+/// revert; `None` without such samples.
+fn availability(expectations: &[ExpectationResult], from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+    let (passed, total) = expectations
+        .iter()
+        .filter(|e| e.probe == "http")
+        .flat_map(|e| &e.history)
+        .filter(|o| o.at >= from && o.at <= to && o.verdict != "inconclusive")
+        .fold((0u32, 0u32), |(p, t), o| (p + u32::from(o.verdict == "pass"), t + 1));
+    (total > 0).then(|| f64::from(passed) / f64::from(total))
+}
+
+/// Time to detect: from the first injection to the first detection clause that held — an
+/// `alert` clause, else a `prometheus` one (what a monitoring system would page on). Other
+/// clauses (a pod count, an http answer) measure the system, not its detection: a run with
+/// none has no time to detect.
+fn detection(spec: &ScenarioSpec, expectations: &[ExpectationResult], injected: DateTime<Utc>) -> Option<f64> {
+    let held = |alerts: bool| {
+        spec.expect
+            .iter()
+            .filter(|c| c.timing().is_some())
+            .zip(expectations)
+            .filter(|(c, _)| {
+                matches!(c.timing(), Some(Timing::Within(_)))
+                    && match c.probe() {
+                        Some(ProbeKind::Alert(_)) => alerts,
+                        Some(ProbeKind::Prometheus(_)) => !alerts,
+                        _ => false,
+                    }
+            })
+            .filter_map(|(_, r)| r.first_held)
+            .min()
+    };
+    held(true)
+        .or_else(|| held(false))
+        .map(|at| (at - injected).num_milliseconds() as f64 / 1000.0)
+}

@@ -1,0 +1,305 @@
+//! The observe phase (the fault window) and the recovery phase (after the revert): rounds of
+//! samples, each raced with the Andon cord so a slow probe or API server never holds an abort
+//! up.
+
+use futures_util::future::join_all;
+use kube::Client;
+use kube::api::Api;
+use kube::core::DynamicObject;
+use tokio::time::Instant;
+
+use super::clause::{Change, Clause};
+use super::inject::Injected;
+use super::{Exercise, kill_switch};
+use crate::engine::abort::requested;
+use crate::engine::event::{ExerciseEvent, Phase};
+use crate::probe::{self, ProbeContext, Verdict};
+use crate::report::model::ExpectationResult;
+use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, ScenarioSpec};
+use crate::target::resolve::api_resource;
+
+/// The expectations and what they are sampled with, and the remediation watch.
+pub(super) struct Watch<'a> {
+    clauses: Vec<Clause>,
+    probes: Vec<Option<ProbeKind<'a>>>,
+    ctx: ProbeContext,
+    remediation: Remediation,
+}
+
+/// Time to remediate: from when remediation can start until the target's workload is back to
+/// its desired replicas, at the resolution of the sampling.
+struct Remediation {
+    /// Faults the system repairs while they last (a killed or evicted pod, a killed container,
+    /// a drained node) can be remediated from their injection; faults the tool itself holds
+    /// (a scale, a cordon, a network or stress fault) only from their revert — else the time
+    /// to remediate would be the tool's own fault window.
+    while_held: bool,
+    disrupted: bool,
+    since: Option<Instant>,
+    took: Option<f64>,
+}
+
+impl<'a> Watch<'a> {
+    pub fn new(spec: &'a ScenarioSpec, ctx: ProbeContext) -> Watch<'a> {
+        let timed = || spec.expect.iter().filter_map(|c| c.timing().map(|t| (c, t)));
+        Watch {
+            clauses: timed()
+                .map(|(c, timing)| {
+                    let hold_for = match c.probe() {
+                        Some(ProbeKind::Prometheus(p)) => p.for_.map(|d| d.as_std()),
+                        _ => None,
+                    };
+                    let probe = c.probes().first().map(|(name, _)| name.to_string()).unwrap_or_default();
+                    Clause::new(c.name.clone(), timing, hold_for, probe)
+                })
+                .collect(),
+            probes: timed().map(|(c, _)| c.probe()).collect(),
+            ctx,
+            remediation: Remediation {
+                while_held: spec.faults.iter().all(|f| {
+                    matches!(
+                        f.kind(),
+                        Some(
+                            FaultKind::PodKill(_)
+                                | FaultKind::PodEvict(_)
+                                | FaultKind::ContainerKill(_)
+                                | FaultKind::NodeDrain(_)
+                        )
+                    )
+                }),
+                disrupted: false,
+                since: None,
+                took: None,
+            },
+        }
+    }
+
+    pub fn results(&self) -> Vec<ExpectationResult> {
+        self.clauses.iter().map(Clause::result).collect()
+    }
+
+    pub fn remediated(&self) -> Option<f64> {
+        self.remediation.took
+    }
+
+    fn states(&self) -> ExerciseEvent {
+        ExerciseEvent::Clauses {
+            states: self.clauses.iter().map(|c| (c.name.clone(), c.state())).collect(),
+        }
+    }
+}
+
+/// Samples until the window (`duration`, from when injection was complete) ends, an
+/// `abortWhen` clause holds, the kill switch is pulled or an abort is requested; then closes
+/// what the window left undecided.
+pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injected: &Injected) {
+    let first = injected.first.unwrap_or(injected.complete);
+    if watch.remediation.while_held && injected.first.is_some() {
+        // The fault itself is the disruption: a replacement faster than one sample still counts.
+        watch.remediation.disrupted = true;
+        watch.remediation.since = injected.first;
+    }
+    let end = injected.complete + x.spec.duration.as_std();
+    if x.aborted.is_none() {
+        let every = x.options.sample_every;
+        x.enter(Phase::Observe, Some(x.spec.duration.as_std()), Some(every));
+        x.emit(watch.states());
+    }
+    while x.aborted.is_none() && Instant::now() < end {
+        let pause = x
+            .options
+            .sample_every
+            .min(end.saturating_duration_since(Instant::now()));
+        if !x.wait(pause).await {
+            continue;
+        }
+        let reason = {
+            let Exercise {
+                abort,
+                events,
+                client,
+                spec,
+                ..
+            } = x;
+            tokio::select! {
+                reason = round(client, spec, watch, events, first, false) => reason,
+                () = requested(abort) => None,
+            }
+        };
+        x.check_abort();
+        if let Some(reason) = reason {
+            x.abort_with(reason);
+        }
+    }
+    let now = Instant::now();
+    match &x.aborted {
+        Some(aborted) => {
+            let at = aborted.at.saturating_duration_since(injected.complete).as_secs_f64();
+            watch
+                .clauses
+                .iter_mut()
+                .for_each(|c| c.cut_by_abort(at, &aborted.reason));
+        }
+        None => watch.clauses.iter_mut().for_each(|c| c.cut_by_revert(first, now)),
+    }
+}
+
+/// One round: the open clauses, then (in the window) the `abortWhen` clauses and the kill
+/// switch; returns why to abort, if so.
+async fn round(
+    client: &Client,
+    spec: &ScenarioSpec,
+    watch: &mut Watch<'_>,
+    events: &mut super::Events<'_>,
+    first: Instant,
+    recovering: bool,
+) -> Option<String> {
+    let now = Instant::now();
+    let open: Vec<usize> = (0..watch.clauses.len())
+        .filter(|i| watch.clauses[*i].open(first, now, recovering) && watch.probes[*i].is_some())
+        .collect();
+    let samples = join_all(
+        open.iter()
+            .filter_map(|i| watch.probes[*i])
+            .map(|p| probe::sample(&watch.ctx, p)),
+    )
+    .await;
+    for (i, sample) in open.into_iter().zip(samples) {
+        let clause = &mut watch.clauses[i];
+        let (name, observed) = (clause.name.clone(), sample.observed.clone());
+        match clause.record(sample) {
+            Change::Held => events.emit(ExerciseEvent::Held { clause: name, observed }),
+            Change::Failed => events.emit(ExerciseEvent::Failed { clause: name, observed }),
+            Change::None => {}
+        }
+    }
+    for clause in &mut watch.clauses {
+        if let Some(observed) = clause.expire(first, now) {
+            let within = match clause.timing {
+                crate::scenario::model::Timing::Within(d) => d.to_string(),
+                _ => String::new(),
+            };
+            let event = ExerciseEvent::Missed {
+                clause: clause.name.clone(),
+                within,
+                observed,
+            };
+            events.emit(event);
+        }
+    }
+    events.emit(watch.states());
+    track_remediation(client, spec, &mut watch.remediation).await;
+    if recovering {
+        return None;
+    }
+    let conditions = spec.abort_when.iter().filter_map(|c| c.probe().map(|p| (c, p)));
+    let ctx = &watch.ctx;
+    let samples = join_all(conditions.map(|(c, p)| async move { (c, probe::sample(ctx, p).await) })).await;
+    if let Some((condition, sample)) = samples.into_iter().find(|(_, s)| s.verdict == Verdict::Pass) {
+        let name = condition.name.clone().unwrap_or_else(|| "abortWhen".into());
+        return Some(format!("abortWhen `{name}` held: {}", sample.observed));
+    }
+    kill_switch(client, spec.target.namespace.as_deref()).await
+}
+
+/// Watches, after the revert, for the steady state to return and the after-recovery (and
+/// remediation) clauses to be decided, until `recovery.within`. Returns whether it returned,
+/// and how long after `reverted` it did. An abort ends the watch at once: everything is
+/// reverted already.
+pub(super) async fn recovery(
+    x: &mut Exercise<'_>,
+    watch: &mut Watch<'_>,
+    injected: &Injected,
+    reverted: Instant,
+) -> (bool, Option<f64>) {
+    if x.aborted.is_some() {
+        return (true, None);
+    }
+    let within = x.spec.recovery.within.as_std();
+    x.enter(Phase::Recovery, Some(within), Some(x.options.sample_every));
+    if !watch.remediation.while_held {
+        watch.remediation.since = Some(reverted);
+    }
+    let first = injected.first.unwrap_or(injected.complete);
+    let deadline = reverted + within;
+    let mut recovered = None;
+    loop {
+        let back = {
+            let Exercise {
+                abort,
+                events,
+                client,
+                spec,
+                ..
+            } = x;
+            let sampled = async {
+                round(client, spec, watch, events, first, true).await;
+                recovered.is_some() || steady(spec, &watch.ctx).await
+            };
+            tokio::select! {
+                back = sampled => Some(back),
+                () = requested(abort) => None,
+            }
+        };
+        x.check_abort();
+        let Some(back) = back else { break };
+        if back && recovered.is_none() {
+            recovered = Some(reverted.elapsed().as_secs_f64());
+            x.emit(ExerciseEvent::Recovered);
+        }
+        let pending = watch.clauses.iter().any(|c| c.open(first, Instant::now(), true));
+        if (recovered.is_some() && !pending) || Instant::now() >= deadline || !x.wait(x.options.sample_every).await {
+            break;
+        }
+    }
+    if let Some(aborted) = &x.aborted {
+        let event = ExerciseEvent::Abort {
+            reason: aborted.reason.clone(),
+            during: Phase::Recovery,
+        };
+        x.emit(event);
+        return (true, recovered);
+    }
+    if recovered.is_none() {
+        x.emit(ExerciseEvent::NotRecovered {
+            within: x.spec.recovery.within.to_string(),
+        });
+    }
+    (recovered.is_some(), recovered)
+}
+
+/// Whether every steady-state clause holds now.
+async fn steady(spec: &ScenarioSpec, ctx: &ProbeContext) -> bool {
+    let samples = join_all(
+        spec.steady_state
+            .iter()
+            .filter_map(|c| c.probe())
+            .map(|p| probe::sample(ctx, p)),
+    )
+    .await;
+    samples.iter().all(|s| s.verdict == Verdict::Pass)
+}
+
+/// The first moment, once remediation can start and the target was disrupted, when its
+/// workload is back to its desired replicas.
+async fn track_remediation(client: &Client, spec: &ScenarioSpec, remediation: &mut Remediation) {
+    let Remediation {
+        disrupted, since, took, ..
+    } = remediation;
+    let (Some(since), None) = (*since, *took) else { return };
+    if matches!(spec.target.kind.as_str(), "Node" | "Pod") {
+        return;
+    }
+    let (Some(ns), Some(name)) = (&spec.target.namespace, &spec.target.name) else {
+        return;
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(spec.target.kind.as_str()));
+    let Ok(object) = api.get(name).await else { return };
+    let want = object.data["spec"]["replicas"].as_u64().unwrap_or(1);
+    let ready = object.data["status"]["readyReplicas"].as_u64().unwrap_or(0);
+    if ready < want {
+        *disrupted = true;
+    } else if *disrupted {
+        *took = Some(since.elapsed().as_secs_f64());
+    }
+}
