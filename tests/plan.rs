@@ -322,6 +322,45 @@ async fn an_in_pod_fault_without_exec_permission_is_refused() {
     );
 }
 
+/// RBAC allows the exec, but the API server cannot reach the kubelet: the revert could not stop
+/// the fault early, so the plan refuses, with what to check — and no longer once the kubelet
+/// answers.
+#[tokio::test]
+async fn an_in_pod_fault_whose_exec_cannot_reach_the_pod_is_refused() {
+    let (sim, client) = shop(Sim::builder()).await;
+    let packet_loss = scenario("scenarios/payments-packet-loss.yaml");
+    let planned = |client: kube::Client, scenario: Scenario| async move {
+        plan(&client, &scenario, "sim", 1, &Default::default(), &Clock::system()).await
+    };
+    sim.set_misbehaviour(&disasterpiece_sim::Misbehaviour {
+        kubelet_unreachable: true,
+        ..Default::default()
+    });
+    // Through the retrying client, as `plan` and `run` use it: the API server's words, at once
+    // (a retried exec spent its 10 s bound in backoff and said only that it did not answer).
+    let (retrying, _) =
+        disasterpiece::engine::retry::retrying_client(sim.kube_config().await.expect("config")).expect("client");
+    let refused = planned(retrying, packet_loss.clone()).await;
+    assert!(!refused.runnable);
+    assert!(
+        refused
+            .refusals
+            .iter()
+            .any(|r| r.contains("exec into the pod fails (error dialing backend")
+                && r.contains("could not be stopped before its")
+                && r.contains("port 10250")),
+        "{:?}",
+        refused.refusals
+    );
+    sim.set_misbehaviour(&Default::default());
+    let answered = planned(client, packet_loss).await;
+    assert!(
+        !answered.refusals.iter().any(|r| r.contains("exec into the pod")),
+        "{:?}",
+        answered.refusals
+    );
+}
+
 fn cli(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
         .args(args)

@@ -35,6 +35,10 @@ pub struct SimArgs {
     /// Close every watch this many seconds after it starts.
     #[arg(long)]
     pub drop_watches_after: Option<u64>,
+    /// Answer `pods/exec` as an API server that cannot reach the kubelets does (500 "error
+    /// dialing backend").
+    #[arg(long)]
+    pub kubelet_unreachable: bool,
     /// Also plant bare pods for scale tests, as NAMESPACESxPODS (`100x100`: 10 000 pods in
     /// namespaces bulk-000…, labelled app=bulk and group=g0…g9).
     #[arg(long, value_name = "NxM")]
@@ -57,6 +61,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         api_error_rate,
         api_latency_ms,
         drop_watches_after,
+        kubelet_unreachable,
         bulk_pods,
     } = args;
     if !(0.0..=1.0).contains(&api_error_rate) {
@@ -83,6 +88,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             error_rate: api_error_rate,
             latency_ms: api_latency_ms,
             drop_watches_after_seconds: drop_watches_after,
+            kubelet_unreachable,
         });
     if let Some(path) = kubeconfig_out {
         builder = builder.kubeconfig_path(path);

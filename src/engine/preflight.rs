@@ -90,6 +90,18 @@ pub async fn plan(
                     if let Some(held) = super::run::held_by_another(client, &prepared.action, &dry.exercise).await {
                         planned.problem = Some(held);
                     }
+                    // An in-pod fault is stopped early (revert, abort) through pods/exec: if
+                    // no exec stream opens, an abort would wait for the fault's end.
+                    if prepared.undo.iter().any(|u| matches!(u, fault::Undo::StopInPod { .. }))
+                        && let (Some(ns), false) = (&target.namespace, target.name.is_empty())
+                        && let Err(e) = fault::in_pod::exec_reaches(client, ns, &target.name).await
+                    {
+                        planned.problem = Some(format!(
+                            "{}: exec into the pod fails ({e}), so the fault could not be stopped before its {} end, not even by an abort; check that the API server reaches the node's kubelet (port 10250)",
+                            target.display(),
+                            spec.duration
+                        ));
+                    }
                     dry_runs.push(send_dry_run(&dry, &prepared).await);
                     let mut step = Step::new(&target, prepared.action, prepared.undo);
                     // A drain's reach is every pod on the node: each one is listed.

@@ -7,7 +7,9 @@
 //! backoff; everything else is answered at once. Every retried call is logged for the report.
 //! This is the one retry layer for API errors: nothing above it retries them again (a revert
 //! re-applies its undo only on a 409 Conflict, which needs a fresh read, not a resend). An
-//! eviction answered 500 (a pod under several PodDisruptionBudgets) is not retried.
+//! eviction answered 500 (a pod under several PodDisruptionBudgets), the service proxy's
+//! answers (the application's) and exec streams (a kubelet the API server cannot reach) are
+//! not retried.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,7 +56,10 @@ impl Policy<Request<Body>, Response<Body>, kube::Error> for Transient {
         result: &mut Result<Response<Body>, kube::Error>,
     ) -> Option<Self::Future> {
         // Through the service proxy a 503 is the application's answer, for a probe to judge.
-        if req.uri().path().contains("/proxy/") {
+        // A stream to a container (exec) answered 5xx is the API server failing to reach the
+        // kubelet: the caller bounds the exec and says why at once, where retries would spend
+        // its time (12 s of backoff) and hide the words.
+        if req.uri().path().contains("/proxy/") || req.headers().contains_key(http::header::UPGRADE) {
             return None;
         }
         // An eviction answered 500 is the API server refusing a pod under several

@@ -600,6 +600,37 @@ fn judge(namespace: &str, pod: &str, name: &str, fault: &str, code: i32, message
 
 /// Sends TERM to the fault script (by the PID it wrote) through pods/exec.
 async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), String> {
+    let kill = format!("kill -TERM $(cat {PID_FILE})");
+    match exec(pods, pod, container, &["/bin/sh", "-c", &kill]).await? {
+        Some(s) if s.status.as_deref() == Some("Failure") => Err(s.message.unwrap_or_default()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an exec stream into `pod` opens now, as the revert of an in-pod fault needs it to
+/// stop the fault before its end: `true` is run in the pod's first container. Its answer does
+/// not matter (an image without `true` still proves the path); only a stream that cannot be
+/// opened — RBAC, or an API server that cannot reach the kubelet — fails. Changes nothing.
+pub async fn exec_reaches(client: &kube::Client, namespace: &str, pod: &str) -> Result<(), String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let current = pods.get(pod).await.map_err(|e| super::api_message(&e))?;
+    let container = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    exec(&pods, pod, &container, &["true"]).await.map(|_| ())
+}
+
+/// Runs `command` in `container` of `pod` through pods/exec, bounded to 10 s: the closing
+/// Status it sent, if any, or why no stream could be opened.
+async fn exec(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    command: &[&str],
+) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>, String> {
     let params = AttachParams::default()
         .container(container)
         .stdin(false)
@@ -607,11 +638,7 @@ async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), St
         .stderr(true);
     let exec = async {
         let mut process = pods
-            .exec(
-                pod,
-                ["/bin/sh", "-c", &format!("kill -TERM $(cat {PID_FILE})")],
-                &params,
-            )
+            .exec(pod, command.iter().copied(), &params)
             .await
             .map_err(|e| super::api_message(&e))?;
         let status = match process.take_status() {
@@ -619,10 +646,7 @@ async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), St
             None => None,
         };
         let _ = process.join().await;
-        match status {
-            Some(s) if s.status.as_deref() == Some("Failure") => Err(s.message.unwrap_or_default()),
-            _ => Ok(()),
-        }
+        Ok(status)
     };
     tokio::time::timeout(Duration::from_secs(10), exec)
         .await

@@ -109,6 +109,29 @@ fn prepare(
             "container {container} is not valid for pod {pod_name}"
         )));
     }
+    if shared
+        .misbehaviour
+        .lock()
+        .expect("misbehaviour lock")
+        .kubelet_unreachable
+    {
+        // What the API server says when it cannot reach the pod's kubelet (an error that is
+        // no API status: code 500, no reason).
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_owned();
+        let ip = store
+            .get("/nodes", "", &node)
+            .and_then(|n| n["status"]["addresses"].as_array().cloned())
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "InternalIP")
+            .and_then(|a| a["address"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "10.0.0.1".into());
+        return Err(ApiError::new(
+            500,
+            "",
+            format!("error dialing backend: dial tcp {ip}:10250: connect: connection refused"),
+        ));
+    }
     let statuses = if ephemeral.contains(&container) {
         "ephemeralContainerStatuses"
     } else {

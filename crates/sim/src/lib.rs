@@ -89,12 +89,17 @@ pub struct Misbehaviour {
     /// Watches are closed this many seconds after they start.
     #[serde(default)]
     pub drop_watches_after_seconds: Option<u64>,
+    /// The API server cannot dial the kubelets (a firewall on port 10250, a broken
+    /// konnectivity agent): `pods/exec` is answered 500 "error dialing backend".
+    #[serde(default)]
+    pub kubelet_unreachable: bool,
 }
 
 struct Faults {
     error_rate: f64,
     latency: Duration,
     drop_watches_after: Option<Duration>,
+    kubelet_unreachable: bool,
 }
 
 impl From<&Misbehaviour> for Faults {
@@ -103,6 +108,7 @@ impl From<&Misbehaviour> for Faults {
             error_rate: m.error_rate.clamp(0.0, 1.0),
             latency: Duration::from_millis(m.latency_ms),
             drop_watches_after: m.drop_watches_after_seconds.map(Duration::from_secs),
+            kubelet_unreachable: m.kubelet_unreachable,
         }
     }
 }
@@ -554,7 +560,7 @@ async fn admin(shared: &Shared, method: &Method, segments: &[&str], body: &Bytes
             Err(e) => json_reply(
                 StatusCode::BAD_REQUEST,
                 ApiError::bad_request(format!(
-                    "expected {{\"errorRate\": 0.2, \"latencyMs\": 50, \"dropWatchesAfterSeconds\": 10}}: {e}"
+                    "expected {{\"errorRate\": 0.2, \"latencyMs\": 50, \"dropWatchesAfterSeconds\": 10, \"kubeletUnreachable\": false}}: {e}"
                 ))
                 .to_status(),
             ),
@@ -565,6 +571,7 @@ async fn admin(shared: &Shared, method: &Method, segments: &[&str], body: &Bytes
                 error_rate: f.error_rate,
                 latency_ms: f.latency.as_millis() as u64,
                 drop_watches_after_seconds: f.drop_watches_after.map(|d| d.as_secs()),
+                kubelet_unreachable: f.kubelet_unreachable,
             };
             json_reply(StatusCode::OK, json!(m))
         }
