@@ -113,6 +113,49 @@ async fn abort_in(
     running.finish().await
 }
 
+/// Preflight changes nothing, and a slow steady-state check (here a command that takes 30 s)
+/// does not hold an abort up: the run ends at once, aborted, with nothing injected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_during_preflight_ends_the_run_before_anything_changes() {
+    let (sim, client) = start(fast_shop()).await;
+    let scenario = parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: slow-steady-state}
+spec:
+  hypothesis: Frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 5s
+  steadyState:
+    - {name: slow check, command: {run: [sleep, '30']}}
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    );
+    let before = sim.resource_version();
+    let mut options = options("ex-preflight");
+    options.sources.commands = disasterpiece::probe::CommandProbes::On;
+    let mut running = start_run(&client, scenario, options);
+    running.until("preflight").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.pull("Andon pulled in preflight");
+    let (report, events) = running.finish().await;
+    assert_eq!(report.outcome, Outcome::Aborted, "{events:#?}");
+    assert!(report.injections.is_empty());
+    let latency = report.metrics.abort_latency_s.expect("abort latency");
+    assert!(latency < 5.0, "the 30 s check held the abort up for {latency}s");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ExerciseEvent::Abort {
+            during: Phase::Preflight,
+            ..
+        }
+    )));
+    assert_eq!(replicas(&client, "frontend").await, 3);
+    assert_eq!(sim.resource_version(), before, "nothing was written");
+}
+
 /// The node that holds a checkout pod, and checkout's PDB set to allow no disruption.
 async fn blocked_drain(client: &kube::Client) -> String {
     let pods = Api::<Pod>::namespaced(client.clone(), "shop")

@@ -258,6 +258,10 @@ impl ExerciseEvent {
                 reason,
                 during: Phase::Recovery,
             } => format!("ABORT: {reason} — the faults were already reverted; recovery not watched further"),
+            E::Abort {
+                reason,
+                during: Phase::Preflight,
+            } => format!("ABORT: {reason} — before anything was changed"),
             E::Abort { reason, .. } => format!("ABORT: {reason} — reverting everything"),
             E::Reverted { actions, failed } if failed.is_empty() => format!("reverted {actions} journaled action(s)"),
             E::Reverted { actions, failed } => format!(

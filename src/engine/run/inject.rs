@@ -3,12 +3,13 @@
 //! now and every live exercise's record (the intent written first, so of two exercises asking
 //! at once the later sees the earlier), then it is applied — raced with the Andon cord.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::{Exercise, held_by_another, journal_namespace, kill_switch};
-use crate::engine::abort::requested;
+use crate::engine::abort::{AbortSignal, requested};
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::engine::journal::{self, Entry, Journal, State};
 use crate::engine::plan::Plan;
@@ -52,10 +53,10 @@ pub(super) async fn inject(x: &mut Exercise<'_>, ctx: &Context, plan: &Plan, jou
     'faults: for (fault_plan, fault) in plan.faults.iter().zip(&x.spec.faults) {
         let Some(kind) = fault.kind() else { continue };
         for (target, step) in fault_plan.chosen.iter().zip(&fault_plan.steps) {
+            let mut cord = x.abort.clone();
+            let pulled = unless_aborted(&mut cord, kill_switch(x.client, x.spec.target.namespace.as_deref())).await;
             x.check_abort();
-            if x.aborted.is_none()
-                && let Some(reason) = kill_switch(x.client, x.spec.target.namespace.as_deref()).await
-            {
+            if let Some(Some(reason)) = pulled {
                 x.abort_with(reason);
             }
             if x.aborted.is_some() {
@@ -93,7 +94,10 @@ pub(super) async fn inject(x: &mut Exercise<'_>, ctx: &Context, plan: &Plan, jou
     done
 }
 
-/// One fault on one target; returns its journal entry when one was written.
+/// One fault on one target; returns its journal entry when one was written. Every wait is
+/// raced with the Andon cord: an abort before the fault is sent leaves nothing to undo (an
+/// intent written but not known here is deleted with the journal), one while it is applied
+/// leaves its entry for the revert.
 async fn one(
     x: &mut Exercise<'_>,
     ctx: &Context,
@@ -102,9 +106,12 @@ async fn one(
     record: &mut Injection,
     expires: chrono::DateTime<chrono::Utc>,
 ) -> (Option<Entry>, Next) {
-    let prepared = match fault::prepare(ctx, kind, target).await {
-        Ok(p) => p,
-        Err(e) => {
+    let (client, exercise) = (x.client, &x.options.exercise);
+    let mut cord = x.abort.clone();
+    let prepared = match unless_aborted(&mut cord, fault::prepare(ctx, kind, target)).await {
+        None => return (None, cut(x, record)),
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
             record.not_injected = Some(e.to_string());
             let error = e.to_string();
             x.emit(ExerciseEvent::PrepareFailed {
@@ -115,36 +122,35 @@ async fn one(
             return (None, Next::Stop);
         }
     };
-    if let Some(held) = held_by_another(x.client, &prepared.action, &x.options.exercise).await {
-        return (None, spare(x, record, target, held));
+    match unless_aborted(&mut cord, held_by_another(client, &prepared.action, exercise)).await {
+        None => return (None, cut(x, record)),
+        Some(Some(held)) => return (None, spare(x, record, target, held)),
+        Some(None) => {}
     }
-    let entry = match journal.intend(&target.display(), &prepared, expires).await {
-        Ok(entry) => entry,
-        Err(e) => {
+    let entry = match unless_aborted(&mut cord, journal.intend(&target.display(), &prepared, expires)).await {
+        None => return (None, cut(x, record)),
+        Some(Ok(entry)) => entry,
+        Some(Err(e)) => {
             // Not journaled, so not sent: nothing may happen that cannot be undone.
             record.not_injected = Some(format!("not journaled, so not sent: {e}"));
             x.abort_with(format!("journal write failed: {e}"));
             return (None, Next::Stop);
         }
     };
-    if let Some(reason) = look(x, unit, target, &entry).await {
-        // Nothing was done; an intent that cannot be taken back is reverted with the others
-        // (its undo steps find nothing to undo).
-        let kept = journal.withdraw(entry.id).await.is_err().then_some(entry);
-        return (kept, spare(x, record, target, format!("the guard says {reason}")));
+    match unless_aborted(&mut cord, look(x, unit, target, &entry)).await {
+        None => return (Some(entry), cut(x, record)),
+        Some(Some(reason)) => {
+            // Nothing was done; an intent that cannot be taken back is reverted with the
+            // others (its undo steps find nothing to undo).
+            let kept = journal.withdraw(entry.id).await.is_err().then_some(entry);
+            return (kept, spare(x, record, target, format!("the guard says {reason}")));
+        }
+        Some(None) => {}
     }
     // Applying may wait long (a drain a PodDisruptionBudget blocks, an image pull, a container
-    // restart): an abort interrupts it. What it did so far is journaled; its undo steps run
-    // with the others.
-    let applied = {
-        let Exercise { abort, .. } = x;
-        tokio::select! {
-            applied = fault::apply(ctx, &prepared) => Some(applied),
-            () = requested(abort) => None,
-        }
-    };
+    // restart). What it did so far is journaled; its undo steps run with the others.
     let action = prepared.action.to_string();
-    let Some(applied) = applied else {
+    let Some(applied) = unless_aborted(&mut cord, fault::apply(ctx, &prepared)).await else {
         x.check_abort();
         record.not_injected =
             Some("interrupted by the abort while it was being injected; its undo steps were run".into());
@@ -157,6 +163,21 @@ async fn one(
         let _ = journal.mark(entry.id, State::Applied).await;
     }
     (Some(entry), next)
+}
+
+/// `work`, unless an abort comes first.
+pub(super) async fn unless_aborted<T>(cord: &mut AbortSignal, work: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = requested(cord) => None,
+    }
+}
+
+/// The abort came before the fault was sent.
+fn cut(x: &mut Exercise<'_>, record: &mut Injection) -> Next {
+    x.check_abort();
+    record.not_injected = Some("not sent: the abort came first".into());
+    Next::Stop
 }
 
 /// What applying did, on the record and in events.

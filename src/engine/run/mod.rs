@@ -226,9 +226,21 @@ pub async fn run(
         aborted: None,
         phase: Phase::Preflight,
     };
-    let plan = preflight(&mut x, scenario, &mut record).await;
-    if let Some(plan) = plan {
-        exercise(&mut x, scenario, &plan, &mut record).await;
+    // Preflight changes nothing: an abort during it just ends the exercise.
+    let mut cord = x.abort.clone();
+    let plan = inject::unless_aborted(&mut cord, preflight(&mut x, scenario, &mut record)).await;
+    x.check_abort();
+    match (plan, &x.aborted) {
+        (_, Some(aborted)) => {
+            let reason = aborted.reason.clone();
+            x.emit(ExerciseEvent::Abort {
+                reason,
+                during: Phase::Preflight,
+            });
+            settle_abort(&x, &mut record);
+        }
+        (Some(Some(plan)), None) => exercise(&mut x, scenario, &plan, &mut record).await,
+        _ => {}
     }
     for reason in record.refusals.clone() {
         x.emit(ExerciseEvent::Refused { reason });
