@@ -535,8 +535,13 @@ spec:
     assert_eq!(replicas(&client, "frontend").await, 3, "back where it began");
 }
 
-/// checkout: 3 pods under a budget of minAvailable 2 — one may go.
+/// checkout: 3 pods under a budget of minAvailable 2 — one may go. `radius` adds to the blast
+/// radius (`mode: one`).
 fn one_checkout_pod(name: &str, fault: &str, duration: &str) -> Scenario {
+    one_checkout_pod_with(name, fault, duration, "")
+}
+
+fn one_checkout_pod_with(name: &str, fault: &str, duration: &str, radius: &str) -> Scenario {
     parse(&format!(
         "apiVersion: disasterpiece.dev/v1alpha1
 kind: Scenario
@@ -544,7 +549,7 @@ metadata: {{name: {name}}}
 spec:
   hypothesis: Checkout copes with one pod down.
   target: {{namespace: shop, kind: Deployment, name: checkout}}
-  blastRadius: {{mode: one}}
+  blastRadius: {{mode: one{radius}}}
   faults: [{{{fault}: {{}}}}]
   duration: {duration}
   expect:
@@ -596,25 +601,56 @@ async fn a_second_exercise_counts_the_first_ones_fault_against_the_budget() {
     assert_eq!(first.metrics.blast_radius.hit, 1);
 }
 
-/// Two exercises that start at once, each allowed the budget's one disruption by its plan:
-/// each writes its intent before its second look, so the later sees the earlier, and at most
-/// one pod goes.
+/// Two exercises that start at once, each allowed the one disruption by its plan — by the
+/// budget, then by `minHealthy: 2` of 3 — each write their intent before their second look,
+/// so the later sees the earlier, and at most one pod goes (none, if each sees the other).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_exercises_at_once_never_exceed_a_budget_together() {
+async fn two_exercises_at_once_never_exceed_a_budget_or_min_healthy_together() {
     // Killed pods stay gone while the exercises run.
     let (_sim, client) = start(fast_shop().replace_delay(Duration::from_secs(5))).await;
-    let a = start_run(&client, one_checkout_pod("kill-a", "podKill", "1s"), options("ex-a"));
-    let b = start_run(&client, one_checkout_pod("kill-b", "podKill", "1s"), options("ex-b"));
-    let ((a, _), (b, _)) = tokio::join!(a.finish(), b.finish());
-    let hit = a.metrics.blast_radius.hit + b.metrics.blast_radius.hit;
-    assert!(hit <= 1, "{hit} pods killed: {:#?} {:#?}", a.injections, b.injections);
-    let ready = Api::<Pod>::namespaced(client.clone(), "shop")
-        .list(&ListParams::default().labels("app=checkout"))
-        .await
-        .expect("list")
-        .items
-        .len();
-    assert!(ready >= 2, "{ready} checkout pods left");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    // Ready and not terminating.
+    let checkout = || async {
+        pods.list(&ListParams::default().labels("app=checkout"))
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count()
+    };
+    for (rule, radius) in [
+        ("the budget", ""),
+        ("minHealthy", ", minHealthy: 2, respectPodDisruptionBudgets: false"),
+    ] {
+        common::eventually("checkout has its 3 pods", || async { checkout().await == 3 }).await;
+        let a = start_run(
+            &client,
+            one_checkout_pod_with("kill-a", "podKill", "1s", radius),
+            options("ex-a"),
+        );
+        let b = start_run(
+            &client,
+            one_checkout_pod_with("kill-b", "podKill", "1s", radius),
+            options("ex-b"),
+        );
+        let ((a, _), (b, _)) = tokio::join!(a.finish(), b.finish());
+        let hit = a.metrics.blast_radius.hit + b.metrics.blast_radius.hit;
+        assert!(
+            hit <= 1,
+            "{rule}: {hit} pods killed: {:#?} {:#?}",
+            a.injections,
+            b.injections
+        );
+        let left = checkout().await;
+        assert!(left >= 2, "{rule}: {left} checkout pods Ready");
+    }
 }
 
 /// A scale is held by the tool itself: the workload can only be repaired once it is reverted,

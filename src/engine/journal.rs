@@ -294,6 +294,17 @@ impl Journal {
         self.update(|entries| entries.retain(|e| e.id != id)).await.map(|_| ())
     }
 
+    /// Marks every entry in `ids` as `state`, in one write.
+    pub async fn mark_all(&self, ids: &[u32], state: State) -> Result<(), JournalError> {
+        self.update(|entries| {
+            for e in entries.iter_mut().filter(|e| ids.contains(&e.id)) {
+                e.state = state;
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn mark(&self, id: u32, state: State) -> Result<(), JournalError> {
         self.update(|entries| {
             if let Some(e) = entries.iter_mut().find(|e| e.id == id) {

@@ -31,16 +31,28 @@ pub struct EntryReverted {
     pub unrecorded: Option<String>,
 }
 
-/// Reverts every entry of `journal` in `entries` that is not reverted yet. `nodes_ns`: the only
-/// namespace whose journals may change Nodes.
+/// Reverts every entry of `journal` in `entries` that is not reverted yet: their undo steps in
+/// parallel, then the reverted ones recorded in one journal write (parallel writes of one
+/// ConfigMap would only conflict). `nodes_ns`: the only namespace whose journals may change
+/// Nodes.
 pub async fn revert(ctx: &Context, journal: &Journal, entries: &[Entry], nodes_ns: &str) -> Vec<EntryReverted> {
-    join_all(
+    let mut results = join_all(
         entries
             .iter()
             .filter(|e| e.state != State::Reverted)
             .map(|entry| revert_entry(ctx, journal, entry, nodes_ns)),
     )
-    .await
+    .await;
+    let done: Vec<u32> = results.iter().filter(|r| r.failed.is_empty()).map(|r| r.id).collect();
+    if !done.is_empty()
+        && let Err(e) = journal.mark_all(&done, State::Reverted).await
+    {
+        let unrecorded = format!("reverted, but the journal could not record it: {e}");
+        for result in results.iter_mut().filter(|r| r.failed.is_empty()) {
+            result.unrecorded = Some(unrecorded.clone());
+        }
+    }
+    results
 }
 
 async fn revert_entry(ctx: &Context, journal: &Journal, entry: &Entry, nodes_ns: &str) -> EntryReverted {
@@ -59,11 +71,6 @@ async fn revert_entry(ctx: &Context, journal: &Journal, entry: &Entry, nodes_ns:
             Ok(()) => result.done.push(step.to_string()),
             Err(e) => result.failed.push(format!("{step}: {e}")),
         }
-    }
-    if result.failed.is_empty()
-        && let Err(e) = journal.mark(entry.id, State::Reverted).await
-    {
-        result.unrecorded = Some(format!("reverted, but the journal could not record it: {e}"));
     }
     result
 }
