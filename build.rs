@@ -22,6 +22,7 @@ const PROGRAMS: &[(&str, Option<&str>, &[&str])] = &[
     ("has_chromium", Some("DISASTERPIECE_CHROMIUM"), &["chromium"]),
     ("has_xmllint", None, &["xmllint"]),
     ("has_helm", Some("DISASTERPIECE_HELM"), &["helm"]),
+    ("has_shellcheck", None, &["shellcheck"]),
 ];
 
 fn main() {

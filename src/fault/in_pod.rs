@@ -175,7 +175,7 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         "name": name,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", script(wire, body)],
+        "command": command(wire, body),
         "env": env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
         "securityContext": security,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -310,36 +310,28 @@ const PID_FILE: &str = "/tmp/disasterpiece.pid";
 
 /// Every script starts with `say`, which writes the termination message the revert reads, and
 /// writes its PID to [`PID_FILE`].
-const SAY: &str = r#"say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
-echo $$ > /tmp/disasterpiece.pid
-if [ -n "${DISASTERPIECE_NOT_AFTER:-}" ]; then
-  left=$((DISASTERPIECE_NOT_AFTER - $(date +%s)))
-  if [ "$left" -le 0 ]; then say "started after its exercise's window ended; nothing done"; exit 3; fi
-  [ "$left" -lt "$DISASTERPIECE_SECONDS" ] && DISASTERPIECE_SECONDS=$left
-fi
-"#;
+const SAY: &str = include_str!("scripts/say.sh");
 
 /// The environment variable holding the end of the exercise's window, in Unix seconds.
 pub const ENV_NOT_AFTER: &str = "DISASTERPIECE_NOT_AFTER";
 
 /// Before a stress body: the trap that stops its processes (they die with the container in
 /// any case).
-const STRESS_HEAD: &str = r#"pids=""
-stop() {
-  trap - TERM INT HUP
-  if [ -n "$pids" ]; then kill $pids 2>/dev/null; kill -CONT $pids 2>/dev/null; fi
-  say "$DISASTERPIECE_FAULT stopped"
-  exit 0
-}
-trap stop TERM INT HUP
-"#;
+const STRESS_HEAD: &str = include_str!("scripts/stress_head.sh");
 
 /// After a stress body: hold for the duration, interruptible by the trap.
-const STRESS_TAIL: &str = r#"sleep "$DISASTERPIECE_SECONDS" &
-pids="$pids $!"
-wait $!
-stop
-"#;
+const STRESS_TAIL: &str = include_str!("scripts/stress_tail.sh");
+
+/// The container's command: the script, its every `$` written `$$` so that Kubernetes'
+/// expansion of `$(VAR)` and `$$` in a command gives the shell the script as written (the
+/// script's `echo $$` wrote a literal `$` to the PID file, and no revert could signal it).
+fn command(fault: &str, body: &str) -> Value {
+    json!([
+        "/bin/sh",
+        "-c",
+        disasterpiece_common::expansion::escape(&script(fault, body))
+    ])
+}
 
 /// The whole script of a fault.
 fn script(fault: &str, body: &str) -> String {
@@ -352,94 +344,20 @@ fn script(fault: &str, body: &str) -> String {
 /// netem on the pod's device, removed by the trap on TERM/INT/HUP and when the duration ends.
 /// With a destination, a 4-band prio qdisc keeps ordinary traffic in bands 1-3 (the default
 /// priomap never uses band 4) and a u32 filter sends the matching packets to netem on band 4.
-const NETEM_SCRIPT: &str = r#"dev="${DISASTERPIECE_DEVICE:-eth0}"
-added=""
-fail() {
-  [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
-  say "could not add netem to $dev: $1"
-  exit 3
-}
-clean() {
-  trap - TERM INT HUP
-  [ -n "${sleeper:-}" ] && kill "$sleeper" 2>/dev/null
-  [ -n "$added" ] && tc qdisc del dev "$dev" root 2>/dev/null
-  if tc qdisc show dev "$dev" | grep -q netem; then
-    say "netem is still on $dev: remove it with 'tc qdisc del dev $dev root' or delete the pod"
-    exit 4
-  fi
-  say "netem removed from $dev"
-  exit 0
-}
-trap clean TERM INT HUP
-if [ -n "${DISASTERPIECE_CIDR:-}${DISASTERPIECE_PORT:-}" ]; then
-  match=""
-  [ -n "${DISASTERPIECE_CIDR:-}" ] && match="$match match ip dst $DISASTERPIECE_CIDR"
-  [ -n "${DISASTERPIECE_PORT:-}" ] && match="$match match ip dport $DISASTERPIECE_PORT 0xffff"
-  out=$(tc qdisc add dev "$dev" root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 2>&1) || fail "$out"
-  added=1
-  out=$(tc qdisc add dev "$dev" parent 1:4 handle 40: netem $DISASTERPIECE_NETEM 2>&1) || fail "$out"
-  out=$(tc filter add dev "$dev" parent 1:0 protocol ip prio 1 u32 $match flowid 1:4 2>&1) || fail "$out"
-else
-  out=$(tc qdisc add dev "$dev" root netem $DISASTERPIECE_NETEM 2>&1) || fail "$out"
-  added=1
-fi
-say "netem $DISASTERPIECE_NETEM on $dev for ${DISASTERPIECE_SECONDS}s"
-sleep "$DISASTERPIECE_SECONDS" &
-sleeper=$!
-wait $sleeper
-clean
-"#;
+const NETEM_SCRIPT: &str = include_str!("scripts/netem.sh");
 
 /// Busy workers: stress-ng when the image has it, else shell loops paused and resumed to the
 /// asked load.
-const CPU_SCRIPT: &str = r#"if command -v stress-ng >/dev/null 2>&1; then
-  stress-ng --cpu "$DISASTERPIECE_CPU_WORKERS" --cpu-load "$DISASTERPIECE_CPU_LOAD" --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
-  pids="$!"
-else
-  i=0
-  while [ "$i" -lt "$DISASTERPIECE_CPU_WORKERS" ]; do
-    ( while :; do :; done ) &
-    busy=$!
-    pids="$pids $busy"
-    if [ "$DISASTERPIECE_CPU_LOAD" -lt 100 ]; then
-      ( while :; do sleep "$DISASTERPIECE_CPU_ON"; kill -STOP $busy; sleep "$DISASTERPIECE_CPU_OFF"; kill -CONT $busy; done ) &
-      pids="$pids $!"
-    fi
-    i=$((i + 1))
-  done
-fi
-say "cpuStress: $DISASTERPIECE_CPU_WORKERS worker(s) at $DISASTERPIECE_CPU_LOAD% for ${DISASTERPIECE_SECONDS}s"
-"#;
+const CPU_SCRIPT: &str = include_str!("scripts/cpu.sh");
 
 /// Memory held, in steps when ramped: stress-ng when the image has it, else `tail` reading N
 /// zero bytes from a pipe held open for the duration, which keeps that newline-free line in
 /// memory.
-const MEMORY_SCRIPT: &str = r#"i=0
-while [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ]; do
-  if command -v stress-ng >/dev/null 2>&1; then
-    stress-ng --vm 1 --vm-bytes "$DISASTERPIECE_MEMORY_CHUNK" --vm-keep --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
-  else
-    ( { head -c "$DISASTERPIECE_MEMORY_CHUNK" /dev/zero; sleep "$DISASTERPIECE_SECONDS"; } | tail > /dev/null ) &
-  fi
-  pids="$pids $!"
-  i=$((i + 1))
-  [ "$i" -lt "$DISASTERPIECE_MEMORY_STEPS" ] && sleep "$DISASTERPIECE_MEMORY_PAUSE"
-done
-say "memoryStress: holding $DISASTERPIECE_MEMORY for ${DISASTERPIECE_SECONDS}s"
-"#;
+const MEMORY_SCRIPT: &str = include_str!("scripts/memory.sh");
 
 /// Signals the target container's main process (PID 1 of the PID namespace it shares with
 /// the target), then checks it went. A PID 1 ignores what it does not handle, and KILL always.
-const KILL_SCRIPT: &str = r#"out=$(kill -s "$DISASTERPIECE_SIGNAL" 1 2>&1) || { say "could not signal the main process of $DISASTERPIECE_TARGET: $out"; exit 3; }
-i=0
-while [ "$i" -lt 50 ]; do
-  kill -0 1 2>/dev/null || exit 0
-  sleep 0.1
-  i=$((i + 1))
-done
-say "the main process of $DISASTERPIECE_TARGET is still running after SIG$DISASTERPIECE_SIGNAL: a container's PID 1 receives only the signals it handles, and never KILL from inside the pod (pid_namespaces(7)); use signal TERM"
-exit 3
-"#;
+const KILL_SCRIPT: &str = include_str!("scripts/container_kill.sh");
 
 /// Adds the container; waits until it runs, or for containerKill until the target restarted.
 pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value) -> Result<Outcome, FaultError> {
@@ -734,29 +652,86 @@ mod tests {
     }
 
     /// Runs a fault's script with `sh` and its environment; TERM after `term_after` if given.
+    /// Runs a fault's container command as the kubelet runs it (after Kubernetes' expansion,
+    /// with the container's environment), and, after `term_after`, stops it as a revert does:
+    /// TERM to the PID its script wrote.
     fn run_script(fault: &str, body: &str, env: Vec<(&str, String)>, term_after: Option<Duration>) -> (i32, String) {
-        let child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script(fault, body))
-            .envs(env)
-            .env("DISASTERPIECE_FAULT", fault)
-            .env("DISASTERPIECE_SECONDS", "20")
+        let mut env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        env.push(("DISASTERPIECE_FAULT".into(), fault.into()));
+        if !env.iter().any(|(k, _)| k == "DISASTERPIECE_SECONDS") {
+            env.push(("DISASTERPIECE_SECONDS".into(), "20".into()));
+        }
+        let pid_file = std::env::temp_dir().join(format!(
+            "disasterpiece-test-{}-{}.pid",
+            std::process::id(),
+            crate::random::u64()
+        ));
+        env.push(("DISASTERPIECE_PID_FILE".into(), pid_file.display().to_string()));
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let words: Vec<String> = command(fault, body)
+            .as_array()
+            .expect("a command")
+            .iter()
+            .map(|w| disasterpiece_common::expansion::expand(w.as_str().expect("a word"), lookup))
+            .collect();
+        let child = std::process::Command::new(&words[0])
+            .args(&words[1..])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("sh");
         if let Some(after) = term_after {
             std::thread::sleep(after);
-            let status = std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
+            let written = std::fs::read_to_string(&pid_file).expect("the script wrote its PID");
+            assert_eq!(
+                written.trim().parse::<u32>().ok(),
+                Some(child.id()),
+                "the PID file holds {written:?}"
+            );
+            let status = std::process::Command::new("sh")
+                .args(["-c", &format!("kill -TERM $(cat {})", pid_file.display())])
                 .status()
                 .expect("kill");
             assert!(status.success());
         }
         let output = child.wait_with_output().expect("wait");
+        let _ = std::fs::remove_file(&pid_file);
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
+    }
+
+    /// Every fault's whole script, as its container runs it, passes shellcheck (POSIX sh).
+    #[test]
+    #[cfg_attr(not(has_shellcheck), ignore = "needs shellcheck (apt-get install shellcheck)")]
+    fn every_fault_script_passes_shellcheck() {
+        use std::io::Write;
+        for (fault, body) in [
+            ("networkDelay", NETEM_SCRIPT),
+            ("cpuStress", CPU_SCRIPT),
+            ("memoryStress", MEMORY_SCRIPT),
+            ("containerKill", KILL_SCRIPT),
+        ] {
+            let mut check = std::process::Command::new("shellcheck")
+                .args(["--shell=sh", "--severity=style", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("shellcheck");
+            check
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script(fault, body).as_bytes())
+                .expect("write");
+            let output = check.wait_with_output().expect("shellcheck");
+            assert!(
+                output.status.success(),
+                "{fault}:\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,4 @@
+sleep "$DISASTERPIECE_SECONDS" &
+pids="$pids $!"
+wait $!
+stop
