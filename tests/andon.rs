@@ -597,6 +597,15 @@ async fn a_second_exercise_counts_the_first_ones_fault_against_the_budget() {
         second.injections[0].not_injected.as_deref(),
         Some("the guard says no PodDisruptionBudget headroom (checkout)")
     );
+    // With no fault in place, its clause held, but proves nothing.
+    assert_eq!(second.outcome, Outcome::Inconclusive);
+    assert!(
+        second.expectations[0]
+            .observed
+            .starts_with("cannot be judged: no fault was in place"),
+        "{:?}",
+        second.expectations[0]
+    );
     let (first, _) = first.finish().await;
     assert_eq!(first.metrics.blast_radius.hit, 1);
 }

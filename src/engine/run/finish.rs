@@ -48,6 +48,15 @@ pub(super) fn report(
 ) -> Report {
     let spec = &scenario.spec;
     let ended_at = record.ended_at.unwrap_or_default();
+    let mut record = record;
+    if let Some(why) = no_fault(&record) {
+        // No claim without evidence: what was seen while no fault was in place says nothing
+        // about the hypothesis.
+        for e in &mut record.expectations {
+            e.verdict = ClauseVerdict::Inconclusive;
+            e.observed = format!("cannot be judged: no fault was in place ({why}); seen: {}", e.observed);
+        }
+    }
     let outcome = outcome(&record);
     let first_injection = record.injections.iter().filter_map(|i| i.injected_at).min();
     let last_revert = record.injections.iter().filter_map(|i| i.reverted_at).max();
@@ -94,14 +103,17 @@ pub(super) fn report(
     }
 }
 
-/// Refused before anything was done; aborted; refuted by a clause or a steady state that did
-/// not return; inconclusive when a clause could not be judged; else confirmed.
+/// Refused before anything was done; aborted; inconclusive when no fault was in place (nothing
+/// to judge the hypothesis by); refuted by a clause or a steady state that did not return;
+/// inconclusive when a clause could not be judged; else confirmed.
 fn outcome(record: &Record) -> Outcome {
     let any = |verdict| record.expectations.iter().any(|e| e.verdict == verdict);
     if !record.refusals.is_empty() {
         Outcome::Refused
     } else if record.abort.is_some() {
         Outcome::Aborted
+    } else if no_fault(record).is_some() {
+        Outcome::Inconclusive
     } else if !record.recovered || any(ClauseVerdict::Refuted) {
         Outcome::Refuted
     } else if any(ClauseVerdict::Inconclusive) {
@@ -109,6 +121,27 @@ fn outcome(record: &Record) -> Outcome {
     } else {
         Outcome::Confirmed
     }
+}
+
+/// Why no fault was in place, when none was in an exercise that ran (not refused, not
+/// aborted): each target's reason, or that none was chosen.
+fn no_fault(record: &Record) -> Option<String> {
+    if !record.refusals.is_empty()
+        || record.abort.is_some()
+        || record.injections.iter().any(|i| i.injected_at.is_some())
+    {
+        return None;
+    }
+    let reasons: Vec<String> = record
+        .injections
+        .iter()
+        .map(|i| format!("{}: {}", i.target, i.not_injected.as_deref().unwrap_or("not injected")))
+        .collect();
+    Some(if reasons.is_empty() {
+        "no target was chosen".to_owned()
+    } else {
+        reasons.join("; ")
+    })
 }
 
 /// The share of http probe samples that passed between the first injection and the last
@@ -147,4 +180,82 @@ fn detection(spec: &ScenarioSpec, expectations: &[ExpectationResult], injected: 
     held(true)
         .or_else(|| held(false))
         .map(|at| (at - injected).num_milliseconds() as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::Observation;
+
+    fn scenario() -> Scenario {
+        let text = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: keeps-serving}
+spec:
+  hypothesis: Checkout keeps serving.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{podKill: {}}]
+  duration: 10s
+  expect:
+    - {name: serves, http: {url: 'http://checkout.shop.svc/'}, throughout: true}
+";
+        match crate::scenario::load(text, &|_| true).resources.remove(0).1 {
+            crate::scenario::Resource::Scenario(s) => *s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn record(injected: bool) -> Record {
+        let at = DateTime::<Utc>::default();
+        Record {
+            recovered: true,
+            injections: vec![Injection {
+                fault: "podKill".into(),
+                target: "pod shop/checkout-a".into(),
+                action: "delete pod shop/checkout-a".into(),
+                injected_at: injected.then_some(at),
+                not_injected: (!injected).then(|| "the guard says not Ready".to_owned()),
+                reverted_at: None,
+                evicted: Vec::new(),
+                partial: None,
+            }],
+            expectations: vec![ExpectationResult {
+                name: "serves".into(),
+                expected: "throughout the fault".into(),
+                verdict: ClauseVerdict::Confirmed,
+                first_held: None,
+                observed: "200 in 3 ms".into(),
+                samples: 10,
+                probe: "http".into(),
+                history: vec![Observation {
+                    at,
+                    verdict: "pass".into(),
+                    observed: "200 in 3 ms".into(),
+                    latency_ms: Some(3.0),
+                }],
+            }],
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn a_hypothesis_is_judged_only_with_a_fault_in_place() {
+        let report = |injected| {
+            super::report(
+                "ex".into(),
+                &scenario(),
+                Environment::default(),
+                People::default(),
+                record(injected),
+            )
+        };
+        assert_eq!(report(true).outcome, Outcome::Confirmed);
+        let none = report(false);
+        assert_eq!(none.outcome, Outcome::Inconclusive);
+        assert_eq!(none.expectations[0].verdict, ClauseVerdict::Inconclusive);
+        assert_eq!(
+            none.expectations[0].observed,
+            "cannot be judged: no fault was in place (pod shop/checkout-a: the guard says not Ready); seen: 200 in 3 ms"
+        );
+    }
 }
