@@ -286,8 +286,11 @@ fn cpu_env(p: &CpuStress) -> Vec<(&'static str, String)> {
 }
 
 fn memory_env(p: &MemoryStress, bytes: u64) -> Vec<(&'static str, String)> {
-    let steps: u64 = if p.ramp.is_some() { 10 } else { 1 };
-    let pause = p.ramp.map_or(0, |r| (r.as_std().as_secs() / steps).max(1));
+    // Up to 10 steps of at least a second each over the ramp (a step of 0.2 s would be
+    // rounded up to 1 s by `sleep` and stretch a 2 s ramp to 9 s).
+    let ramp = p.ramp.map_or(0, |r| r.as_std().as_secs());
+    let steps = ramp.clamp(1, 10);
+    let pause = ramp / steps;
     vec![
         ("DISASTERPIECE_MEMORY", p.size.clone()),
         ("DISASTERPIECE_MEMORY_BYTES", bytes.to_string()),
@@ -756,6 +759,24 @@ mod tests {
                 "{fault}: {out}"
             );
         }
+    }
+
+    /// A ramp is part of the fault's window, not added to it: 2 s of ramp in a 3 s fault ends
+    /// after 3 s, not 5.
+    #[test]
+    fn memory_stress_with_a_ramp_ends_when_its_duration_does() {
+        let memory = MemoryStress {
+            size: "2Mi".into(),
+            ramp: Some(D::from_secs(2)),
+        };
+        let mut env = memory_env(&memory, 2 << 20);
+        env.push(("DISASTERPIECE_SECONDS", "3".into()));
+        let started = std::time::Instant::now();
+        let (code, out) = run_script("memoryStress", MEMORY_SCRIPT, env, None);
+        let took = started.elapsed();
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("memoryStress: holding 2Mi until the fault ends"), "{out}");
+        assert!(took < Duration::from_millis(4500), "ran {took:?} for a 3 s fault");
     }
 
     #[test]

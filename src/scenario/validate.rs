@@ -95,7 +95,12 @@ pub fn validate_scenario_parts(document: &J) -> Vec<Finding> {
         check_blast_radius(&mut f, &radius);
     }
     if let Some(faults) = items::<Fault>(document, "/spec/faults") {
-        check_faults(&mut f, &faults, target_kind);
+        check_faults(
+            &mut f,
+            &faults,
+            target_kind,
+            part::<Duration>(document, "/spec/duration"),
+        );
     }
     if let Some(image) = part::<String>(document, "/spec/faultImage")
         && (image.is_empty() || image.contains(char::is_whitespace))
@@ -419,7 +424,12 @@ fn check_blast_radius(f: &mut Findings, radius: &BlastRadius) {
     }
 }
 
-fn check_faults(f: &mut Findings, faults: &[Option<Fault>], target_kind: Option<TargetKind>) {
+fn check_faults(
+    f: &mut Findings,
+    faults: &[Option<Fault>],
+    target_kind: Option<TargetKind>,
+    duration: Option<Duration>,
+) {
     if faults.is_empty() {
         f.add("spec.faults", "at least one fault is needed")
             .hint("e.g. `- podKill: {}`");
@@ -487,12 +497,25 @@ fn check_faults(f: &mut Findings, faults: &[Option<Fault>], target_kind: Option<
                 }
                 check_destination(f, &at, params.destination.as_ref());
             }
-            FaultKind::MemoryStress(params) if !is_positive_quantity(&params.size) => {
-                f.add(
-                    child_path(&at, "size"),
-                    format!("`{}` is not a memory size", params.size),
-                )
-                .hint("write a Kubernetes quantity such as `256Mi` or `1Gi`");
+            FaultKind::MemoryStress(params) => {
+                if !is_positive_quantity(&params.size) {
+                    f.add(
+                        child_path(&at, "size"),
+                        format!("`{}` is not a memory size", params.size),
+                    )
+                    .hint("write a Kubernetes quantity such as `256Mi` or `1Gi`");
+                }
+                // The fault ends when `duration` does: a ramp as long would never hold the
+                // whole size.
+                if let (Some(ramp), Some(duration)) = (params.ramp, duration)
+                    && ramp >= duration
+                {
+                    f.add(
+                        child_path(&at, "ramp"),
+                        format!("must be shorter than the duration ({duration}), within which the fault ramps up and holds (got {ramp})"),
+                    )
+                    .hint("shorten `ramp` or lengthen `duration`: e.g. `ramp: 30s` with `duration: 2m`");
+                }
             }
             _ => {}
         }

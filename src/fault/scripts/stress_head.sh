@@ -1,3 +1,6 @@
+# When the fault ends, a ramp included: every hold lasts until then, never longer.
+end=$(($(date +%s) + DISASTERPIECE_SECONDS))
+left() { l=$((end - $(date +%s))); [ "$l" -gt 0 ] || l=0; echo "$l"; }
 pids=""
 stop() {
   trap - TERM INT HUP

@@ -1,4 +1,4 @@
-sleep "$DISASTERPIECE_SECONDS" &
+sleep "$(left)" &
 pids="$pids $!"
 wait $!
 stop
