@@ -369,3 +369,49 @@ spec:
         assert!(ran >= chrono::Duration::seconds(3), "{state}");
     }
 }
+
+/// Ephemeral containers stay in a pod's spec after they end, and the API server refuses to
+/// change one: each fault container's name is unique per exercise, pod and fault, so two
+/// faults of one kind on one pod run side by side, and the same scenario runs again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_faults_of_one_kind_on_one_pod_and_a_rerun_both_work() {
+    use disasterpiece::engine::run::{RunOptions, Silent, run};
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = common::parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-two-stresses}
+spec:
+  hypothesis: Frontend keeps up under two kinds of CPU pressure at once.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  blastRadius: {mode: one}
+  faults: [{cpuStress: {workers: 1, load: 50}}, {cpuStress: {workers: 1, load: 30}}]
+  duration: 1s
+  expect:
+    - {name: some ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    );
+    let mut containers = Vec::new();
+    for exercise in ["ex-stress-1", "ex-stress-2"] {
+        let options = RunOptions {
+            exercise: exercise.into(),
+            seed: 1,
+            sample_every: Duration::from_millis(200),
+            cluster: "sim".into(),
+            ..Default::default()
+        };
+        let (_cord, abort) = tokio::sync::watch::channel(None);
+        let report = run(&client, &scenario, options, abort, &Silent).await;
+        let hit: Vec<_> = report.injections.iter().filter(|i| i.injected_at.is_some()).collect();
+        assert_eq!(hit.len(), 2, "{exercise}: {:#?}", report.injections);
+        assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
+        // The report names the container that was added, not the dry run's.
+        for injection in &report.injections {
+            assert!(!injection.action.contains("-plan"), "{}", injection.action);
+            containers.push(injection.action.clone());
+        }
+    }
+    containers.sort();
+    containers.dedup();
+    assert_eq!(containers.len(), 4, "four distinct containers: {containers:#?}");
+}

@@ -88,9 +88,6 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         FaultKind::ContainerKill(_) => ("containerKill", "kill"),
         _ => return Err(FaultError::Refused(format!("{fault:?} is not an in-pod fault"))),
     };
-    let mut name = format!("dp-{short}-{}", ctx.exercise);
-    name.truncate(63);
-    let name = name.trim_end_matches(['-', '.']).to_owned();
     let mut env = vec![
         ("DISASTERPIECE_FAULT", wire.to_owned()),
         ("DISASTERPIECE_EXERCISE", ctx.exercise.clone()),
@@ -171,6 +168,19 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         }
         _ => unreachable!("matched above"),
     };
+    // Unique per exercise, pod and fault (its parameters included): a re-run, or two faults of
+    // one kind on one pod, never meets a name already in the pod's spec (ephemeral containers
+    // stay listed after they end, and the API server refuses to change one). The readable part
+    // says which exercise added it, as its DISASTERPIECE_EXERCISE does.
+    let tag = std::iter::once(format!("{}/{}/{}/{wire}", ctx.exercise, namespace, target.name))
+        .chain(
+            env.iter()
+                .filter(|(k, _)| *k != ENV_NOT_AFTER)
+                .map(|(k, v)| format!("{k}={v}")),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    let name = disasterpiece_common::names::label_with_hash(&format!("dp-{short}-{}", ctx.exercise), &tag);
     let mut container = json!({
         "name": name,
         "image": settings.image,

@@ -24,10 +24,7 @@ pub fn label_key(domain: &str, exercise: &str) -> String {
     let name = if exercise.len() <= 63 {
         exercise.to_owned()
     } else {
-        // FNV-1a: stable across builds and platforms, unlike the std hasher.
-        let hash = exercise.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = disasterpiece_common::names::stable_hash(exercise);
         // By characters: a name from a resource is ASCII, but nothing here may panic on one
         // that is not.
         let mut cut: String = exercise.chars().take(46).collect();

@@ -122,6 +122,8 @@ async fn one(
             return (None, Next::Stop);
         }
     };
+    // The action as it will be sent (the plan's names the dry run's objects).
+    record.action = prepared.action.to_string();
     match unless_aborted(&mut cord, held_by_another(client, &prepared.action, exercise)).await {
         None => return (None, cut(x, record)),
         Some(Some(held)) => return (None, spare(x, record, target, held)),
