@@ -264,7 +264,20 @@ async fn container_kill_restarts_the_target_container_once() {
         .expect("prepare");
     let Fault { container } = in_pod(&p);
     assert_eq!(container["targetContainerName"], "checkout");
+    // As on a real node, the fault container dies with its target's PID namespace (137, no
+    // word of its own) before the kubelet shows the restart: judged by the restart.
     assert_eq!(fault::apply(&c, &p).await.expect("apply"), Outcome::Injected);
+    let pod = pods.get(&target.name).await.expect("get");
+    let fault_end = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.ephemeral_container_statuses.as_ref())
+        .and_then(|s| {
+            s.iter()
+                .find(|c| c.name == container["name"].as_str().unwrap_or_default())
+        })
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
+    assert_eq!(fault_end, Some(137));
     let pod = pods.get(&target.name).await.expect("get");
     assert_eq!(restarts(&pod, "checkout"), 1);
     eventually("the container is Ready again", || async {

@@ -278,7 +278,11 @@ async fn kubectl_exec_stops_a_fault_container_over_websocket() {
         .await
         .expect("prepare");
     fault::apply(&ctx, &prepared).await.expect("apply");
-    let container = "dp-cpu-ex-kubectl";
+    let fault::Action::InPod { container, .. } = &prepared.action else {
+        panic!("an in-pod action: {:?}", prepared.action)
+    };
+    let container = container["name"].as_str().expect("named").to_owned();
+    let container = container.as_str();
     let path = sim.kubeconfig_path();
     // A command the simulator does not run: kubectl shows its stderr and exit code.
     let (ok, _, err) = run(

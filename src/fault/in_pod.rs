@@ -98,10 +98,12 @@ pub fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Resul
         ("DISASTERPIECE_SECONDS", seconds.to_string()),
         // The end of the exercise's window (Unix seconds): a container that starts late, after
         // a slow image pull, runs only what is left of it, and not at all once it has passed.
-        (
-            ENV_NOT_AFTER,
-            (ctx.clock.now().timestamp() + seconds as i64).to_string(),
-        ),
+        // Rounded up to the second the scripts read (`date +%s`): cut down, a 1 s fault
+        // prepared at X.9 s would have had 0.1 s, and often none.
+        (ENV_NOT_AFTER, {
+            let end = ctx.clock.now() + chrono::Duration::seconds(seconds as i64);
+            (end.timestamp() + i64::from(end.timestamp_subsec_nanos() > 0)).to_string()
+        }),
     ];
     let (body, effect, security, target_container) = match fault {
         FaultKind::NetworkDelay(p) => {
@@ -419,7 +421,11 @@ pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value)
         }
         match state(&current, &name) {
             State::Running if target.is_none() => return Ok(Outcome::Injected),
-            State::Ended { code, message } if code != 0 || target.is_none() => {
+            // containerKill is judged by its target, not by its own end: when the target's main
+            // process exits, the PID namespace the script shares with it goes too, and the
+            // kernel kills the script (137) before it can report. Only its own refusal (3, with
+            // why) means the signal did not go.
+            State::Ended { code, message } if target.is_none() || code == 3 => {
                 return Ok(Outcome::NotInjected {
                     reason: ended_early(&name, code, &message),
                 });

@@ -549,9 +549,13 @@ impl World {
                         if env(&container, ENV_SIGNAL).as_deref() == Some("KILL") {
                             ended(3, &pid1_ignores_kill(target))
                         } else {
+                            // The target's main process exits; its PID namespace, which the
+                            // fault container shares, goes with it, so the kernel kills the
+                            // script (137) before it can say anything. The kubelet restarts the
+                            // target a moment later: the restart count is what tells.
                             self.kill_container(pod, target, now + config.ready_delay, &stamp);
                             next.at(now + config.ready_delay);
-                            ended(0, "")
+                            ended(137, "")
                         }
                     } else if left.is_some_and(|s| s <= 0) {
                         ended(3, "started after its exercise's window ended; nothing done")
@@ -593,15 +597,16 @@ impl World {
         }
     }
 
+    /// The target's main process ended (by the signal it handled: exit 143): terminated now,
+    /// restarted by the kubelet at `back_at` (the restart count goes up then, as a real
+    /// kubelet's status shows it after the restart).
     fn kill_container(&mut self, pod: &mut Value, target: &str, back_at: Instant, now: &str) {
         let uid = text(pod, "/metadata/uid").to_owned();
         for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
             if status["name"] == target {
-                let restarts = status["restartCount"].as_i64().unwrap_or(0) + 1;
-                status["restartCount"] = json!(restarts);
+                let started = at(status, "/state/running/startedAt").cloned().unwrap_or(json!(now));
                 status["ready"] = json!(false);
-                status["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
-                status["state"] = json!({"running": {"startedAt": now}});
+                status["state"] = json!({"terminated": {"exitCode": 143, "reason": "Error", "startedAt": started, "finishedAt": now}});
             }
         }
         set_ready(pod, false, now);
@@ -627,6 +632,12 @@ impl World {
             self.container_back_at.remove(&(uid.clone(), container.clone()));
             for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
                 if status["name"] == container.as_str() {
+                    if let Some(ended) = at(status, "/state/terminated").cloned() {
+                        let restarts = status["restartCount"].as_i64().unwrap_or(0) + 1;
+                        status["restartCount"] = json!(restarts);
+                        status["lastState"] = json!({"terminated": ended});
+                        status["state"] = json!({"running": {"startedAt": stamp}});
+                    }
                     status["ready"] = json!(true);
                 }
             }
