@@ -428,3 +428,56 @@ spec:
     containers.dedup();
     assert_eq!(containers.len(), 4, "four distinct containers: {containers:#?}");
 }
+
+/// An image no node can pull (an air-gapped cluster with the default image): the fault is not
+/// injected, there is nothing to observe or wait out, the revert has nothing to stop, and the
+/// journal is closed — where before the revert waited for the fault's end plus 30 s, then
+/// failed with "it ends by itself at …", and `recover` failed forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_image_that_cannot_be_pulled_ends_the_fault_at_once() {
+    use disasterpiece::engine::run::{RunOptions, Silent, run};
+    use disasterpiece::report::model::Outcome as Verdict;
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = common::parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-stress-airgapped}
+spec:
+  hypothesis: Frontend keeps up under CPU pressure.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  blastRadius: {mode: one}
+  faultImage: registry.airgap.invalid/tools/netshoot:v0.13
+  faults: [{cpuStress: {workers: 1, load: 50}}]
+  duration: 30s
+  expect:
+    - {name: some ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    );
+    let options = RunOptions {
+        exercise: "ex-airgap".into(),
+        seed: 1,
+        sample_every: Duration::from_millis(200),
+        cluster: "sim".into(),
+        ..Default::default()
+    };
+    let (_cord, abort) = tokio::sync::watch::channel(None);
+    let started = Instant::now();
+    let report = run(&client, &scenario, options, abort, &Silent).await;
+    let took = started.elapsed();
+    let reason = report.injections[0].not_injected.clone().unwrap_or_default();
+    assert!(
+        reason.contains("ErrImagePull") && reason.contains("no such host"),
+        "{reason}"
+    );
+    assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
+    assert_eq!(report.outcome, Verdict::Inconclusive);
+    assert!(report.timeline.iter().any(|e| e.kind == "notObserved"));
+    // Far from the 30 s window and the 30 s stop timeout it used to wait out.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let journals = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "shop")
+        .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
+        .await
+        .expect("list")
+        .items;
+    assert!(journals.is_empty(), "the journal is closed");
+}

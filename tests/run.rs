@@ -252,7 +252,7 @@ spec:
   hypothesis: Checkout survives fewer replicas and a partitioned pod.
   target: {namespace: shop, kind: Deployment, name: checkout}
   blastRadius: {mode: one, respectPodDisruptionBudgets: false}
-  faults: [{scale: {replicas: 2}}, {networkPartition: {}}]
+  faults: [{networkPartition: {}}, {scale: {replicas: 2}}]
   duration: 60s
   expect:
     - {name: two ready, kube: {readyReplicas: {atLeast: 2}}, throughout: true}

@@ -112,6 +112,8 @@ pub enum ExerciseEvent {
         action: String,
         error: String,
     },
+    /// No fault went in: there is nothing to observe, and the window is skipped.
+    NothingInPlace,
     /// Injection took long; the window starts when it is complete.
     SlowInjection {
         took: Duration,
@@ -185,6 +187,7 @@ impl ExerciseEvent {
             E::Interrupted { action } => vec![("notInjected", format!("{action}: {INTERRUPTED}"))],
             E::InjectFailed { action, error } => vec![("error", format!("{action}: {error}"))],
             E::SlowInjection { .. } => vec![("slowInjection", self.line().unwrap_or_default())],
+            E::NothingInPlace => vec![("notObserved", self.line().unwrap_or_default())],
             E::Clauses { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => Vec::new(),
             E::Held { clause, observed } => vec![("expectation", format!("`{clause}` holds: {observed}"))],
             E::Failed { clause, observed } => vec![("expectation", format!("`{clause}` failed: {observed}"))],
@@ -247,6 +250,7 @@ impl ExerciseEvent {
                 "injection took {:.1}s; the {window} window starts now",
                 took.as_secs_f64()
             ),
+            E::NothingInPlace => "no fault went in: nothing to observe, the window is skipped".into(),
             E::Held { clause, observed } => format!("expectation `{clause}` holds: {observed}"),
             E::Failed { clause, observed } => format!("expectation `{clause}` FAILED: {observed}"),
             E::Missed {
@@ -294,6 +298,7 @@ impl ExerciseEvent {
             E::Partial { .. } => ("PartlyInjected", Warning),
             E::NotInjected { .. } | E::Interrupted { .. } => ("NotInjected", Warning),
             E::SlowInjection { .. } => ("SlowInjection", Warning),
+            E::NothingInPlace => ("NothingInPlace", Warning),
             E::Held { .. } => ("ExpectationHeld", Normal),
             E::Failed { .. } | E::Missed { .. } => ("ExpectationFailed", Warning),
             E::Abort { .. } => ("Aborted", Warning),

@@ -493,6 +493,10 @@ pub async fn stop(
         };
         match state(&current, name) {
             State::Absent => return Ok(()),
+            // Its image was never pulled: the script never ran, there is nothing to stop. (It
+            // cannot be removed from the pod; should the registry answer later, the script runs
+            // at most what is left of the exercise's window, `DISASTERPIECE_NOT_AFTER`.)
+            State::Waiting { reason, .. } if STUCK.contains(&reason.as_str()) => return Ok(()),
             State::Ended { code, message } => return judge(namespace, pod, name, fault, code, &message),
             State::Running if signalled.is_none() => {
                 signalled = Some(terminate(&pods, pod, name).await);

@@ -47,7 +47,7 @@ impl Outcome {
 pub struct Event {
     pub at: DateTime<Utc>,
     /// `phase`, `refused`, `skipped`, `injected`, `evicted`, `partial`, `notInjected`, `error`,
-    /// `slowInjection`, `expectation`, `abort`, `reverted`, `revertFailed`, `recovered`,
+    /// `slowInjection`, `notObserved`, `expectation`, `abort`, `reverted`, `revertFailed`, `recovered`,
     /// `notRecovered` (`engine::event::ExerciseEvent::timeline`).
     pub kind: String,
     pub detail: String,

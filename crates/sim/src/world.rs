@@ -526,7 +526,22 @@ impl World {
                 .unwrap_or_default();
             let status = statuses.iter().find(|s| s["name"] == name.as_str()).cloned();
             let key = (uid.clone(), name.clone());
+            let image = container["image"].as_str().unwrap_or_default().to_owned();
             match status {
+                // An image from a registry that does not resolve is never pulled: the kubelet
+                // backs off for good, and the container never runs.
+                None if unpullable(&image).is_some() => {
+                    let host = unpullable(&image).unwrap_or_default();
+                    let message = format!(
+                        "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": failed to do request: Head \"https://{host}/v2/\": dial tcp: lookup {host}: no such host"
+                    );
+                    let mut list = statuses;
+                    list.push(
+                        json!({"name": name, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+                        "state": {"waiting": {"reason": "ErrImagePull", "message": message}}}),
+                    );
+                    pod["status"]["ephemeralContainerStatuses"] = json!(list);
+                }
                 None => {
                     // A container never runs past its exercise's window.
                     let left = env(&container, ENV_NOT_AFTER)
@@ -652,6 +667,16 @@ impl World {
 }
 
 /// An ephemeral container that has not started, or has not finished.
+/// The registry host of `image` when it lies under `.invalid` (RFC 2606: never resolves), as a
+/// registry an air-gapped cluster cannot reach.
+pub fn unpullable(image: &str) -> Option<String> {
+    let (first, _) = image.split_once('/')?;
+    let host = first.split(':').next().unwrap_or(first);
+    (host.ends_with(".invalid") || host == "invalid").then(|| host.to_owned())
+}
+
+/// Whether a pod has an ephemeral container that has not ended and may still (a container
+/// whose image cannot be pulled never will).
 fn has_unfinished_ephemeral(pod: &Value) -> bool {
     let declared = pod
         .pointer("/spec/ephemeralContainers")
@@ -660,7 +685,13 @@ fn has_unfinished_ephemeral(pod: &Value) -> bool {
     let statuses = pod
         .pointer("/status/ephemeralContainerStatuses")
         .and_then(Value::as_array);
-    let finished = statuses.map_or(0, |s| s.iter().filter(|c| at(c, "/state/terminated").is_some()).count());
+    let finished = statuses.map_or(0, |s| {
+        s.iter()
+            .filter(|c| {
+                at(c, "/state/terminated").is_some() || at(c, "/state/waiting/reason") == Some(&json!("ErrImagePull"))
+            })
+            .count()
+    });
     declared > finished
 }
 

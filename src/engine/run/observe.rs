@@ -99,6 +99,11 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         watch.remediation.disrupted = true;
         watch.remediation.since = injected.first;
     }
+    if injected.first.is_none() && x.aborted.is_none() {
+        // Nothing to judge the hypothesis by (the report says so): no window to wait out.
+        x.emit(ExerciseEvent::NothingInPlace);
+        return;
+    }
     let end = injected.complete + x.spec.duration.as_std();
     if x.aborted.is_none() {
         let every = x.options.sample_every;
