@@ -23,6 +23,7 @@ const PROGRAMS: &[(&str, Option<&str>, &[&str])] = &[
     ("has_xmllint", None, &["xmllint"]),
     ("has_helm", Some("DISASTERPIECE_HELM"), &["helm"]),
     ("has_shellcheck", None, &["shellcheck"]),
+    ("has_stress_ng", None, &["stress-ng"]),
 ];
 
 fn main() {

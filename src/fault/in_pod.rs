@@ -781,6 +781,86 @@ mod tests {
         }
     }
 
+    /// The cpuStress script with stress-ng, run as its container runs it: as uid 65534 (when
+    /// the test may switch users) from `/`, where stress-ng used to abort on a working directory
+    /// it cannot write while the script said the fault was in place. Returns the exit code,
+    /// what it said, and how many stress-ng processes ran 1.5 s in.
+    fn stress_as_the_container(load: &str) -> (i32, String, usize) {
+        let pid_file = std::env::temp_dir().join(format!("dp-stress-{}-{}.pid", std::process::id(), load));
+        let _ = std::fs::remove_file(&pid_file);
+        let mut env: Vec<(String, String)> = cpu_env(&CpuStress { workers: 1, load: 10 })
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.retain(|(k, _)| k != "DISASTERPIECE_CPU_LOAD");
+        env.extend([
+            ("DISASTERPIECE_CPU_LOAD".to_owned(), load.to_owned()),
+            ("DISASTERPIECE_FAULT".into(), "cpuStress".into()),
+            ("DISASTERPIECE_SECONDS".into(), "20".into()),
+            ("DISASTERPIECE_PID_FILE".into(), pid_file.display().to_string()),
+        ]);
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let words: Vec<String> = command("cpuStress", CPU_SCRIPT)
+            .as_array()
+            .expect("a command")
+            .iter()
+            .map(|w| disasterpiece_common::expansion::expand(w.as_str().expect("a word"), lookup))
+            .collect();
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let mut run = if root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+                .args(&words);
+            c
+        } else {
+            let mut c = std::process::Command::new(&words[0]);
+            c.args(&words[1..]);
+            c
+        };
+        let child = run
+            .current_dir("/")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        std::thread::sleep(Duration::from_millis(1500));
+        let running = std::process::Command::new("pgrep")
+            .args(["-x", "stress-ng", "-P", &child.id().to_string()])
+            .output()
+            .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count());
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = std::process::Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+        let output = child.wait_with_output().expect("wait");
+        let _ = std::fs::remove_file(&pid_file);
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            running,
+        )
+    }
+
+    #[test]
+    #[cfg_attr(not(has_stress_ng), ignore = "needs stress-ng (apt-get install stress-ng)")]
+    fn stress_ng_runs_as_the_container_does_and_a_stressor_that_dies_is_said() {
+        let (code, out, running) = stress_as_the_container("50");
+        assert_eq!(code, 0, "{out}");
+        assert!(running >= 1, "no stress-ng running: {out}");
+        assert!(out.contains("cpuStress: 1 worker(s) at 50%"), "{out}");
+        // A stressor that ends at once is not a fault in place: exit 3, with its words.
+        let (code, out, _) = stress_as_the_container("200");
+        assert_eq!(code, 3, "{out}");
+        assert!(
+            out.contains("its stressor ended at once (exit 1)") && out.contains("cpu-load"),
+            "{out}"
+        );
+    }
+
     /// A ramp is part of the fault's window, not added to it: 2 s of ramp in a 3 s fault ends
     /// after 3 s, not 5.
     #[test]

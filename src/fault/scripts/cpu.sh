@@ -1,6 +1,9 @@
 if command -v stress-ng >/dev/null 2>&1; then
-  stress-ng --cpu "$DISASTERPIECE_CPU_WORKERS" --cpu-load "$DISASTERPIECE_CPU_LOAD" --timeout "${DISASTERPIECE_SECONDS}s" --quiet &
+  # Its temporary files in /tmp: run as a non-root user from `/` (a container's default), it
+  # aborts on a working directory it cannot write.
+  stress-ng --temp-path "${TMPDIR:-/tmp}" --cpu "$DISASTERPIECE_CPU_WORKERS" --cpu-load "$DISASTERPIECE_CPU_LOAD" --timeout "$(left)s" --quiet 2>>"$log" &
   pids="$!"
+  tools="$!"
 else
   i=0
   while [ "$i" -lt "$DISASTERPIECE_CPU_WORKERS" ]; do

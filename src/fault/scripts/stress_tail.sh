@@ -1,3 +1,4 @@
+[ -z "$tools" ] || alive
 sleep "$(left)" &
 pids="$pids $!"
 wait $!
