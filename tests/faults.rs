@@ -15,7 +15,6 @@ use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, ResourceExt};
 
 mod common;
@@ -348,14 +347,7 @@ async fn network_partition_cuts_one_pod_and_revert_removes_policy_and_label() {
     let c = ctx(&client, false);
     let target = one_pod(&client, "checkout").await;
     let undo = inject_and_revert(&c, FaultKind::NetworkPartition(&NetworkPartition::default()), &target).await;
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
+    let policies = common::shop_policies(&client);
     let listed = policies
         .list(&ListParams::default().labels("disasterpiece.dev/exercise=ex-test"))
         .await
@@ -486,14 +478,7 @@ async fn dns_failure_blocks_port_53_for_one_pod_and_revert_removes_policy_and_la
         &target,
     )
     .await;
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
+    let policies = common::shop_policies(&client);
     let listed = policies.list(&ListParams::default()).await.expect("list").items;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].data["spec"]["policyTypes"], serde_json::json!(["Egress"]));
@@ -558,14 +543,7 @@ async fn two_exercises_partitioning_one_pod_never_end_each_others_fault() {
         Some("true")
     );
     assert!(!labels.contains_key("partition.disasterpiece.dev/ex-a"));
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
+    let policies = common::shop_policies(&client);
     let left = policies
         .list(&ListParams::default().labels("disasterpiece.dev/exercise=ex-b"))
         .await

@@ -13,7 +13,6 @@ use disasterpiece::target::resolve::resolve;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, ListParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 
 mod common;
 use common::{fast_shop, start};
@@ -107,14 +106,7 @@ async fn a_dead_run_is_recovered_exactly_once() {
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     let nodes: Api<Node> = Api::all(client.clone());
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
+    let policies = common::shop_policies(&client);
     assert_eq!(deployments.get("payments").await.expect("get").spec.replicas, Some(0));
 
     // A live journal (fresh heartbeat) is left alone.

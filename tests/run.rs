@@ -15,7 +15,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
@@ -258,14 +257,7 @@ spec:
     - {name: two ready, kube: {readyReplicas: {atLeast: 2}}, throughout: true}
 ";
     let mut child = start_run(&sim, &dir, scenario, 2).await;
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-            "networkpolicies",
-        ),
-    );
+    let policies = common::shop_policies(&client);
     assert_eq!(replicas(&client, "checkout").await, 2);
     assert_eq!(
         policies.list(&ListParams::default()).await.expect("list").items.len(),

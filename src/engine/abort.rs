@@ -28,6 +28,14 @@ pub async fn requested(abort: &mut AbortSignal) {
     }
 }
 
+/// `work`, unless an abort comes first (`None` then): for every wait of an exercise.
+pub async fn unless_aborted<T>(cord: &mut AbortSignal, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = requested(cord) => None,
+    }
+}
+
 /// An abort, as it was asked: why, and when (monotonic, for its latency; and on the clock,
 /// for the report).
 #[derive(Debug, Clone)]

@@ -53,28 +53,12 @@ pub async fn live(
     lapse: Duration,
     clock: &Clock,
 ) -> Result<Vec<Live>, JournalError> {
-    let api: Api<ConfigMap> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let listed = api
-        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
-        .await
-        .map_err(|source| JournalError::Api {
-            name: "(list)".into(),
-            source,
-        })?;
     let now = clock.now();
-    Ok(listed
-        .items
+    Ok(listed(client, namespace, None)
+        .await?
         .iter()
         .filter_map(|cm| {
-            let beat = cm
-                .annotations()
-                .get(HEARTBEAT)
-                .and_then(|b| DateTime::parse_from_rfc3339(b).ok())?
-                .with_timezone(&Utc);
-            let age = (now - beat).to_std().unwrap_or_default();
+            let age = heartbeat_age(cm, now)?;
             (age < lapse).then(|| Live {
                 journal: cm.name_any(),
                 namespace: cm.namespace().unwrap_or_default(),
@@ -84,6 +68,40 @@ pub async fn live(
             })
         })
         .collect())
+}
+
+/// The journals in `namespace` (or everywhere), of one exercise when given.
+async fn listed(
+    client: &Client,
+    namespace: Option<&str>,
+    exercise: Option<&str>,
+) -> Result<Vec<ConfigMap>, JournalError> {
+    let api: Api<ConfigMap> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut selector = format!("{JOURNAL_LABEL}=true");
+    if let Some(exercise) = exercise {
+        selector.push_str(&format!(",{EXERCISE_LABEL}={exercise}"));
+    }
+    let listed = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| JournalError::Api {
+            name: "(list)".into(),
+            source,
+        })?;
+    Ok(listed.items)
+}
+
+/// How old a journal's heartbeat is at `now`; `None` without a readable one.
+fn heartbeat_age(cm: &ConfigMap, now: DateTime<Utc>) -> Option<Duration> {
+    let beat = cm
+        .annotations()
+        .get(HEARTBEAT)
+        .and_then(|b| DateTime::parse_from_rfc3339(b).ok())?
+        .with_timezone(&Utc);
+    Some((now - beat).to_std().unwrap_or_default())
 }
 
 /// Where an entry stands.
@@ -143,15 +161,8 @@ pub struct Active {
 /// records its faults there before it acts. A journal that cannot be parsed counts as holding
 /// nothing here; recovery reports it.
 pub async fn active(client: &Client, namespace: &str) -> Result<Vec<Active>, JournalError> {
-    let listed = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{JOURNAL_LABEL}=true")))
-        .await
-        .map_err(|source| JournalError::Api {
-            name: "(list)".into(),
-            source,
-        })?;
-    Ok(listed
-        .items
+    Ok(listed(client, Some(namespace), None)
+        .await?
         .iter()
         .flat_map(|cm| {
             let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
@@ -434,31 +445,10 @@ async fn recover(
     lapse: Duration,
     clock: &Clock,
 ) -> Result<Vec<Recovered>, JournalError> {
-    let api: Api<ConfigMap> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut selector = format!("{JOURNAL_LABEL}=true");
-    if let Some(exercise) = exercise {
-        selector.push_str(&format!(",{EXERCISE_LABEL}={exercise}"));
-    }
-    let listed = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| JournalError::Api {
-            name: "(list)".into(),
-            source,
-        })?;
     let now = clock.now();
     let mut done = Vec::new();
-    for cm in listed.items {
-        let beat = cm
-            .annotations()
-            .get(HEARTBEAT)
-            .and_then(|b| DateTime::parse_from_rfc3339(b).ok())
-            .map(|b| b.with_timezone(&Utc));
-        let alive = beat.is_some_and(|b| now - b < chrono::Duration::from_std(lapse).unwrap_or_default());
-        if alive {
+    for cm in listed(client, namespace, exercise).await? {
+        if heartbeat_age(&cm, now).is_some_and(|age| age < lapse) {
             continue;
         }
         let ns = cm.namespace().unwrap_or_default();

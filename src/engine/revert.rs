@@ -26,9 +26,6 @@ pub struct EntryReverted {
     pub done: Vec<String>,
     /// Undo steps refused or failed, with why.
     pub failed: Vec<String>,
-    /// All done, but the journal could not record it (it is deleted when the exercise closes;
-    /// if that fails too, `recover` performs the steps again — they are idempotent).
-    pub unrecorded: Option<String>,
 }
 
 /// Reverts every entry of `journal` in `entries` that is not reverted yet: their undo steps in
@@ -36,7 +33,7 @@ pub struct EntryReverted {
 /// ConfigMap would only conflict). `nodes_ns`: the only namespace whose journals may change
 /// Nodes.
 pub async fn revert(ctx: &Context, journal: &Journal, entries: &[Entry], nodes_ns: &str) -> Vec<EntryReverted> {
-    let mut results = join_all(
+    let results = join_all(
         entries
             .iter()
             .filter(|e| e.state != State::Reverted)
@@ -44,13 +41,10 @@ pub async fn revert(ctx: &Context, journal: &Journal, entries: &[Entry], nodes_n
     )
     .await;
     let done: Vec<u32> = results.iter().filter(|r| r.failed.is_empty()).map(|r| r.id).collect();
-    if !done.is_empty()
-        && let Err(e) = journal.mark_all(&done, State::Reverted).await
-    {
-        let unrecorded = format!("reverted, but the journal could not record it: {e}");
-        for result in results.iter_mut().filter(|r| r.failed.is_empty()) {
-            result.unrecorded = Some(unrecorded.clone());
-        }
+    if !done.is_empty() {
+        // Best effort: a journal with nothing left to undo is deleted next; should that fail
+        // too, `recover` performs these steps again, which finds them done.
+        let _ = journal.mark_all(&done, State::Reverted).await;
     }
     results
 }
@@ -60,7 +54,6 @@ async fn revert_entry(ctx: &Context, journal: &Journal, entry: &Entry, nodes_ns:
         id: entry.id,
         done: Vec::new(),
         failed: Vec::new(),
-        unrecorded: None,
     };
     for step in &entry.undo {
         let outcome = match undo_allowed(step, &journal.namespace, nodes_ns) {

@@ -82,19 +82,21 @@ pub async fn http_body(url: &str, path: &str) -> String {
         .expect("the service answers")
 }
 
-/// After a NetworkPolicy fault is reverted: no policy left in `shop`, no pod carrying `label`.
-/// No NetworkPolicy left in shop, and no pod of shop with a label key under `domain` (the
-/// faults label pods `<domain>/<exercise>`).
+/// The NetworkPolicies of `shop`, as JSON.
+pub fn shop_policies(client: &kube::Client) -> kube::Api<kube::core::DynamicObject> {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+        "networkpolicies",
+    );
+    kube::Api::namespaced_with(client.clone(), "shop", &resource)
+}
+
+/// After a NetworkPolicy fault is reverted: no NetworkPolicy left in shop, and no pod of shop
+/// with a label key under `domain` (the faults label pods `<domain>/<exercise>`).
 pub async fn assert_no_policy_nor_label(client: &kube::Client, domain: &str) {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
-    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"),
-        "networkpolicies",
-    );
-    let policies: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &resource);
-    let left = policies
+    let left = shop_policies(client)
         .list(&ListParams::default())
         .await
         .expect("list policies")

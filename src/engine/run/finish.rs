@@ -13,8 +13,8 @@ use crate::scenario::model::{HasProbe, ProbeKind, ScenarioSpec, Timing};
 /// What an exercise recorded as it went.
 #[derive(Debug, Default)]
 pub(super) struct Record {
-    pub started_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
     /// Why preflight refused, when it did: nothing was changed.
     pub refusals: Vec<String>,
     pub targets: Vec<TargetChoice>,
@@ -47,9 +47,10 @@ pub(super) fn report(
     record: Record,
 ) -> Report {
     let spec = &scenario.spec;
-    let ended_at = record.ended_at.unwrap_or_default();
+    let ended_at = record.ended_at;
     let mut record = record;
-    if let Some(why) = no_fault(&record) {
+    let no_fault = no_fault(&record);
+    if let Some(why) = &no_fault {
         // No claim without evidence: what was seen while no fault was in place says nothing
         // about the hypothesis.
         for e in &mut record.expectations {
@@ -57,7 +58,7 @@ pub(super) fn report(
             e.observed = format!("cannot be judged: no fault was in place ({why}); seen: {}", e.observed);
         }
     }
-    let outcome = outcome(&record);
+    let outcome = outcome(&record, no_fault.is_some());
     let first_injection = record.injections.iter().filter_map(|i| i.injected_at).min();
     let last_revert = record.injections.iter().filter_map(|i| i.reverted_at).max();
     let metrics = Metrics {
@@ -84,7 +85,7 @@ pub(super) fn report(
         environment,
         host: people.host,
         participants: people.participants,
-        started_at: record.started_at.unwrap_or_default(),
+        started_at: record.started_at,
         ended_at,
         outcome,
         refusals: record.refusals,
@@ -106,13 +107,13 @@ pub(super) fn report(
 /// Refused before anything was done; aborted; inconclusive when no fault was in place (nothing
 /// to judge the hypothesis by); refuted by a clause or a steady state that did not return;
 /// inconclusive when a clause could not be judged; else confirmed.
-fn outcome(record: &Record) -> Outcome {
+fn outcome(record: &Record, no_fault: bool) -> Outcome {
     let any = |verdict| record.expectations.iter().any(|e| e.verdict == verdict);
     if !record.refusals.is_empty() {
         Outcome::Refused
     } else if record.abort.is_some() {
         Outcome::Aborted
-    } else if no_fault(record).is_some() {
+    } else if no_fault {
         Outcome::Inconclusive
     } else if !record.recovered || any(ClauseVerdict::Refuted) {
         Outcome::Refuted

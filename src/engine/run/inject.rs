@@ -3,13 +3,12 @@
 //! now and every live exercise's record (the intent written first, so of two exercises asking
 //! at once the later sees the earlier), then it is applied — raced with the Andon cord.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::{Exercise, held_by_another, journal_namespace, kill_switch};
-use crate::engine::abort::{AbortSignal, requested};
+use crate::engine::abort::unless_aborted;
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::engine::journal::{self, Entry, Journal, State};
 use crate::engine::plan::Plan;
@@ -165,14 +164,6 @@ async fn one(
         let _ = journal.mark(entry.id, State::Applied).await;
     }
     (Some(entry), next)
-}
-
-/// `work`, unless an abort comes first.
-pub(super) async fn unless_aborted<T>(cord: &mut AbortSignal, work: impl Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        done = work => Some(done),
-        () = requested(cord) => None,
-    }
 }
 
 /// The abort came before the fault was sent.

@@ -23,7 +23,7 @@ use kube::Client;
 use tokio::time::Instant;
 
 pub use super::abort::{ABORT_ANNOTATION, KILL_SWITCH, kill_switch};
-use super::abort::{AbortSignal, Aborted, requested};
+use super::abort::{AbortSignal, Aborted, requested, unless_aborted};
 use super::event::{ExerciseEvent, Phase};
 use super::journal::{Journal, name_for};
 use super::preflight;
@@ -209,7 +209,7 @@ pub async fn run(
     let retried_before = options.retries.as_ref().map_or(0, |r| r.entries().len());
     let clock = options.clock.clone();
     let mut record = Record {
-        started_at: Some(clock.now()),
+        started_at: clock.now(),
         ..Record::default()
     };
     let mut x = Exercise {
@@ -228,7 +228,7 @@ pub async fn run(
     };
     // Preflight changes nothing: an abort during it just ends the exercise.
     let mut cord = x.abort.clone();
-    let plan = inject::unless_aborted(&mut cord, preflight(&mut x, scenario, &mut record)).await;
+    let plan = unless_aborted(&mut cord, preflight(&mut x, scenario, &mut record)).await;
     x.check_abort();
     match (plan, &x.aborted) {
         (_, Some(aborted)) => {
@@ -251,7 +251,7 @@ pub async fn run(
         .as_ref()
         .map(|r| r.entries().into_iter().skip(retried_before).collect())
         .unwrap_or_default();
-    record.ended_at = Some(clock.now());
+    record.ended_at = clock.now();
     let environment = Environment {
         cluster: options.cluster.clone(),
         context: options.context.clone(),

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::clause::{Change, Clause};
 use super::inject::Injected;
 use super::{Exercise, kill_switch};
-use crate::engine::abort::requested;
+use crate::engine::abort::unless_aborted;
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::probe::{self, ProbeContext, Verdict};
 use crate::report::model::ExpectationResult;
@@ -118,21 +118,7 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         if !x.wait(pause).await {
             continue;
         }
-        let reason = {
-            let Exercise {
-                abort,
-                events,
-                client,
-                spec,
-                ..
-            } = x;
-            tokio::select! {
-                reason = round(client, spec, watch, events, first, false) => reason,
-                () = requested(abort) => None,
-            }
-        };
-        x.check_abort();
-        if let Some(reason) = reason {
+        if let Some(Some(reason)) = raced_round(x, watch, first, false).await {
             x.abort_with(reason);
         }
     }
@@ -147,6 +133,22 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         }
         None => watch.clauses.iter_mut().for_each(|c| c.cut_by_revert(first, now)),
     }
+}
+
+/// One round (`round`), unless an abort comes first: `None` then, the abort taken into account.
+async fn raced_round(
+    x: &mut Exercise<'_>,
+    watch: &mut Watch<'_>,
+    first: Instant,
+    recovering: bool,
+) -> Option<Option<String>> {
+    let mut cord = x.abort.clone();
+    let Exercise {
+        events, client, spec, ..
+    } = x;
+    let done = unless_aborted(&mut cord, round(client, spec, watch, events, first, recovering)).await;
+    x.check_abort();
+    done
 }
 
 /// One round: the open clauses, then (in the window) the `abortWhen` clauses and the kill
@@ -229,25 +231,15 @@ pub(super) async fn recovery(
     let deadline = reverted + within;
     let mut recovered = None;
     loop {
-        let back = {
-            let Exercise {
-                abort,
-                events,
-                client,
-                spec,
-                ..
-            } = x;
-            let sampled = async {
-                round(client, spec, watch, events, first, true).await;
-                recovered.is_some() || steady(spec, &watch.ctx).await
-            };
-            tokio::select! {
-                back = sampled => Some(back),
-                () = requested(abort) => None,
-            }
-        };
+        if raced_round(x, watch, first, true).await.is_none() {
+            break;
+        }
+        let mut cord = x.abort.clone();
+        let back = recovered.is_some() || unless_aborted(&mut cord, steady(x.spec, &watch.ctx)).await == Some(true);
         x.check_abort();
-        let Some(back) = back else { break };
+        if x.aborted.is_some() {
+            break;
+        }
         if back && recovered.is_none() {
             recovered = Some(reverted.elapsed().as_secs_f64());
             x.emit(ExerciseEvent::Recovered);
