@@ -681,3 +681,60 @@ async fn plan_accepts_an_identity_granted_only_the_named_objects_it_reads() {
         "{named:?}"
     );
 }
+
+/// A stress fault in pods without limits takes from the node, not from the pod's share: plan
+/// says so. A container name the pod already holds would be refused (422): plan refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_warns_of_unbounded_stress_and_refuses_a_name_the_pod_holds() {
+    let (sim, client) = shop(Sim::builder()).await;
+    let yaml = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-cpu}
+spec:
+  hypothesis: Frontend keeps up under CPU pressure.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  blastRadius: {mode: one}
+  faults: [{cpuStress: {workers: 4, load: 100}}]
+  duration: 30s
+  expect:
+    - {name: some ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+";
+    let stress = common::parse(yaml);
+    let planned = plan(&client, &stress, "sim", 1, &Default::default(), &Clock::system()).await;
+    assert!(planned.runnable, "{:?}", planned.refusals);
+    let fault = &planned.faults[0];
+    assert!(
+        fault
+            .warnings
+            .iter()
+            .any(|w| w.contains("has no CPU limit") && w.contains("4 cores")),
+        "{:?}",
+        fault.warnings
+    );
+    let file =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("plan-stress-{}.yaml", std::process::id()));
+    std::fs::write(&file, yaml).expect("write");
+    let kubeconfig = sim.kubeconfig_path().to_str().expect("utf-8").to_owned();
+    let shown = cli(&["plan", file.to_str().expect("utf-8"), "--kubeconfig", &kubeconfig]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("  warning   pod shop/frontend-"), "{text}");
+
+    let Action::InPod { pod, container, .. } = &fault.steps[0].action else {
+        panic!("in-pod: {:?}", fault.steps[0].action)
+    };
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "shop");
+    let taken = json!({"spec": {"ephemeralContainers": [{"name": container["name"], "image": "busybox"}]}});
+    pods.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(&taken))
+        .await
+        .expect("add a container by that name");
+    let refused = plan(&client, &stress, "sim", 1, &Default::default(), &Clock::system()).await;
+    assert!(!refused.runnable);
+    assert!(
+        refused
+            .refusals
+            .iter()
+            .any(|r| r.contains("already has an ephemeral container named")),
+        "{:?}",
+        refused.refusals
+    );
+}

@@ -204,6 +204,9 @@ pub fn render(plan: &Plan) -> String {
         if let Some(problem) = &fault.problem {
             line(format!("  problem   {problem}"));
         }
+        for warning in &fault.warnings {
+            line(format!("  warning   {warning}"));
+        }
     }
     line(String::new());
     line("Actions, in order, and what undoes each:".into());

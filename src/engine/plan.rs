@@ -25,6 +25,9 @@ pub struct FaultPlan {
     /// Why this fault cannot be planned, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// What the run would do that you may not mean (stress no limit bounds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -176,6 +179,7 @@ impl FaultPlan {
                 .collect(),
             steps: Vec::new(),
             problem: None,
+            warnings: Vec::new(),
         }
     }
 }

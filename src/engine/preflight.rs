@@ -2,6 +2,7 @@
 //! decision, each fault prepared (reads only), the steady state sampled once, permissions
 //! asked with SelfSubjectAccessReview, and every mutation sent with `dryRun=All`.
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -101,6 +102,21 @@ pub async fn plan(
                             target.display(),
                             spec.duration
                         ));
+                    }
+                    // The container's name must be free in the pod, and its stress bounded.
+                    if let fault::Action::InPod {
+                        namespace,
+                        pod,
+                        container,
+                        ..
+                    } = &prepared.action
+                        && let Ok(current) = Api::<Pod>::namespaced(client.clone(), namespace).get(pod).await
+                    {
+                        let review = fault::review::review(&current, container);
+                        if review.problem.is_some() {
+                            planned.problem = review.problem;
+                        }
+                        planned.warnings.extend(review.warnings);
                     }
                     dry_runs.push(send_dry_run(&dry, &prepared).await);
                     let mut step = Step::new(&target, prepared.action, prepared.undo);

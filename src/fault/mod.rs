@@ -14,6 +14,7 @@ pub mod node_cordon;
 pub mod node_drain;
 pub mod pod_evict;
 pub mod pod_kill;
+pub mod review;
 pub mod scale;
 
 use std::fmt;
