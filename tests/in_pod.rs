@@ -160,7 +160,8 @@ async fn network_delay_slows_the_service_and_term_removes_it_long_before_its_dur
 async fn network_delay_ends_on_its_own_when_nobody_reverts_it() {
     let (_sim, client) = start(fast_shop()).await;
     let url = service_url(&client, "checkout").await;
-    let c = ctx(&client, Duration::from_secs(2));
+    // Long enough for three injections, each in place once it has run a second.
+    let c = ctx(&client, Duration::from_secs(6));
     let delay = NetworkDelay {
         latency: Duration::from_millis(300).into(),
         jitter: None,
@@ -170,10 +171,14 @@ async fn network_delay_ends_on_its_own_when_nobody_reverts_it() {
     inject_all(&c, FaultKind::NetworkDelay(&delay), "checkout").await;
     let (during, _) = median_latency(&url, 3).await;
     assert!(during >= Duration::from_millis(300), "{during:?}");
-    eventually("the delay ends with its duration", || async {
-        median_latency(&url, 3).await.0 < Duration::from_millis(200)
+    eventually("every delay ends with its duration", || async {
+        ended(&client, "checkout")
+            .await
+            .iter()
+            .all(|s| s.get("terminated").is_some())
     })
     .await;
+    assert!(median_latency(&url, 3).await.0 < Duration::from_millis(200));
     let states = ended(&client, "checkout").await;
     assert!(states.iter().all(|s| s["terminated"]["exitCode"] == 0), "{states:?}");
 }
@@ -336,7 +341,7 @@ spec:
   target: {namespace: shop, kind: Deployment, name: checkout}
   blastRadius: {mode: all, respectPodDisruptionBudgets: false}
   faults: [{networkDelay: {latency: 300ms}}]
-  duration: 4s
+  duration: 8s
   expect:
     - {name: answers, http: {url: 'http://checkout.shop.svc/'}, throughout: true}
 ",
@@ -365,21 +370,25 @@ spec:
         "{during:?}: the delay holds after SIGKILL"
     );
     // No `recover`: the containers end with their duration and take the delay with them.
-    eventually("the delay ends with its duration", || async {
-        median_latency(&url, 3).await.0 < Duration::from_millis(200)
+    eventually("every delay ends with its duration", || async {
+        ended(&client, "checkout")
+            .await
+            .iter()
+            .all(|s| s.get("terminated").is_some())
     })
     .await;
+    assert!(median_latency(&url, 3).await.0 < Duration::from_millis(200));
     let states = ended(&client, "checkout").await;
     for state in &states {
         assert_eq!(state["terminated"]["message"], "netem removed from eth0", "{state}");
-        // Ended by its own clock, not by a revert: the exercise's 4s window, counted from when
+        // Ended by its own clock, not by a revert: the exercise's 8s window, counted from when
         // the fault was prepared in whole seconds (DISASTERPIECE_NOT_AFTER), so a container
-        // that started a moment later shows 3 whole seconds between its stamps.
+        // that started a moment later shows 7 whole seconds between its stamps.
         let time = |key: &str| {
             chrono::DateTime::parse_from_rfc3339(state["terminated"][key].as_str().expect("time")).expect("RFC 3339")
         };
         let ran = time("finishedAt") - time("startedAt");
-        assert!(ran >= chrono::Duration::seconds(3), "{state}");
+        assert!(ran >= chrono::Duration::seconds(7), "{state}");
     }
 }
 
@@ -480,4 +489,80 @@ spec:
         .expect("list")
         .items;
     assert!(journals.is_empty(), "the journal is closed");
+}
+
+/// A fault container that ends before its window (here its script is stopped by hand, as an
+/// OOM-killed stressor or a deleted pod would end it): the window ends there, the report says
+/// when and why, and a clause seen over part of the window confirms nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_that_ends_early_ends_the_window_and_confirms_nothing() {
+    use disasterpiece::report::model::{ClauseVerdict, Outcome as Verdict};
+    let (_sim, client) = start(fast_shop()).await;
+    let scenario = common::parse(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: frontend-stress-stopped}
+spec:
+  hypothesis: Frontend keeps up under CPU pressure.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  blastRadius: {mode: one}
+  faults: [{cpuStress: {workers: 1, load: 50}}]
+  duration: 30s
+  expect:
+    - {name: some ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    );
+    let started = Instant::now();
+    let run = {
+        let client = client.clone();
+        tokio::spawn(async move { run_to_end(&client, &scenario, "ex-stopped").await })
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let running = || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=frontend"))
+            .await
+            .expect("list");
+        list.items.into_iter().find_map(|p| {
+            let status = p
+                .status
+                .as_ref()?
+                .ephemeral_container_statuses
+                .as_ref()?
+                .first()?
+                .clone();
+            status.state.as_ref()?.running.as_ref()?;
+            Some((p.metadata.name.clone()?, status.name))
+        })
+    };
+    eventually("the fault container runs", || async { running().await.is_some() }).await;
+    let (pod, container) = running().await.expect("running");
+    // Past the second it takes to count as injected.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let params = kube::api::AttachParams::default().container(&container).stdout(false);
+    let stopped = pods
+        .exec(
+            &pod,
+            ["/bin/sh", "-c", "kill -TERM $(cat /tmp/disasterpiece.pid)"],
+            &params,
+        )
+        .await
+        .expect("exec");
+    let _ = stopped.join().await;
+    let report = run.await.expect("run");
+    let ended = report
+        .timeline
+        .iter()
+        .find(|e| e.kind == "faultEnded")
+        .expect("faultEnded");
+    assert!(ended.detail.contains("cpuStress stopped"), "{}", ended.detail);
+    assert_eq!(report.outcome, Verdict::Inconclusive);
+    assert_eq!(report.expectations[0].verdict, ClauseVerdict::Inconclusive);
+    assert!(
+        report.expectations[0].observed.contains("the fault ended early"),
+        "{}",
+        report.expectations[0].observed
+    );
+    // Not the 30 s window.
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
 }

@@ -114,6 +114,12 @@ pub enum ExerciseEvent {
     },
     /// No fault went in: there is nothing to observe, and the window is skipped.
     NothingInPlace,
+    /// A fault ended before its window did (a fault container whose script or stressor
+    /// stopped): the window ends here, as nothing is left to observe the hypothesis under.
+    FaultEnded {
+        action: String,
+        reason: String,
+    },
     /// Injection took long; the window starts when it is complete.
     SlowInjection {
         took: Duration,
@@ -188,6 +194,7 @@ impl ExerciseEvent {
             E::InjectFailed { action, error } => vec![("error", format!("{action}: {error}"))],
             E::SlowInjection { .. } => vec![("slowInjection", self.line().unwrap_or_default())],
             E::NothingInPlace => vec![("notObserved", self.line().unwrap_or_default())],
+            E::FaultEnded { action, reason } => vec![("faultEnded", format!("{action}: {reason}"))],
             E::Clauses { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => Vec::new(),
             E::Held { clause, observed } => vec![("expectation", format!("`{clause}` holds: {observed}"))],
             E::Failed { clause, observed } => vec![("expectation", format!("`{clause}` failed: {observed}"))],
@@ -251,6 +258,9 @@ impl ExerciseEvent {
                 took.as_secs_f64()
             ),
             E::NothingInPlace => "no fault went in: nothing to observe, the window is skipped".into(),
+            E::FaultEnded { action, reason } => {
+                format!("a fault ended early ({action}: {reason}): the window ends here")
+            }
             E::Held { clause, observed } => format!("expectation `{clause}` holds: {observed}"),
             E::Failed { clause, observed } => format!("expectation `{clause}` FAILED: {observed}"),
             E::Missed {
@@ -299,6 +309,7 @@ impl ExerciseEvent {
             E::NotInjected { .. } | E::Interrupted { .. } => ("NotInjected", Warning),
             E::SlowInjection { .. } => ("SlowInjection", Warning),
             E::NothingInPlace => ("NothingInPlace", Warning),
+            E::FaultEnded { .. } => ("FaultEndedEarly", Warning),
             E::Held { .. } => ("ExpectationHeld", Normal),
             E::Failed { .. } | E::Missed { .. } => ("ExpectationFailed", Warning),
             E::Abort { .. } => ("Aborted", Warning),

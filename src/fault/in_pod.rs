@@ -404,6 +404,10 @@ pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value)
         return Ok(Outcome::Injected);
     }
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    // A script that runs may still find its tool dead a moment later (a stress-ng that
+    // aborts, a tc the kernel refuses): it is in place once it has run for SETTLE (or half
+    // its duration).
+    let mut running_since: Option<tokio::time::Instant> = None;
     loop {
         let current = match pods.get(pod).await {
             Ok(p) => p,
@@ -420,7 +424,12 @@ pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value)
             return Ok(Outcome::Injected);
         }
         match state(&current, &name) {
-            State::Running if target.is_none() => return Ok(Outcome::Injected),
+            State::Running if target.is_none() => {
+                let since = *running_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= SETTLE.min(ctx.in_pod.duration / 2) {
+                    return Ok(Outcome::Injected);
+                }
+            }
             // containerKill is judged by its target, not by its own end: when the target's main
             // process exits, the PID namespace the script shares with it goes too, and the
             // kernel kills the script (137) before it can report. Only its own refusal (3, with
@@ -449,6 +458,10 @@ pub async fn apply(ctx: &Context, namespace: &str, pod: &str, container: &Value)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How long a fault script must have run to be in place: past its check that its stressors
+/// are alive (half a second after they start); half the fault's duration when that is shorter.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// Waiting reasons that will not resolve by themselves soon.
 const STUCK: [&str; 5] = [
@@ -562,6 +575,28 @@ pub async fn exec_reaches(client: &kube::Client, namespace: &str, pod: &str) -> 
         .map(|c| c.name.clone())
         .unwrap_or_default();
     exec(&pods, pod, &container, &["true"]).await.map(|_| ())
+}
+
+/// Why fault container `name` of `namespace/pod` is no longer in place, if it is not: it ended
+/// (its exit code and words), or its pod is gone. `None` while it runs, and when the API server
+/// does not answer (a blip does not end a window).
+pub async fn gone(client: &kube::Client, namespace: &str, pod: &str, name: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    match pods.get(pod).await {
+        Ok(current) => match state(&current, name) {
+            State::Ended { code, message } => {
+                let said = if message.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", message.trim())
+                };
+                Some(format!("ephemeral container {name} ended with exit code {code}{said}"))
+            }
+            _ => None,
+        },
+        Err(kube::Error::Api(s)) if s.code == 404 => Some(format!("pod {namespace}/{pod} is gone")),
+        Err(_) => None,
+    }
 }
 
 /// Runs `command` in `container` of `pod` through pods/exec, bounded to 10 s: the closing

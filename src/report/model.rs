@@ -47,8 +47,8 @@ impl Outcome {
 pub struct Event {
     pub at: DateTime<Utc>,
     /// `phase`, `refused`, `skipped`, `injected`, `evicted`, `partial`, `notInjected`, `error`,
-    /// `slowInjection`, `notObserved`, `expectation`, `abort`, `reverted`, `revertFailed`, `recovered`,
-    /// `notRecovered` (`engine::event::ExerciseEvent::timeline`).
+    /// `slowInjection`, `notObserved`, `faultEnded`, `expectation`, `abort`, `reverted`,
+    /// `revertFailed`, `recovered`, `notRecovered` (`engine::event::ExerciseEvent::timeline`).
     pub kind: String,
     pub detail: String,
 }

@@ -29,6 +29,8 @@ pub(super) struct Record {
     pub time_to_recover_s: Option<f64>,
     pub time_to_remediate_s: Option<f64>,
     pub retried_calls: Vec<String>,
+    /// Why a fault ended before its window did, and when: the window ended there.
+    pub ended_early: Option<String>,
 }
 
 /// Who ran it, and how sure they were.
@@ -56,6 +58,24 @@ pub(super) fn report(
         for e in &mut record.expectations {
             e.verdict = ClauseVerdict::Inconclusive;
             e.observed = format!("cannot be judged: no fault was in place ({why}); seen: {}", e.observed);
+        }
+    }
+    if let (Some(why), None) = (&record.ended_early, &no_fault) {
+        // A clause meant to hold throughout the window was seen over part of it only: it
+        // cannot confirm the hypothesis. What failed while the fault was in place still
+        // refutes it, and a `within` clause that held did so under the fault.
+        for e in &mut record.expectations {
+            let throughout = spec
+                .expect
+                .iter()
+                .any(|c| c.name == e.name && matches!(c.timing(), Some(Timing::Throughout)));
+            if throughout && e.verdict == ClauseVerdict::Confirmed {
+                e.verdict = ClauseVerdict::Inconclusive;
+                e.observed = format!(
+                    "cannot be confirmed: the fault ended early ({why}); seen: {}",
+                    e.observed
+                );
+            }
         }
     }
     let outcome = outcome(&record, no_fault.is_some());

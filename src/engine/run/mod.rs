@@ -355,7 +355,7 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
         clock: options.clock.clone(),
     };
     let mut watch = observe::Watch::new(spec, probes);
-    observe::observe(x, &mut watch, &injected).await;
+    record.ended_early = observe::observe(x, &mut watch, &injected).await;
     record.revert_failures = revert(x, &ctx, &journal, &mut injected).await;
     heartbeat.abort();
     let _ = heartbeat.await;

@@ -13,6 +13,7 @@ use super::inject::Injected;
 use super::{Exercise, kill_switch};
 use crate::engine::abort::unless_aborted;
 use crate::engine::event::{ExerciseEvent, Phase};
+use crate::fault::Undo;
 use crate::probe::{self, ProbeContext, Verdict};
 use crate::report::model::ExpectationResult;
 use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, ScenarioSpec};
@@ -90,9 +91,10 @@ impl<'a> Watch<'a> {
 }
 
 /// Samples until the window (`duration`, from when injection was complete) ends, an
-/// `abortWhen` clause holds, the kill switch is pulled or an abort is requested; then closes
-/// what the window left undecided.
-pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injected: &Injected) {
+/// `abortWhen` clause holds, the kill switch is pulled, an abort is requested or a fault ends
+/// before its time; then closes what the window left undecided. Returns why a fault ended
+/// early, when one did.
+pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injected: &Injected) -> Option<String> {
     let first = injected.first.unwrap_or(injected.complete);
     if watch.remediation.while_held && injected.first.is_some() {
         // The fault itself is the disruption: a replacement faster than one sample still counts.
@@ -102,7 +104,7 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
     if injected.first.is_none() && x.aborted.is_none() {
         // Nothing to judge the hypothesis by (the report says so): no window to wait out.
         x.emit(ExerciseEvent::NothingInPlace);
-        return;
+        return None;
     }
     let end = injected.complete + x.spec.duration.as_std();
     if x.aborted.is_none() {
@@ -110,6 +112,7 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         x.enter(Phase::Observe, Some(x.spec.duration.as_std()), Some(every));
         x.emit(watch.states());
     }
+    let mut ended = None;
     while x.aborted.is_none() && Instant::now() < end {
         let pause = x
             .options
@@ -120,6 +123,17 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         }
         if let Some(Some(reason)) = raced_round(x, watch, first, false).await {
             x.abort_with(reason);
+        }
+        if x.aborted.is_none()
+            && let Some((action, reason)) = ended_early(x, injected).await
+        {
+            let at = injected.complete.elapsed().as_secs_f64();
+            x.emit(ExerciseEvent::FaultEnded {
+                action: action.clone(),
+                reason: reason.clone(),
+            });
+            ended = Some(format!("{action}: {reason}, {at:.1}s into the window"));
+            break;
         }
     }
     let now = Instant::now();
@@ -133,6 +147,47 @@ pub(super) async fn observe(x: &mut Exercise<'_>, watch: &mut Watch<'_>, injecte
         }
         None => watch.clauses.iter_mut().for_each(|c| c.cut_by_revert(first, now)),
     }
+    ended
+}
+
+/// The first in-pod fault the tool holds that is no longer in place while it should be (more
+/// than a second before its own end): its action and why.
+async fn ended_early(x: &mut Exercise<'_>, injected: &Injected) -> Option<(String, String)> {
+    let now = x.events.clock.now();
+    let held: Vec<(String, String, String, String)> = injected
+        .entries
+        .iter()
+        .flat_map(|(entry, _)| {
+            entry.undo.iter().filter_map(move |undo| match undo {
+                Undo::StopInPod {
+                    namespace,
+                    pod,
+                    container,
+                    ends_at,
+                    ..
+                } if *ends_at > now + chrono::Duration::seconds(1) => Some((
+                    entry.action.to_string(),
+                    namespace.clone(),
+                    pod.clone(),
+                    container.clone(),
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut cord = x.abort.clone();
+    let client = x.client;
+    let look = async {
+        for (action, namespace, pod, container) in &held {
+            if let Some(why) = crate::fault::in_pod::gone(client, namespace, pod, container).await {
+                return Some((action.clone(), why));
+            }
+        }
+        None
+    };
+    let found = unless_aborted(&mut cord, look).await.flatten();
+    x.check_abort();
+    found
 }
 
 /// One round (`round`), unless an abort comes first: `None` then, the abort taken into account.
