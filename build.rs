@@ -10,6 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "crates/sim/src/runtime/probe.rs"]
+mod probe;
+
 /// (cfg, environment variable naming the program, names to look for on PATH).
 const PROGRAMS: &[(&str, Option<&str>, &[&str])] = &[
     ("has_prometheus", Some("DISASTERPIECE_PROMETHEUS"), &["prometheus"]),
@@ -28,6 +31,7 @@ const PROGRAMS: &[(&str, Option<&str>, &[&str])] = &[
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=crates/sim/src/runtime/probe.rs");
     println!("cargo::rerun-if-env-changed=PATH");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| d.is_dir()).collect();
@@ -55,6 +59,17 @@ fn main() {
             }
             None => {}
         }
+    }
+    // Containers as real processes in the simulator (root, util-linux, mount and PID
+    // namespaces), for the in-pod tests that run fault scripts for real.
+    println!("cargo::rustc-check-cfg=cfg(has_container_runtime)");
+    let namespaces = probe::can_make_containers().is_ok();
+    if namespaces {
+        println!("cargo::rustc-cfg=has_container_runtime");
+    } else if std::env::var_os("CI").is_some() {
+        println!(
+            "cargo::warning=cannot make containers (root and util-linux needed): the tests that run fault scripts as processes are ignored"
+        );
     }
     // What a real API server answered, for tests/conformance.rs (beside the repository).
     println!("cargo::rustc-check-cfg=cfg(has_conformance_corpus)");

@@ -420,13 +420,13 @@ async fn network_delay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_e2e_cluster),
-    ignore = "needs a real cluster (the simulator runs no tc): DISASTERPIECE_E2E_KUBECONFIG=… cargo test --test e2e"
+    ignore = "needs a real cluster whose nodes have netem (tests/in_pod_processes.rs runs tc on this kernel): DISASTERPIECE_E2E_KUBECONFIG=… cargo test --test e2e"
 )]
 async fn network_delay_puts_netem_on_eth0() {
     let cluster = Cluster::new("netem").await;
     assert!(
         cluster.real,
-        "set DISASTERPIECE_E2E_KUBECONFIG: the simulator runs no tc"
+        "set DISASTERPIECE_E2E_KUBECONFIG: a real cluster whose nodes have netem"
     );
     let delay = NetworkDelay {
         latency: Duration::from_millis(300).into(),

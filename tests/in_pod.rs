@@ -392,47 +392,16 @@ spec:
     }
 }
 
-/// Runs `scenario` as exercise `exercise`, sampling every 200 ms, to its end.
-async fn run_to_end(
-    client: &Client,
-    scenario: &disasterpiece::scenario::Scenario,
-    exercise: &str,
-) -> disasterpiece::report::model::Report {
-    use disasterpiece::engine::run::{RunOptions, Silent, run};
-    let options = RunOptions {
-        exercise: exercise.into(),
-        seed: 1,
-        sample_every: Duration::from_millis(200),
-        cluster: "sim".into(),
-        ..Default::default()
-    };
-    let (_cord, abort) = tokio::sync::watch::channel(None);
-    run(client, scenario, options, abort, &Silent).await
-}
-
 /// Ephemeral containers stay in a pod's spec after they end, and the API server refuses to
 /// change one: each fault container's name is unique per exercise, pod and fault, so two
 /// faults of one kind on one pod run side by side, and the same scenario runs again at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_faults_of_one_kind_on_one_pod_and_a_rerun_both_work() {
     let (_sim, client) = start(fast_shop()).await;
-    let scenario = common::parse(
-        "apiVersion: disasterpiece.dev/v1alpha1
-kind: Scenario
-metadata: {name: frontend-two-stresses}
-spec:
-  hypothesis: Frontend keeps up under two kinds of CPU pressure at once.
-  target: {namespace: shop, kind: Deployment, name: frontend}
-  blastRadius: {mode: one}
-  faults: [{cpuStress: {workers: 1, load: 50}}, {cpuStress: {workers: 1, load: 30}}]
-  duration: 1s
-  expect:
-    - {name: some ready, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
-",
-    );
+    let scenario = common::two_cpu_stresses("1s");
     let mut containers = Vec::new();
     for exercise in ["ex-stress-1", "ex-stress-2"] {
-        let report = run_to_end(&client, &scenario, exercise).await;
+        let report = common::run_to_end(&client, &scenario, exercise).await;
         let hit: Vec<_> = report.injections.iter().filter(|i| i.injected_at.is_some()).collect();
         assert_eq!(hit.len(), 2, "{exercise}: {:#?}", report.injections);
         assert!(report.revert_failures.is_empty(), "{:?}", report.revert_failures);
@@ -471,7 +440,7 @@ spec:
 ",
     );
     let started = Instant::now();
-    let report = run_to_end(&client, &scenario, "ex-airgap").await;
+    let report = common::run_to_end(&client, &scenario, "ex-airgap").await;
     let took = started.elapsed();
     let reason = report.injections[0].not_injected.clone().unwrap_or_default();
     assert!(
@@ -515,7 +484,7 @@ spec:
     let started = Instant::now();
     let run = {
         let client = client.clone();
-        tokio::spawn(async move { run_to_end(&client, &scenario, "ex-stopped").await })
+        tokio::spawn(async move { common::run_to_end(&client, &scenario, "ex-stopped").await })
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
     let running = || async {

@@ -10,16 +10,14 @@ use std::time::Duration;
 use disasterpiece::engine::event::ExerciseEvent;
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::report::model::{ClauseVerdict, Outcome};
-use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 mod common;
-use common::{eventually, fast_shop, parse, replicas, start};
+use common::{eventually, fast_shop, parse, replicas, signal, start, start_run};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<ExerciseEvent>>);
@@ -168,46 +166,6 @@ async fn a_refused_run_changes_nothing() {
         report.refusals
     );
     assert_eq!(sim.resource_version(), before);
-}
-
-/// Starts `disasterpiece run` on a scenario file and waits until it reports an injection.
-async fn start_run(sim: &Sim, dir: &Path, scenario: &str, injections: usize) -> tokio::process::Child {
-    std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(dir.join("scenario.yaml"), scenario).expect("write");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args(["run", "scenario.yaml", "--sample-every", "200ms", "--kubeconfig"])
-        .arg(sim.kubeconfig_path())
-        .current_dir(dir)
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start run");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = 0;
-    while seen < injections {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("progress")
-            .expect("read")
-            .expect("a line");
-        if line.contains("] injected: ") {
-            seen += 1;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
-}
-
-fn signal(child: &tokio::process::Child, name: &str) {
-    let pid = child.id().expect("pid").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,11 @@ pub struct SimArgs {
     /// namespaces bulk-000…, labelled app=bulk and group=g0…g9).
     #[arg(long, value_name = "NxM")]
     pub bulk_pods: Option<String>,
+    /// Run containers as real processes on this machine (needs root and util-linux): fault
+    /// scripts really run, as their securityContext's user, in namespaces of their own, and
+    /// `kubectl exec` runs inside them. Without it their effect is played.
+    #[arg(long)]
+    pub run_containers: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -63,6 +68,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         drop_watches_after,
         kubelet_unreachable,
         bulk_pods,
+        run_containers,
     } = args;
     if !(0.0..=1.0).contains(&api_error_rate) {
         anyhow::bail!("--api-error-rate must be between 0 and 1 (got {api_error_rate})");
@@ -84,6 +90,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         })
         .replace_delay(seconds("--replace-delay", replace_delay)?)
         .ready_delay(seconds("--ready-delay", ready_delay)?)
+        .run_containers(run_containers)
         .misbehaviour(Misbehaviour {
             error_rate: api_error_rate,
             latency_ms: api_latency_ms,

@@ -174,3 +174,81 @@ pub async fn replicas(client: &kube::Client, name: &str) -> i32 {
         .replicas
         .unwrap_or(0)
 }
+
+/// Starts `disasterpiece run` on a scenario file and waits until it reports an injection.
+pub async fn start_run(sim: &Sim, dir: &std::path::Path, scenario: &str, injections: usize) -> tokio::process::Child {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("scenario.yaml"), scenario).expect("write");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args(["run", "scenario.yaml", "--sample-every", "200ms", "--kubeconfig"])
+        .arg(sim.kubeconfig_path())
+        .current_dir(dir)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start run");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = 0;
+    while seen < injections {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("progress")
+            .expect("read")
+            .expect("a line");
+        if line.contains("] injected: ") {
+            seen += 1;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+pub fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+}
+
+/// Two cpuStress faults on one frontend pod (tests/in_pod.rs, tests/in_pod_processes.rs: a
+/// re-run and two faults of one kind on one pod).
+pub fn two_cpu_stresses(duration: &str) -> disasterpiece::scenario::Scenario {
+    parse(&format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: frontend-two-stresses}}
+spec:
+  hypothesis: Frontend keeps up under two kinds of CPU pressure at once.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  blastRadius: {{mode: one}}
+  faults: [{{cpuStress: {{workers: 1, load: 50}}}}, {{cpuStress: {{workers: 1, load: 30}}}}]
+  duration: {duration}
+  expect:
+    - {{name: some ready, kube: {{readyReplicas: {{atLeast: 1}}}}, throughout: true}}
+"
+    ))
+}
+
+/// Runs `scenario` as exercise `exercise`, sampling every 200 ms, to its end.
+pub async fn run_to_end(
+    client: &kube::Client,
+    scenario: &disasterpiece::scenario::Scenario,
+    exercise: &str,
+) -> disasterpiece::report::model::Report {
+    use disasterpiece::engine::run::{RunOptions, Silent, run};
+    let options = RunOptions {
+        exercise: exercise.into(),
+        seed: 1,
+        sample_every: Duration::from_millis(200),
+        cluster: "sim".into(),
+        ..Default::default()
+    };
+    let (_cord, abort) = tokio::sync::watch::channel(None);
+    run(client, scenario, options, abort, &Silent).await
+}

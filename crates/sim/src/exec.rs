@@ -2,12 +2,13 @@
 //! kubectl and kube speak: one byte of channel (1 stdout, 2 stderr, 3 the closing `Status`)
 //! before each binary message.
 //!
-//! The simulator's containers run no programs. It understands one command, `kill [-SIG | -s SIG]
-//! PID`, sent to PID 1 of a running Disasterpiece fault container (the ephemeral containers of
-//! the in-pod faults): TERM, INT and HUP run the script's trap, which removes the fault and exits
-//! 0 with a termination message; KILL ends it with 137 (a real netem qdisc would stay behind).
-//! Any other command exits 126 with a message saying so, as a container without that program
-//! would.
+//! When containers run as processes (`runtime`), the command runs for real inside the
+//! container, as its user, with its env. Otherwise the simulator's containers run no programs,
+//! and it understands one command, `kill [-SIG | -s SIG] PID`, sent to PID 1 of a running
+//! Disasterpiece fault container (the ephemeral containers of the in-pod faults): TERM, INT
+//! and HUP play the script's trap, which removes the fault and exits 0 with a termination
+//! message; KILL ends it with 137 (a real netem qdisc would stay behind). Any other command
+//! exits 126 with a message saying so, as a container without that program would.
 
 use std::sync::Arc;
 
@@ -37,9 +38,62 @@ struct Ran {
     stderr: String,
 }
 
+/// The command, run (played) already, or to run in the container's process.
+enum Run {
+    Played(Ran),
+    Process {
+        shared: Arc<Shared>,
+        pod: Value,
+        container: String,
+        command: Vec<String>,
+    },
+}
+
+impl Run {
+    async fn finish(self) -> Ran {
+        let (shared, pod, container, command) = match self {
+            Run::Played(ran) => return ran,
+            Run::Process {
+                shared,
+                pod,
+                container,
+                command,
+            } => (shared, pod, container, command),
+        };
+        // A stand-in asked for just now takes a moment to start.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let entry = loop {
+            let entry = shared.runtime.as_ref().and_then(|r| {
+                let mut runtime = r.lock().expect("runtime lock");
+                // Each step (the pod's sandbox, then the container) starts once the one
+                // before is ready.
+                runtime.container(&pod, &container, true);
+                runtime.entry(&pod, &container)
+            });
+            match entry {
+                Some(entry) => break entry,
+                None if tokio::time::Instant::now() >= deadline => {
+                    return Ran {
+                        code: 126,
+                        stdout: String::new(),
+                        stderr: format!("container {container} did not start"),
+                    };
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        let (code, stdout, stderr) = super::runtime::exec(&entry, &command, std::time::Duration::from_secs(300)).await;
+        Ran {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
 pub(crate) async fn serve(shared: &Arc<Shared>, namespace: &str, pod: &str, parts: Parts) -> Response {
     match prepare(shared, namespace, pod, &parts) {
-        Ok((protocol, accept, ran, wants)) => upgrade(parts, protocol, accept, ran, wants),
+        Ok((protocol, accept, run, wants)) => upgrade(parts, protocol, accept, run, wants),
         Err(e) => super::api::error(&e),
     }
 }
@@ -52,7 +106,7 @@ fn prepare(
     namespace: &str,
     pod_name: &str,
     parts: &Parts,
-) -> Result<(&'static str, String, Ran, Wants), ApiError> {
+) -> Result<(&'static str, String, Run, Wants), ApiError> {
     if parts.method != Method::GET && parts.method != Method::POST {
         return Err(ApiError::new(
             405,
@@ -163,6 +217,15 @@ fn prepare(
             ))
         })?;
     let accept = derive_accept_key(key.as_bytes());
+    if shared.runtime.is_some() {
+        let run = Run::Process {
+            shared: shared.clone(),
+            pod,
+            container,
+            command,
+        };
+        return Ok((protocol, accept, run, (flag("stdout"), flag("stderr"))));
+    }
     let ran = run(&mut pod, &container, &command, &store.now_rfc3339());
     if at(
         &store.get("/pods", namespace, pod_name).cloned().unwrap_or_default(),
@@ -173,7 +236,7 @@ fn prepare(
         drop(store);
         shared.wake.notify_one();
     }
-    Ok((protocol, accept, ran, (flag("stdout"), flag("stderr"))))
+    Ok((protocol, accept, Run::Played(ran), (flag("stdout"), flag("stderr"))))
 }
 
 /// Runs `command` in `container`: only `kill` sent to a fault container's script does anything.
@@ -263,11 +326,12 @@ fn kill_signal(command: &[String]) -> Option<Option<String>> {
     Some(script.then_some(signal))
 }
 
-fn upgrade(parts: Parts, protocol: &'static str, accept: String, ran: Ran, (stdout, stderr): Wants) -> Response {
+fn upgrade(parts: Parts, protocol: &'static str, accept: String, run: Run, (stdout, stderr): Wants) -> Response {
     let mut request = Request::from_parts(parts, Body::empty());
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
+        let ran = run.finish().await;
         let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let frame = |channel: u8, bytes: &[u8]| {
             let mut data = vec![channel];

@@ -18,6 +18,7 @@ mod openapi;
 pub mod patch;
 mod protobuf;
 pub mod resources;
+pub mod runtime;
 mod schema;
 pub mod seed;
 mod tls;
@@ -62,6 +63,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// The API server's and the nodes' clock (timestamps it writes, ages it shows).
     pub clock: Clock,
+    /// Containers run as real processes on this machine (`runtime`), where the simulator
+    /// otherwise plays their effect.
+    pub run_containers: bool,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(5),
             clock: Clock::system(),
+            run_containers: false,
         }
     }
 }
@@ -122,6 +127,9 @@ pub(crate) struct Shared {
     rng: AtomicU64,
     addr: SocketAddr,
     git_version: Option<String>,
+    /// The container runtime, when containers run as real processes (taken after the store's
+    /// lock when both are held).
+    runtime: Option<Mutex<runtime::Runtime>>,
 }
 
 /// Why the simulator could not start.
@@ -143,6 +151,8 @@ pub enum SimError {
     },
     #[error("the seeded world did not settle within {0:?}")]
     NotSettled(Duration),
+    #[error("cannot run containers as processes: {0}")]
+    Runtime(String),
 }
 
 /// Builds a simulator: `Sim::builder().seed(Seed::Shop).start().await`.
@@ -211,6 +221,14 @@ impl SimBuilder {
         self
     }
 
+    /// Runs containers as real processes on this machine (root and util-linux needed): a fault
+    /// container's script, after Kubernetes' expansion, as its user, in namespaces of its own;
+    /// `exec` inside it. See `runtime`.
+    pub fn run_containers(mut self, run: bool) -> Self {
+        self.config.run_containers = run;
+        self
+    }
+
     /// The API server's and the nodes' clock; the machine's by default. A skewed one
     /// (`Clock::skewed`) tests what Disasterpiece does when clocks disagree.
     pub fn clock(mut self, clock: Clock) -> Self {
@@ -255,7 +273,15 @@ impl SimBuilder {
         if let Some((namespaces, per_namespace)) = bulk {
             seed::plant_bulk(&mut store, namespaces, per_namespace);
         }
+        let runtime = if config.run_containers {
+            Some(Mutex::new(
+                runtime::Runtime::new(config.clock.clone()).map_err(SimError::Runtime)?,
+            ))
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
+            runtime,
             store: Mutex::new(store),
             wake: Notify::new(),
             config: config.clone(),
@@ -304,16 +330,23 @@ impl SimBuilder {
 async fn world_loop(shared: Arc<Shared>) {
     let mut world = world::World::default();
     let mut services = service::Services::default();
+    let ended = shared
+        .runtime
+        .as_ref()
+        .map(|r| r.lock().expect("runtime lock").notify.clone())
+        .unwrap_or_default();
     loop {
         let next = {
             let mut store = shared.store.lock().expect("store lock");
-            let next = world.reconcile(&mut store, &shared.config);
+            let mut runtime = shared.runtime.as_ref().map(|r| r.lock().expect("runtime lock"));
+            let next = world.reconcile(&mut store, &shared.config, runtime.as_deref_mut());
             services.sync(&mut store);
             next
         };
         let until = next.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             _ = shared.wake.notified() => {}
+            _ = ended.notified() => {}
             _ = tokio::time::sleep_until(until) => {}
         }
     }
@@ -447,6 +480,9 @@ impl Drop for Sim {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(runtime) = &self.shared.runtime {
+            runtime.lock().unwrap_or_else(|e| e.into_inner()).shutdown();
         }
     }
 }

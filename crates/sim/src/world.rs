@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::Config;
 use super::resources::ResourceType;
+use super::runtime::{self, Runtime};
 use super::store::{DeleteOptions, Store, at, pod_is_healthy, rfc3339, text};
 use disasterpiece_common::duration::Duration as ScenarioDuration;
 use disasterpiece_common::selector::LabelSelector;
@@ -76,9 +77,29 @@ impl Next {
 
 impl World {
     /// Runs the controllers until nothing changes; returns when the next timer is due.
-    pub fn reconcile(&mut self, store: &mut Store, config: &Config) -> Option<Instant> {
+    pub fn reconcile(
+        &mut self,
+        store: &mut Store,
+        config: &Config,
+        mut runtime: Option<&mut Runtime>,
+    ) -> Option<Instant> {
         let types = Types::of(store);
         let mut next = Next(None);
+        if let Some(rt) = runtime.as_deref_mut() {
+            // Pods whose processes ended need the kubelet again; processes of pods that are
+            // gone end with them.
+            for pod in rt.take_ended() {
+                self.tracked.insert(pod);
+            }
+            for (uid, ns, name) in rt.pods() {
+                if store
+                    .get("/pods", &ns, &name)
+                    .is_none_or(|p| text(p, "/metadata/uid") != uid)
+                {
+                    rt.forget_pod(&uid);
+                }
+            }
+        }
         for _ in 0..10 {
             let before = store.rv;
             let now = Instant::now();
@@ -92,7 +113,7 @@ impl World {
             self.replicasets(store, &types, config, now, &mut next);
             self.statefulsets(store, &types, config, now, &mut next);
             self.schedule(store, &types, config, now);
-            self.kubelet(store, &types, config, now, &mut next);
+            self.kubelet(store, &types, config, now, &mut next, runtime.as_deref_mut());
             taint_cordoned_nodes(store, &types);
             pdb_status(store, &types);
             if store.rv == before {
@@ -419,7 +440,15 @@ impl World {
         }
     }
 
-    fn kubelet(&mut self, store: &mut Store, t: &Types, config: &Config, now: Instant, next: &mut Next) {
+    fn kubelet(
+        &mut self,
+        store: &mut Store,
+        t: &Types,
+        config: &Config,
+        now: Instant,
+        next: &mut Next,
+        mut runtime: Option<&mut Runtime>,
+    ) {
         let pods: Vec<Value> = self
             .tracked_pods(store)
             .into_iter()
@@ -438,6 +467,9 @@ impl World {
                     _ => {
                         store.remove_internal("/pods", &ns, &name);
                         self.forget(&uid);
+                        if let Some(rt) = runtime.as_deref_mut() {
+                            rt.forget_pod(&uid);
+                        }
                     }
                 }
                 continue;
@@ -451,7 +483,12 @@ impl World {
                     next.at(ready_at);
                 }
             }
-            self.ephemeral(&mut updated, config, now, next);
+            match runtime.as_deref_mut() {
+                Some(rt) => {
+                    self.processes(&mut updated, rt, config, now, next);
+                }
+                None => self.ephemeral(&mut updated, config, now, next),
+            }
             self.container_restarts(&mut updated, now, next, &store.now_rfc3339());
             if updated != pod {
                 store.put_internal(&t.pods, updated);
@@ -513,11 +550,7 @@ impl World {
         // The node's clock: what a fault script's `date +%s` reads.
         let wall = config.clock.now();
         let stamp = rfc3339(wall);
-        let containers = pod
-            .pointer("/spec/ephemeralContainers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let containers = ephemeral_containers(pod);
         for container in containers {
             let name = text(&container, "/name").to_owned();
             let statuses = pod["status"]["ephemeralContainerStatuses"]
@@ -531,15 +564,8 @@ impl World {
                 // An image from a registry that does not resolve is never pulled: the kubelet
                 // backs off for good, and the container never runs.
                 None if unpullable(&image).is_some() => {
-                    let host = unpullable(&image).unwrap_or_default();
-                    let message = format!(
-                        "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": failed to do request: Head \"https://{host}/v2/\": dial tcp: lookup {host}: no such host"
-                    );
                     let mut list = statuses;
-                    list.push(
-                        json!({"name": name, "image": image, "imageID": "", "ready": false, "restartCount": 0,
-                        "state": {"waiting": {"reason": "ErrImagePull", "message": message}}}),
-                    );
+                    list.push(pull_error(&name, &image));
                     pod["status"]["ephemeralContainerStatuses"] = json!(list);
                 }
                 None => {
@@ -568,7 +594,7 @@ impl World {
                             // fault container shares, goes with it, so the kernel kills the
                             // script (137) before it can say anything. The kubelet restarts the
                             // target a moment later: the restart count is what tells.
-                            self.kill_container(pod, target, now + config.ready_delay, &stamp);
+                            self.kill_container(pod, target, 143, now + config.ready_delay, &stamp);
                             next.at(now + config.ready_delay);
                             ended(137, "")
                         }
@@ -612,16 +638,75 @@ impl World {
         }
     }
 
-    /// The target's main process ended (by the signal it handled: exit 143): terminated now,
-    /// restarted by the kubelet at `back_at` (the restart count goes up then, as a real
+    /// Containers as real processes (`runtime`): each ephemeral container is started when it
+    /// appears, Running once its namespaces are made, terminated when its process ends, with
+    /// the process's exit code and termination message. A regular container whose stand-in
+    /// ended is terminated with its code and restarted, as the kubelet restarts it.
+    fn processes(&mut self, pod: &mut Value, rt: &mut Runtime, config: &Config, now: Instant, next: &mut Next) {
+        let stamp = rfc3339(config.clock.now());
+        let uid = text(pod, "/metadata/uid").to_owned();
+        let regular: Vec<String> = pod["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| at(s, "/state/running").is_some())
+            .filter_map(|s| s["name"].as_str().map(str::to_owned))
+            .collect();
+        for name in regular {
+            if let runtime::State::Exited(exit) = rt.container(pod, &name, false) {
+                rt.remove(&uid, &name);
+                self.kill_container(pod, &name, exit.code, now + config.ready_delay, &stamp);
+                next.at(now + config.ready_delay);
+            }
+        }
+        let containers = ephemeral_containers(pod);
+        for container in containers {
+            let name = text(&container, "/name").to_owned();
+            let image = text(&container, "/image").to_owned();
+            let mut list = pod["status"]["ephemeralContainerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let index = list.iter().position(|s| s["name"] == name.as_str());
+            let running = index.is_some_and(|i| at(&list[i], "/state/running").is_some());
+            let state = match index {
+                None if unpullable(&image).is_some() => {
+                    list.push(pull_error(&name, &image));
+                    pod["status"]["ephemeralContainerStatuses"] = json!(list);
+                    continue;
+                }
+                None => rt.container(pod, &name, true),
+                Some(_) if running => rt.container(pod, &name, false),
+                Some(_) => continue,
+            };
+            let new = match state {
+                runtime::State::Absent | runtime::State::Starting => {
+                    next.at(now + Duration::from_millis(20));
+                    continue;
+                }
+                runtime::State::Running { .. } if running => continue,
+                runtime::State::Running { started } => json!({"running": {"startedAt": rfc3339(started)}}),
+                runtime::State::Exited(exit) => terminated(&exit, &stamp),
+            };
+            match index {
+                Some(i) => list[i]["state"] = new,
+                None => list.push(json!({"name": name, "image": image, "imageID": "", "ready": false,
+                    "restartCount": 0, "state": new})),
+            }
+            pod["status"]["ephemeralContainerStatuses"] = json!(list);
+        }
+    }
+
+    /// The target's main process ended (with `code`: 143 for the TERM it handled): terminated
+    /// now, restarted by the kubelet at `back_at` (the restart count goes up then, as a real
     /// kubelet's status shows it after the restart).
-    fn kill_container(&mut self, pod: &mut Value, target: &str, back_at: Instant, now: &str) {
+    fn kill_container(&mut self, pod: &mut Value, target: &str, code: i32, back_at: Instant, now: &str) {
         let uid = text(pod, "/metadata/uid").to_owned();
         for status in pod["status"]["containerStatuses"].as_array_mut().into_iter().flatten() {
             if status["name"] == target {
                 let started = at(status, "/state/running/startedAt").cloned().unwrap_or(json!(now));
                 status["ready"] = json!(false);
-                status["state"] = json!({"terminated": {"exitCode": 143, "reason": "Error", "startedAt": started, "finishedAt": now}});
+                status["state"] = json!({"terminated": {"exitCode": code, "reason": "Error", "startedAt": started, "finishedAt": now}});
             }
         }
         set_ready(pod, false, now);
@@ -666,7 +751,31 @@ impl World {
     }
 }
 
-/// An ephemeral container that has not started, or has not finished.
+/// The ephemeral containers of a pod's spec.
+fn ephemeral_containers(pod: &Value) -> Vec<Value> {
+    pod.pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The status of a container whose image cannot be pulled: the kubelet backs off for good.
+fn pull_error(name: &str, image: &str) -> Value {
+    let host = unpullable(image).unwrap_or_default();
+    let message = format!(
+        "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": failed to do request: Head \"https://{host}/v2/\": dial tcp: lookup {host}: no such host"
+    );
+    json!({"name": name, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"waiting": {"reason": "ErrImagePull", "message": message}}})
+}
+
+/// A terminated state from a process's end.
+fn terminated(exit: &runtime::Exit, stamp: &str) -> Value {
+    let started = exit.started.map_or_else(|| stamp.to_owned(), rfc3339);
+    json!({"terminated": {"exitCode": exit.code, "reason": if exit.code == 0 { "Completed" } else { "Error" },
+        "message": exit.message, "startedAt": started, "finishedAt": rfc3339(exit.finished)}})
+}
+
 /// The registry host of `image` when it lies under `.invalid` (RFC 2606: never resolves), as a
 /// registry an air-gapped cluster cannot reach.
 pub fn unpullable(image: &str) -> Option<String> {

@@ -1,4 +1,4 @@
-say() { echo "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
+say() { printf "%s" "$1" > /dev/termination-log 2>/dev/null; echo "disasterpiece: $1"; }
 echo $$ > "${DISASTERPIECE_PID_FILE:-/tmp/disasterpiece.pid}"
 if [ -n "${DISASTERPIECE_NOT_AFTER:-}" ]; then
   left=$((DISASTERPIECE_NOT_AFTER - $(date +%s)))
