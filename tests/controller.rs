@@ -12,7 +12,7 @@ use disasterpiece::scenario::{self, Resource};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 
 mod common;
@@ -96,7 +96,7 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
 
 /// The Events in `shop` about the object named `name`.
 async fn events_of(client: &kube::Client, name: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), "shop")
+    Api::<Event>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
@@ -294,8 +294,35 @@ async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects_nothing_twice() {
+    leader_dies_mid_fault("shop").await;
+}
+
+/// The Exercise in team-a, its fault (and journal) in shop: the new leader reverts it from the
+/// journal where the fault is (it looked in the Exercise's namespace, found nothing, and said
+/// "Reverted, 0 undo steps" while shop stayed scaled to one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_reverts_an_exercise_whose_fault_is_in_another_namespace() {
+    leader_dies_mid_fault("team-a").await;
+}
+
+/// Replica A runs an Exercise in `namespace` that scales shop's frontend, and dies mid-fault;
+/// replica B takes the Lease over, reverts the fault from its journal and ends the Exercise.
+async fn leader_dies_mid_fault(namespace: &str) {
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
+    if namespace != "shop" {
+        let created: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}})).expect("ns");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &created)
+            .await
+            .expect("namespace");
+        let allow = serde_json::json!({"metadata": {"labels": {"disasterpiece.dev/allow-from": namespace}}});
+        Api::<Namespace>::all(client.clone())
+            .patch("shop", &PatchParams::default(), &Patch::Merge(&allow))
+            .await
+            .expect("shop allows it");
+    }
     let options = Options {
         election: Some(disasterpiece::controller::lease::Election {
             namespace: "default".into(),
@@ -346,10 +373,15 @@ async fn when_the_leader_dies_mid_fault_the_other_replica_reverts_it_and_injects
     if let Some(e) = b_options.election.as_mut() {
         e.identity = "replica-b".into();
     }
+    b_options.metrics = Default::default();
+    let b_metrics = b_options.metrics.clone();
     let (_stop_b, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), b_options, stop));
-    add_scenario(&client, "shop", DOWN_TO_ONE).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    // The standby is Ready too (it serves, ready to take over): a rollout of two replicas is
+    // not held up by the one that does not lead.
+    eventually("the standby is Ready", || async { b_metrics.is_ready() }).await;
+    add_scenario(&client, namespace, DOWN_TO_ONE).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), namespace);
     exercises
         .create(&PostParams::default(), &exercise("scale-2", "frontend-down-to-one"))
         .await
@@ -1171,4 +1203,135 @@ async fn a_tenant_scenario_reaches_no_image_host_namespace_or_webhook_the_operat
         0,
         "the webhook was called"
     );
+}
+
+/// What an operator reads: the controller's log (stderr) shows each phase of an Exercise at
+/// info, with the Exercise, and a reconcile error once with its category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_category() {
+    use tokio::io::AsyncReadExt;
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "controller",
+            "-A",
+            "--poll",
+            "200ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(sim.kubeconfig_path())
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the controller");
+    let mut stderr = controller.stderr.take().expect("stderr");
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    add_scenario(&client, "shop", POD_LOSS).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("logged-1", "checkout-pod-loss"))
+        .await
+        .expect("create");
+    eventually("the exercise finishes", || async {
+        exercises.get("logged-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
+    // Every request fails for a moment: the Exercises cannot be listed.
+    sim.set_misbehaviour(&disasterpiece_sim::Misbehaviour {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    eventually("a reconcile error is counted", || async { sim.injected_errors() > 20 }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sim.set_misbehaviour(&Default::default());
+    let pid = controller.id().expect("pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(30), controller.wait()).await;
+    let log = log.await.expect("log");
+    for phase in ["inject", "observe", "revert", "recovery"] {
+        assert!(
+            log.lines().any(|l| l.contains(" INFO ")
+                && l.contains(&format!("phase {phase}"))
+                && l.contains("exercise=shop/logged-1")),
+            "no info line for phase {phase} in:\n{log}"
+        );
+    }
+    assert!(log.contains("controller started"), "{log}");
+    let error = log
+        .lines()
+        .find(|l| l.contains("reconcile failed"))
+        .unwrap_or_else(|| panic!("no reconcile error in:\n{log}"));
+    assert!(error.contains(" WARN "), "{error}");
+    assert!(
+        [
+            "category=\"server\"",
+            "category=\"api\"",
+            "category=server",
+            "category=api"
+        ]
+        .iter()
+        .any(|c| error.contains(c)),
+        "{error}"
+    );
+    assert!(log.contains("controller stopped"), "{log}");
+}
+
+/// A leader that stops cleanly (SIGTERM, a rollout) gives its Lease up: another replica leads
+/// at once, not a lease duration later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_stops_cleanly_hands_its_lease_over_at_once() {
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let election = disasterpiece::controller::lease::Election {
+        namespace: "default".into(),
+        name: "disasterpiece-controller".into(),
+        identity: "replica-a".into(),
+        duration: Duration::from_secs(60),
+    };
+    let options = Options {
+        election: Some(election.clone()),
+        ..common::controller_options(&sim)
+    };
+    let (stop_a, stop) = watch::channel(false);
+    let a = tokio::spawn(control(client.clone(), options, stop));
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get("disasterpiece-controller")
+            .await
+            .ok()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    eventually("replica A leads", || async {
+        holder().await.as_deref() == Some("replica-a")
+    })
+    .await;
+    stop_a.send(true).expect("stop");
+    a.await.expect("A stopped");
+    assert_eq!(holder().await.as_deref(), Some(""), "released");
+    let mut b = disasterpiece::controller::lease::Elector::new(
+        &client,
+        disasterpiece::controller::lease::Election {
+            identity: "replica-b".into(),
+            ..election
+        },
+        Clock::system(),
+    );
+    assert!(b.lead().await, "B leads at once, not 60 s later");
 }

@@ -10,6 +10,9 @@ use super::cluster::ClusterArgs;
 use disasterpiece::controller::exercise::{Options, control};
 
 #[derive(Debug, Args)]
+#[command(mut_arg("namespace", |a| {
+    a.help("Run the Exercises of this namespace only (a Role there is enough); without it, those of every namespace")
+}))]
 pub struct ControllerArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -22,8 +22,48 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "disasterpiece", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Log more on stderr: -v info, -vv debug (`RUST_LOG`, e.g. `disasterpiece=debug`, wins).
+    /// The controller logs at info without it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// How log lines are written on stderr: text, or json (one object a line, for log
+    /// collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The log on stderr: Disasterpiece's own lines at `warn` (the CLI prints what it does
+/// itself), `info` for the controller and with `-v`, `debug` with `-vv`; other crates' at
+/// `warn`. `RUST_LOG` replaces all of it.
+fn init_logging(verbose: u8, format: LogFormat, controller: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 if controller => "info",
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,disasterpiece={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        // Colours for a terminal only, never into a file or a log collector.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none());
+    // A second initialization (tests that call main twice) keeps the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +101,11 @@ pub enum Command {
 /// Runs the command line; the exit code says how it went.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(
+        cli.verbose,
+        cli.log_format,
+        matches!(cli.command, Command::Controller(_)),
+    );
     let result = match cli.command {
         Command::Demo(args) => tokio_runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Validate(args) => validate::run(args),

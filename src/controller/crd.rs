@@ -91,6 +91,10 @@ pub struct ExerciseStatus {
     /// The journal of mutations (write-ahead): what was done and whether it is undone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<JournalStatus>,
+    /// Where the run keeps its journal (the target's namespace, or the controller's for
+    /// Nodes): where a replica that takes the Exercise over finds what to revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_namespace: Option<String>,
     /// The ConfigMap in this namespace that holds the report JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,

@@ -103,6 +103,15 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         .clone()
         .map(|e| super::lease::Elector::new(&client, e, options.clock.clone()));
     let mut leading = elector.is_none();
+    let mut standing_by = false;
+    tracing::info!(
+        namespace = options.namespace.as_deref().unwrap_or("(all)"),
+        election = options.election.as_ref().map_or("off".to_owned(), |e| format!(
+            "{}/{} as {}",
+            e.namespace, e.name, e.identity
+        )),
+        "controller started"
+    );
     loop {
         if *stop.borrow() {
             break;
@@ -115,20 +124,33 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
                 for s in running.lock().expect("lock").values() {
                     let _ = s.send(Some("this controller lost its leadership".into()));
                 }
+            } else if !leading && now_leading {
+                tracing::info!("took the lease: running Exercises");
+            } else if !now_leading && !standing_by {
+                tracing::info!("standing by: another replica holds the lease");
             }
+            standing_by = !now_leading;
             leading = now_leading;
+            if !leading {
+                // A standby serves too (it is ready to take over): Ready, so that a rollout
+                // of several replicas is not held up by the ones that do not lead.
+                options.metrics.set_ready();
+            }
         }
         if leading {
             match tick(&client, &options, &running).await {
                 Ok(()) => options.metrics.set_ready(),
                 Err(e) => {
-                    options.metrics.error(super::metrics::category(&e));
-                    tracing::warn!(error = %e, "reconcile");
+                    let category = super::metrics::category(&e);
+                    options.metrics.error(category);
+                    tracing::warn!(category, object = "exercises", error = %e, "reconcile failed");
                 }
             }
             let now = options.clock.now();
             if let Err(e) = super::gameday::tick(&client, options.namespace.as_deref(), now).await {
-                tracing::warn!(error = %e, "gamedays");
+                let category = super::metrics::category(&e);
+                options.metrics.error(category);
+                tracing::warn!(category, object = "gamedays", error = %e, "reconcile failed");
             }
         }
         tokio::select! {
@@ -144,6 +166,15 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
     while !running.lock().expect("lock").is_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if let (Some(elector), true) = (elector.as_mut(), leading) {
+        match elector.release().await {
+            Ok(()) => tracing::info!("released the lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the lease: another replica takes it once it lapses")
+            }
+        }
+    }
+    tracing::info!("controller stopped");
 }
 
 fn exercises_api(client: &Client, namespace: Option<&str>) -> Api<Exercise> {
@@ -158,73 +189,92 @@ async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(
         .list(&ListParams::default())
         .await?;
     for exercise in listed.items {
-        let uid = exercise.uid().unwrap_or_default();
-        let ns = exercise.namespace().unwrap_or_default();
-        let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
-        let deleting = exercise.metadata.deletion_timestamp.is_some();
-        let sender = running.lock().expect("lock").get(&uid).cloned();
-        if let Some(sender) = sender {
-            // Running here: deletion or the abort annotation pulls the cord.
-            let annotated = exercise.annotations().get(ABORT_ANNOTATION).cloned();
-            let reason = if deleting {
-                Some("the Exercise was deleted".to_owned())
-            } else if let Some(r) = annotated {
-                Some(format!("annotation {ABORT_ANNOTATION}: {r}"))
-            } else if let Some(r) = namespace_abort(client, &ns).await {
-                Some(r)
-            } else {
-                gameday_abort(client, &ns, exercise.spec.game_day.as_deref()).await
-            };
-            if let Some(reason) = reason
-                && sender.borrow().is_none()
-            {
-                let _ = sender.send(Some(reason));
-            }
-            continue;
+        let object = format!("{}/{}", exercise.namespace().unwrap_or_default(), exercise.name_any());
+        if let Err(e) = reconcile(client, options, running, exercise).await {
+            // Logged and counted once, here, with the object; the other Exercises go on.
+            let category = super::metrics::category(&e);
+            options.metrics.error(category);
+            tracing::warn!(category, exercise = %object, error = %e, "reconcile failed");
         }
-        let finished = matches!(
-            exercise.status.as_ref().and_then(|s| s.phase),
-            Some(Phase::Finished | Phase::Refused)
-        );
-        if deleting {
-            // Not running here: nothing of ours can be active; let it go.
-            if exercise.finalizers().iter().any(|f| f == FINALIZER) {
-                remove_finalizer(&api, &exercise).await?;
-            }
-            continue;
-        }
-        if finished {
-            continue;
-        }
-        if exercise.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running) {
-            // Started by a controller that is gone. Its observations died with it, so
-            // resuming would judge the hypothesis on half the samples; and running it again
-            // would inject twice. It is aborted: its faults are reverted from its journal.
-            // The list may be older than an exercise this controller has just finished (it
-            // leaves `running` only after writing its final status): read it again.
-            let fresh = api.get(&exercise.name_any()).await?;
-            if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
-                continue;
-            }
-            take_over(client, &api, &fresh, &options.journal_namespace, &options.clock).await?;
-            options.metrics.finished("Aborted", None);
-            continue;
-        }
-        add_finalizer(&api, &exercise).await?;
-        let (tx, rx) = watch::channel(None);
-        running.lock().expect("lock").insert(uid.clone(), tx);
-        let (client, options, running) = (client.clone(), options.clone(), running.clone());
-        tokio::spawn(async move {
-            let name = exercise.name_any();
-            options.metrics.started();
-            if let Err(e) = execute(&client, &options, exercise, rx).await {
-                options.metrics.error(super::metrics::category(&e));
-                tracing::warn!(exercise = %name, error = %e, "exercise");
-            }
-            options.metrics.ended();
-            running.lock().expect("lock").remove(&uid);
-        });
     }
+    Ok(())
+}
+
+/// One Exercise: signal the one running here, let a deleted one go, take over one a dead
+/// controller left Running, or start a new one.
+async fn reconcile(
+    client: &Client,
+    options: &Options,
+    running: &Running,
+    exercise: Exercise,
+) -> Result<(), kube::Error> {
+    let uid = exercise.uid().unwrap_or_default();
+    let ns = exercise.namespace().unwrap_or_default();
+    let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
+    let deleting = exercise.metadata.deletion_timestamp.is_some();
+    let sender = running.lock().expect("lock").get(&uid).cloned();
+    if let Some(sender) = sender {
+        // Running here: deletion or the abort annotation pulls the cord.
+        let annotated = exercise.annotations().get(ABORT_ANNOTATION).cloned();
+        let reason = if deleting {
+            Some("the Exercise was deleted".to_owned())
+        } else if let Some(r) = annotated {
+            Some(format!("annotation {ABORT_ANNOTATION}: {r}"))
+        } else if let Some(r) = namespace_abort(client, &ns).await {
+            Some(r)
+        } else {
+            gameday_abort(client, &ns, exercise.spec.game_day.as_deref()).await
+        };
+        if let Some(reason) = reason
+            && sender.borrow().is_none()
+        {
+            let _ = sender.send(Some(reason));
+        }
+        return Ok(());
+    }
+    let finished = matches!(
+        exercise.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Finished | Phase::Refused)
+    );
+    if deleting {
+        // Not running here: nothing of ours can be active; let it go.
+        if exercise.finalizers().iter().any(|f| f == FINALIZER) {
+            remove_finalizer(&api, &exercise).await?;
+        }
+        return Ok(());
+    }
+    if finished {
+        return Ok(());
+    }
+    if exercise.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running) {
+        // Started by a controller that is gone. Its observations died with it, so
+        // resuming would judge the hypothesis on half the samples; and running it again
+        // would inject twice. It is aborted: its faults are reverted from its journal.
+        // The list may be older than an exercise this controller has just finished (it
+        // leaves `running` only after writing its final status): read it again.
+        let fresh = api.get(&exercise.name_any()).await?;
+        if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
+            return Ok(());
+        }
+        take_over(client, &api, &fresh, &options.journal_namespace, &options.clock).await?;
+        options.metrics.finished("Aborted", None);
+        return Ok(());
+    }
+    add_finalizer(&api, &exercise).await?;
+    let (tx, rx) = watch::channel(None);
+    running.lock().expect("lock").insert(uid.clone(), tx);
+    let (client, options, running) = (client.clone(), options.clone(), running.clone());
+    tokio::spawn(async move {
+        let name = exercise.name_any();
+        options.metrics.started();
+        if let Err(e) = execute(&client, &options, exercise, rx).await {
+            let category = super::metrics::category(&e);
+            options.metrics.error(category);
+            tracing::warn!(category, exercise = %format!("{ns}/{name}"), error = %e, "reconcile failed");
+        }
+        options.metrics.ended();
+        running.lock().expect("lock").remove(&uid);
+    });
     Ok(())
 }
 
@@ -243,7 +293,23 @@ async fn take_over(
         exercise: exercise.clone(),
         clock: clock.clone(),
     };
-    let (reason, reverted) = match crate::engine::journal::recover_exercise(client, &ns, nodes_ns, &name, clock).await {
+    // Where the journal is: the status says (the target's namespace, which may not be the
+    // Exercise's); an Exercise started before the status said so is looked for where its
+    // Scenario targets, then in its own namespace.
+    let recorded = exercise.status.as_ref().and_then(|s| s.journal_namespace.clone());
+    let derived = match &recorded {
+        Some(_) => None,
+        None => scenario_for(client, exercise)
+            .await
+            .ok()
+            .map(|s| crate::engine::run::journal_namespace(&s.spec, Some(nodes_ns))),
+    };
+    let journal_ns = recorded.or(derived).unwrap_or_else(|| ns.clone());
+    let mut found = crate::engine::journal::recover_exercise(client, &journal_ns, nodes_ns, &name, clock).await;
+    if journal_ns != ns && found.as_ref().is_ok_and(Vec::is_empty) {
+        found = crate::engine::journal::recover_exercise(client, &ns, nodes_ns, &name, clock).await;
+    }
+    let (reason, reverted) = match found {
         Ok(recovered) if recovered.iter().all(|r| r.failed.is_empty()) => {
             let steps: usize = recovered.iter().map(|r| r.reverted.len()).sum();
             (
@@ -585,6 +651,13 @@ impl Recorder {
         let (reason, kind) = (reason.to_owned(), kind.to_owned());
         let message: String = message.chars().take(1000).collect();
         let now = self.clock.now();
+        // The log says what the Event says: each phase, injection, revert and end at info.
+        let object = format!("{ns}/{name}");
+        if kind == "Warning" {
+            tracing::warn!(exercise = %object, reason = %reason, "{message}");
+        } else {
+            tracing::info!(exercise = %object, reason = %reason, "{message}");
+        }
         tokio::spawn(async move {
             let event = json!({
                 "metadata": {"generateName": format!("{name}."), "namespace": ns},
@@ -594,10 +667,13 @@ impl Recorder {
                 "source": {"component": "disasterpiece-controller"},
                 "reportingComponent": "disasterpiece-controller",
             });
-            if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) {
-                let _ = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
+            if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event)
+                && let Err(e) = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
                     .create(&PostParams::default(), &event)
-                    .await;
+                    .await
+            {
+                let category = super::metrics::category(&e);
+                tracing::warn!(category, exercise = %object, error = %e, "could not record an Event");
             }
         });
     }
@@ -678,6 +754,8 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
         time_to_detect: report.metrics.time_to_detect_s.map(|s| seconds(Some(s))),
         time_to_remediate: report.metrics.time_to_remediate_s.map(|s| seconds(Some(s))),
         time_to_recover: report.metrics.time_to_recover_s.map(|s| seconds(Some(s))),
+        // Written when the run started; a merge patch keeps it.
+        journal_namespace: None,
         journal: report
             .injections
             .iter()
@@ -749,6 +827,10 @@ async fn execute(
         &ExerciseStatus {
             phase: Some(Phase::Running),
             started_at: Some(options.clock.now()),
+            journal_namespace: Some(crate::engine::run::journal_namespace(
+                &scenario.spec,
+                Some(&options.journal_namespace),
+            )),
             ..Default::default()
         },
     )

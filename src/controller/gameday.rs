@@ -34,7 +34,9 @@ pub async fn tick(client: &Client, namespace: Option<&str>, now: DateTime<Utc>) 
     };
     for gameday in api.list(&ListParams::default()).await?.items {
         if let Err(e) = reconcile(client, &gameday, now).await {
-            tracing::warn!(gameday = %gameday.name_any(), error = %e, "gameday");
+            let category = super::metrics::category(&e);
+            let object = format!("{}/{}", gameday.namespace().unwrap_or_default(), gameday.name_any());
+            tracing::warn!(category, gameday = %object, error = %e, "reconcile failed");
         }
     }
     Ok(())
@@ -60,7 +62,7 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
     let due = match schedule::due(spec, last, now, 3) {
         Ok(due) => due,
         Err(e) => {
-            tracing::warn!(gameday = %name, error = %e, "schedule");
+            tracing::warn!(gameday = %format!("{ns}/{name}"), error = %e, "the schedule cannot be read: no run is due");
             Vec::new()
         }
     };

@@ -69,6 +69,35 @@ impl Elector {
         }
     }
 
+    /// Gives the lease up on a clean stop, so another replica takes it at once rather than
+    /// after `duration`: empties the holder, if this replica still holds it (written with the
+    /// resourceVersion read, so a lease someone else took meanwhile is left alone).
+    pub async fn release(&mut self) -> Result<(), kube::Error> {
+        self.renewed = None;
+        let current = match self.api.get(&self.election.name).await {
+            Ok(lease) => lease,
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let holder = current.spec.as_ref().and_then(|s| s.holder_identity.clone());
+        if holder.as_deref() != Some(self.election.identity.as_str()) {
+            return Ok(());
+        }
+        let mut value = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+        value["spec"]["holderIdentity"] = json!("");
+        let next: Lease = serde_json::from_value(value).map_err(kube::Error::SerdeError)?;
+        match self
+            .api
+            .replace(&current.name_any(), &PostParams::default(), &next)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Someone else wrote it first: not ours to release any more.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn try_lead(&mut self) -> Result<bool, kube::Error> {
         let micro = self.clock.now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let Election {

@@ -45,6 +45,11 @@ impl Default for Metrics {
         );
         let errors = Family::<Labels, Counter>::default();
         registry.register("reconcile_errors", "Reconcile errors, by category", errors.clone());
+        // Every category from the start at 0, so a rate() over it has a series before the
+        // first error.
+        for category in CATEGORIES {
+            let _ = errors.get_or_create(&vec![("category".into(), category.into())]);
+        }
         Metrics {
             registry,
             exercises,
@@ -86,6 +91,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }
@@ -97,7 +107,18 @@ impl Metrics {
     }
 }
 
-/// The category of a kube error, for `reconcile_errors_total`.
+/// Every category `category` gives.
+pub const CATEGORIES: [&str; 7] = [
+    "forbidden",
+    "notFound",
+    "conflict",
+    "server",
+    "api",
+    "decode",
+    "connection",
+];
+
+/// The category of a kube error, for `reconcile_errors_total` and the log.
 pub fn category(e: &kube::Error) -> &'static str {
     match e {
         kube::Error::Api(s) if s.code == 403 => "forbidden",
