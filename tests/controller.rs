@@ -1335,3 +1335,87 @@ async fn a_leader_that_stops_cleanly_hands_its_lease_over_at_once() {
     );
     assert!(b.lead().await, "B leads at once, not 60 s later");
 }
+
+/// A leader that finds its Lease taken (it was cut off, and another replica took over) never
+/// writes again: not its revert, not its status. The replica that leads reverts the fault from
+/// the journal; the old one's late writes used to land after, and overwrite, the new leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_lost_its_lease_never_writes_again() {
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let election = disasterpiece::controller::lease::Election {
+        namespace: "default".into(),
+        name: "disasterpiece-controller".into(),
+        identity: "replica-a".into(),
+        duration: Duration::from_secs(4),
+    };
+    let options = Options {
+        election: Some(election.clone()),
+        ..common::controller_options(&sim)
+    };
+    let (_stop_a, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), options.clone(), stop));
+    add_scenario(&client, "shop", DOWN_TO_ONE).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("fenced-1", "frontend-down-to-one"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    // Another replica holds the Lease now, as after A was cut off from the API server.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
+    let taken = serde_json::json!({"spec": {"holderIdentity": "replica-b"}});
+    leases
+        .patch(
+            "disasterpiece-controller",
+            &PatchParams::default(),
+            &Patch::Merge(&taken),
+        )
+        .await
+        .expect("take the lease");
+    let before = exercises.get("fenced-1").await.expect("get");
+    // Past A's next renewals: it sees the Lease taken and stops, without a write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = exercises.get("fenced-1").await.expect("get");
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "A wrote the Exercise after losing its Lease: {:?}",
+        after.status
+    );
+    assert_eq!(
+        deployments.get("frontend").await.expect("get").spec.replicas,
+        Some(1),
+        "A reverted after losing its Lease"
+    );
+    // B, the holder, takes the Exercise over from its journal.
+    let mut b_options = options.clone();
+    b_options.election = Some(disasterpiece::controller::lease::Election {
+        identity: "replica-b".into(),
+        ..election
+    });
+    b_options.metrics = Default::default();
+    let (_stop_b, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), b_options, stop));
+    eventually("B ends the exercise as aborted", || async {
+        exercises
+            .get("fenced-1")
+            .await
+            .ok()
+            .and_then(|e| e.status?.verdict)
+            .as_deref()
+            == Some("Aborted")
+    })
+    .await;
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    let ended = exercises.get("fenced-1").await.expect("get");
+    // And A stays silent after B's takeover.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        exercises.get("fenced-1").await.expect("get").metadata.resource_version,
+        ended.metadata.resource_version
+    );
+}

@@ -104,6 +104,8 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         .map(|e| super::lease::Elector::new(&client, e, options.clock.clone()));
     let mut leading = elector.is_none();
     let mut standing_by = false;
+    // Whether this replica leads, for the runs it started: they stop at once when it does not.
+    let (leads, _) = watch::channel(true);
     tracing::info!(
         namespace = options.namespace.as_deref().unwrap_or("(all)"),
         election = options.election.as_ref().map_or("off".to_owned(), |e| format!(
@@ -119,12 +121,14 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         if let Some(elector) = elector.as_mut() {
             let now_leading = elector.lead().await;
             if leading && !now_leading {
-                // Lost the lease: the new leader takes over what runs here; stop it now.
-                tracing::warn!("lost the lease: aborting the exercises running here");
-                for s in running.lock().expect("lock").values() {
-                    let _ = s.send(Some("this controller lost its leadership".into()));
-                }
+                // Lost the lease: another replica leads, or will, and takes over what runs
+                // here from its journal. Not one write more from this one (its revert and
+                // status would land after the new leader's, and overwrite them): the runs
+                // here are dropped where they stand.
+                tracing::warn!("lost the lease: leaving the Exercises running here to the replica that leads next");
+                leads.send_replace(false);
             } else if !leading && now_leading {
+                leads.send_replace(true);
                 tracing::info!("took the lease: running Exercises");
             } else if !now_leading && !standing_by {
                 tracing::info!("standing by: another replica holds the lease");
@@ -138,7 +142,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             }
         }
         if leading {
-            match tick(&client, &options, &running).await {
+            match tick(&client, &options, &running, &leads).await {
                 Ok(()) => options.metrics.set_ready(),
                 Err(e) => {
                     let category = super::metrics::category(&e);
@@ -184,13 +188,18 @@ fn exercises_api(client: &Client, namespace: Option<&str>) -> Api<Exercise> {
     }
 }
 
-async fn tick(client: &Client, options: &Options, running: &Running) -> Result<(), kube::Error> {
+async fn tick(
+    client: &Client,
+    options: &Options,
+    running: &Running,
+    leads: &watch::Sender<bool>,
+) -> Result<(), kube::Error> {
     let listed = exercises_api(client, options.namespace.as_deref())
         .list(&ListParams::default())
         .await?;
     for exercise in listed.items {
         let object = format!("{}/{}", exercise.namespace().unwrap_or_default(), exercise.name_any());
-        if let Err(e) = reconcile(client, options, running, exercise).await {
+        if let Err(e) = reconcile(client, options, running, leads.subscribe(), exercise).await {
             // Logged and counted once, here, with the object; the other Exercises go on.
             let category = super::metrics::category(&e);
             options.metrics.error(category);
@@ -206,6 +215,7 @@ async fn reconcile(
     client: &Client,
     options: &Options,
     running: &Running,
+    mut leads: watch::Receiver<bool>,
     exercise: Exercise,
 ) -> Result<(), kube::Error> {
     let uid = exercise.uid().unwrap_or_default();
@@ -267,10 +277,18 @@ async fn reconcile(
     tokio::spawn(async move {
         let name = exercise.name_any();
         options.metrics.started();
-        if let Err(e) = execute(&client, &options, exercise, rx).await {
-            let category = super::metrics::category(&e);
-            options.metrics.error(category);
-            tracing::warn!(category, exercise = %format!("{ns}/{name}"), error = %e, "reconcile failed");
+        let object = format!("{ns}/{name}");
+        tokio::select! {
+            done = execute(&client, &options, exercise, rx) => {
+                if let Err(e) = done {
+                    let category = super::metrics::category(&e);
+                    options.metrics.error(category);
+                    tracing::warn!(category, exercise = %object, error = %e, "reconcile failed");
+                }
+            }
+            _ = leads.wait_for(|leads| !leads) => {
+                tracing::warn!(exercise = %object, "dropped without a write more: this replica lost the lease; the one that leads next reverts it from its journal");
+            }
         }
         options.metrics.ended();
         running.lock().expect("lock").remove(&uid);

@@ -328,7 +328,9 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
             return;
         }
     };
-    let heartbeat = tokio::spawn({
+    // Stopped when the run ends, and when the run is dropped where it stands (a controller
+    // that lost its lease): the journal's heartbeat then lapses, as a dead run's does.
+    let heartbeat = StopOnDrop(tokio::spawn({
         let journal = journal.clone();
         async move {
             loop {
@@ -336,7 +338,7 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
                 let _ = journal.beat().await;
             }
         }
-    });
+    }));
     let ctx = Context {
         client: x.client.clone(),
         exercise: options.exercise.clone(),
@@ -357,8 +359,10 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
     let mut watch = observe::Watch::new(spec, probes);
     record.ended_early = observe::observe(x, &mut watch, &injected).await;
     record.revert_failures = revert(x, &ctx, &journal, &mut injected).await;
-    heartbeat.abort();
-    let _ = heartbeat.await;
+    let mut heartbeat = heartbeat;
+    heartbeat.0.abort();
+    // No beat in flight once the journal is closed.
+    let _ = (&mut heartbeat.0).await;
     settle_abort(x, record);
     let reverted = Instant::now();
     (record.recovered, record.time_to_recover_s) = observe::recovery(x, &mut watch, &injected, reverted).await;
@@ -424,5 +428,14 @@ async fn close(x: &mut Exercise<'_>, journal: &Journal, reverted: bool) {
         x.emit(ExerciseEvent::JournalKept { journal });
     } else if let Err(e) = journal.close().await {
         x.emit(ExerciseEvent::JournalNotClosed { error: e.to_string() });
+    }
+}
+
+/// A task that ends with its owner.
+struct StopOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
