@@ -1419,3 +1419,75 @@ async fn a_leader_that_lost_its_lease_never_writes_again() {
         ended.metadata.resource_version
     );
 }
+
+/// A GameDay that `validate` rejects is stored (the CRD's schema cannot say all of it), but
+/// never runs: its status says why in validate's words, and an Event says it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
+    use disasterpiece::scenario::gameday::GameDayResource;
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    let broken: GameDayResource = serde_json::from_value(serde_json::json!({
+        "apiVersion": "disasterpiece.dev/v1alpha1", "kind": "GameDay",
+        "metadata": {"name": "broken", "namespace": "shop"},
+        "spec": {"host": {"name": "Alice"},
+            "schedule": {"cron": "every wednesday", "timeZone": "Mars/Olympus"},
+            "stages": [{"name": "dev", "scenarios": [{"name": "checkout-pod-loss"}]}]}
+    }))
+    .expect("game day");
+    let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
+    gamedays.create(&PostParams::default(), &broken).await.expect("stored");
+    let valid = || async {
+        gamedays
+            .get("broken")
+            .await
+            .ok()
+            .and_then(|g| g.status?.conditions.into_iter().find(|c| c.type_ == "Valid"))
+    };
+    eventually("the GameDay has a Valid condition", || async {
+        valid().await.is_some()
+    })
+    .await;
+    let condition = valid().await.expect("Valid");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "Invalid")
+    );
+    for said in [
+        "it will not run",
+        "schedule.cron: `every wednesday` is not a 5-field cron expression",
+        "schedule.timeZone: unknown time zone `Mars/Olympus`",
+        "stages[0]: a stage must say where it runs",
+    ] {
+        assert!(
+            condition.message.contains(said),
+            "{said:?} not in {}",
+            condition.message
+        );
+    }
+    eventually("an Invalid Event is recorded", || async {
+        events_of(client, "broken")
+            .await
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Invalid"))
+    })
+    .await;
+    // Some polls later: still one Event, no run, no Exercise.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let events = events_of(client, "broken").await;
+    assert_eq!(
+        events.iter().filter(|e| e.reason.as_deref() == Some("Invalid")).count(),
+        1
+    );
+    let status = gamedays.get("broken").await.expect("get").status.expect("status");
+    assert!(status.runs.is_empty(), "{:?}", status.runs);
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    assert!(
+        exercises
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+}

@@ -102,19 +102,7 @@ pub struct ExerciseStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// A condition, as Kubernetes API conventions describe them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// `Ready`, `Refused`, `Aborted`, `Reverted`…
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    pub last_transition_time: DateTime<Utc>,
-}
+pub use crate::scenario::condition::Condition;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

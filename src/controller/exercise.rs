@@ -662,13 +662,9 @@ struct Recorder {
 
 impl Recorder {
     fn event(&self, reason: &str, kind: &str, message: &str) {
-        let client = self.client.clone();
         let ns = self.exercise.namespace().unwrap_or_default();
         let name = self.exercise.name_any();
-        let uid = self.exercise.uid().unwrap_or_default();
-        let (reason, kind) = (reason.to_owned(), kind.to_owned());
         let message: String = message.chars().take(1000).collect();
-        let now = self.clock.now();
         // The log says what the Event says: each phase, injection, revert and end at info.
         let object = format!("{ns}/{name}");
         if kind == "Warning" {
@@ -676,25 +672,44 @@ impl Recorder {
         } else {
             tracing::info!(exercise = %object, reason = %reason, "{message}");
         }
-        tokio::spawn(async move {
-            let event = json!({
-                "metadata": {"generateName": format!("{name}."), "namespace": ns},
-                "involvedObject": {"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name, "namespace": ns, "uid": uid},
-                "reason": reason, "message": message, "type": kind,
-                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-                "source": {"component": "disasterpiece-controller"},
-                "reportingComponent": "disasterpiece-controller",
-            });
-            if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event)
-                && let Err(e) = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &event)
-                    .await
-            {
-                let category = super::metrics::category(&e);
-                tracing::warn!(category, exercise = %object, error = %e, "could not record an Event");
-            }
-        });
+        let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name,
+            "namespace": ns, "uid": self.exercise.uid()});
+        record_event(&self.client, involved, reason, kind, &message, self.clock.now());
     }
+}
+
+/// Records a Kubernetes Event about `involved` (an object reference) in its namespace, in the
+/// background; a failure is logged with its category.
+pub(super) fn record_event(
+    client: &Client,
+    involved: serde_json::Value,
+    reason: &str,
+    kind: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) {
+    let client = client.clone();
+    let ns = involved["namespace"].as_str().unwrap_or_default().to_owned();
+    let object = format!("{}/{}", ns, involved["name"].as_str().unwrap_or_default());
+    let message: String = message.chars().take(1000).collect();
+    let event = json!({
+        "metadata": {"generateName": format!("{}.", involved["name"].as_str().unwrap_or_default()), "namespace": ns},
+        "involvedObject": involved,
+        "reason": reason, "message": message, "type": kind,
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "source": {"component": "disasterpiece-controller"},
+        "reportingComponent": "disasterpiece-controller",
+    });
+    tokio::spawn(async move {
+        if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event)
+            && let Err(e) = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
+                .create(&PostParams::default(), &event)
+                .await
+        {
+            let category = super::metrics::category(&e);
+            tracing::warn!(category, object = %object, error = %e, "could not record an Event");
+        }
+    });
 }
 
 impl Progress for Recorder {
@@ -711,13 +726,7 @@ impl Progress for Recorder {
 }
 
 fn condition(at: DateTime<Utc>, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: if status { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message: message.into(),
-        last_transition_time: at,
-    }
+    Condition::new(at, type_, status, reason, message)
 }
 
 /// The status of a finished exercise, from its report. PURE.

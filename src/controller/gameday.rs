@@ -21,7 +21,10 @@ use serde_json::json;
 use super::crd::{Exercise, ExerciseSpec, Phase};
 use super::exercise::ABORT_ANNOTATION;
 use super::schedule::{self, StageState};
-use crate::scenario::gameday::{ConcurrencyPolicy, GameDayResource, GameDayRun, GameDayStatus};
+use crate::scenario::condition::{self, Condition};
+use crate::scenario::gameday::{ConcurrencyPolicy, GameDay, GameDayKind, GameDayResource, GameDayRun, GameDayStatus};
+use crate::scenario::model::{ApiVersion, Metadata};
+use crate::scenario::validate::validate_gameday;
 
 /// The label on Exercises a GameDay run created.
 pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
@@ -54,6 +57,33 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
     let spec = &gameday.spec;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), &ns);
     let mut status: GameDayStatus = gameday.status.clone().unwrap_or_default();
+    // What `validate` says of it, before anything runs: an invalid GameDay never runs, and
+    // says why in its status and an Event (once, when that changes).
+    let problems = problems_of(gameday);
+    let valid = match &problems {
+        None => Condition::new(
+            now,
+            "Valid",
+            true,
+            "Valid",
+            "passes what `disasterpiece validate` checks",
+        ),
+        Some(problems) => Condition::new(now, "Valid", false, "Invalid", &format!("it will not run: {problems}")),
+    };
+    if condition::set(&mut status.conditions, valid.clone()) && problems.is_some() {
+        tracing::warn!(gameday = %format!("{ns}/{name}"), "{}", valid.message);
+        super::exercise::record_event(
+            client,
+            json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "GameDay", "name": name, "namespace": ns, "uid": gameday.uid()}),
+            "Invalid",
+            "Warning",
+            &valid.message,
+            now,
+        );
+    }
+    if problems.is_some() {
+        return write_status(client, gameday, &status).await;
+    }
     // First sight: the schedule counts from this minute, by this controller's clock.
     let since = *status
         .scheduled_since
@@ -110,14 +140,48 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
             let _ = exercises.delete(exercise, &DeleteParams::default()).await;
         }
     }
-    if gameday.status.as_ref() != Some(&status) {
+    write_status(client, gameday, &status).await
+}
+
+async fn write_status(client: &Client, gameday: &GameDayResource, status: &GameDayStatus) -> Result<(), kube::Error> {
+    if gameday.status.as_ref() != Some(status) {
         // With the resourceVersion read: a stale copy must not record its runs again.
         let patch = json!({"metadata": {"resourceVersion": gameday.resource_version()}, "status": status});
-        Api::<GameDayResource>::namespaced(client.clone(), &ns)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        Api::<GameDayResource>::namespaced(client.clone(), &gameday.namespace().unwrap_or_default())
+            .patch_status(&gameday.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
     Ok(())
+}
+
+/// What `disasterpiece validate` finds wrong with a GameDay resource, in its words (`path:
+/// message (hint)`, joined), or `None`. Stages name Scenario resources: a `file` reference is
+/// reported by the run that meets it.
+fn problems_of(gameday: &GameDayResource) -> Option<String> {
+    let document = GameDay {
+        api_version: ApiVersion::V1alpha1,
+        kind: GameDayKind::GameDay,
+        metadata: Metadata {
+            name: gameday.name_any(),
+            namespace: gameday.namespace(),
+            labels: Default::default(),
+            annotations: Default::default(),
+        },
+        spec: gameday.spec.clone(),
+    };
+    let findings = validate_gameday(&document, &|_| true);
+    if findings.is_empty() {
+        return None;
+    }
+    let said: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let hint = f.hint.as_deref().map_or(String::new(), |h| format!(" ({h})"));
+            let path = f.path.trim_start_matches("spec.");
+            format!("{path}: {}{hint}", f.message)
+        })
+        .collect();
+    Some(said.join("; "))
 }
 
 /// Moves a running run on: starts the next stage, or ends the run.

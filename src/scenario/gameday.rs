@@ -102,6 +102,10 @@ pub struct GameDayStatus {
     /// The recent runs, oldest first (`historyLimit` of them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<GameDayRun>,
+    /// `Valid`: whether the GameDay passes what `disasterpiece validate` checks (with its
+    /// messages when not); an invalid one never runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<super::condition::Condition>,
 }
 
 /// One run of a GameDay.

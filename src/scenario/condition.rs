@@ -1,0 +1,77 @@
+//! Conditions in the statuses of Disasterpiece's custom resources, as the Kubernetes API
+//! conventions describe them. PURE.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A condition, as Kubernetes API conventions describe them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Valid`, `Refused`, `Aborted`, `Reverted`…
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+impl Condition {
+    pub fn new(at: DateTime<Utc>, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: if status { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: at,
+        }
+    }
+}
+
+/// Sets `new` in `conditions` (one per type); keeps the transition time when the status did
+/// not change. Whether anything changed.
+pub fn set(conditions: &mut Vec<Condition>, new: Condition) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) if old.status == new.status && old.reason == new.reason && old.message == new.message => false,
+        Some(old) => {
+            let at = if old.status == new.status {
+                old.last_transition_time
+            } else {
+                new.last_transition_time
+            };
+            *old = Condition {
+                last_transition_time: at,
+                ..new
+            };
+            true
+        }
+        None => {
+            conditions.push(new);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_condition_is_replaced_and_keeps_its_transition_time_while_its_status_holds() {
+        let t0 = DateTime::from_timestamp(1_000, 0).expect("time");
+        let t1 = DateTime::from_timestamp(2_000, 0).expect("time");
+        let mut conditions = Vec::new();
+        assert!(set(&mut conditions, Condition::new(t0, "Valid", false, "Invalid", "a")));
+        assert!(!set(
+            &mut conditions,
+            Condition::new(t1, "Valid", false, "Invalid", "a")
+        ));
+        assert!(set(&mut conditions, Condition::new(t1, "Valid", false, "Invalid", "b")));
+        assert_eq!(conditions[0].last_transition_time, t0);
+        assert!(set(&mut conditions, Condition::new(t1, "Valid", true, "Valid", "ok")));
+        assert_eq!((conditions.len(), conditions[0].last_transition_time), (1, t1));
+    }
+}
