@@ -724,7 +724,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
         text(1)
     );
     assert!(
-        text(2).contains("hypothesis ABORTED. Report: kubectl get configmap -n shop long-202611251300-dev-00-report"),
+        text(2).contains("hypothesis ABORTED. Report: kubectl get configmap -n shop report-long-202611251300-dev-00-"),
         "{}",
         text(2)
     );
@@ -1490,4 +1490,65 @@ async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
             .items
             .is_empty()
     );
+}
+
+/// Reports outlive their Exercise: deleting it (or a GameDay pruning its history) leaves the
+/// report, which `trend --from-cluster` counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    add_scenario(client, "shop", POD_LOSS).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("kept-1", "checkout-pod-loss"))
+        .await
+        .expect("create");
+    eventually("the exercise finishes", || async {
+        exercises.get("kept-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
+    let name = exercises
+        .get("kept-1")
+        .await
+        .expect("get")
+        .status
+        .and_then(|s| s.report)
+        .expect("report named");
+    exercises
+        .delete("kept-1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the Exercise is gone", || async {
+        exercises.get("kept-1").await.is_err()
+    })
+    .await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "shop");
+    let kept = maps.get(&name).await.expect("the report outlives its Exercise");
+    let labels = kept.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("disasterpiece.dev/scenario").map(String::as_str),
+        Some("checkout-pod-loss")
+    );
+    assert_eq!(
+        labels.get("disasterpiece.dev/target-namespace").map(String::as_str),
+        Some("shop")
+    );
+    let kubeconfig = cluster._sim.kubeconfig_path().to_str().expect("utf-8").to_owned();
+    let trend = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "trend",
+            "--from-cluster",
+            "--format",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("trend");
+    assert!(trend.status.success(), "{}", String::from_utf8_lossy(&trend.stderr));
+    let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).expect("json");
+    assert_eq!(trend["reports"], 1, "{trend}");
+    assert!(trend.to_string().contains("checkout-pod-loss"), "{trend}");
 }

@@ -172,9 +172,17 @@ pub enum TrendFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("namespace", |a| a.help("With --from-cluster: the reports of this namespace only")))]
 pub struct TrendArgs {
     /// A directory of reports (searched recursively for *.json).
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "from_cluster", conflicts_with = "from_cluster")]
+    pub dir: Option<PathBuf>,
+    /// Read the reports the controller keeps in the cluster (ConfigMaps labelled
+    /// `disasterpiece.dev/report`, every namespace or `--namespace`) instead of a directory.
+    #[arg(long)]
+    pub from_cluster: bool,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
     /// Only exercises started on or after this day (YYYY-MM-DD, UTC).
     #[arg(long, value_name = "DATE")]
     pub since: Option<chrono::NaiveDate>,
@@ -190,13 +198,18 @@ pub struct TrendArgs {
 pub fn run_trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
     let TrendArgs {
         dir,
+        from_cluster,
+        cluster,
         since,
         group_by,
         format,
         out,
     } = args;
     let since = since.and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
-    let (reports, skipped) = trend::read(&dir, since).with_context(|| format!("reading {}", dir.display()))?;
+    let (reports, skipped) = match dir {
+        Some(dir) if !from_cluster => trend::read(&dir, since).with_context(|| format!("reading {}", dir.display()))?,
+        _ => from_the_cluster(&cluster, since)?,
+    };
     for s in &skipped {
         eprintln!("skipped {}: {}", s.file.display(), s.reason);
     }
@@ -220,4 +233,30 @@ pub fn run_trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The reports the controller stored, and the ones it could not read (by their name).
+fn from_the_cluster(
+    cluster: &super::cluster::ClusterArgs,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<(Vec<Report>, Vec<trend::Skipped>)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (client, server) = cluster.client().await?;
+        let (reports, unreadable) = disasterpiece::controller::reports::list(&client, cluster.namespace.as_deref())
+            .await
+            .with_context(|| format!("listing the reports stored in {server}"))?;
+        let reports = reports
+            .into_iter()
+            .filter(|r| since.is_none_or(|s| r.started_at >= s))
+            .collect();
+        let skipped = unreadable
+            .into_iter()
+            .map(|u| trend::Skipped {
+                file: PathBuf::from(format!("configmap {}", u.name)),
+                reason: u.reason,
+            })
+            .collect();
+        Ok((reports, skipped))
+    })
 }

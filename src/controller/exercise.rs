@@ -3,7 +3,8 @@
 //! Expected flow, per Exercise: a finalizer is added; the Scenario it names is read, checked
 //! as `validate` checks a file, and checked for tenancy; the engine runs it; the status
 //! follows the phases; Kubernetes Events record each phase, injection, revert, abort and
-//! error; the report JSON lands in a ConfigMap `<exercise>-report`; the finalizer is removed.
+//! error; the report JSON lands in a ConfigMap `report-<exercise>-<uid>` that outlives the
+//! Exercise (`reports`); the finalizer is removed.
 //! Guarantees: deleting a running Exercise, or annotating it (or its namespace)
 //! `disasterpiece.dev/abort`, aborts it and reverts its faults before the finalizer goes;
 //! an Exercise that finished is never run again; at start-up every journal left by a dead
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -616,7 +617,14 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
             name: resource.name_any(),
             namespace: Some(ns.clone()),
             labels: resource.labels().clone(),
-            annotations: Default::default(),
+            // Only what Disasterpiece reads (kubectl's last-applied-configuration would copy
+            // the whole object into every report).
+            annotations: resource
+                .annotations()
+                .iter()
+                .filter(|(k, _)| k.as_str() == super::reports::KEEP_ANNOTATION)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         },
         spec: resource.spec,
     };
@@ -911,8 +919,8 @@ async fn execute(
     options
         .metrics
         .finished(&format!("{:?}", report.outcome), report.metrics.abort_latency_s);
-    let report_map = format!("{name}-report");
-    write_report(client, &ns, &report_map, &exercise, &report).await?;
+    let report_map = super::reports::name_for(&exercise);
+    super::reports::store(client, &ns, &report_map, &exercise, &report).await?;
     let status = status_from(&report, &report_map);
     let details = json!({"exercise": name, "namespace": ns, "gameDay": exercise.spec.game_day, "stage": exercise.spec.stage,
         "verdict": status.verdict, "report": format!("configmap/{report_map}"), "timeToDetect": status.time_to_detect});
@@ -966,78 +974,9 @@ async fn execute(
     }
 }
 
-/// How much report JSON one ConfigMap holds (the API server takes at most 1 MiB per object).
-const PART: usize = 900 * 1024;
-
-/// `text` in parts of at most `limit` bytes, cut between characters. PURE.
-pub fn split(text: &str, limit: usize) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while rest.len() > limit {
-        let mut cut = limit;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let (part, tail) = rest.split_at(cut);
-        parts.push(part);
-        rest = tail;
-    }
-    parts.push(rest);
-    parts
-}
-
-/// The report JSON in ConfigMaps owned by the Exercise (so they go with it): `<name>` with key
-/// `report.json`; a report too large for one object is split, in order, over `<name>`,
-/// `<name>-2`, … with the key `report.json.part` and the annotation
-/// `disasterpiece.dev/report-part: I/N` (concatenate the parts to read it).
-async fn write_report(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    exercise: &Exercise,
-    report: &Report,
-) -> Result<(), kube::Error> {
-    let json = serde_json::to_string(report).unwrap_or_default();
-    let parts = split(&json, PART);
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    for (i, part) in parts.iter().enumerate() {
-        let (map_name, key) = match (i, parts.len()) {
-            (0, 1) => (name.to_owned(), "report.json"),
-            (0, _) => (name.to_owned(), "report.json.part"),
-            (i, _) => (format!("{name}-{}", i + 1), "report.json.part"),
-        };
-        let map: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": map_name, "namespace": ns,
-                "labels": {"app.kubernetes.io/managed-by": "disasterpiece", "disasterpiece.dev/exercise": exercise.name_any()},
-                "annotations": {"disasterpiece.dev/report-part": format!("{}/{}", i + 1, parts.len())},
-                "ownerReferences": [{"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise",
-                    "name": exercise.name_any(), "uid": exercise.uid().unwrap_or_default()}]},
-            "data": {key: part},
-        }))
-        .map_err(kube::Error::SerdeError)?;
-        match api.create(&PostParams::default(), &map).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                api.replace(&map_name, &PostParams::default(), &map).await?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_large_report_is_split_between_characters_and_joins_back() {
-        let text = "é".repeat(10) + "abc";
-        let parts = split(&text, 5);
-        assert!(parts.iter().all(|p| p.len() <= 5), "{parts:?}");
-        assert_eq!(parts.concat(), text);
-        assert_eq!(split("small", 900), ["small"]);
-    }
 
     #[test]
     fn tenancy_allows_the_own_namespace_and_what_the_target_opts_into() {

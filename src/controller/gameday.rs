@@ -276,6 +276,16 @@ async fn advance(
                         },
                     );
                     exercise.labels_mut().insert(RUN_LABEL.into(), run.id.clone());
+                    // Owned by its GameDay: deleted with it (its report stays, see `reports`).
+                    exercise.metadata.owner_references =
+                        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                            api_version: "disasterpiece.dev/v1alpha1".into(),
+                            kind: "GameDay".into(),
+                            name: gameday.name_any(),
+                            uid: gameday.uid().unwrap_or_default(),
+                            controller: Some(true),
+                            block_owner_deletion: None,
+                        }]);
                     match exercises.create(&PostParams::default(), &exercise).await {
                         Ok(_) => {}
                         Err(kube::Error::Api(s)) if s.code == 409 => {}

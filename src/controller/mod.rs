@@ -8,4 +8,5 @@ pub mod gameday;
 pub mod lease;
 pub mod metrics;
 pub mod notify;
+pub mod reports;
 pub mod schedule;

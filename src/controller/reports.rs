@@ -1,0 +1,263 @@
+//! Reports that last: each finished Exercise's report JSON is kept in ConfigMaps of their own,
+//! not owned by the Exercise, so deleting the Exercise (or a GameDay pruning its history)
+//! leaves it; months of in-cluster game days can be tracked (`trend --from-cluster`).
+//!
+//! A report is `report-<exercise>-<8 of its uid>` (key `report.json`), or, too large for one
+//! object, split in order over that name and `…-2`, `…-3` with the key `report.json.part` and
+//! the annotation `disasterpiece.dev/report-part: I/N`. Every part is labelled with the
+//! report's name, its scenario, its team (the Scenario's `team` label) and its target
+//! namespace. Each scenario keeps its latest `disasterpiece.dev/keep-reports` reports (an
+//! annotation on the Scenario resource; 100 by default); older ones are deleted.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::crd::Exercise;
+use crate::report::model::Report;
+
+/// The label every part of a report carries: the report's name.
+pub const REPORT_LABEL: &str = "disasterpiece.dev/report";
+pub const SCENARIO_LABEL: &str = "disasterpiece.dev/scenario";
+pub const TEAM_LABEL: &str = "disasterpiece.dev/team";
+pub const TARGET_NAMESPACE_LABEL: &str = "disasterpiece.dev/target-namespace";
+/// On a Scenario resource: how many of its reports are kept.
+pub const KEEP_ANNOTATION: &str = "disasterpiece.dev/keep-reports";
+pub const KEEP_DEFAULT: usize = 100;
+
+/// How much report JSON one ConfigMap holds (the API server takes at most 1 MiB per object).
+const PART: usize = 900 * 1024;
+
+/// The name of an Exercise's report: unique per Exercise (a re-created one of the same name
+/// gets its own).
+pub fn name_for(exercise: &Exercise) -> String {
+    let uid: String = exercise
+        .uid()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| *c != '-')
+        .take(8)
+        .collect();
+    let mut name = format!("report-{}", exercise.name_any());
+    // Room for `-<uid>` and a part's `-NN` within a label value's 63 characters.
+    name.truncate(50);
+    format!("{}-{uid}", name.trim_end_matches('-'))
+}
+
+/// `text` in parts of at most `limit` bytes, cut between characters. PURE.
+pub fn split(text: &str, limit: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > limit {
+        let mut cut = limit;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (part, tail) = rest.split_at(cut);
+        parts.push(part);
+        rest = tail;
+    }
+    parts.push(rest);
+    parts
+}
+
+/// A label value as Kubernetes accepts it, if `value` is one.
+fn label_value(value: &str) -> Option<String> {
+    let ok = value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && value.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && value.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
+    ok.then(|| value.to_owned())
+}
+
+/// The labels of every part of `report` (named `name`). PURE.
+pub fn labels(name: &str, exercise: &str, report: &Report) -> BTreeMap<String, String> {
+    let scenario = &report.scenario;
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/managed-by".to_owned(), "disasterpiece".to_owned()),
+        ("disasterpiece.dev/exercise".to_owned(), exercise.to_owned()),
+        (REPORT_LABEL.to_owned(), name.to_owned()),
+    ]);
+    if let Some(v) = label_value(&scenario.metadata.name) {
+        labels.insert(SCENARIO_LABEL.into(), v);
+    }
+    if let Some(v) = scenario.metadata.labels.get("team").and_then(|t| label_value(t)) {
+        labels.insert(TEAM_LABEL.into(), v);
+    }
+    if let Some(v) = scenario.spec.target.namespace.as_deref().and_then(label_value) {
+        labels.insert(TARGET_NAMESPACE_LABEL.into(), v);
+    }
+    labels
+}
+
+/// Writes the report of `exercise` as `name` in `ns`, then prunes its scenario's old reports.
+pub async fn store(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    exercise: &Exercise,
+    report: &Report,
+) -> Result<(), kube::Error> {
+    let json = serde_json::to_string(report).unwrap_or_default();
+    let parts = split(&json, PART);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let labels = labels(name, &exercise.name_any(), report);
+    for (i, part) in parts.iter().enumerate() {
+        let (map_name, key) = match (i, parts.len()) {
+            (0, 1) => (name.to_owned(), "report.json"),
+            (0, _) => (name.to_owned(), "report.json.part"),
+            (i, _) => (format!("{name}-{}", i + 1), "report.json.part"),
+        };
+        let map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": map_name, "namespace": ns, "labels": labels,
+                "annotations": {"disasterpiece.dev/report-part": format!("{}/{}", i + 1, parts.len())}},
+            "data": {key: part},
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        match api.create(&PostParams::default(), &map).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                api.replace(&map_name, &PostParams::default(), &map).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let keep = report
+        .scenario
+        .metadata
+        .annotations
+        .get(KEEP_ANNOTATION)
+        .and_then(|k| k.parse::<usize>().ok())
+        .unwrap_or(KEEP_DEFAULT)
+        .max(1);
+    if let Some(scenario) = labels.get(SCENARIO_LABEL) {
+        prune(&api, scenario, keep).await?;
+    }
+    Ok(())
+}
+
+/// Deletes all but the latest `keep` reports of `scenario` in the namespace of `api`.
+async fn prune(api: &Api<ConfigMap>, scenario: &str, keep: usize) -> Result<(), kube::Error> {
+    let maps = api
+        .list(&ListParams::default().labels(&format!("{SCENARIO_LABEL}={scenario},{REPORT_LABEL}")))
+        .await?
+        .items;
+    let mut reports: BTreeMap<String, (Option<k8s_openapi::jiff::Timestamp>, Vec<String>)> = BTreeMap::new();
+    for map in &maps {
+        let Some(report) = map.labels().get(REPORT_LABEL) else {
+            continue;
+        };
+        let entry = reports.entry(report.clone()).or_default();
+        let created = map.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        entry.0 = entry.0.max(created);
+        entry.1.push(map.name_any());
+    }
+    let mut by_age: Vec<_> = reports.into_iter().collect();
+    by_age.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| b.0.cmp(&a.0)));
+    for (_, (_, names)) in by_age.into_iter().skip(keep) {
+        for name in names {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A stored report that could not be read, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Every report stored in `namespace` (or every namespace), its parts joined in order.
+pub async fn list(client: &Client, namespace: Option<&str>) -> Result<(Vec<Report>, Vec<Unreadable>), kube::Error> {
+    let api: Api<ConfigMap> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let maps = api.list(&ListParams::default().labels(REPORT_LABEL)).await?.items;
+    Ok(join(&maps))
+}
+
+/// One stored part of a report: its index and count (`I/N`) and its text.
+type Part = (usize, usize, String);
+
+/// The reports in `maps`, each from its parts in order. PURE.
+pub fn join(maps: &[ConfigMap]) -> (Vec<Report>, Vec<Unreadable>) {
+    let mut parts: BTreeMap<(String, String), Vec<Part>> = BTreeMap::new();
+    for map in maps {
+        let Some(report) = map.labels().get(REPORT_LABEL) else {
+            continue;
+        };
+        let (index, count) = map
+            .annotations()
+            .get("disasterpiece.dev/report-part")
+            .and_then(|p| p.split_once('/'))
+            .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)))
+            .unwrap_or((1, 1));
+        let data = map.data.as_ref();
+        let text = data
+            .and_then(|d| d.get("report.json").or_else(|| d.get("report.json.part")))
+            .cloned()
+            .unwrap_or_default();
+        parts
+            .entry((map.namespace().unwrap_or_default(), report.clone()))
+            .or_default()
+            .push((index, count, text));
+    }
+    let mut reports = Vec::new();
+    let mut unreadable = Vec::new();
+    for ((ns, name), mut pieces) in parts {
+        pieces.sort_by_key(|p| p.0);
+        let count = pieces.first().map_or(1, |p| p.1);
+        let whole = pieces.len() == count && pieces.iter().enumerate().all(|(i, p)| p.0 == i + 1);
+        let name = format!("{ns}/{name}");
+        if !whole {
+            unreadable.push(Unreadable {
+                name,
+                reason: format!("{} of its {count} parts are stored", pieces.len()),
+            });
+            continue;
+        }
+        let text: String = pieces.into_iter().map(|p| p.2).collect();
+        match crate::report::store::parse(&text) {
+            Ok(report) => reports.push(report),
+            Err(e) => unreadable.push(Unreadable {
+                name,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    (reports, unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_report_is_split_between_characters_and_joins_back() {
+        let text = "é".repeat(10) + "abc";
+        let parts = split(&text, 5);
+        assert!(parts.iter().all(|p| p.len() <= 5), "{parts:?}");
+        assert_eq!(parts.concat(), text);
+        assert_eq!(split("small", 900), ["small"]);
+    }
+
+    #[test]
+    fn only_valid_label_values_become_labels() {
+        assert_eq!(label_value("payments-team"), Some("payments-team".into()));
+        assert_eq!(label_value("Payments Team"), None);
+        assert_eq!(label_value(&"x".repeat(64)), None);
+        assert_eq!(label_value("-x"), None);
+    }
+}
