@@ -746,13 +746,14 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
         Phase::Finished
     };
     let at = report.ended_at;
-    let mut conditions = vec![condition(
-        at,
-        "Finished",
-        true,
-        &verdict,
-        &report.scenario.spec.hypothesis,
-    )];
+    // What `kubectl get`/`describe` shows first: why it was refused or aborted, else the
+    // hypothesis the verdict is about.
+    let said = match (&report.refusals[..], &report.abort) {
+        ([], None) => report.scenario.spec.hypothesis.clone(),
+        ([], Some(abort)) => format!("aborted: {}", abort.reason),
+        (refusals, _) => format!("refused before anything changed: {}", refusals.join("; ")),
+    };
+    let mut conditions = vec![condition(at, "Finished", true, &verdict, &said)];
     if !report.refusals.is_empty() {
         // `kubectl describe` shows why, not only that, preflight refused.
         conditions.push(condition(at, "Refused", true, "Refused", &report.refusals.join("; ")));
@@ -977,6 +978,33 @@ async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finished_condition_says_why_a_run_was_refused_or_aborted() {
+        let golden = crate::report::store::parse(include_str!("../../tests/golden/report.json")).expect("golden");
+        let finished = |report: &Report| {
+            let status = status_from(report, "report-x");
+            status
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Finished")
+                .expect("Finished")
+        };
+        let mut refused = golden.clone();
+        refused.outcome = Outcome::Refused;
+        refused.abort = None;
+        refused.refusals = vec!["not allowed to delete pods in shop".into()];
+        let c = finished(&refused);
+        assert_eq!(c.reason, "Refused");
+        assert_eq!(
+            c.message,
+            "refused before anything changed: not allowed to delete pods in shop"
+        );
+        let mut plain = golden;
+        plain.refusals.clear();
+        plain.abort = None;
+        assert_eq!(finished(&plain).message, plain.scenario.spec.hypothesis);
+    }
 
     #[test]
     fn tenancy_allows_the_own_namespace_and_what_the_target_opts_into() {
