@@ -103,3 +103,95 @@ async fn stages_run_in_order_and_prod_waits_for_dev_to_confirm() {
     assert!(!out.contains("== stage prod"), "{out}");
     assert_eq!(reports(&dir), 1);
 }
+
+/// A webhook on 127.0.0.1 that answers 200 and keeps each JSON body it was sent.
+async fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let kept = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Ok(json) = serde_json::from_str(body) {
+                        kept.lock().expect("lock").push(json);
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// `gameday run` sends what the controller sends (each exercise started and finished) to the
+/// GameDay's webhook, and ends with the day's summary, printed and sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gameday_run_notifies_its_webhook_and_prints_the_days_summary() {
+    let (sim, _client) = start(fast_shop()).await;
+    let (url, got) = webhook().await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gameday-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("confirms.yaml"), CONFIRMS).expect("write");
+    let text = gameday("confirms.yaml", "confirms.yaml") + &format!("  notify: {{webhook: '{url}'}}\n");
+    std::fs::write(dir.join("gameday.yaml"), text).expect("write");
+    let output = run_gameday(&dir, sim.kubeconfig_path()).await;
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("game day checkout: 2 exercise(s)"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("checkout-pod-loss  CONFIRMED"))
+            .count()
+            == 2,
+        "{out}"
+    );
+    let sent = got.lock().expect("lock").clone();
+    let events: Vec<&str> = sent.iter().filter_map(|m| m["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        ["started", "finished", "started", "finished", "summary"],
+        "{sent:#?}"
+    );
+    assert!(
+        sent[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Game day checkout, stage dev: exercise"))
+    );
+    assert_eq!(sent[1]["verdict"], "CONFIRMED");
+    assert_eq!(sent[4]["exercises"].as_array().map(Vec::len), Some(2));
+}
