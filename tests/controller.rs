@@ -307,6 +307,20 @@ async fn a_takeover_reverts_an_exercise_whose_fault_is_in_another_namespace() {
 
 /// Replica A runs an Exercise in `namespace` that scales shop's frontend, and dies mid-fault;
 /// replica B takes the Lease over, reverts the fault from its journal and ends the Exercise.
+/// Options of a replica `identity` that runs Exercises only while it holds the Lease
+/// `default/disasterpiece-controller`, which lasts `lasts`.
+fn elected(sim: &Sim, identity: &str, lasts: Duration) -> Options {
+    Options {
+        election: Some(disasterpiece::controller::lease::Election {
+            namespace: "default".into(),
+            name: "disasterpiece-controller".into(),
+            identity: identity.into(),
+            duration: lasts,
+        }),
+        ..common::controller_options(sim)
+    }
+}
+
 async fn leader_dies_mid_fault(namespace: &str) {
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
@@ -323,15 +337,7 @@ async fn leader_dies_mid_fault(namespace: &str) {
             .await
             .expect("shop allows it");
     }
-    let options = Options {
-        election: Some(disasterpiece::controller::lease::Election {
-            namespace: "default".into(),
-            name: "disasterpiece-controller".into(),
-            identity: "replica-a".into(),
-            duration: Duration::from_secs(2),
-        }),
-        ..common::controller_options(&sim)
-    };
+    let options = elected(&sim, "replica-a", Duration::from_secs(2));
     // Replica A runs on a runtime of its own, which the test kills outright: no revert runs,
     // as when a process dies. Replica B runs all along, as the follower.
     let (die, dead) = tokio::sync::oneshot::channel::<()>();
@@ -611,46 +617,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
     common::install_crds(&client).await;
     add_scenario(&client, "shop", DOWN_TO_ONE).await;
     // A webhook that keeps what it is sent.
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-    let hook_url = format!("http://{}/hook", hook.local_addr().expect("addr"));
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
-    tokio::spawn({
-        let received = received.clone();
-        async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            while let Ok((mut stream, _)) = hook.accept().await {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&data).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= length {
-                            if let Ok(v) = serde_json::from_str(body) {
-                                received.lock().expect("lock").push(v);
-                            }
-                            break;
-                        }
-                    }
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .await;
-            }
-        }
-    });
+    let (hook_url, received) = common::webhook().await;
     let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
     gamedays
         .create(
@@ -1298,16 +1265,8 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
 async fn a_leader_that_stops_cleanly_hands_its_lease_over_at_once() {
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
-    let election = disasterpiece::controller::lease::Election {
-        namespace: "default".into(),
-        name: "disasterpiece-controller".into(),
-        identity: "replica-a".into(),
-        duration: Duration::from_secs(60),
-    };
-    let options = Options {
-        election: Some(election.clone()),
-        ..common::controller_options(&sim)
-    };
+    let options = elected(&sim, "replica-a", Duration::from_secs(60));
+    let election = options.election.clone().expect("elected");
     let (stop_a, stop) = watch::channel(false);
     let a = tokio::spawn(control(client.clone(), options, stop));
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
@@ -1343,16 +1302,8 @@ async fn a_leader_that_stops_cleanly_hands_its_lease_over_at_once() {
 async fn a_leader_that_lost_its_lease_never_writes_again() {
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
-    let election = disasterpiece::controller::lease::Election {
-        namespace: "default".into(),
-        name: "disasterpiece-controller".into(),
-        identity: "replica-a".into(),
-        duration: Duration::from_secs(4),
-    };
-    let options = Options {
-        election: Some(election.clone()),
-        ..common::controller_options(&sim)
-    };
+    let options = elected(&sim, "replica-a", Duration::from_secs(4));
+    let election = options.election.clone().expect("elected");
     let (_stop_a, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), options.clone(), stop));
     add_scenario(&client, "shop", DOWN_TO_ONE).await;

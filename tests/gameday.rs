@@ -104,60 +104,12 @@ async fn stages_run_in_order_and_prod_waits_for_dev_to_confirm() {
     assert_eq!(reports(&dir), 1);
 }
 
-/// A webhook on 127.0.0.1 that answers 200 and keeps each JSON body it was sent.
-async fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
-    let kept = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&data).into_owned();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() < length {
-                        continue;
-                    }
-                    if let Ok(json) = serde_json::from_str(body) {
-                        kept.lock().expect("lock").push(json);
-                    }
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                        .await;
-                    return;
-                }
-            });
-        }
-    });
-    (url, got)
-}
-
 /// `gameday run` sends what the controller sends (each exercise started and finished) to the
 /// GameDay's webhook, and ends with the day's summary, printed and sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gameday_run_notifies_its_webhook_and_prints_the_days_summary() {
     let (sim, _client) = start(fast_shop()).await;
-    let (url, got) = webhook().await;
+    let (url, got) = common::webhook().await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gameday-notify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
