@@ -156,16 +156,8 @@ spec:
 async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
     let cluster = cluster().await;
     let client = &cluster.client;
-    add_scenario(client, "shop", POD_LOSS).await;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("pod-loss-1", "checkout-pod-loss"))
-        .await
-        .expect("create");
-    eventually("the exercise finishes", || async {
-        exercises.get("pod-loss-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
-    })
-    .await;
+    finished_pod_loss(client, "pod-loss-1").await;
     let done = exercises.get("pod-loss-1").await.expect("get");
     let status = done.status.clone().expect("status");
     assert_eq!(status.verdict.as_deref(), Some("Confirmed"), "{status:?}");
@@ -319,6 +311,20 @@ fn elected(sim: &Sim, identity: &str, lasts: Duration) -> Options {
         }),
         ..common::controller_options(sim)
     }
+}
+
+/// Creates Exercise `name` of the pod-loss Scenario in shop, and waits until it has finished.
+async fn finished_pod_loss(client: &kube::Client, name: &str) {
+    add_scenario(client, "shop", POD_LOSS).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise(name, "checkout-pod-loss"))
+        .await
+        .expect("create");
+    eventually("the exercise finishes", || async {
+        exercises.get(name).await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
+    })
+    .await;
 }
 
 async fn leader_dies_mid_fault(namespace: &str) {
@@ -1203,16 +1209,7 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
         let _ = stderr.read_to_string(&mut text).await;
         text
     });
-    add_scenario(&client, "shop", POD_LOSS).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("logged-1", "checkout-pod-loss"))
-        .await
-        .expect("create");
-    eventually("the exercise finishes", || async {
-        exercises.get("logged-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
-    })
-    .await;
+    finished_pod_loss(&client, "logged-1").await;
     // Every request fails for a moment: the Exercises cannot be listed.
     sim.set_misbehaviour(&disasterpiece_sim::Misbehaviour {
         error_rate: 1.0,
@@ -1449,16 +1446,8 @@ async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
 async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
     let cluster = cluster().await;
     let client = &cluster.client;
-    add_scenario(client, "shop", POD_LOSS).await;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("kept-1", "checkout-pod-loss"))
-        .await
-        .expect("create");
-    eventually("the exercise finishes", || async {
-        exercises.get("kept-1").await.ok().and_then(|e| e.status?.phase) == Some(Phase::Finished)
-    })
-    .await;
+    finished_pod_loss(client, "kept-1").await;
     let name = exercises
         .get("kept-1")
         .await
