@@ -182,3 +182,26 @@ async fn kubectl_creates_an_exercise_and_shows_useful_columns() {
         "{shown}"
     );
 }
+
+/// What `kubectl explain` shows is written for people: each kind says what it is, and no
+/// description speaks Rust (kube's derive wrote "Auto-generated derived type for ExerciseSpec
+/// via `CustomResource`" at the top of each).
+#[test]
+fn kubectl_explain_reads_as_prose() {
+    for (file, yaml) in definitions() {
+        let crd: Value = serde_yaml::from_str(&yaml).expect("YAML");
+        let top = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"];
+        assert!(top.as_str().is_some_and(|d| d.len() > 20), "{file}: {top}");
+        for rustism in [
+            "Auto-generated",
+            "derived type",
+            "CustomResource`",
+            "PURE",
+            "::",
+            "Option<",
+            "Vec<",
+        ] {
+            assert!(!yaml.contains(rustism), "{file} says {rustism:?}");
+        }
+    }
+}

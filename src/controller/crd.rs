@@ -18,6 +18,7 @@ use crate::scenario::model::ScenarioResource;
     group = "disasterpiece.dev",
     version = "v1alpha1",
     kind = "Exercise",
+    doc = "One run of a Scenario: the controller injects its faults, observes, reverts them and reports whether the hypothesis held.",
     namespaced,
     status = "ExerciseStatus",
     shortname = "ex",

@@ -34,6 +34,7 @@ pub enum GameDayKind {
     group = "disasterpiece.dev",
     version = "v1alpha1",
     kind = "GameDay",
+    doc = "A game day: stages of Scenarios run on a schedule, a later stage only when the earlier one confirmed its hypotheses.",
     root = "GameDayResource",
     namespaced,
     status = "GameDayStatus",

@@ -79,6 +79,7 @@ pub struct Metadata {
     group = "disasterpiece.dev",
     version = "v1alpha1",
     kind = "Scenario",
+    doc = "A chaos exercise: a hypothesis, the fault that tests it, where it may act, how the system is watched and what is expected.",
     root = "ScenarioResource",
     namespaced,
     shortname = "dps",
