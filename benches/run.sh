@@ -20,6 +20,10 @@ echo
 echo "## the controller, idle (disasterpiece controller -A against disasterpiece sim)"
 cargo build --quiet --release
 bin=target/release/disasterpiece
+echo
+echo "## the controller at rest with 1 000 finished Exercises and 100 GameDays (cargo bench --bench controller_scale)"
+DISASTERPIECE_BIN="$PWD/$bin" cargo bench --quiet --bench controller_scale 2>/dev/null
+echo
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" sim --seed shop --kubeconfig-out "$work/kubeconfig" >/dev/null 2>&1 &

@@ -1210,14 +1210,52 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
         text
     });
     finished_pod_loss(&client, "logged-1").await;
-    // Every request fails for a moment: the Exercises cannot be listed.
-    sim.set_misbehaviour(&disasterpiece_sim::Misbehaviour {
-        error_rate: 1.0,
-        ..Default::default()
+    // A second controller whose ServiceAccount may watch Exercises but not patch them (a Role
+    // that lacks a verb): its reconcile of a new Exercise fails with 403, once, logged with
+    // its category and the Exercise.
+    let narrow = narrow_kubeconfig(&sim, &client).await;
+    let mut denied = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "controller",
+            "-A",
+            "--poll",
+            "200ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(&narrow)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the narrow controller");
+    let mut denied_err = denied.stderr.take().expect("stderr");
+    let denied_log = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = denied_err.read_to_string(&mut text).await;
+        text
     });
-    eventually("a reconcile error is counted", || async { sim.injected_errors() > 20 }).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    sim.set_misbehaviour(&Default::default());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("denied-1", "checkout-pod-loss"))
+        .await
+        .expect("create");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = denied.start_kill();
+    let _ = denied.wait().await;
+    let denied_log = denied_log.await.expect("log");
+    let error = denied_log
+        .lines()
+        .find(|l| l.contains("reconcile failed") && l.contains("exercise=shop/denied-1"))
+        .unwrap_or_else(|| panic!("no reconcile error in:\n{denied_log}"));
+    assert!(
+        error.contains(" WARN ") && error.contains("category=\"forbidden\""),
+        "{error}"
+    );
     let pid = controller.id().expect("pid").to_string();
     assert!(
         std::process::Command::new("kill")
@@ -1237,23 +1275,59 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
         );
     }
     assert!(log.contains("controller started"), "{log}");
-    let error = log
-        .lines()
-        .find(|l| l.contains("reconcile failed"))
-        .unwrap_or_else(|| panic!("no reconcile error in:\n{log}"));
-    assert!(error.contains(" WARN "), "{error}");
-    assert!(
-        [
-            "category=\"server\"",
-            "category=\"api\"",
-            "category=server",
-            "category=api"
-        ]
-        .iter()
-        .any(|c| error.contains(c)),
-        "{error}"
-    );
     assert!(log.contains("controller stopped"), "{log}");
+}
+
+/// A kubeconfig for a ServiceAccount that may read and watch what the controller reads, but
+/// not patch Exercises.
+async fn narrow_kubeconfig(sim: &Sim, client: &kube::Client) -> std::path::PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "narrow", "namespace": "default"}}))
+            .expect("sa");
+    Api::<ServiceAccount>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("sa");
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "narrow"},
+        "rules": [
+            {"apiGroups": ["disasterpiece.dev"], "resources": ["exercises", "gamedays", "scenarios"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        ]
+    }))
+    .expect("role");
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("role");
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "narrow"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "narrow"},
+        "subjects": [{"kind": "ServiceAccount", "name": "narrow", "namespace": "default"}]
+    }))
+    .expect("binding");
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), "default")
+        .create_token_request("narrow", &PostParams::default(), &TokenRequest::default())
+        .await
+        .expect("token")
+        .status
+        .expect("status")
+        .token;
+    let kubeconfig = std::fs::read_to_string(sim.kubeconfig_path())
+        .expect("kubeconfig")
+        .replace(&sim.admin_token(), token.as_deref().expect("a token"));
+    let path =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("narrow-{}.kubeconfig", std::process::id()));
+    std::fs::write(&path, kubeconfig).expect("write");
+    path
 }
 
 /// A leader that stops cleanly (SIGTERM, a rollout) gives its Lease up: another replica leads

@@ -14,7 +14,9 @@
 //! controller, so resuming would judge the hypothesis on half the samples.
 //! With `election`, only the replica holding the Lease runs Exercises; one that loses it
 //! aborts what it runs, and the new leader takes those over as above.
-//! Caveats: the controller polls Exercises (every `poll`), it does not watch them.
+//! Exercises and GameDays are watched (kube-runtime reflectors): a controller at rest makes no
+//! request but its watches; it polls only while something runs (namespace and GameDay abort
+//! annotations), or to renew its Lease.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
@@ -115,6 +119,14 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         )),
         "controller started"
     );
+    // Exercises and GameDays as watches show them: nothing is listed again while nothing
+    // changes, and a change (a new Exercise, an abort annotation, a deletion) is acted on at
+    // once rather than at the next poll.
+    let watched = Watched::start(&client, options.namespace.as_deref());
+    tokio::select! {
+        _ = watched.ready() => {}
+        _ = stop.changed() => {}
+    }
     loop {
         if *stop.borrow() {
             break;
@@ -143,7 +155,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             }
         }
         if leading {
-            match tick(&client, &options, &running, &leads).await {
+            match tick(&client, &options, &running, &leads, &watched).await {
                 Ok(()) => options.metrics.set_ready(),
                 Err(e) => {
                     let category = super::metrics::category(&e);
@@ -152,14 +164,15 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
                 }
             }
             let now = options.clock.now();
-            if let Err(e) = super::gameday::tick(&client, options.namespace.as_deref(), now).await {
-                let category = super::metrics::category(&e);
-                options.metrics.error(category);
-                tracing::warn!(category, object = "gamedays", error = %e, "reconcile failed");
-            }
+            super::gameday::tick(&client, watched.gamedays.state(), now).await;
         }
+        // At rest (nothing running here, no Lease to renew) only a watch event or the
+        // GameDays' clock needs a pass.
+        let busy = elector.is_some() || !running.lock().expect("lock").is_empty();
+        let period = if busy { options.poll } else { options.poll.max(AT_REST) };
         tokio::select! {
-            _ = tokio::time::sleep(options.poll) => {}
+            _ = tokio::time::sleep(period) => {}
+            _ = watched.changed.notified() => {}
             _ = stop.changed() => {}
         }
     }
@@ -182,6 +195,80 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
     tracing::info!("controller stopped");
 }
 
+/// How often a controller with nothing running looks at its GameDays' schedules (a due run
+/// starts at most this late); everything else wakes it through its watches.
+const AT_REST: Duration = Duration::from_secs(10);
+
+/// Exercises and GameDays as the watches last saw them (kube-runtime reflectors), and a
+/// notification each time one changes.
+struct Watched {
+    exercises: reflector::Store<Exercise>,
+    gamedays: reflector::Store<crate::scenario::gameday::GameDayResource>,
+    changed: Arc<tokio::sync::Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Watched {
+    fn start(client: &Client, namespace: Option<&str>) -> Watched {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let (exercises, writer) = reflector::store();
+        let exercise_events = reflector(
+            writer,
+            watcher(exercises_api(client, namespace), watcher::Config::default()),
+        )
+        .default_backoff();
+        let (gamedays, writer) = reflector::store();
+        let gameday_api = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let gameday_events = reflector(writer, watcher(gameday_api, watcher::Config::default())).default_backoff();
+        let tasks = vec![
+            tokio::spawn(follow(exercise_events, changed.clone(), "exercises")),
+            tokio::spawn(follow(gameday_events, changed.clone(), "gamedays")),
+        ];
+        Watched {
+            exercises,
+            gamedays,
+            changed,
+            tasks,
+        }
+    }
+
+    /// Once both have been listed.
+    async fn ready(&self) {
+        let _ = self.exercises.wait_until_ready().await;
+        let _ = self.gamedays.wait_until_ready().await;
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Drives a reflector's watch; each change wakes the controller, each failure is logged
+/// (the watch retries with backoff).
+async fn follow<K>(
+    events: impl futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    changed: Arc<tokio::sync::Notify>,
+    what: &'static str,
+) {
+    use futures_util::StreamExt;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(_) => changed.notify_one(),
+            Err(e) => {
+                tracing::warn!(category = "watch", object = what, error = %e, "the watch failed; it starts again with backoff")
+            }
+        }
+    }
+}
+
 fn exercises_api(client: &Client, namespace: Option<&str>) -> Api<Exercise> {
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -194,11 +281,10 @@ async fn tick(
     options: &Options,
     running: &Running,
     leads: &watch::Sender<bool>,
+    watched: &Watched,
 ) -> Result<(), kube::Error> {
-    let listed = exercises_api(client, options.namespace.as_deref())
-        .list(&ListParams::default())
-        .await?;
-    for exercise in listed.items {
+    for exercise in watched.exercises.state() {
+        let exercise = Exercise::clone(&exercise);
         let object = format!("{}/{}", exercise.namespace().unwrap_or_default(), exercise.name_any());
         if let Err(e) = reconcile(client, options, running, leads.subscribe(), exercise).await {
             // Logged and counted once, here, with the object; the other Exercises go on.
@@ -269,6 +355,13 @@ async fn reconcile(
         }
         take_over(client, &api, &fresh, &options.journal_namespace, &options.clock).await?;
         options.metrics.finished("Aborted", None);
+        return Ok(());
+    }
+    // What the watch showed may be older than an Exercise this controller has just finished
+    // (it leaves `running` once its final status is written): only a fresh read starts one.
+    let exercise = api.get(&exercise.name_any()).await?;
+    let fresh = exercise.status.as_ref().and_then(|s| s.phase);
+    if !matches!(fresh, None | Some(Phase::Pending)) || exercise.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
     add_finalizer(&api, &exercise).await?;

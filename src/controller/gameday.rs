@@ -29,20 +29,22 @@ use crate::scenario::validate::validate_gameday;
 /// The label on Exercises a GameDay run created.
 pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
 
-/// One pass over the GameDays of `namespace` (or all), at `now`.
-pub async fn tick(client: &Client, namespace: Option<&str>, now: DateTime<Utc>) -> Result<(), kube::Error> {
-    let api: Api<GameDayResource> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    for gameday in api.list(&ListParams::default()).await?.items {
-        if let Err(e) = reconcile(client, &gameday, now).await {
-            let category = super::metrics::category(&e);
-            let object = format!("{}/{}", gameday.namespace().unwrap_or_default(), gameday.name_any());
-            tracing::warn!(category, gameday = %object, error = %e, "reconcile failed");
+/// One pass over `gamedays` (as the watch shows them), at `now`. Each error is logged once,
+/// with its GameDay; the others go on.
+pub async fn tick(client: &Client, gamedays: Vec<std::sync::Arc<GameDayResource>>, now: DateTime<Utc>) {
+    for gameday in gamedays {
+        match reconcile(client, &gameday, now).await {
+            Ok(()) => {}
+            // Written with the resourceVersion read: a copy older than the last write is
+            // refused, and the next pass has the watch's newer one.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => {
+                let category = super::metrics::category(&e);
+                let object = format!("{}/{}", gameday.namespace().unwrap_or_default(), gameday.name_any());
+                tracing::warn!(category, gameday = %object, error = %e, "reconcile failed");
+            }
         }
     }
-    Ok(())
 }
 
 fn run_id(gameday: &str, at: DateTime<Utc>) -> String {

@@ -257,6 +257,8 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     if segments.first() == Some(&"sim") {
         return super::admin(&shared, &parts.method, &segments, &body).await;
     }
+    // What a client asked of the API (the admin endpoints are the harness's, not counted).
+    shared.requests_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let ["api", "v1", "namespaces", ns, "pods", pod, "exec"] = segments.as_slice() {
         return super::exec::serve(&shared, ns, pod, parts).await;
     }

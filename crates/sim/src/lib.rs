@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     config: Config,
     misbehaviour: Mutex<Faults>,
     requests_failed: AtomicU64,
+    /// Every authenticated API request served (for the controller's idle benchmark).
+    requests_total: AtomicU64,
     rng: AtomicU64,
     addr: SocketAddr,
     git_version: Option<String>,
@@ -287,6 +289,7 @@ impl SimBuilder {
             config: config.clone(),
             misbehaviour: Mutex::new(Faults::from(&misbehaviour)),
             requests_failed: AtomicU64::new(0),
+            requests_total: AtomicU64::new(0),
             rng: AtomicU64::new(0x2545_f491_4f6c_dd1d ^ u64::from(addr.port())),
             addr,
             git_version,
@@ -433,6 +436,11 @@ impl Sim {
         *self.shared.misbehaviour.lock().expect("misbehaviour lock") = Faults::from(misbehaviour);
     }
 
+    /// How many API requests it has served so far (`/sim/admin/requests` says the same).
+    pub fn requests_served(&self) -> u64 {
+        self.shared.requests_total.load(Ordering::Relaxed)
+    }
+
     /// How many requests the misbehaviour has failed so far.
     pub fn injected_errors(&self) -> u64 {
         self.shared.requests_failed.load(Ordering::Relaxed)
@@ -571,7 +579,8 @@ async fn misbehave(shared: &Shared) -> Option<Response> {
     Some(response)
 }
 
-/// `/sim/admin/misbehave`: GET shows, PUT sets the deliberate faults.
+/// `/sim/admin/misbehave`: GET shows, PUT sets the deliberate faults. `/sim/admin/requests`:
+/// GET says how many API requests were served.
 async fn admin(shared: &Shared, method: &Method, segments: &[&str], body: &Bytes) -> Response {
     let json_reply = |code: StatusCode, v: Value| {
         (
@@ -581,10 +590,21 @@ async fn admin(shared: &Shared, method: &Method, segments: &[&str], body: &Bytes
         )
             .into_response()
     };
+    if segments == ["sim", "admin", "requests"] && *method == Method::GET {
+        return json_reply(
+            StatusCode::OK,
+            json!({"requests": shared.requests_total.load(Ordering::Relaxed)}),
+        );
+    }
     if segments != ["sim", "admin", "misbehave"] {
         return json_reply(
             StatusCode::NOT_FOUND,
-            ApiError::new(404, "NotFound", "unknown admin endpoint; use /sim/admin/misbehave").to_status(),
+            ApiError::new(
+                404,
+                "NotFound",
+                "unknown admin endpoint; use /sim/admin/misbehave or /sim/admin/requests",
+            )
+            .to_status(),
         );
     }
     match *method {
