@@ -30,7 +30,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get"]
 - apiGroups: ["disasterpiece.dev"]
   resources: ["gamedays", "exercises"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["disasterpiece.dev"]
   resources: ["exercises"]
   verbs: ["create", "patch", "delete"]
