@@ -1565,4 +1565,40 @@ async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
     let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).expect("json");
     assert_eq!(trend["reports"], 1, "{trend}");
     assert!(trend.to_string().contains("checkout-pod-loss"), "{trend}");
+    // One report, fetched by its Exercise's name (gone) and by its own.
+    for name in ["kept-1", name.as_str()] {
+        let fetched = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+            .args([
+                "report",
+                "--from-cluster",
+                name,
+                "-n",
+                "shop",
+                "--format",
+                "json",
+                "--kubeconfig",
+                &kubeconfig,
+            ])
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("report");
+        assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&fetched.stdout).expect("json");
+        assert_eq!(report["exercise"], "kept-1");
+    }
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "report",
+            "--from-cluster",
+            "nothing-here",
+            "-n",
+            "shop",
+            "--kubeconfig",
+            &kubeconfig,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("report");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no report named nothing-here in shop"));
 }

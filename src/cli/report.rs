@@ -33,10 +33,17 @@ impl Format {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("namespace", |a| a.help("With --from-cluster: the namespace of the reports (default: the kubeconfig context's, else default)")))]
 pub struct ReportArgs {
-    /// Report files (the JSON `run` writes).
+    /// Report files (the JSON `run` writes); with --from-cluster, the names of reports the
+    /// controller keeps (`status.report` of an Exercise) or of Exercises (their latest report).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Fetch the reports from the cluster instead of reading files.
+    #[arg(long)]
+    pub from_cluster: bool,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
     #[arg(long, value_enum, default_value = "markdown")]
     pub format: Format,
     /// Where to write: a file, or a directory for one file per report (default: stdout).
@@ -52,6 +59,27 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Report>> {
         .collect()
 }
 
+/// The reports named `names` in the cluster.
+fn fetch_all(cluster: &super::cluster::ClusterArgs, names: &[PathBuf]) -> anyhow::Result<Vec<Report>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (client, _) = cluster.client().await?;
+        let namespace = cluster
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let mut reports = Vec::new();
+        for name in names {
+            let name = name.display().to_string();
+            let report = disasterpiece::controller::reports::fetch(&client, &namespace, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            reports.push(report);
+        }
+        Ok(reports)
+    })
+}
+
 fn render_one(report: &Report, format: Format) -> anyhow::Result<String> {
     Ok(match format {
         Format::Markdown => render::markdown(report),
@@ -62,8 +90,18 @@ fn render_one(report: &Report, format: Format) -> anyhow::Result<String> {
 }
 
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let ReportArgs { files, format, out } = args;
-    let reports = load_all(&files)?;
+    let ReportArgs {
+        files,
+        from_cluster,
+        cluster,
+        format,
+        out,
+    } = args;
+    let reports = if from_cluster {
+        fetch_all(&cluster, &files)?
+    } else {
+        load_all(&files)?
+    };
     let one_output = format == Format::Junit || reports.len() == 1;
     match out {
         None if one_output || format == Format::Markdown => {

@@ -191,6 +191,34 @@ pub async fn list(client: &Client, namespace: Option<&str>) -> Result<(Vec<Repor
 /// One stored part of a report: its index and count (`I/N`) and its text.
 type Part = (usize, usize, String);
 
+/// The report named `name` in `namespace` (a report's name, as the Exercise's status gives
+/// it, or an Exercise's name: its latest report).
+pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Report, String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let mut last = None;
+    for selector in [
+        format!("{REPORT_LABEL}={name}"),
+        format!("{REPORT_LABEL},disasterpiece.dev/exercise={name}"),
+    ] {
+        let maps = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("listing the reports in {namespace}: {}", crate::fault::api_message(&e)))?
+            .items;
+        let (mut reports, unreadable) = join(&maps);
+        if let Some(u) = unreadable.first() {
+            last = Some(format!("report {} cannot be read: {}", u.name, u.reason));
+        }
+        reports.sort_by_key(|r| r.started_at);
+        if let Some(report) = reports.pop() {
+            return Ok(report);
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        format!("no report named {name} in {namespace}, and no Exercise of that name has one (kubectl get configmaps -n {namespace} -l {REPORT_LABEL})")
+    }))
+}
+
 /// The reports in `maps`, each from its parts in order. PURE.
 pub fn join(maps: &[ConfigMap]) -> (Vec<Report>, Vec<Unreadable>) {
     let mut parts: BTreeMap<(String, String), Vec<Part>> = BTreeMap::new();
