@@ -17,7 +17,6 @@ use disasterpiece::scenario::gameday::GameDayResource;
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece_sim::{Seed, Sim};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
 const EXERCISES: usize = 1000;
@@ -98,17 +97,7 @@ async fn bench() {
 
 /// The CRDs, a Scenario, the finished Exercises and the GameDays.
 async fn install(client: &kube::Client) {
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in disasterpiece::controller::crd::definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
+    disasterpiece::controller::crd::install(client).await.expect("CRDs");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let scenario: ScenarioResource = serde_json::from_value(json!({
         "apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Scenario",

@@ -1182,62 +1182,15 @@ async fn a_tenant_scenario_reaches_no_image_host_namespace_or_webhook_the_operat
 /// info, with the Exercise, and a reconcile error once with its category.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_category() {
-    use tokio::io::AsyncReadExt;
     let (sim, client) = start(fast_shop()).await;
     common::install_crds(&client).await;
-    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args([
-            "controller",
-            "-A",
-            "--poll",
-            "200ms",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--kubeconfig",
-        ])
-        .arg(sim.kubeconfig_path())
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the controller");
-    let mut stderr = controller.stderr.take().expect("stderr");
-    let log = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
+    let (mut controller, log) = controller_process(sim.kubeconfig_path());
     finished_pod_loss(&client, "logged-1").await;
     // A second controller whose ServiceAccount may watch Exercises but not patch them (a Role
     // that lacks a verb): its reconcile of a new Exercise fails with 403, once, logged with
     // its category and the Exercise.
     let narrow = narrow_kubeconfig(&sim, &client).await;
-    let mut denied = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args([
-            "controller",
-            "-A",
-            "--poll",
-            "200ms",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--kubeconfig",
-        ])
-        .arg(&narrow)
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the narrow controller");
-    let mut denied_err = denied.stderr.take().expect("stderr");
-    let denied_log = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = denied_err.read_to_string(&mut text).await;
-        text
-    });
+    let (mut denied, denied_log) = controller_process(&narrow);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
     exercises
@@ -1276,6 +1229,37 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
     }
     assert!(log.contains("controller started"), "{log}");
     assert!(log.contains("controller stopped"), "{log}");
+}
+
+/// `disasterpiece controller -A` as a process of its own, at its default log level; its
+/// stderr, whole once it has ended.
+fn controller_process(kubeconfig: &std::path::Path) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    use tokio::io::AsyncReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "controller",
+            "-A",
+            "--poll",
+            "200ms",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(kubeconfig)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the controller");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    (child, log)
 }
 
 /// A kubeconfig for a ServiceAccount that may read and watch what the controller reads, but

@@ -125,6 +125,25 @@ pub struct JournalStatus {
     pub state: String,
 }
 
+/// Creates every CustomResourceDefinition this controller serves (`disasterpiece crd |
+/// kubectl apply -f -` does the same): for tests, benchmarks and a fresh cluster.
+pub async fn install(client: &kube::Client) -> Result<(), kube::Error> {
+    use kube::api::{Api, PostParams};
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for (_, yaml) in definitions() {
+        let crd: DynamicObject = serde_yaml::from_str(&yaml).map_err(|e| kube::Error::Service(e.to_string().into()))?;
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    Ok(())
+}
+
 /// Every CustomResourceDefinition, as `disasterpiece crd` prints them and the chart carries
 /// them: (file name, YAML).
 pub fn definitions() -> Vec<(String, String)> {

@@ -283,8 +283,9 @@ async fn tick(
     leads: &watch::Sender<bool>,
     watched: &Watched,
 ) -> Result<(), kube::Error> {
+    // The watch's own copies: one is cloned only when it starts here (a fresh read).
     for exercise in watched.exercises.state() {
-        let exercise = Exercise::clone(&exercise);
+        let exercise = exercise.as_ref();
         let object = format!("{}/{}", exercise.namespace().unwrap_or_default(), exercise.name_any());
         if let Err(e) = reconcile(client, options, running, leads.subscribe(), exercise).await {
             // Logged and counted once, here, with the object; the other Exercises go on.
@@ -303,7 +304,7 @@ async fn reconcile(
     options: &Options,
     running: &Running,
     mut leads: watch::Receiver<bool>,
-    exercise: Exercise,
+    exercise: &Exercise,
 ) -> Result<(), kube::Error> {
     let uid = exercise.uid().unwrap_or_default();
     let ns = exercise.namespace().unwrap_or_default();
@@ -336,7 +337,7 @@ async fn reconcile(
     if deleting {
         // Not running here: nothing of ours can be active; let it go.
         if exercise.finalizers().iter().any(|f| f == FINALIZER) {
-            remove_finalizer(&api, &exercise).await?;
+            remove_finalizer(&api, exercise).await?;
         }
         return Ok(());
     }

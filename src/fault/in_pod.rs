@@ -473,12 +473,17 @@ const STUCK: [&str; 5] = [
 ];
 
 fn ended_early(name: &str, code: i32, message: &str) -> String {
-    let said = if message.is_empty() {
+    ended_with(name, " at once", code, message)
+}
+
+/// "ephemeral container NAME ended[WHEN] with exit code CODE[: its words]".
+fn ended_with(name: &str, when: &str, code: i32, message: &str) -> String {
+    let said = if message.trim().is_empty() {
         String::new()
     } else {
         format!(": {}", message.trim())
     };
-    format!("ephemeral container {name} ended at once with exit code {code}{said}")
+    format!("ephemeral container {name} ended{when} with exit code {code}{said}")
 }
 
 /// Stops a fault container and checks its effect is gone. Idempotent: a container that has
@@ -584,14 +589,7 @@ pub async fn gone(client: &kube::Client, namespace: &str, pod: &str, name: &str)
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     match pods.get(pod).await {
         Ok(current) => match state(&current, name) {
-            State::Ended { code, message } => {
-                let said = if message.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", message.trim())
-                };
-                Some(format!("ephemeral container {name} ended with exit code {code}{said}"))
-            }
+            State::Ended { code, message } => Some(ended_with(name, "", code, &message)),
             _ => None,
         },
         Err(kube::Error::Api(s)) if s.code == 404 => Some(format!("pod {namespace}/{pod} is gone")),

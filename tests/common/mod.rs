@@ -121,21 +121,9 @@ pub async fn assert_no_policy_nor_label(client: &kube::Client, domain: &str) {
 
 /// Creates Disasterpiece's CustomResourceDefinitions (as `disasterpiece crd` prints them).
 pub async fn install_crds(client: &kube::Client) {
-    use kube::api::{Api, PostParams};
-    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-            "customresourcedefinitions",
-        ),
-    );
-    for (_, yaml) in disasterpiece::controller::crd::definitions() {
-        let crd: DynamicObject = serde_yaml::from_str(&yaml).expect("CRD");
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("the CRD is accepted");
-    }
+    disasterpiece::controller::crd::install(client)
+        .await
+        .expect("the CRDs are accepted");
 }
 
 /// An external program a test needs: the path the environment variable `variable` names,
