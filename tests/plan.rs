@@ -266,6 +266,35 @@ async fn plan_shows_the_ephemeral_container_and_whether_pod_security_admits_it()
         panic!("an in-pod action");
     };
     assert_eq!(container["image"], "registry.local/netshoot:v0.13");
+    // A plan for its own sake names its objects `<scenario>-plan`; a run's preflight names
+    // them as the run would, so its report never speaks of the dry run's objects.
+    assert_eq!(
+        env("DISASTERPIECE_EXERCISE"),
+        Some(format!("{}-plan", latency.metadata.name).into())
+    );
+    let for_a_run = plan(
+        &client,
+        &latency,
+        "sim",
+        1,
+        &PlanOptions {
+            exercise: Some("latency-1".into()),
+            ..Default::default()
+        },
+        &Clock::system(),
+    )
+    .await;
+    let step = &for_a_run.faults[0].steps[0];
+    let Action::InPod { container, .. } = &step.action else {
+        panic!("an in-pod action");
+    };
+    assert!(
+        container["env"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|v| v["name"] == "DISASTERPIECE_EXERCISE" && v["value"] == "latency-1")),
+        "{container}"
+    );
+    assert!(!step.does.contains("-plan"), "{}", step.does);
     assert_eq!(sim.resource_version(), before, "plan changed the cluster");
 
     // PodSecurity baseline refuses NET_ADMIN, and the plan says so up front.

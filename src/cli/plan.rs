@@ -99,6 +99,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             })?,
             fault_image: cluster.fault_image.clone(),
             nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
+            exercise: None,
         },
         &Clock::system(),
     )

@@ -26,6 +26,10 @@ pub struct PlanOptions {
     pub fault_image: Option<String>,
     /// Where the journals of Node faults are kept (see `run::journal_namespace`).
     pub nodes_journal_namespace: Option<String>,
+    /// The exercise the plan is for, whose name the objects it would create carry; `None` (a
+    /// dry run for its own sake): `<scenario>-plan`. A run passes its own, so that what its
+    /// report says it would have done names what it would really have made.
+    pub exercise: Option<String>,
 }
 
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
@@ -42,10 +46,13 @@ pub async fn plan(
         sources,
         fault_image,
         nodes_journal_namespace,
+        exercise,
     } = options;
     let (fault_image, nodes_journal_namespace) = (fault_image.as_deref(), nodes_journal_namespace.as_deref());
     let spec = &scenario.spec;
-    let exercise = format!("{}-plan", scenario.metadata.name);
+    let exercise = exercise
+        .clone()
+        .unwrap_or_else(|| format!("{}-plan", scenario.metadata.name));
     let dry = Context {
         client: client.clone(),
         exercise,

@@ -278,6 +278,7 @@ async fn preflight(
         sources: options.sources.clone(),
         fault_image: options.fault_image.clone(),
         nodes_journal_namespace: options.nodes_journal_namespace.clone(),
+        exercise: Some(options.exercise.clone()),
     };
     let plan = preflight::plan(
         x.client,
