@@ -198,6 +198,42 @@ async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
             .all(|r| reasons.iter().any(|x| x == r))
     })
     .await;
+    // In the order they happened, as `kubectl describe` sorts them (a series' last time, else
+    // lastTimestamp, else eventTime): each has its eventTime to the microsecond, not only
+    // whole seconds in which the phases of a fast exercise would be shuffled.
+    let mut events = events_of(client, "pod-loss-1").await;
+    for e in &events {
+        assert!(e.last_timestamp.is_none() && e.series.is_none(), "{e:?}");
+        assert!(e.event_time.is_some(), "{e:?}");
+        assert_eq!(e.reporting_component.as_deref(), Some("disasterpiece-controller"));
+        assert!(e.reporting_instance.is_some() && e.action.is_some(), "{e:?}");
+    }
+    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    let order: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let first = |reason: &str, message: &str| {
+        order
+            .iter()
+            .position(|(r, m)| r == reason && m.contains(message))
+            .unwrap_or_else(|| panic!("no {reason} {message:?} in {order:?}"))
+    };
+    let sequence = [
+        first("Started", ""),
+        first("Phase", "preflight"),
+        first("Phase", "inject"),
+        first("Injected", ""),
+        first("Phase", "revert"),
+        first("Reverted", ""),
+        first("Finished", ""),
+    ];
+    assert!(sequence.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     // The controller's own metrics and health.
     let metrics = common::http_body(&cluster.metrics_url, "/metrics").await;
     assert!(
@@ -1426,6 +1462,94 @@ async fn a_leader_that_lost_its_lease_never_writes_again() {
     );
 }
 
+/// A leader cut off from the API server sends no write once it can no longer know it leads,
+/// even while its Lease renewal hangs: here the path heals for everything but the Lease, and
+/// A's run (its fault window over) would revert and write its status and Events after the new
+/// leader took the Exercise over. Its requests are held, not refused, as on a real network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_sends_no_write_once_its_lease_may_have_passed() {
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let lasts = Duration::from_secs(2);
+    let path = common::Partition::to(&sim).await;
+    let a_client = path.client(&sim).await;
+    // A's probe does not go through the API server: its fault window ends (and A would
+    // revert) on time while A is cut off.
+    let (answers, _) = common::webhook().await;
+    let a_options = Options {
+        sources: disasterpiece::probe::Sources {
+            hosts: disasterpiece::probe::hosts::HostPolicy::parse(&["127.0.0.1"]).expect("rule"),
+            ..Default::default()
+        },
+        ..elected(&sim, "replica-a", lasts)
+    };
+    let (_stop_a, stop) = watch::channel(false);
+    tokio::spawn(control(a_client, a_options, stop));
+    add_scenario(
+        &client,
+        "shop",
+        &format!(
+            "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: frontend-down-briefly}}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {{namespace: shop, kind: Deployment, name: frontend}}
+  faults: [{{scale: {{replicas: 1}}}}]
+  duration: 3s
+  expect:
+    - {{name: answers, http: {{url: '{answers}'}}, throughout: true}}
+"
+        ),
+    )
+    .await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("cut-off-1", "frontend-down-briefly"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    path.cut();
+    let cut_at = tokio::time::Instant::now();
+    let (_stop_b, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), elected(&sim, "replica-b", lasts), stop));
+    eventually("B takes the exercise over and ends it as aborted", || async {
+        exercises
+            .get("cut-off-1")
+            .await
+            .ok()
+            .and_then(|e| e.status?.verdict)
+            .as_deref()
+            == Some("Aborted")
+    })
+    .await;
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    let ended = exercises.get("cut-off-1").await.expect("get");
+    // Everything but A's renewal goes through again: its run goes on, past its window's end.
+    path.hold_only("/leases/");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    path.heal();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A's last renewal came before the cut: its fence closed by lasts / 2 after it (slack for
+    // a request already on its way at the cut).
+    let late = path.writes_since(cut_at + lasts / 2 + Duration::from_millis(300));
+    assert!(
+        late.is_empty(),
+        "A sent writes after its Lease may have passed: {late:?}"
+    );
+    let after = exercises.get("cut-off-1").await.expect("get");
+    assert_eq!(
+        after.metadata.resource_version, ended.metadata.resource_version,
+        "A wrote the Exercise after B ended it: {:?}",
+        after.status
+    );
+    assert_eq!(after.status.and_then(|s| s.verdict).as_deref(), Some("Aborted"));
+}
+
 /// A GameDay that `validate` rejects is stored (the CRD's schema cannot say all of it), but
 /// never runs: its status says why in validate's words, and an Event says it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1495,6 +1619,92 @@ async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
             .expect("list")
             .items
             .is_empty()
+    );
+}
+
+/// A Scenario resource says as soon as it is stored whether `validate` accepts it: a Valid
+/// condition (with validate's messages and hint when not), one Invalid Event, and a new
+/// judgement when it is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_says_whether_it_is_valid_as_soon_as_it_is_stored_or_changed() {
+    let cluster = cluster().await;
+    let client = &cluster.client;
+    let scenarios: Api<ScenarioResource> = Api::namespaced(client.clone(), "shop");
+    // The CRD's schema accepts any duration string; validate caps it at 24 hours.
+    let long: ScenarioResource = serde_yaml::from_str(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: too-long, namespace: shop}
+spec:
+  hypothesis: The frontend copes with one replica.
+  target: {namespace: shop, kind: Deployment, name: frontend}
+  faults: [{scale: {replicas: 1}}]
+  duration: 48h
+  expect:
+    - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+",
+    )
+    .expect("scenario");
+    scenarios.create(&PostParams::default(), &long).await.expect("stored");
+    let valid = |generation: i64| async move {
+        let scenario = Api::<ScenarioResource>::namespaced(client.clone(), "shop")
+            .get("too-long")
+            .await
+            .ok()?;
+        let status = scenario.status?;
+        (status.observed_generation == Some(generation))
+            .then(|| status.conditions.into_iter().find(|c| c.type_ == "Valid"))
+            .flatten()
+    };
+    eventually("the Scenario has a Valid condition", || async {
+        valid(1).await.is_some()
+    })
+    .await;
+    let condition = valid(1).await.expect("Valid");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "Invalid")
+    );
+    assert!(
+        condition
+            .message
+            .starts_with("an Exercise of it is refused: spec.duration: ")
+            && condition.message.contains("24h"),
+        "{}",
+        condition.message
+    );
+    eventually("an Invalid Event is recorded", || async {
+        events_of(client, "too-long")
+            .await
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Invalid") && e.message.as_deref() == Some(condition.message.as_str()))
+    })
+    .await;
+    // Mended: judged again at its new generation.
+    let mut stored = scenarios.get("too-long").await.expect("get");
+    stored.spec.duration = serde_yaml::from_str("30s").expect("duration");
+    scenarios
+        .replace("too-long", &PostParams::default(), &stored)
+        .await
+        .expect("replace");
+    eventually("the mended Scenario is judged valid", || async {
+        valid(2).await.is_some_and(|c| c.status == "True")
+    })
+    .await;
+    // At rest, nothing more is written.
+    let judged = scenarios.get("too-long").await.expect("get").metadata.resource_version;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        scenarios.get("too-long").await.expect("get").metadata.resource_version,
+        judged
+    );
+    assert_eq!(
+        events_of(client, "too-long")
+            .await
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Invalid"))
+            .count(),
+        1
     );
 }
 

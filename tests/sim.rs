@@ -1184,3 +1184,69 @@ async fn a_denied_request_is_refused_with_403_and_changes_nothing() {
     );
     assert!(pods.get(&victim).await.is_ok());
 }
+
+/// An Event with an `eventTime` must say who reported it and what was done, as the API server
+/// requires (core/v1 validates it as events.k8s.io does); one without stays legacy.
+#[tokio::test]
+async fn an_event_with_an_event_time_must_name_its_reporter_and_action() {
+    use k8s_openapi::api::core::v1::Event;
+    let (_sim, client) = start(Sim::builder().seed(Seed::Shop)).await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "shop");
+    let event = |extra: serde_json::Value| -> Event {
+        let mut value = serde_json::json!({
+            "metadata": {"generateName": "checkout.", "namespace": "shop"},
+            "involvedObject": {"kind": "Deployment", "name": "checkout", "namespace": "shop"},
+            "reason": "Tested", "message": "hello", "type": "Normal",
+        });
+        for (key, v) in extra.as_object().into_iter().flatten() {
+            value[key] = v.clone();
+        }
+        serde_json::from_value(value).expect("event")
+    };
+    let refused = events
+        .create(
+            &PostParams::default(),
+            &event(serde_json::json!({"eventTime": "2026-12-02T10:00:00.123456Z"})),
+        )
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(status.code, 422);
+    for field in ["reportingComponent", "reportingInstance", "action"] {
+        assert!(
+            status.message.contains(&format!("{field}: Required value")),
+            "{}",
+            status.message
+        );
+    }
+    let bad_component = events
+        .create(
+            &PostParams::default(),
+            &event(serde_json::json!({"eventTime": "2026-12-02T10:00:00.123456Z",
+                "reportingComponent": "not a name", "reportingInstance": "a", "action": "Test"})),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        bad_component
+            .to_string()
+            .contains("reportingComponent: Invalid value: \"not a name\""),
+        "{bad_component}"
+    );
+    let made = events
+        .create(
+            &PostParams::default(),
+            &event(serde_json::json!({"eventTime": "2026-12-02T10:00:00.123456Z",
+                "reportingComponent": "disasterpiece-controller", "reportingInstance": "replica-a", "action": "Test"})),
+        )
+        .await
+        .expect("a complete new Event");
+    assert_eq!(made.event_time.map(|t| t.0.subsec_microsecond()), Some(123_456));
+    // Legacy Events (no eventTime) need none of it.
+    events
+        .create(&PostParams::default(), &event(serde_json::json!({})))
+        .await
+        .expect("a legacy Event");
+}

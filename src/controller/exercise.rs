@@ -13,7 +13,9 @@
 //! aborted and its journal reverted, never run again: its observations died with the old
 //! controller, so resuming would judge the hypothesis on half the samples.
 //! With `election`, only the replica holding the Lease runs Exercises; one that loses it
-//! aborts what it runs, and the new leader takes those over as above.
+//! drops what it runs without one write more, and the new leader takes those over as above.
+//! Its writes pass the Lease's fence (`lease::Fence`): one cut off from the API server stops
+//! writing before another replica may take the Lease, even while its renewal hangs.
 //! Exercises and GameDays are watched (kube-runtime reflectors): a controller at rest makes no
 //! request but its watches; it polls only while something runs (namespace and GameDay abort
 //! annotations), or to renew its Lease.
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -37,7 +39,7 @@ use crate::engine::event::ExerciseEvent;
 use crate::engine::run::{Progress, RunOptions, run};
 use crate::report::model::{Outcome, Report};
 use crate::report::render::seconds;
-use crate::scenario::model::{ApiVersion, Metadata, ProbeKind, Scenario, ScenarioKind, ScenarioResource};
+use crate::scenario::model::{ProbeKind, Scenario, ScenarioResource};
 
 pub const FINALIZER: &str = "disasterpiece.dev/revert";
 pub const ABORT_ANNOTATION: &str = "disasterpiece.dev/abort";
@@ -107,6 +109,13 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         .election
         .clone()
         .map(|e| super::lease::Elector::new(&client, e, options.clock.clone()));
+    // With an election, every write from here on (runs, statuses, Events, GameDays) goes
+    // through the Lease's fence: none leaves once this replica cannot know it still leads.
+    let client = match &elector {
+        Some(elector) => elector.fence().client(&client),
+        None => client,
+    };
+    let events = reporter(&client, &options);
     let mut leading = elector.is_none();
     let mut standing_by = false;
     // Whether this replica leads, for the runs it started: they stop at once when it does not.
@@ -164,7 +173,8 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
                 }
             }
             let now = options.clock.now();
-            super::gameday::tick(&client, watched.gamedays.state(), now).await;
+            super::scenarios::tick(&client, &events, watched.scenarios.state(), now).await;
+            super::gameday::tick(&client, &events, watched.gamedays.state(), now).await;
         }
         // At rest (nothing running here, no Lease to renew) only a watch event or the
         // GameDays' clock needs a pass.
@@ -181,8 +191,21 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
     for s in &senders {
         let _ = s.send(Some("the controller is stopping".into()));
     }
+    // The Lease is renewed meanwhile: the reverts pass its fence only while it is.
+    let mut renewed = tokio::time::Instant::now();
     while !running.lock().expect("lock").is_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(elector) = elector.as_mut()
+            && leading
+            && renewed.elapsed() >= options.poll
+        {
+            renewed = tokio::time::Instant::now();
+            leading = elector.lead().await;
+            if !leading {
+                // Another replica took over: the runs here stop where they stand.
+                leads.send_replace(false);
+            }
+        }
     }
     if let (Some(elector), true) = (elector.as_mut(), leading) {
         match elector.release().await {
@@ -199,11 +222,12 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
 /// starts at most this late); everything else wakes it through its watches.
 const AT_REST: Duration = Duration::from_secs(10);
 
-/// Exercises and GameDays as the watches last saw them (kube-runtime reflectors), and a
+/// Exercises, GameDays and Scenarios as the watches last saw them (kube-runtime reflectors), and a
 /// notification each time one changes.
 struct Watched {
     exercises: reflector::Store<Exercise>,
     gamedays: reflector::Store<crate::scenario::gameday::GameDayResource>,
+    scenarios: reflector::Store<ScenarioResource>,
     changed: Arc<tokio::sync::Notify>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -223,22 +247,31 @@ impl Watched {
             None => Api::all(client.clone()),
         };
         let gameday_events = reflector(writer, watcher(gameday_api, watcher::Config::default())).default_backoff();
+        let (scenarios, writer) = reflector::store();
+        let scenario_api = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let scenario_events = reflector(writer, watcher(scenario_api, watcher::Config::default())).default_backoff();
         let tasks = vec![
             tokio::spawn(follow(exercise_events, changed.clone(), "exercises")),
             tokio::spawn(follow(gameday_events, changed.clone(), "gamedays")),
+            tokio::spawn(follow(scenario_events, changed.clone(), "scenarios")),
         ];
         Watched {
             exercises,
             gamedays,
+            scenarios,
             changed,
             tasks,
         }
     }
 
-    /// Once both have been listed.
+    /// Once all have been listed.
     async fn ready(&self) {
         let _ = self.exercises.wait_until_ready().await;
         let _ = self.gamedays.wait_until_ready().await;
+        let _ = self.scenarios.wait_until_ready().await;
     }
 }
 
@@ -354,7 +387,7 @@ async fn reconcile(
         if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
             return Ok(());
         }
-        take_over(client, &api, &fresh, &options.journal_namespace, &options.clock).await?;
+        take_over(client, options, &api, &fresh).await?;
         options.metrics.finished("Aborted", None);
         return Ok(());
     }
@@ -394,15 +427,15 @@ async fn reconcile(
 /// Ends an exercise another controller started: reverts its journal, says so, lets it go.
 async fn take_over(
     client: &Client,
+    options: &Options,
     api: &Api<Exercise>,
     exercise: &Exercise,
-    nodes_ns: &str,
-    clock: &Clock,
 ) -> Result<(), kube::Error> {
+    let (nodes_ns, clock) = (options.journal_namespace.as_str(), &options.clock);
     let ns = exercise.namespace().unwrap_or_default();
     let name = exercise.name_any();
     let recorder = Recorder {
-        client: client.clone(),
+        reporter: reporter(client, options),
         exercise: exercise.clone(),
         clock: clock.clone(),
     };
@@ -448,7 +481,7 @@ async fn take_over(
             false,
         ),
     };
-    recorder.event("Aborted", "Warning", &reason);
+    recorder.event("Aborted", "TakeOver", "Warning", &reason);
     let mut status = exercise.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Finished);
     status.verdict = Some("Aborted".into());
@@ -704,42 +737,16 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
                 crate::fault::api_message(&e)
             )
         })?;
-    let scenario = Scenario {
-        api_version: ApiVersion::V1alpha1,
-        kind: ScenarioKind::Scenario,
-        metadata: Metadata {
-            name: resource.name_any(),
-            namespace: Some(ns.clone()),
-            labels: resource.labels().clone(),
-            // Only what Disasterpiece reads (kubectl's last-applied-configuration would copy
-            // the whole object into every report).
-            annotations: resource
-                .annotations()
-                .iter()
-                .filter(|(k, _)| k.as_str() == super::reports::KEEP_ANNOTATION)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        },
-        spec: resource.spec,
-    };
-    let mut scenario = scenario;
+    let mut scenario = super::scenarios::as_file(&resource, &ns);
     if let Some(target) = &exercise.spec.target_namespace {
         // The probes that watched the Scenario's namespace move with the target.
         crate::scenario::retarget::retarget(&mut scenario, target);
     }
     // The same checks as `validate`: a Scenario that fails them never reaches the cluster.
-    let text = serde_yaml::to_string(&scenario).map_err(|e| e.to_string())?;
-    let loaded = crate::scenario::load(&text, &|_| true);
-    if !loaded.problems.is_empty() {
-        let problems: Vec<String> = loaded
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.message))
-            .collect();
+    if let Some(problems) = super::scenarios::problems(&scenario) {
         return Err(format!(
-            "Scenario {ns}/{} is invalid: {}",
-            scenario.metadata.name,
-            problems.join("; ")
+            "Scenario {ns}/{} is invalid: {problems}",
+            scenario.metadata.name
         ));
     }
     let target_ns = scenario.spec.target.namespace.clone().unwrap_or_else(|| ns.clone());
@@ -757,16 +764,16 @@ async fn scenario_for(client: &Client, exercise: &Exercise) -> Result<Scenario, 
 
 /// Records Events on the Exercise as the engine goes.
 struct Recorder {
-    client: Client,
+    reporter: super::events::Reporter,
     exercise: Exercise,
     clock: Clock,
 }
 
 impl Recorder {
-    fn event(&self, reason: &str, kind: &str, message: &str) {
+    fn event(&self, reason: &str, action: &str, kind: &str, message: &str) {
         let ns = self.exercise.namespace().unwrap_or_default();
         let name = self.exercise.name_any();
-        let message: String = message.chars().take(1000).collect();
+        let message = super::events::note(message);
         // The log says what the Event says: each phase, injection, revert and end at info.
         let object = format!("{ns}/{name}");
         if kind == "Warning" {
@@ -776,42 +783,18 @@ impl Recorder {
         }
         let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name,
             "namespace": ns, "uid": self.exercise.uid()});
-        record_event(&self.client, involved, reason, kind, &message, self.clock.now());
+        self.reporter
+            .record(involved, reason, action, kind, &message, self.clock.now());
     }
 }
 
-/// Records a Kubernetes Event about `involved` (an object reference) in its namespace, in the
-/// background; a failure is logged with its category.
-pub(super) fn record_event(
-    client: &Client,
-    involved: serde_json::Value,
-    reason: &str,
-    kind: &str,
-    message: &str,
-    now: DateTime<Utc>,
-) {
-    let client = client.clone();
-    let ns = involved["namespace"].as_str().unwrap_or_default().to_owned();
-    let object = format!("{}/{}", ns, involved["name"].as_str().unwrap_or_default());
-    let message: String = message.chars().take(1000).collect();
-    let event = json!({
-        "metadata": {"generateName": format!("{}.", involved["name"].as_str().unwrap_or_default()), "namespace": ns},
-        "involvedObject": involved,
-        "reason": reason, "message": message, "type": kind,
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        "source": {"component": "disasterpiece-controller"},
-        "reportingComponent": "disasterpiece-controller",
-    });
-    tokio::spawn(async move {
-        if let Ok(event) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event)
-            && let Err(e) = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client, &ns)
-                .create(&PostParams::default(), &event)
-                .await
-        {
-            let category = super::metrics::category(&e);
-            tracing::warn!(category, object = %object, error = %e, "could not record an Event");
-        }
-    });
+/// The Events reporter of this controller: its Lease identity names the instance.
+pub(super) fn reporter(client: &Client, options: &Options) -> super::events::Reporter {
+    let instance = options
+        .election
+        .as_ref()
+        .map_or(super::events::COMPONENT, |e| e.identity.as_str());
+    super::events::Reporter::new(client, instance)
 }
 
 impl Progress for Recorder {
@@ -823,7 +806,7 @@ impl Progress for Recorder {
             ExerciseEvent::Phase { phase, .. } => format!("phase {phase}"),
             _ => event.line().unwrap_or_default(),
         };
-        self.event(reason, severity.as_str(), &message);
+        self.event(reason, event.action(), severity.as_str(), &message);
     }
 }
 
@@ -923,7 +906,7 @@ async fn execute(
     let name = exercise.name_any();
     let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
     let recorder = Recorder {
-        client: client.clone(),
+        reporter: reporter(client, options),
         exercise: exercise.clone(),
         clock: options.clock.clone(),
     };
@@ -939,7 +922,7 @@ async fn execute(
     let scenario = match checked {
         Ok(s) => s,
         Err(refusal) => {
-            recorder.event("Refused", "Warning", &refusal);
+            recorder.event("Refused", "Preflight", "Warning", &refusal);
             options.metrics.finished("Refused", None);
             let status = ExerciseStatus {
                 phase: Some(Phase::Refused),
@@ -967,6 +950,7 @@ async fn execute(
     .await?;
     recorder.event(
         "Started",
+        "Start",
         "Normal",
         &format!("running Scenario {}", scenario.metadata.name),
     );
@@ -978,6 +962,7 @@ async fn execute(
     }) {
         recorder.event(
             "WebhookRefused",
+            "Notify",
             "Warning",
             &format!("no notification is sent: {refused}"),
         );
@@ -1022,6 +1007,7 @@ async fn execute(
     if let Some(abort) = &report.abort {
         recorder.event(
             "Aborted",
+            "Abort",
             "Warning",
             &format!(
                 "{}; every fault reverted {} after the request",
@@ -1053,6 +1039,7 @@ async fn execute(
     .await;
     recorder.event(
         "Finished",
+        "Report",
         if report.outcome == Outcome::Confirmed {
             "Normal"
         } else {

@@ -31,9 +31,14 @@ pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
 
 /// One pass over `gamedays` (as the watch shows them), at `now`. Each error is logged once,
 /// with its GameDay; the others go on.
-pub async fn tick(client: &Client, gamedays: Vec<std::sync::Arc<GameDayResource>>, now: DateTime<Utc>) {
+pub async fn tick(
+    client: &Client,
+    reporter: &super::events::Reporter,
+    gamedays: Vec<std::sync::Arc<GameDayResource>>,
+    now: DateTime<Utc>,
+) {
     for gameday in gamedays {
-        match reconcile(client, &gameday, now).await {
+        match reconcile(client, reporter, &gameday, now).await {
             Ok(()) => {}
             // Written with the resourceVersion read: a copy older than the last write is
             // refused, and the next pass has the watch's newer one.
@@ -53,7 +58,12 @@ fn run_id(gameday: &str, at: DateTime<Utc>) -> String {
     id.trim_end_matches('-').to_owned()
 }
 
-async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc>) -> Result<(), kube::Error> {
+async fn reconcile(
+    client: &Client,
+    reporter: &super::events::Reporter,
+    gameday: &GameDayResource,
+    now: DateTime<Utc>,
+) -> Result<(), kube::Error> {
     let ns = gameday.namespace().unwrap_or_default();
     let name = gameday.name_any();
     let spec = &gameday.spec;
@@ -74,10 +84,10 @@ async fn reconcile(client: &Client, gameday: &GameDayResource, now: DateTime<Utc
     };
     if condition::set(&mut status.conditions, valid.clone()) && problems.is_some() {
         tracing::warn!(gameday = %format!("{ns}/{name}"), "{}", valid.message);
-        super::exercise::record_event(
-            client,
+        reporter.record(
             json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "GameDay", "name": name, "namespace": ns, "uid": gameday.uid()}),
             "Invalid",
+            "Validate",
             "Warning",
             &valid.message,
             now,

@@ -8,6 +8,10 @@
 //! lease expired only once it has itself seen the lease record unchanged for the lease's
 //! duration (tokio's monotonic time), never by comparing `renewTime`, written by another
 //! machine's clock, with its own. `acquireTime` and `renewTime` are written for people.
+//! Fencing: every write a leader makes goes through its [`Fence`], which lets a write leave
+//! only while the last renewal is under `duration / 2` old (monotonic time). A replica cut off
+//! from the API server, whose renewal hangs, therefore stops writing before anyone else can
+//! take the Lease, whatever its runs are doing; only a request already sent may still land.
 
 use std::time::Duration;
 
@@ -31,6 +35,10 @@ pub struct Election {
 
 pub struct Elector {
     api: Api<Lease>,
+    /// Open while this replica may write as the leader.
+    fence: Fence,
+    /// The renewal failures in a row, for the log: the first is logged, then every tenth.
+    failures: u32,
     election: Election,
     /// When this replica last renewed successfully.
     renewed: Option<Instant>,
@@ -45,6 +53,8 @@ impl Elector {
     pub fn new(client: &Client, election: Election, clock: Clock) -> Self {
         Elector {
             api: Api::namespaced(client.clone(), &election.namespace),
+            fence: Fence::default(),
+            failures: 0,
             election,
             renewed: None,
             observed: None,
@@ -52,19 +62,40 @@ impl Elector {
         }
     }
 
+    /// The fence this replica's writes go through (see [`Fence::client`]).
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     /// Takes or renews the lease; whether this replica leads now.
     pub async fn lead(&mut self) -> bool {
-        match self.try_lead().await {
+        // Taken before asking: the renewal counts from when it was sent, not answered.
+        let asked = Instant::now();
+        let result = self.try_lead().await;
+        if let Err(e) = &result {
+            self.failures += 1;
+            if self.failures % 10 == 1 {
+                let lease = format!("{}/{}", self.election.namespace, self.election.name);
+                let category = super::metrics::category(e);
+                tracing::warn!(category, lease = %lease, failures = self.failures, error = %e, "could not renew the lease");
+            }
+        } else if self.failures > 0 {
+            tracing::info!(failures = self.failures, "the lease can be renewed again");
+            self.failures = 0;
+        }
+        match result {
             Ok(true) => {
-                self.renewed = Some(Instant::now());
+                self.renewed = Some(asked);
+                self.fence.open_until(asked + self.election.duration / 2);
                 true
             }
             Ok(false) => {
                 self.renewed = None;
+                self.fence.close();
                 false
             }
             // The API server cannot be asked: lead only while the last renewal is fresh enough
-            // that nobody else can have taken the lease.
+            // that nobody else can have taken the lease (the fence closes by itself then).
             Err(_) => self.renewed.is_some_and(|at| at.elapsed() < self.election.duration / 2),
         }
     }
@@ -74,6 +105,7 @@ impl Elector {
     /// resourceVersion read, so a lease someone else took meanwhile is left alone).
     pub async fn release(&mut self) -> Result<(), kube::Error> {
         self.renewed = None;
+        self.fence.close();
         let current = match self.api.get(&self.election.name).await {
             Ok(lease) => lease,
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
@@ -165,4 +197,80 @@ impl Elector {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Lets a leader's writes leave only while its Lease is surely its own: until a deadline the
+/// [`Elector`] moves forward at each renewal (`duration / 2` after the renewal was sent).
+/// Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Fence(std::sync::Arc<std::sync::Mutex<Option<Instant>>>);
+
+/// A write the [`Fence`] kept back: the replica no longer knows it holds the Lease.
+#[derive(Debug)]
+pub struct Fenced {
+    pub method: http::Method,
+    pub path: String,
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} was not sent: this replica no longer knows it holds the lease",
+            self.method, self.path
+        )
+    }
+}
+
+impl std::error::Error for Fenced {}
+
+impl Fence {
+    pub fn open_until(&self, until: Instant) {
+        *self.0.lock().expect("fence lock") = Some(until);
+    }
+
+    pub fn close(&self) {
+        *self.0.lock().expect("fence lock") = None;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0
+            .lock()
+            .expect("fence lock")
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// `client`, with every request that changes something (any method but GET and HEAD,
+    /// and exec, attach and port-forward, which run or reach into a container) refused on
+    /// this side while the fence is closed: nothing of it reaches the API server. Reads and
+    /// watches always go.
+    pub fn client(&self, client: &Client) -> Client {
+        let fence = self.clone();
+        let inner = client.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let (fence, inner) = (fence.clone(), inner.clone());
+            async move {
+                if changes_something(&request) && !fence.is_open() {
+                    let refused = Fenced {
+                        method: request.method().clone(),
+                        path: request.uri().path().to_owned(),
+                    };
+                    return Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>);
+                }
+                inner
+                    .send(request)
+                    .await
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            }
+        });
+        Client::new(service, client.default_namespace())
+    }
+}
+
+/// Whether a request changes something: a write, or a session inside a container.
+fn changes_something<B>(request: &http::Request<B>) -> bool {
+    let reads = matches!(*request.method(), http::Method::GET | http::Method::HEAD);
+    let path = request.uri().path();
+    let session = ["/exec", "/attach", "/portforward"].iter().any(|s| path.ends_with(s));
+    !reads || session
 }

@@ -108,7 +108,8 @@ impl Metrics {
 }
 
 /// Every category `category` gives.
-pub const CATEGORIES: [&str; 7] = [
+pub const CATEGORIES: [&str; 8] = [
+    "fenced",
     "forbidden",
     "notFound",
     "conflict",
@@ -121,6 +122,8 @@ pub const CATEGORIES: [&str; 7] = [
 /// The category of a kube error, for `reconcile_errors_total` and the log.
 pub fn category(e: &kube::Error) -> &'static str {
     match e {
+        // Kept back by this replica's lease fence: it may no longer lead.
+        kube::Error::Service(e) if e.downcast_ref::<super::lease::Fenced>().is_some() => "fenced",
         kube::Error::Api(s) if s.code == 403 => "forbidden",
         kube::Error::Api(s) if s.code == 404 => "notFound",
         kube::Error::Api(s) if s.code == 409 => "conflict",

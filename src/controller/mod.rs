@@ -3,10 +3,12 @@
 //! own types: one model, two homes).
 
 pub mod crd;
+pub mod events;
 pub mod exercise;
 pub mod gameday;
 pub mod lease;
 pub mod metrics;
 pub mod notify;
 pub mod reports;
+pub mod scenarios;
 pub mod schedule;

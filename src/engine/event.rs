@@ -322,6 +322,32 @@ impl ExerciseEvent {
     }
 }
 
+impl ExerciseEvent {
+    /// What the exercise was doing when this happened, for an Event's `action`: `Run`,
+    /// `Preflight`, `Inject`, `Observe`, `Abort`, `Revert` or `Recover`. PURE.
+    pub fn action(&self) -> &'static str {
+        use ExerciseEvent as E;
+        match self {
+            E::Phase { .. } | E::Clauses { .. } => "Run",
+            E::Refused { .. } => "Preflight",
+            E::Spared { .. }
+            | E::PrepareFailed { .. }
+            | E::InjectFailed { .. }
+            | E::Injected { .. }
+            | E::Evicted { .. }
+            | E::Partial { .. }
+            | E::NotInjected { .. }
+            | E::Interrupted { .. }
+            | E::SlowInjection { .. }
+            | E::NothingInPlace => "Inject",
+            E::FaultEnded { .. } | E::Held { .. } | E::Failed { .. } | E::Missed { .. } => "Observe",
+            E::Abort { .. } => "Abort",
+            E::Reverted { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => "Revert",
+            E::Recovered | E::NotRecovered { .. } => "Recover",
+        }
+    }
+}
+
 const INTERRUPTED: &str = "interrupted by the abort while it was being injected; its undo steps were run";
 
 /// `20s`, `2m`, `1m30s`: as a scenario writes durations.

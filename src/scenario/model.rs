@@ -72,6 +72,19 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// What the controller says about a Scenario resource, as soon as it is created or changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioStatus {
+    /// The `metadata.generation` the conditions speak of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Valid`: whether the Scenario passes what `disasterpiece validate` checks (with its
+    /// messages when not); an Exercise of an invalid one is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<super::condition::Condition>,
+}
+
 /// What the exercise does and what the team expects to happen. In a cluster this is the spec
 /// of the `Scenario` custom resource (`ScenarioResource` here, as `Scenario` is the file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
@@ -82,6 +95,7 @@ pub struct Metadata {
     doc = "A chaos exercise: a hypothesis, the fault that tests it, where it may act, how the system is watched and what is expected.",
     root = "ScenarioResource",
     namespaced,
+    status = "ScenarioStatus",
     shortname = "dps",
     category = "disasterpiece",
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.name"}"#,

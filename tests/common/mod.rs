@@ -288,3 +288,104 @@ pub async fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_jso
     });
     (url, got)
 }
+
+/// A path to the simulator that the test can cut, as a network partition cuts one replica off
+/// from the API server: while cut, requests are held (TCP retransmits them once the path
+/// heals), so they hang rather than fail. It notes when each write request entered it.
+/// Plain HTTP on the replica's side, the simulator's TLS on the other (through an admin
+/// client, whose credentials replace the replica's).
+pub struct Partition {
+    pub url: String,
+    /// What is held: nothing (`None`), or the requests whose path contains this (`""`: all).
+    cut: tokio::sync::watch::Sender<Option<String>>,
+    /// When each request other than GET entered the path, and its method and path.
+    writes: std::sync::Arc<std::sync::Mutex<Vec<(tokio::time::Instant, String)>>>,
+}
+
+impl Partition {
+    pub async fn to(sim: &Sim) -> Partition {
+        use axum::response::IntoResponse;
+        let upstream = sim.raw_client().await.expect("client");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (cut, cut_rx) = tokio::sync::watch::channel(None::<String>);
+        let writes: std::sync::Arc<std::sync::Mutex<Vec<(tokio::time::Instant, String)>>> = Default::default();
+        let noted = writes.clone();
+        let forward = move |request: axum::extract::Request| {
+            let (upstream, mut cut, noted) = (upstream.clone(), cut_rx.clone(), noted.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                if !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
+                    let line = format!("{} {}", parts.method, parts.uri);
+                    noted.lock().expect("lock").push((tokio::time::Instant::now(), line));
+                }
+                let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+                    return http::StatusCode::BAD_REQUEST.into_response();
+                };
+                let path = parts.uri.path().to_owned();
+                let held = move |cut: &Option<String>| cut.as_deref().is_some_and(|c| path.contains(c));
+                if cut.wait_for(|c| !held(c)).await.is_err() {
+                    return http::StatusCode::BAD_GATEWAY.into_response();
+                }
+                let mut request = http::Request::from_parts(parts, kube::client::Body::from(body.to_vec()));
+                request.headers_mut().remove(http::header::AUTHORIZATION);
+                match upstream.send(request).await {
+                    Ok(response) => {
+                        let (parts, body) = response.into_parts();
+                        // Answers are held too (a watch's events among them).
+                        let held = http_body_util::StreamBody::new(futures_util::StreamExt::then(
+                            http_body_util::BodyStream::new(body),
+                            move |frame| {
+                                let (mut cut, held) = (cut.clone(), held.clone());
+                                async move {
+                                    let _ = cut.wait_for(|c| !held(c)).await;
+                                    frame
+                                }
+                            },
+                        ));
+                        http::Response::from_parts(parts, axum::body::Body::new(held)).into_response()
+                    }
+                    Err(e) => (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                }
+            }
+        };
+        let app = axum::Router::new().fallback(forward);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Partition { url, cut, writes }
+    }
+
+    /// A client (no kube retries) whose every request takes this path.
+    pub async fn client(&self, sim: &Sim) -> kube::Client {
+        let mut config = sim.kube_config().await.expect("config");
+        config.cluster_url = self.url.parse().expect("url");
+        config.default_retry = false;
+        kube::Client::try_from(config).expect("client")
+    }
+
+    /// Holds every request.
+    pub fn cut(&self) {
+        self.cut.send_replace(Some(String::new()));
+    }
+
+    /// Holds only the requests whose path contains `part` (those already held included).
+    pub fn hold_only(&self, part: &str) {
+        self.cut.send_replace(Some(part.to_owned()));
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(None);
+    }
+
+    /// The write requests (method and path) that entered the path after `since`.
+    pub fn writes_since(&self, since: tokio::time::Instant) -> Vec<String> {
+        self.writes
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(at, _)| *at > since)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+}

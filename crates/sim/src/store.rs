@@ -184,6 +184,40 @@ fn invalid_value(field: &str, value: &Value, why: &str) -> Cause {
     }
 }
 
+/// What Kubernetes' IsQualifiedName finds wrong with `value` (`[prefix/]name`), in its words;
+/// an empty value is left to the caller's `Required`.
+fn qualified_name_problems(value: &str) -> Vec<String> {
+    const NAME_RULE: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    if value.is_empty() {
+        return Vec::new();
+    }
+    let (prefix, name) = match value.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    let mut problems = Vec::new();
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        problems.push(format!("prefix part {DNS_SUBDOMAIN_RULE}"));
+    }
+    if name.is_empty() {
+        problems.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        problems.push("name part must be no more than 63 characters".into());
+    }
+    let edges = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    let shaped = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edges(name.bytes().next())
+        && edges(name.bytes().last());
+    if !name.is_empty() && !shaped {
+        problems.push(NAME_RULE.into());
+    }
+    problems
+}
+
 fn forbidden(field: &str, why: &str) -> Cause {
     Cause {
         field: field.into(),
@@ -1610,6 +1644,43 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
         }
         "NetworkPolicy" if at(object, "/spec/podSelector").is_none() => {
             causes.push(required("spec.podSelector"));
+        }
+        // An Event that has an `eventTime` (a "new" Event) must say who reported it and what
+        // was done, as events.k8s.io does (Kubernetes' legacyValidateEvent for core/v1).
+        "Event" if ty.group.is_empty() && at(object, "/eventTime").is_some_and(|t| !t.is_null()) => {
+            let namespace = text(object, "/metadata/namespace");
+            if text(object, "/involvedObject/namespace").is_empty() && !matches!(namespace, "default" | "kube-system") {
+                causes.push(invalid_value(
+                    "involvedObject.namespace",
+                    &json!(""),
+                    "does not match event.namespace",
+                ));
+            }
+            let component = text(object, "/reportingComponent");
+            if component.is_empty() {
+                causes.push(required("reportingComponent"));
+            }
+            for why in qualified_name_problems(component) {
+                causes.push(invalid_value("reportingComponent", &json!(component), &why));
+            }
+            for (field, limit) in [
+                ("reportingInstance", 128),
+                ("action", 128),
+                ("reason", 128),
+                ("message", 1024),
+            ] {
+                let value = text(object, &format!("/{field}"));
+                if value.is_empty() && field != "message" {
+                    causes.push(required(field));
+                }
+                if value.len() > limit {
+                    causes.push(Cause {
+                        field: field.into(),
+                        reason: "FieldValueTooLong",
+                        message: format!("Too long: must have at most {limit} bytes"),
+                    });
+                }
+            }
         }
         "ConfigMap" => {
             // The values count (keys do not); binaryData as the bytes it decodes to.

@@ -26,16 +26,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* What the faults, probes and the controller itself use in a namespace. */}}
 {{- define "disasterpiece.namespacedRules" -}}
 - apiGroups: ["disasterpiece.dev"]
-  resources: ["scenarios"]
-  verbs: ["get"]
-- apiGroups: ["disasterpiece.dev"]
-  resources: ["gamedays", "exercises"]
+  resources: ["scenarios", "gamedays", "exercises"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["disasterpiece.dev"]
   resources: ["exercises"]
   verbs: ["create", "patch", "delete"]
 - apiGroups: ["disasterpiece.dev"]
-  resources: ["exercises/status", "gamedays/status"]
+  resources: ["exercises/status", "gamedays/status", "scenarios/status"]
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]

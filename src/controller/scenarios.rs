@@ -1,0 +1,159 @@
+//! Says of each Scenario resource, as soon as it is created or changed, whether it passes what
+//! `disasterpiece validate` checks: a `Valid` condition in its status and, when it does not,
+//! one `Invalid` Event with validate's messages. An Exercise of an invalid Scenario is refused
+//! anyway (`exercise`); this tells its author before anyone runs it.
+//!
+//! Guarantees: a Scenario is judged once per `metadata.generation` (the status records the
+//! generation judged), so a controller at rest writes nothing; the judgement is a PURE
+//! function of the resource (`problems`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::scenario::condition::{self, Condition};
+use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
+
+/// The Scenario file a Scenario resource stands for (in namespace `ns`). PURE.
+pub fn as_file(resource: &ScenarioResource, ns: &str) -> Scenario {
+    Scenario {
+        api_version: ApiVersion::V1alpha1,
+        kind: ScenarioKind::Scenario,
+        metadata: Metadata {
+            name: resource.name_any(),
+            namespace: Some(ns.to_owned()),
+            labels: resource.labels().clone(),
+            // Only what Disasterpiece reads (kubectl's last-applied-configuration would copy
+            // the whole object into every report).
+            annotations: resource
+                .annotations()
+                .iter()
+                .filter(|(k, _)| k.as_str() == super::reports::KEEP_ANNOTATION)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
+        spec: resource.spec.clone(),
+    }
+}
+
+/// What `disasterpiece validate` finds wrong with `scenario`, in its words (`path: message
+/// (hint)`, joined by `; `), or `None`. PURE.
+pub fn problems(scenario: &Scenario) -> Option<String> {
+    let text = match serde_yaml::to_string(scenario) {
+        Ok(text) => text,
+        Err(e) => return Some(e.to_string()),
+    };
+    let loaded = crate::scenario::load(&text, &|_| true);
+    if loaded.problems.is_empty() {
+        return None;
+    }
+    let said: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| {
+            let hint = p.hint.as_deref().map_or(String::new(), |h| format!(" ({h})"));
+            format!("{}: {}{hint}", p.path, p.message)
+        })
+        .collect();
+    Some(said.join("; "))
+}
+
+/// One pass over `scenarios` (as the watch shows them), at `now`: each one whose current
+/// generation has not been judged gets its `Valid` condition. Each error is logged once, with
+/// its Scenario; the others go on.
+pub async fn tick(
+    client: &Client,
+    reporter: &super::events::Reporter,
+    scenarios: Vec<Arc<ScenarioResource>>,
+    now: DateTime<Utc>,
+) {
+    for scenario in scenarios {
+        let generation = scenario.metadata.generation;
+        if scenario.status.as_ref().and_then(|s| s.observed_generation) == generation && generation.is_some() {
+            continue;
+        }
+        if let Err(e) = judge(client, reporter, &scenario, now).await {
+            // A conflict: the watch brings the newer copy, and the next pass judges that.
+            if !matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
+                let category = super::metrics::category(&e);
+                let object = format!("{}/{}", scenario.namespace().unwrap_or_default(), scenario.name_any());
+                tracing::warn!(category, scenario = %object, error = %e, "reconcile failed");
+            }
+        }
+    }
+}
+
+async fn judge(
+    client: &Client,
+    reporter: &super::events::Reporter,
+    resource: &ScenarioResource,
+    now: DateTime<Utc>,
+) -> Result<(), kube::Error> {
+    let ns = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    let found = problems(&as_file(resource, &ns));
+    let valid = match &found {
+        None => Condition::new(
+            now,
+            "Valid",
+            true,
+            "Valid",
+            "passes what `disasterpiece validate` checks",
+        ),
+        Some(problems) => Condition::new(
+            now,
+            "Valid",
+            false,
+            "Invalid",
+            &format!("an Exercise of it is refused: {problems}"),
+        ),
+    };
+    let mut status = resource.status.clone().unwrap_or_default();
+    let changed = condition::set(&mut status.conditions, valid.clone());
+    status.observed_generation = resource.metadata.generation;
+    // With the resourceVersion read: a judgement of an older copy must not land.
+    let patch = json!({"metadata": {"resourceVersion": resource.resource_version()}, "status": status});
+    Api::<ScenarioResource>::namespaced(client.clone(), &ns)
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    if changed && found.is_some() {
+        tracing::warn!(scenario = %format!("{ns}/{name}"), "{}", valid.message);
+        reporter.record(
+            json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Scenario", "name": name, "namespace": ns, "uid": resource.uid()}),
+            "Invalid",
+            "Validate",
+            "Warning",
+            &valid.message,
+            now,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_resource_is_judged_in_validates_words() {
+        let yaml = "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: lose-checkout, namespace: shop}
+spec:
+  hypothesis: Checkout keeps answering.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  faults: [{podKill: {}}]
+  duration: 30s
+  expect:
+    - {name: some left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
+";
+        let resource: ScenarioResource = serde_yaml::from_str(yaml).expect("resource");
+        assert_eq!(problems(&as_file(&resource, "shop")), None);
+        let long: ScenarioResource = serde_yaml::from_str(&yaml.replace("30s", "48h")).expect("resource");
+        let said = problems(&as_file(&long, "shop")).expect("invalid");
+        assert!(said.starts_with("spec.duration: "), "{said}");
+    }
+}
