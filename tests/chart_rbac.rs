@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use disasterpiece::controller::control;
 use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
-use disasterpiece::controller::exercise::control;
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
 use disasterpiece_sim::Sim;
@@ -135,7 +135,7 @@ async fn controller_with_chart_rbac(rbac: &[Value], mode: Mode) -> (Sim, kube::C
     // controller.nodeScenarioNamespaces.
     // As the chart runs it: its namespace for Node journals (DISASTERPIECE_JOURNAL_NAMESPACE),
     // and in `namespaces` mode only shop's Exercises.
-    let options = disasterpiece::controller::exercise::Options {
+    let options = disasterpiece::controller::Options {
         node_namespaces: vec!["shop".into()],
         journal_namespace: RELEASE_NAMESPACE.into(),
         namespace: (mode == Mode::Namespaces).then(|| "shop".to_owned()),
@@ -505,7 +505,7 @@ async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_n
         .service_account_client(RELEASE_NAMESPACE, "disasterpiece")
         .await
         .expect("the chart ServiceAccount's token");
-    let options = disasterpiece::controller::exercise::Options {
+    let options = disasterpiece::controller::Options {
         journal_namespace: RELEASE_NAMESPACE.into(),
         namespace: Some("shop".into()),
         ..common::controller_options(&sim)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use disasterpiece::clock::{Clock, ManualClock};
 use disasterpiece::controller::crd::{Exercise, ExerciseSpec, Phase};
-use disasterpiece::controller::exercise::{Options, control};
+use disasterpiece::controller::{Options, control};
 use disasterpiece::scenario::model::ScenarioResource;
 use disasterpiece::scenario::{self, Resource};
 use disasterpiece_sim::Sim;
@@ -1223,8 +1223,8 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
     let (mut controller, log) = controller_process(sim.kubeconfig_path());
     finished_pod_loss(&client, "logged-1").await;
     // A second controller whose ServiceAccount may watch Exercises but not patch them (a Role
-    // that lacks a verb): its reconcile of a new Exercise fails with 403, once, logged with
-    // its category and the Exercise.
+    // that lacks a verb): its reconcile of a new Exercise fails with 403, logged each time
+    // with its category and the Exercise.
     let narrow = narrow_kubeconfig(&sim, &client).await;
     let (mut denied, denied_log) = controller_process(&narrow);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1265,6 +1265,43 @@ async fn the_controller_logs_each_phase_and_each_reconcile_error_with_its_catego
     }
     assert!(log.contains("controller started"), "{log}");
     assert!(log.contains("controller stopped"), "{log}");
+}
+
+/// A reconcile that fails is tried again by the work queue with a backoff that doubles (1 s,
+/// 2 s, 4 s…), without waiting for the object to change, and without hammering the API server
+/// at every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_reconcile_is_tried_again_with_a_doubling_backoff() {
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    add_scenario(&client, "shop", POD_LOSS).await;
+    narrow_kubeconfig(&sim, &client).await;
+    let narrow = sim.service_account_client("default", "narrow").await.expect("client");
+    let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
+    let options = Options {
+        metrics: metrics.clone(),
+        ..common::controller_options(&sim)
+    };
+    let (_stop, stop) = watch::channel(false);
+    tokio::spawn(control(narrow, options, stop));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Api::<Exercise>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &exercise("denied-2", "checkout-pod-loss"))
+        .await
+        .expect("create");
+    let forbidden = || {
+        let text = metrics.text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("disasterpiece_reconcile_errors_total{category=\"forbidden\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    eventually("the first reconcile fails", || async { forbidden() >= 1 }).await;
+    // Tried again at 1 s, then 3 s, then 7 s: within 2.5 s, two or three tries; a retry at every
+    // 100 ms poll would have made some twenty.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let tries = forbidden();
+    assert!((2..=3).contains(&tries), "{tries} tries in 2.5 s");
 }
 
 /// `disasterpiece controller -A` as a process of its own, at its default log level; its
@@ -1315,6 +1352,7 @@ async fn narrow_kubeconfig(sim: &Sim, client: &kube::Client) -> std::path::PathB
         "metadata": {"name": "narrow"},
         "rules": [
             {"apiGroups": ["disasterpiece.dev"], "resources": ["exercises", "gamedays", "scenarios"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["disasterpiece.dev"], "resources": ["scenarios/status"], "verbs": ["patch"]},
             {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": ["get", "list"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         ]

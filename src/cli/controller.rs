@@ -7,7 +7,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::cluster::ClusterArgs;
-use disasterpiece::controller::exercise::{Options, control};
+use disasterpiece::controller::{Options, control};
 
 #[derive(Debug, Args)]
 #[command(mut_arg("namespace", |a| {
@@ -19,7 +19,9 @@ pub struct ControllerArgs {
     /// Run the Exercises of every namespace (the default is the `--namespace` given, if any).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// How often Exercises are looked at.
+    /// How often a running Exercise's kill switches (its namespace's and GameDay's abort
+    /// annotations) are read, and the Lease renewed; everything else is acted on as the
+    /// watches report it.
     #[arg(long, default_value = "1s")]
     pub poll: disasterpiece::scenario::Duration,
     /// Elect a leader among replicas with this Lease, as NAMESPACE/NAME (only the leader runs

@@ -16,24 +16,27 @@
 //! drops what it runs without one write more, and the new leader takes those over as above.
 //! Its writes pass the Lease's fence (`lease::Fence`): one cut off from the API server stops
 //! writing before another replica may take the Lease, even while its renewal hangs.
-//! Exercises and GameDays are watched (kube-runtime reflectors): a controller at rest makes no
-//! request but its watches; it polls only while something runs (namespace and GameDay abort
-//! annotations), or to renew its Lease.
+//! Reconciled per Exercise by a kube-runtime `Controller` (`manager`): a controller at rest
+//! makes no request but its watches; an Exercise running here is read again every poll (its
+//! namespace's and GameDay's abort annotations).
+//! Why not kube-runtime's `finalizer()` helper: it keeps its finalizer on an object for the
+//! object's whole life. An Exercise needs one only while something of it may be in place, so
+//! it is added when the run starts and removed once everything is reverted: a finished
+//! Exercise (and its namespace) can be deleted even with the controller gone or uninstalled.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{self, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
 use super::crd::{Condition, Exercise, ExerciseStatus, ExpectationStatus, Phase};
+use super::manager::{Context, Options};
 use crate::clock::Clock;
 use crate::engine::event::ExerciseEvent;
 use crate::engine::run::{Progress, RunOptions, run};
@@ -50,295 +53,17 @@ pub const ALLOW_FROM_LABEL: &str = "disasterpiece.dev/allow-from";
 /// valid label value, so "any" needs a label of its own).
 pub const ALLOW_FROM_ALL_LABEL: &str = "disasterpiece.dev/allow-from-all";
 
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Watch one namespace, or all.
-    pub namespace: Option<String>,
-    pub poll: Duration,
-    /// The cluster's address, for reports.
-    pub cluster: String,
-    pub sources: crate::probe::Sources,
-    pub fault_image: Option<String>,
-    /// The images a Scenario's `faultImage` may name besides `fault_image` (exact, or a
-    /// prefix ending in `*`); none by default.
-    pub fault_images: Vec<String>,
-    /// Where the journals of Node faults are kept: the controller's own namespace.
-    pub journal_namespace: String,
-    /// The namespaces whose Scenarios may target Nodes (none by default).
-    pub node_namespaces: Vec<String>,
-    /// Run Exercises only while holding this Lease (several replicas); `None`: always.
-    pub election: Option<super::lease::Election>,
-    /// What time it is: GameDay schedules, statuses, Events, reports.
-    pub clock: Clock,
-    pub metrics: Arc<super::metrics::Metrics>,
-}
-
-/// The running exercises: uid → the abort sender.
-type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<String>>>>>;
-
-/// Runs the controller until `stop` says so.
-pub async fn control(client: Client, options: Options, mut stop: watch::Receiver<bool>) {
-    // Whatever a dead controller (or CLI run) left behind is reverted before anything new runs:
-    // everywhere, or (watching one namespace, with Roles there only) in that namespace and
-    // where Node journals are kept.
-    let places: Vec<Option<&str>> = match options.namespace.as_deref() {
-        None => vec![None],
-        Some(ns) if ns == options.journal_namespace => vec![Some(ns)],
-        Some(ns) => vec![Some(ns), Some(options.journal_namespace.as_str())],
-    };
-    for place in places {
-        let lapse = crate::engine::journal::LAPSE;
-        match crate::engine::journal::recover_lapsed(&client, place, &options.journal_namespace, lapse, &options.clock)
-            .await
-        {
-            Ok(recovered) => {
-                for r in recovered.iter().filter(|r| !r.failed.is_empty()) {
-                    tracing::warn!(journal = %format!("{}/{}", r.namespace, r.journal), failed = ?r.failed, "a journal left behind was not fully reverted");
-                }
-                if !recovered.is_empty() {
-                    tracing::info!(journals = recovered.len(), "reverted what dead runs left behind");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(namespace = place.unwrap_or("(all)"), error = %e, "could not look for journals left behind")
-            }
-        }
-    }
-    let running: Running = Arc::default();
-    let mut elector = options
-        .election
-        .clone()
-        .map(|e| super::lease::Elector::new(&client, e, options.clock.clone()));
-    // With an election, every write from here on (runs, statuses, Events, GameDays) goes
-    // through the Lease's fence: none leaves once this replica cannot know it still leads.
-    let client = match &elector {
-        Some(elector) => elector.fence().client(&client),
-        None => client,
-    };
-    let events = reporter(&client, &options);
-    let mut leading = elector.is_none();
-    let mut standing_by = false;
-    // Whether this replica leads, for the runs it started: they stop at once when it does not.
-    let (leads, _) = watch::channel(true);
-    tracing::info!(
-        namespace = options.namespace.as_deref().unwrap_or("(all)"),
-        election = options.election.as_ref().map_or("off".to_owned(), |e| format!(
-            "{}/{} as {}",
-            e.namespace, e.name, e.identity
-        )),
-        "controller started"
-    );
-    // Exercises and GameDays as watches show them: nothing is listed again while nothing
-    // changes, and a change (a new Exercise, an abort annotation, a deletion) is acted on at
-    // once rather than at the next poll.
-    let watched = Watched::start(&client, options.namespace.as_deref());
-    tokio::select! {
-        _ = watched.ready() => {}
-        _ = stop.changed() => {}
-    }
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        if let Some(elector) = elector.as_mut() {
-            let now_leading = elector.lead().await;
-            if leading && !now_leading {
-                // Lost the lease: another replica leads, or will, and takes over what runs
-                // here from its journal. Not one write more from this one (its revert and
-                // status would land after the new leader's, and overwrite them): the runs
-                // here are dropped where they stand.
-                tracing::warn!("lost the lease: leaving the Exercises running here to the replica that leads next");
-                leads.send_replace(false);
-            } else if !leading && now_leading {
-                leads.send_replace(true);
-                tracing::info!("took the lease: running Exercises");
-            } else if !now_leading && !standing_by {
-                tracing::info!("standing by: another replica holds the lease");
-            }
-            standing_by = !now_leading;
-            leading = now_leading;
-            if !leading {
-                // A standby serves too (it is ready to take over): Ready, so that a rollout
-                // of several replicas is not held up by the ones that do not lead.
-                options.metrics.set_ready();
-            }
-        }
-        if leading {
-            match tick(&client, &options, &running, &leads, &watched).await {
-                Ok(()) => options.metrics.set_ready(),
-                Err(e) => {
-                    let category = super::metrics::category(&e);
-                    options.metrics.error(category);
-                    tracing::warn!(category, object = "exercises", error = %e, "reconcile failed");
-                }
-            }
-            let now = options.clock.now();
-            super::scenarios::tick(&client, &events, watched.scenarios.state(), now).await;
-            super::gameday::tick(&client, &events, watched.gamedays.state(), now).await;
-        }
-        // At rest (nothing running here, no Lease to renew) only a watch event or the
-        // GameDays' clock needs a pass.
-        let busy = elector.is_some() || !running.lock().expect("lock").is_empty();
-        let period = if busy { options.poll } else { options.poll.max(AT_REST) };
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = watched.changed.notified() => {}
-            _ = stop.changed() => {}
-        }
-    }
-    // Stopping: abort what runs here and let the reverts finish.
-    let senders: Vec<_> = running.lock().expect("lock").values().cloned().collect();
-    for s in &senders {
-        let _ = s.send(Some("the controller is stopping".into()));
-    }
-    // The Lease is renewed meanwhile: the reverts pass its fence only while it is.
-    let mut renewed = tokio::time::Instant::now();
-    while !running.lock().expect("lock").is_empty() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(elector) = elector.as_mut()
-            && leading
-            && renewed.elapsed() >= options.poll
-        {
-            renewed = tokio::time::Instant::now();
-            leading = elector.lead().await;
-            if !leading {
-                // Another replica took over: the runs here stop where they stand.
-                leads.send_replace(false);
-            }
-        }
-    }
-    if let (Some(elector), true) = (elector.as_mut(), leading) {
-        match elector.release().await {
-            Ok(()) => tracing::info!("released the lease"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not release the lease: another replica takes it once it lapses")
-            }
-        }
-    }
-    tracing::info!("controller stopped");
-}
-
-/// How often a controller with nothing running looks at its GameDays' schedules (a due run
-/// starts at most this late); everything else wakes it through its watches.
-const AT_REST: Duration = Duration::from_secs(10);
-
-/// Exercises, GameDays and Scenarios as the watches last saw them (kube-runtime reflectors), and a
-/// notification each time one changes.
-struct Watched {
-    exercises: reflector::Store<Exercise>,
-    gamedays: reflector::Store<crate::scenario::gameday::GameDayResource>,
-    scenarios: reflector::Store<ScenarioResource>,
-    changed: Arc<tokio::sync::Notify>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Watched {
-    fn start(client: &Client, namespace: Option<&str>) -> Watched {
-        let changed = Arc::new(tokio::sync::Notify::new());
-        let (exercises, writer) = reflector::store();
-        let exercise_events = reflector(
-            writer,
-            watcher(exercises_api(client, namespace), watcher::Config::default()),
-        )
-        .default_backoff();
-        let (gamedays, writer) = reflector::store();
-        let gameday_api = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let gameday_events = reflector(writer, watcher(gameday_api, watcher::Config::default())).default_backoff();
-        let (scenarios, writer) = reflector::store();
-        let scenario_api = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let scenario_events = reflector(writer, watcher(scenario_api, watcher::Config::default())).default_backoff();
-        let tasks = vec![
-            tokio::spawn(follow(exercise_events, changed.clone(), "exercises")),
-            tokio::spawn(follow(gameday_events, changed.clone(), "gamedays")),
-            tokio::spawn(follow(scenario_events, changed.clone(), "scenarios")),
-        ];
-        Watched {
-            exercises,
-            gamedays,
-            scenarios,
-            changed,
-            tasks,
-        }
-    }
-
-    /// Once all have been listed.
-    async fn ready(&self) {
-        let _ = self.exercises.wait_until_ready().await;
-        let _ = self.gamedays.wait_until_ready().await;
-        let _ = self.scenarios.wait_until_ready().await;
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-/// Drives a reflector's watch; each change wakes the controller, each failure is logged
-/// (the watch retries with backoff).
-async fn follow<K>(
-    events: impl futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-    changed: Arc<tokio::sync::Notify>,
-    what: &'static str,
-) {
-    use futures_util::StreamExt;
-    let mut events = std::pin::pin!(events);
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(_) => changed.notify_one(),
-            Err(e) => {
-                tracing::warn!(category = "watch", object = what, error = %e, "the watch failed; it starts again with backoff")
-            }
-        }
-    }
-}
-
-fn exercises_api(client: &Client, namespace: Option<&str>) -> Api<Exercise> {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-async fn tick(
-    client: &Client,
-    options: &Options,
-    running: &Running,
-    leads: &watch::Sender<bool>,
-    watched: &Watched,
-) -> Result<(), kube::Error> {
-    // The watch's own copies: one is cloned only when it starts here (a fresh read).
-    for exercise in watched.exercises.state() {
-        let exercise = exercise.as_ref();
-        let object = format!("{}/{}", exercise.namespace().unwrap_or_default(), exercise.name_any());
-        if let Err(e) = reconcile(client, options, running, leads.subscribe(), exercise).await {
-            // Logged and counted once, here, with the object; the other Exercises go on.
-            let category = super::metrics::category(&e);
-            options.metrics.error(category);
-            tracing::warn!(category, exercise = %object, error = %e, "reconcile failed");
-        }
-    }
-    Ok(())
-}
-
 /// One Exercise: signal the one running here, let a deleted one go, take over one a dead
 /// controller left Running, or start a new one.
-async fn reconcile(
-    client: &Client,
-    options: &Options,
-    running: &Running,
-    mut leads: watch::Receiver<bool>,
-    exercise: &Exercise,
-) -> Result<(), kube::Error> {
+/// Only the replica that leads acts; one running here is read again every poll for its kill
+/// switches (its namespace's and its GameDay's annotations).
+pub(super) async fn reconcile(exercise: Arc<Exercise>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    if !ctx.leads() {
+        return Ok(Action::await_change());
+    }
+    let (client, options, running) = (&ctx.client, &ctx.options, &ctx.running);
+    let mut leads = ctx.leads.subscribe();
+    let exercise = exercise.as_ref();
     let uid = exercise.uid().unwrap_or_default();
     let ns = exercise.namespace().unwrap_or_default();
     let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
@@ -361,7 +86,7 @@ async fn reconcile(
         {
             let _ = sender.send(Some(reason));
         }
-        return Ok(());
+        return Ok(Action::requeue(options.poll));
     }
     let finished = matches!(
         exercise.status.as_ref().and_then(|s| s.phase),
@@ -372,10 +97,10 @@ async fn reconcile(
         if exercise.finalizers().iter().any(|f| f == FINALIZER) {
             remove_finalizer(&api, exercise).await?;
         }
-        return Ok(());
+        return Ok(Action::await_change());
     }
     if finished {
-        return Ok(());
+        return Ok(Action::await_change());
     }
     if exercise.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running) {
         // Started by a controller that is gone. Its observations died with it, so
@@ -385,23 +110,24 @@ async fn reconcile(
         // leaves `running` only after writing its final status): read it again.
         let fresh = api.get(&exercise.name_any()).await?;
         if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
-            return Ok(());
+            return Ok(Action::await_change());
         }
         take_over(client, options, &api, &fresh).await?;
         options.metrics.finished("Aborted", None);
-        return Ok(());
+        return Ok(Action::await_change());
     }
     // What the watch showed may be older than an Exercise this controller has just finished
     // (it leaves `running` once its final status is written): only a fresh read starts one.
     let exercise = api.get(&exercise.name_any()).await?;
     let fresh = exercise.status.as_ref().and_then(|s| s.phase);
     if !matches!(fresh, None | Some(Phase::Pending)) || exercise.metadata.deletion_timestamp.is_some() {
-        return Ok(());
+        return Ok(Action::await_change());
     }
     add_finalizer(&api, &exercise).await?;
     let (tx, rx) = watch::channel(None);
     running.lock().expect("lock").insert(uid.clone(), tx);
     let (client, options, running) = (client.clone(), options.clone(), running.clone());
+    let requeue = Action::requeue(options.poll);
     tokio::spawn(async move {
         let name = exercise.name_any();
         options.metrics.started();
@@ -421,7 +147,7 @@ async fn reconcile(
         options.metrics.ended();
         running.lock().expect("lock").remove(&uid);
     });
-    Ok(())
+    Ok(requeue)
 }
 
 /// Ends an exercise another controller started: reverts its journal, says so, lets it go.

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -29,27 +30,26 @@ use crate::scenario::validate::validate_gameday;
 /// The label on Exercises a GameDay run created.
 pub const RUN_LABEL: &str = "disasterpiece.dev/gameday-run";
 
-/// One pass over `gamedays` (as the watch shows them), at `now`. Each error is logged once,
-/// with its GameDay; the others go on.
-pub async fn tick(
-    client: &Client,
-    reporter: &super::events::Reporter,
-    gamedays: Vec<std::sync::Arc<GameDayResource>>,
-    now: DateTime<Utc>,
-) {
-    for gameday in gamedays {
-        match reconcile(client, reporter, &gameday, now).await {
-            Ok(()) => {}
-            // Written with the resourceVersion read: a copy older than the last write is
-            // refused, and the next pass has the watch's newer one.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => {
-                let category = super::metrics::category(&e);
-                let object = format!("{}/{}", gameday.namespace().unwrap_or_default(), gameday.name_any());
-                tracing::warn!(category, gameday = %object, error = %e, "reconcile failed");
-            }
-        }
+/// How often a GameDay is read again at rest (its schedule is kept by the controller's clock:
+/// a due run starts at most this late); an Exercise it owns that changes wakes it at once.
+const AT_REST: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One GameDay, at the controller clock's now. Only the replica that leads acts.
+pub(super) async fn reconcile(
+    gameday: std::sync::Arc<GameDayResource>,
+    ctx: std::sync::Arc<super::manager::Context>,
+) -> Result<Action, kube::Error> {
+    if !ctx.leads() {
+        return Ok(Action::await_change());
     }
+    let now = ctx.options.clock.now();
+    match step(&ctx.client, &ctx.events, &gameday, now).await {
+        // Written with the resourceVersion read: a copy older than the last write is
+        // refused, and the watch brings the newer one.
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        other => other?,
+    }
+    Ok(Action::requeue(AT_REST))
 }
 
 fn run_id(gameday: &str, at: DateTime<Utc>) -> String {
@@ -58,7 +58,8 @@ fn run_id(gameday: &str, at: DateTime<Utc>) -> String {
     id.trim_end_matches('-').to_owned()
 }
 
-async fn reconcile(
+/// Runs what is due, moves running runs on, prunes history, and writes the status.
+async fn step(
     client: &Client,
     reporter: &super::events::Reporter,
     gameday: &GameDayResource,

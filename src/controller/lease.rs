@@ -62,6 +62,11 @@ impl Elector {
         }
     }
 
+    /// How long the Lease lasts without renewal.
+    pub fn duration(&self) -> Duration {
+        self.election.duration
+    }
+
     /// The fence this replica's writes go through (see [`Fence::client`]).
     pub fn fence(&self) -> Fence {
         self.fence.clone()

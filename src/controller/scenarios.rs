@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -61,28 +62,21 @@ pub fn problems(scenario: &Scenario) -> Option<String> {
     Some(said.join("; "))
 }
 
-/// One pass over `scenarios` (as the watch shows them), at `now`: each one whose current
-/// generation has not been judged gets its `Valid` condition. Each error is logged once, with
-/// its Scenario; the others go on.
-pub async fn tick(
-    client: &Client,
-    reporter: &super::events::Reporter,
-    scenarios: Vec<Arc<ScenarioResource>>,
-    now: DateTime<Utc>,
-) {
-    for scenario in scenarios {
-        let generation = scenario.metadata.generation;
-        if scenario.status.as_ref().and_then(|s| s.observed_generation) == generation && generation.is_some() {
-            continue;
-        }
-        if let Err(e) = judge(client, reporter, &scenario, now).await {
-            // A conflict: the watch brings the newer copy, and the next pass judges that.
-            if !matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
-                let category = super::metrics::category(&e);
-                let object = format!("{}/{}", scenario.namespace().unwrap_or_default(), scenario.name_any());
-                tracing::warn!(category, scenario = %object, error = %e, "reconcile failed");
-            }
-        }
+/// One Scenario: judged when its current generation has not been. Only the replica that
+/// leads acts.
+pub(super) async fn reconcile(
+    scenario: Arc<ScenarioResource>,
+    ctx: Arc<super::manager::Context>,
+) -> Result<Action, kube::Error> {
+    let generation = scenario.metadata.generation;
+    let judged = scenario.status.as_ref().and_then(|s| s.observed_generation) == generation && generation.is_some();
+    if !ctx.leads() || judged {
+        return Ok(Action::await_change());
+    }
+    match judge(&ctx.client, &ctx.events, &scenario, ctx.options.clock.now()).await {
+        // A conflict: the watch brings the newer copy, which is judged then.
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(Action::await_change()),
+        other => other.map(|()| Action::await_change()),
     }
 }
 

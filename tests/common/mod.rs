@@ -28,8 +28,8 @@ pub fn fast_shop() -> SimBuilder {
 }
 
 /// A controller for tests: every namespace, polling every 100 ms, no leader election.
-pub fn controller_options(sim: &Sim) -> disasterpiece::controller::exercise::Options {
-    disasterpiece::controller::exercise::Options {
+pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
+    disasterpiece::controller::Options {
         namespace: None,
         poll: Duration::from_millis(100),
         cluster: sim.url().to_owned(),
