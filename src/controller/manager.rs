@@ -256,6 +256,9 @@ async fn recover_left_behind(client: &Client, options: &Options) {
     }
 }
 
+/// Reconciles of one kind at once.
+const CONCURRENCY: u16 = 16;
+
 /// The three controllers, until `stop`: each reconciles what its watch shows changed, and
 /// everything again whenever this replica takes the Lease. Ready once all three have listed.
 async fn run_controllers(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
@@ -276,15 +279,22 @@ async fn run_controllers(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
         })
     };
     let watched = watcher::Config::default();
+    // At most this many reconciles of a kind at once: at start-up every object is reconciled,
+    // and a thousand finished Exercises need not be a thousand tasks at once (a run itself
+    // is a task of its own, not a reconcile).
+    let queue = controller::Config::default().concurrency(CONCURRENCY);
     let exercises = Controller::new(api::<Exercise>(client, namespace), watched.clone())
+        .with_config(queue.clone())
         .reconcile_all_on(taken())
         .graceful_shutdown_on(stopped());
     // A GameDay's stage moves on when an Exercise it owns finishes.
     let gamedays = Controller::new(api::<GameDayResource>(client, namespace), watched.clone())
+        .with_config(queue.clone())
         .owns(api::<Exercise>(client, namespace), watched.clone())
         .reconcile_all_on(taken())
         .graceful_shutdown_on(stopped());
     let scenarios = Controller::new(api::<ScenarioResource>(client, namespace), watched)
+        .with_config(queue)
         .reconcile_all_on(taken())
         .graceful_shutdown_on(stopped());
     // Ready once the API server lists each kind to this replica. (Not by waiting on the
