@@ -349,6 +349,20 @@ fn elected(sim: &Sim, identity: &str, lasts: Duration) -> Options {
     }
 }
 
+/// Waits until Exercise `name` has ended with the verdict Aborted.
+async fn ended_aborted(exercises: &Api<Exercise>, name: &str) {
+    eventually(&format!("{name} ends as aborted"), || async {
+        exercises
+            .get(name)
+            .await
+            .ok()
+            .and_then(|e| e.status?.verdict)
+            .as_deref()
+            == Some("Aborted")
+    })
+    .await;
+}
+
 /// Creates Exercise `name` of the pod-loss Scenario in shop, and waits until it has finished.
 async fn finished_pod_loss(client: &kube::Client, name: &str) {
     add_scenario(client, "shop", POD_LOSS).await;
@@ -461,16 +475,7 @@ async fn leader_dies_mid_fault(namespace: &str) {
         holder().await.as_deref() == Some("replica-b")
     })
     .await;
-    eventually("the exercise is ended as aborted", || async {
-        exercises
-            .get("scale-2")
-            .await
-            .ok()
-            .and_then(|e| e.status?.verdict)
-            .as_deref()
-            == Some("Aborted")
-    })
-    .await;
+    ended_aborted(&exercises, "scale-2").await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     let status = exercises.get("scale-2").await.expect("get").status.expect("status");
     assert_eq!(status.phase, Some(Phase::Finished));
@@ -687,16 +692,7 @@ async fn the_kill_switch_on_a_gameday_aborts_its_running_exercise_and_skips_its_
         .await
         .expect("pull the cord");
     let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    eventually("the dev exercise is aborted", || async {
-        exercises
-            .get("long-202611251300-dev-00")
-            .await
-            .ok()
-            .and_then(|e| e.status?.verdict)
-            .as_deref()
-            == Some("Aborted")
-    })
-    .await;
+    ended_aborted(&exercises, "long-202611251300-dev-00").await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     // A week later, the next run does not start while the cord is pulled.
     pinned.set(utc("2026-12-02T13:00:00Z"));
@@ -1480,16 +1476,7 @@ async fn a_leader_that_lost_its_lease_never_writes_again() {
     b_options.metrics = Default::default();
     let (_stop_b, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), b_options, stop));
-    eventually("B ends the exercise as aborted", || async {
-        exercises
-            .get("fenced-1")
-            .await
-            .ok()
-            .and_then(|e| e.status?.verdict)
-            .as_deref()
-            == Some("Aborted")
-    })
-    .await;
+    ended_aborted(&exercises, "fenced-1").await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     let ended = exercises.get("fenced-1").await.expect("get");
     // And A stays silent after B's takeover.
@@ -1555,16 +1542,7 @@ spec:
     let cut_at = tokio::time::Instant::now();
     let (_stop_b, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), elected(&sim, "replica-b", lasts), stop));
-    eventually("B takes the exercise over and ends it as aborted", || async {
-        exercises
-            .get("cut-off-1")
-            .await
-            .ok()
-            .and_then(|e| e.status?.verdict)
-            .as_deref()
-            == Some("Aborted")
-    })
-    .await;
+    ended_aborted(&exercises, "cut-off-1").await;
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     let ended = exercises.get("cut-off-1").await.expect("get");
     // Everything but A's renewal goes through again: its run goes on, past its window's end.

@@ -70,6 +70,26 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// Says, in the log and an `Invalid` Event about `involved`, why a resource `validate`
+    /// rejects will not be acted on (`condition`: its `Valid=False` condition).
+    pub fn invalid(
+        &self,
+        involved: serde_json::Value,
+        condition: &crate::scenario::condition::Condition,
+        now: DateTime<Utc>,
+    ) {
+        let object = format!(
+            "{} {}/{}",
+            involved["kind"].as_str().unwrap_or_default(),
+            involved["namespace"].as_str().unwrap_or_default(),
+            involved["name"].as_str().unwrap_or_default()
+        );
+        tracing::warn!(object = %object, "{}", condition.message);
+        self.record(involved, "Invalid", "Validate", "Warning", &condition.message, now);
+    }
+}
+
 /// A MicroTime as the API server writes it: six fractional digits, UTC. PURE.
 pub fn micro_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

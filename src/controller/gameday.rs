@@ -22,7 +22,7 @@ use serde_json::json;
 use super::crd::{Exercise, ExerciseSpec, Phase};
 use super::exercise::ABORT_ANNOTATION;
 use super::schedule::{self, StageState};
-use crate::scenario::condition::{self, Condition};
+use crate::scenario::condition;
 use crate::scenario::gameday::{ConcurrencyPolicy, GameDay, GameDayKind, GameDayResource, GameDayRun, GameDayStatus};
 use crate::scenario::model::{ApiVersion, Metadata};
 use crate::scenario::validate::validate_gameday;
@@ -73,26 +73,10 @@ async fn step(
     // What `validate` says of it, before anything runs: an invalid GameDay never runs, and
     // says why in its status and an Event (once, when that changes).
     let problems = problems_of(gameday);
-    let valid = match &problems {
-        None => Condition::new(
-            now,
-            "Valid",
-            true,
-            "Valid",
-            "passes what `disasterpiece validate` checks",
-        ),
-        Some(problems) => Condition::new(now, "Valid", false, "Invalid", &format!("it will not run: {problems}")),
-    };
+    let valid = condition::valid(now, problems.as_deref(), "it will not run");
     if condition::set(&mut status.conditions, valid.clone()) && problems.is_some() {
-        tracing::warn!(gameday = %format!("{ns}/{name}"), "{}", valid.message);
-        reporter.record(
-            json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "GameDay", "name": name, "namespace": ns, "uid": gameday.uid()}),
-            "Invalid",
-            "Validate",
-            "Warning",
-            &valid.message,
-            now,
-        );
+        let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "GameDay", "name": name, "namespace": ns, "uid": gameday.uid()});
+        reporter.invalid(involved, &valid, now);
     }
     if problems.is_some() {
         return write_status(client, gameday, &status).await;

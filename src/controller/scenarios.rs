@@ -15,7 +15,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::scenario::condition::{self, Condition};
+use crate::scenario::condition;
 use crate::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
 
 /// The Scenario file a Scenario resource stands for (in namespace `ns`). PURE.
@@ -89,22 +89,7 @@ async fn judge(
     let ns = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     let found = problems(&as_file(resource, &ns));
-    let valid = match &found {
-        None => Condition::new(
-            now,
-            "Valid",
-            true,
-            "Valid",
-            "passes what `disasterpiece validate` checks",
-        ),
-        Some(problems) => Condition::new(
-            now,
-            "Valid",
-            false,
-            "Invalid",
-            &format!("an Exercise of it is refused: {problems}"),
-        ),
-    };
+    let valid = condition::valid(now, found.as_deref(), "an Exercise of it is refused");
     let mut status = resource.status.clone().unwrap_or_default();
     let changed = condition::set(&mut status.conditions, valid.clone());
     status.observed_generation = resource.metadata.generation;
@@ -114,15 +99,8 @@ async fn judge(
         .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     if changed && found.is_some() {
-        tracing::warn!(scenario = %format!("{ns}/{name}"), "{}", valid.message);
-        reporter.record(
-            json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Scenario", "name": name, "namespace": ns, "uid": resource.uid()}),
-            "Invalid",
-            "Validate",
-            "Warning",
-            &valid.message,
-            now,
-        );
+        let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Scenario", "name": name, "namespace": ns, "uid": resource.uid()});
+        reporter.invalid(involved, &valid, now);
     }
     Ok(())
 }

@@ -31,6 +31,21 @@ impl Condition {
     }
 }
 
+/// The `Valid` condition of a resource `disasterpiece validate` judged: `True`, or `False` with
+/// what follows (`consequence`, e.g. "it will not run") and validate's `problems`. PURE.
+pub fn valid(at: DateTime<Utc>, problems: Option<&str>, consequence: &str) -> Condition {
+    match problems {
+        None => Condition::new(
+            at,
+            "Valid",
+            true,
+            "Valid",
+            "passes what `disasterpiece validate` checks",
+        ),
+        Some(problems) => Condition::new(at, "Valid", false, "Invalid", &format!("{consequence}: {problems}")),
+    }
+}
+
 /// Sets `new` in `conditions` (one per type); keeps the transition time when the status did
 /// not change. Whether anything changed.
 pub fn set(conditions: &mut Vec<Condition>, new: Condition) -> bool {

@@ -206,16 +206,20 @@ fn qualified_name_problems(value: &str) -> Vec<String> {
     } else if name.len() > 63 {
         problems.push("name part must be no more than 63 characters".into());
     }
-    let edges = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-    let shaped = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && edges(name.bytes().next())
-        && edges(name.bytes().last());
-    if !name.is_empty() && !shaped {
+    if !label_shaped(name) {
         problems.push(NAME_RULE.into());
     }
     problems
+}
+
+/// Whether `s` is shaped as a label value (and the name part of a qualified name): empty, or
+/// alphanumerics, `-`, `_` and `.`, starting and ending with an alphanumeric. Length aside.
+fn label_shaped(s: &str) -> bool {
+    let edges = |b: Option<u8>| b.is_none_or(|b| b.is_ascii_alphanumeric());
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edges(s.bytes().next())
+        && edges(s.bytes().last())
 }
 
 fn forbidden(field: &str, why: &str) -> Cause {
@@ -1505,13 +1509,7 @@ fn validate(ty: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause
                 "must be no more than 63 characters",
             ));
         }
-        let edges = |b: Option<u8>| b.is_none_or(|b| b.is_ascii_alphanumeric());
-        let shaped = v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && edges(v.bytes().next())
-            && edges(v.bytes().last());
-        if !value.is_string() || !shaped {
+        if !value.is_string() || !label_shaped(v) {
             causes.push(invalid_value("metadata.labels", value, LABEL_VALUE_RULE));
         }
     }
