@@ -1420,6 +1420,53 @@ async fn a_leader_that_stops_cleanly_hands_its_lease_over_at_once() {
     assert!(b.lead().await, "B leads at once, not 60 s later");
 }
 
+/// Stopping the controller (SIGTERM in a pod) aborts what it runs and reverts it before it
+/// returns, renewing its Lease meanwhile (the reverts pass its fence), then hands the Lease over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_stops_reverts_what_it_runs_first() {
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    let (stop_a, stop) = watch::channel(false);
+    let a = tokio::spawn(control(
+        client.clone(),
+        elected(&sim, "replica-a", Duration::from_secs(2)),
+        stop,
+    ));
+    add_scenario(&client, "shop", DOWN_TO_ONE).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    exercises
+        .create(&PostParams::default(), &exercise("stopped-1", "frontend-down-to-one"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    stop_a.send(true).expect("stop");
+    a.await.expect("the controller stopped");
+    assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
+    let status = exercises.get("stopped-1").await.expect("get").status.expect("status");
+    assert_eq!(status.verdict.as_deref(), Some("Aborted"));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Aborted" && c.message.contains("the controller is stopping")),
+        "{:?}",
+        status.conditions
+    );
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default")
+        .get("disasterpiece-controller")
+        .await
+        .expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some(""),
+        "released"
+    );
+}
+
 /// A leader that finds its Lease taken (it was cut off, and another replica took over) never
 /// writes again: not its revert, not its status. The replica that leads reverts the fault from
 /// the journal; the old one's late writes used to land after, and overwrite, the new leader's.

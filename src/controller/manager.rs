@@ -194,15 +194,20 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             _ = stop.changed() => {}
         }
     }
-    let _ = controllers.await;
-    // Stopping: abort what runs here and let the reverts finish.
-    let senders: Vec<_> = ctx.running.lock().expect("lock").values().cloned().collect();
-    for s in &senders {
-        let _ = s.send(Some("the controller is stopping".into()));
-    }
-    // The Lease is renewed meanwhile: the reverts pass its fence only while it is.
+    // Stopping: abort what runs here and let the reverts finish, while the controllers end
+    // their last reconciles (one may start a run after the first abort: it is aborted too);
+    // the Lease is renewed meanwhile, as the reverts pass its fence only while it is.
     let mut renewed = tokio::time::Instant::now();
-    while !ctx.running.lock().expect("lock").is_empty() {
+    loop {
+        // Read first: once the controllers are done, no run starts after the look below.
+        let done = controllers.is_finished();
+        let senders: Vec<_> = ctx.running.lock().expect("lock").values().cloned().collect();
+        for s in senders.iter().filter(|s| s.borrow().is_none()) {
+            let _ = s.send(Some("the controller is stopping".into()));
+        }
+        if done && senders.is_empty() {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(elector) = elector.as_mut()
             && leading
