@@ -40,8 +40,6 @@ pub struct Elector {
     /// The renewal failures in a row, for the log: the first is logged, then every tenth.
     failures: u32,
     election: Election,
-    /// When this replica last renewed successfully.
-    renewed: Option<Instant>,
     /// The lease record as last read (holder, renewTime, transitions) and when it was first
     /// seen as it is.
     observed: Option<(String, Instant)>,
@@ -56,7 +54,6 @@ impl Elector {
             fence: Fence::default(),
             failures: 0,
             election,
-            renewed: None,
             observed: None,
             clock,
         }
@@ -90,18 +87,16 @@ impl Elector {
         }
         match result {
             Ok(true) => {
-                self.renewed = Some(asked);
                 self.fence.open_until(asked + self.election.duration / 2);
                 true
             }
             Ok(false) => {
-                self.renewed = None;
                 self.fence.close();
                 false
             }
             // The API server cannot be asked: lead only while the last renewal is fresh enough
-            // that nobody else can have taken the lease (the fence closes by itself then).
-            Err(_) => self.renewed.is_some_and(|at| at.elapsed() < self.election.duration / 2),
+            // that nobody else can have taken the lease, which is what the fence says.
+            Err(_) => self.fence.is_open(),
         }
     }
 
@@ -109,7 +104,6 @@ impl Elector {
     /// after `duration`: empties the holder, if this replica still holds it (written with the
     /// resourceVersion read, so a lease someone else took meanwhile is left alone).
     pub async fn release(&mut self) -> Result<(), kube::Error> {
-        self.renewed = None;
         self.fence.close();
         let current = match self.api.get(&self.election.name).await {
             Ok(lease) => lease,
@@ -251,23 +245,19 @@ impl Fence {
     /// watches always go.
     pub fn client(&self, client: &Client) -> Client {
         let fence = self.clone();
-        let inner = client.clone();
-        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
-            let (fence, inner) = (fence.clone(), inner.clone());
-            async move {
+        let service = tower::filter::Filter::new(
+            crate::engine::retry::ClientService(client.clone()),
+            move |request: http::Request<kube::client::Body>| {
                 if changes_something(&request) && !fence.is_open() {
                     let refused = Fenced {
                         method: request.method().clone(),
                         path: request.uri().path().to_owned(),
                     };
-                    return Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>);
+                    return Err(refused);
                 }
-                inner
-                    .send(request)
-                    .await
-                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            }
-        });
+                Ok(request)
+            },
+        );
         Client::new(service, client.default_namespace())
     }
 }

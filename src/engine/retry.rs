@@ -104,11 +104,12 @@ impl Policy<Request<Body>, Response<Body>, kube::Error> for Transient {
     }
 }
 
-/// A `kube::Client` as a tower service, for layering.
+/// A `kube::Client` as a tower service, for layering (the retry here, the controller's
+/// lease fence).
 #[derive(Clone)]
-struct Send(kube::Client);
+pub struct ClientService(pub kube::Client);
 
-impl Service<Request<Body>> for Send {
+impl Service<Request<Body>> for ClientService {
     type Response = Response<Body>;
     type Error = kube::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, kube::Error>> + std::marker::Send>>;
@@ -133,6 +134,6 @@ pub fn retrying_client(mut config: kube::Config) -> Result<(kube::Client, RetryL
         log: log.clone(),
         attempt: 0,
     })
-    .layer(Send(inner));
+    .layer(ClientService(inner));
     Ok((kube::Client::new(service, namespace), log))
 }
