@@ -68,9 +68,7 @@ impl Reporter {
             }
         });
     }
-}
 
-impl Reporter {
     /// Says, in the log and an `Invalid` Event about `involved`, why a resource `validate`
     /// rejects will not be acted on (`condition`: its `Valid=False` condition).
     pub fn invalid(

@@ -112,7 +112,7 @@ pub(super) async fn reconcile(exercise: Arc<Exercise>, ctx: Arc<Context>) -> Res
         if fresh.status.as_ref().and_then(|s| s.phase) != Some(Phase::Running) {
             return Ok(Action::await_change());
         }
-        take_over(client, options, &api, &fresh).await?;
+        take_over(&ctx, &api, &fresh).await?;
         options.metrics.finished("Aborted", None);
         return Ok(Action::await_change());
     }
@@ -126,18 +126,17 @@ pub(super) async fn reconcile(exercise: Arc<Exercise>, ctx: Arc<Context>) -> Res
     add_finalizer(&api, &exercise).await?;
     let (tx, rx) = watch::channel(None);
     running.lock().expect("lock").insert(uid.clone(), tx);
-    let (client, options, running) = (client.clone(), options.clone(), running.clone());
     let requeue = Action::requeue(options.poll);
+    let ctx = ctx.clone();
     tokio::spawn(async move {
+        let (options, running) = (&ctx.options, &ctx.running);
         let name = exercise.name_any();
         options.metrics.started();
         let object = format!("{ns}/{name}");
         tokio::select! {
-            done = execute(&client, &options, exercise, rx) => {
+            done = execute(&ctx, exercise, rx) => {
                 if let Err(e) = done {
-                    let category = super::metrics::category(&e);
-                    options.metrics.error(category);
-                    tracing::warn!(category, exercise = %object, error = %e, "reconcile failed");
+                    ctx.failed("exercise", &object, &e);
                 }
             }
             _ = leads.wait_for(|leads| !leads) => {
@@ -151,17 +150,12 @@ pub(super) async fn reconcile(exercise: Arc<Exercise>, ctx: Arc<Context>) -> Res
 }
 
 /// Ends an exercise another controller started: reverts its journal, says so, lets it go.
-async fn take_over(
-    client: &Client,
-    options: &Options,
-    api: &Api<Exercise>,
-    exercise: &Exercise,
-) -> Result<(), kube::Error> {
-    let (nodes_ns, clock) = (options.journal_namespace.as_str(), &options.clock);
+async fn take_over(ctx: &Context, api: &Api<Exercise>, exercise: &Exercise) -> Result<(), kube::Error> {
+    let (client, nodes_ns, clock) = (&ctx.client, ctx.options.journal_namespace.as_str(), &ctx.options.clock);
     let ns = exercise.namespace().unwrap_or_default();
     let name = exercise.name_any();
     let recorder = Recorder {
-        reporter: reporter(client, options),
+        reporter: ctx.events.clone(),
         exercise: exercise.clone(),
         clock: clock.clone(),
     };
@@ -499,7 +493,6 @@ impl Recorder {
     fn event(&self, reason: &str, action: &str, kind: &str, message: &str) {
         let ns = self.exercise.namespace().unwrap_or_default();
         let name = self.exercise.name_any();
-        let message = super::events::note(message);
         // The log says what the Event says: each phase, injection, revert and end at info.
         let object = format!("{ns}/{name}");
         if kind == "Warning" {
@@ -510,17 +503,8 @@ impl Recorder {
         let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name,
             "namespace": ns, "uid": self.exercise.uid()});
         self.reporter
-            .record(involved, reason, action, kind, &message, self.clock.now());
+            .record(involved, reason, action, kind, message, self.clock.now());
     }
-}
-
-/// The Events reporter of this controller: its Lease identity names the instance.
-pub(super) fn reporter(client: &Client, options: &Options) -> super::events::Reporter {
-    let instance = options
-        .election
-        .as_ref()
-        .map_or(super::events::COMPONENT, |e| e.identity.as_str());
-    super::events::Reporter::new(client, instance)
 }
 
 impl Progress for Recorder {
@@ -622,17 +606,13 @@ async fn set_status(api: &Api<Exercise>, name: &str, status: &ExerciseStatus) ->
         .map(|_| ())
 }
 
-async fn execute(
-    client: &Client,
-    options: &Options,
-    exercise: Exercise,
-    abort: watch::Receiver<Option<String>>,
-) -> Result<(), kube::Error> {
+async fn execute(ctx: &Context, exercise: Exercise, abort: watch::Receiver<Option<String>>) -> Result<(), kube::Error> {
+    let (client, options) = (&ctx.client, &ctx.options);
     let ns = exercise.namespace().unwrap_or_default();
     let name = exercise.name_any();
     let api: Api<Exercise> = Api::namespaced(client.clone(), &ns);
     let recorder = Recorder {
-        reporter: reporter(client, options),
+        reporter: ctx.events.clone(),
         exercise: exercise.clone(),
         clock: options.clock.clone(),
     };

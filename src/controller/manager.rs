@@ -80,7 +80,7 @@ impl Context {
     }
 
     /// Logs and counts a reconcile error once, with its category and object; when to try again.
-    fn failed(&self, kind: &str, object: &str, e: &kube::Error) -> Action {
+    pub fn failed(&self, kind: &str, object: &str, e: &kube::Error) -> Action {
         let category = super::metrics::category(e);
         self.options.metrics.error(category);
         match kind {
@@ -146,7 +146,14 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
     );
     let (leads, _) = watch::channel(elector.is_none());
     let ctx = Arc::new(Context {
-        events: super::exercise::reporter(&client, &options),
+        // Events name this replica by its Lease identity.
+        events: Reporter::new(
+            &client,
+            options
+                .election
+                .as_ref()
+                .map_or(super::events::COMPONENT, |e| e.identity.as_str()),
+        ),
         client: client.clone(),
         options: options.clone(),
         running: Arc::default(),
