@@ -86,10 +86,7 @@ fn exercise(name: &str, scenario: &str) -> Exercise {
             scenario: scenario.into(),
             seed: Some(1),
             sample_every: Some(Duration::from_millis(200).into()),
-            host: None,
-            game_day: None,
-            stage: None,
-            target_namespace: None,
+            ..Default::default()
         },
     )
 }
@@ -253,17 +250,7 @@ async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
 async fn deleting_a_running_exercise_reverts_its_fault_first() {
     let cluster = cluster().await;
     let client = &cluster.client;
-    add_scenario(client, "shop", DOWN_TO_ONE).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("scale-1", "frontend-down-to-one"))
-        .await
-        .expect("create");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
-    eventually("the frontend is scaled to one", || async {
-        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
-    })
-    .await;
+    let (exercises, deployments) = frontend_down_to_one(client, "shop", "scale-1").await;
     exercises
         .delete("scale-1", &DeleteParams::default())
         .await
@@ -347,6 +334,24 @@ fn elected(sim: &Sim, identity: &str, lasts: Duration) -> Options {
         }),
         ..common::controller_options(sim)
     }
+}
+
+/// Creates Exercise `name` in `namespace` of the Scenario that scales shop's frontend to one
+/// for five minutes, and waits until it is scaled; the Exercises of `namespace` and shop's
+/// Deployments.
+async fn frontend_down_to_one(client: &kube::Client, namespace: &str, name: &str) -> (Api<Exercise>, Api<Deployment>) {
+    add_scenario(client, namespace, DOWN_TO_ONE).await;
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), namespace);
+    exercises
+        .create(&PostParams::default(), &exercise(name, "frontend-down-to-one"))
+        .await
+        .expect("create");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually("the frontend is scaled to one", || async {
+        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
+    })
+    .await;
+    (exercises, deployments)
 }
 
 /// Waits until Exercise `name` has ended with the verdict Aborted.
@@ -442,17 +447,7 @@ async fn leader_dies_mid_fault(namespace: &str) {
     // The standby is Ready too (it serves, ready to take over): a rollout of two replicas is
     // not held up by the one that does not lead.
     eventually("the standby is Ready", || async { b_metrics.is_ready() }).await;
-    add_scenario(&client, namespace, DOWN_TO_ONE).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), namespace);
-    exercises
-        .create(&PostParams::default(), &exercise("scale-2", "frontend-down-to-one"))
-        .await
-        .expect("create");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
-    eventually("the frontend is scaled to one", || async {
-        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
-    })
-    .await;
+    let (exercises, deployments) = frontend_down_to_one(&client, namespace, "scale-2").await;
     let injected = || async {
         events_of(&client, "scale-2")
             .await
@@ -1432,17 +1427,7 @@ async fn a_controller_that_stops_reverts_what_it_runs_first() {
         elected(&sim, "replica-a", Duration::from_secs(2)),
         stop,
     ));
-    add_scenario(&client, "shop", DOWN_TO_ONE).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("stopped-1", "frontend-down-to-one"))
-        .await
-        .expect("create");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
-    eventually("the frontend is scaled to one", || async {
-        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
-    })
-    .await;
+    let (exercises, deployments) = frontend_down_to_one(&client, "shop", "stopped-1").await;
     stop_a.send(true).expect("stop");
     a.await.expect("the controller stopped");
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
@@ -1478,17 +1463,7 @@ async fn a_leader_that_lost_its_lease_never_writes_again() {
     let election = options.election.clone().expect("elected");
     let (_stop_a, stop) = watch::channel(false);
     tokio::spawn(control(client.clone(), options.clone(), stop));
-    add_scenario(&client, "shop", DOWN_TO_ONE).await;
-    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
-    exercises
-        .create(&PostParams::default(), &exercise("fenced-1", "frontend-down-to-one"))
-        .await
-        .expect("create");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
-    eventually("the frontend is scaled to one", || async {
-        deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) == Some(1)
-    })
-    .await;
+    let (exercises, deployments) = frontend_down_to_one(&client, "shop", "fenced-1").await;
     // Another replica holds the Lease now, as after A was cut off from the API server.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), "default");
     let taken = serde_json::json!({"spec": {"holderIdentity": "replica-b"}});
@@ -1849,19 +1824,30 @@ async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
         let report: serde_json::Value = serde_json::from_slice(&fetched.stdout).expect("json");
         assert_eq!(report["exercise"], "kept-1");
     }
-    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args([
-            "report",
-            "--from-cluster",
-            "nothing-here",
-            "-n",
-            "shop",
-            "--kubeconfig",
-            &kubeconfig,
-        ])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("report");
+    let fetch = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+            .args([
+                "report",
+                "--from-cluster",
+                name,
+                "-n",
+                "shop",
+                "--kubeconfig",
+                &kubeconfig,
+            ])
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("report")
+    };
+    let missing = fetch("nothing-here");
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no report named nothing-here in shop"));
+    // A name that would add terms to the label selector (here: every report) names nothing.
+    let crafted = fetch("x,disasterpiece.dev/report");
+    assert_eq!(crafted.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&crafted.stderr).contains("names no report or Exercise"),
+        "{}",
+        String::from_utf8_lossy(&crafted.stderr)
+    );
 }

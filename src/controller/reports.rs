@@ -194,6 +194,13 @@ type Part = (usize, usize, String);
 /// The report named `name` in `namespace` (a report's name, as the Exercise's status gives
 /// it, or an Exercise's name: its latest report).
 pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Report, String> {
+    // The name goes into a label selector: one that is no label value names nothing (and must
+    // not add terms to the selector).
+    if name.is_empty() || label_value(name).is_none() {
+        return Err(format!(
+            "`{name}` names no report or Exercise: use the name `status.report` gives, or the Exercise's (at most 63 letters, digits, `-`, `_`, `.`)"
+        ));
+    }
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut last = None;
     for selector in [
