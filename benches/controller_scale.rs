@@ -151,10 +151,7 @@ fn exercise(name: &str) -> Exercise {
             scenario: "bench-pod-loss".into(),
             seed: Some(1),
             sample_every: Some(Duration::from_millis(200).into()),
-            host: None,
-            game_day: None,
-            stage: None,
-            target_namespace: None,
+            ..Default::default()
         },
     )
 }

@@ -153,10 +153,7 @@ async fn exercise(admin: &kube::Client, name: &str, scenario: &str) -> Exercise 
         scenario: scenario.into(),
         seed: Some(1),
         sample_every: Some(Duration::from_millis(200).into()),
-        host: None,
-        game_day: None,
-        stage: None,
-        target_namespace: None,
+        ..Default::default()
     };
     exercises
         .create(&PostParams::default(), &Exercise::new(name, spec))

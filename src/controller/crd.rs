@@ -13,7 +13,7 @@ use crate::scenario::gameday::GameDayResource;
 use crate::scenario::model::ScenarioResource;
 
 /// One run of one Scenario, created by a GameDay or by a person (`kubectl create`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
 #[kube(
     group = "disasterpiece.dev",
     version = "v1alpha1",
