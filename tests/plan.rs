@@ -664,10 +664,10 @@ async fn plan_accepts_an_identity_granted_only_the_named_objects_it_reads() {
     // In shop: what a pod kill needs.
     create("Role", "roles", Some("shop"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "narrow", "namespace": "shop"}, "rules": [
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]},
-            {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list"]}]})).await;
     create("RoleBinding", "rolebindings", Some("shop"), serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "narrow", "namespace": "shop"}, "roleRef": role_ref("Role", "narrow"), "subjects": subject})).await;

@@ -18,7 +18,7 @@ use kube::api::Api;
 use tokio::sync::watch;
 
 mod common;
-use common::{eventually, fast_shop, parse, start};
+use common::{alertmanager_binary, eventually, fast_shop, free_port, parse, start, start_alertmanager};
 
 fn prometheus_binary() -> PathBuf {
     common::program(
@@ -212,15 +212,6 @@ async fn no_data_several_series_and_bad_queries_are_inconclusive_never_a_pass() 
     }
 }
 
-/// Debian names it prometheus-alertmanager; elsewhere it is alertmanager.
-fn alertmanager_binary() -> PathBuf {
-    common::program(
-        Some("DISASTERPIECE_ALERTMANAGER"),
-        &["prometheus-alertmanager", "alertmanager"],
-        "apt-get install prometheus-alertmanager, or set DISASTERPIECE_ALERTMANAGER",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(all(has_prometheus, has_alertmanager)),
@@ -299,42 +290,6 @@ async fn monitored_shop(dir_name: &str) -> Monitored {
         am_url,
         _am,
     }
-}
-
-/// A port on 127.0.0.1 nothing listens on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Starts Alertmanager on a free port with a receiver that drops everything; its URL and
-/// process (killed on drop).
-async fn start_alertmanager(binary: &Path, dir: &Path) -> (String, tokio::process::Child) {
-    std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
-    let port = free_port();
-    let child = tokio::process::Command::new(binary)
-        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
-        .arg(format!("--storage.path={}", dir.join("am").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start alertmanager");
-    let am_url = format!("http://127.0.0.1:{port}");
-    eventually("Alertmanager is ready", || async {
-        let url = url::Url::parse(&am_url).expect("url");
-        probe::http::direct(None, &url, "GET", "/-/ready", &Default::default())
-            .await
-            .is_ok_and(|(code, _)| code == 200)
-    })
-    .await;
-    (am_url, child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,7 +248,9 @@ fn hostile_report_text_stays_text_in_markdown_junit_and_the_terminal() {
 /// `(i / 5) % 12` of 2026, and is the `j = i / 60`-th of its (team, month) cell: January to
 /// April hold four per team, May to December three. Within a cell: j 0 and 2 confirm, 1 is
 /// refuted, 3 aborted; time to detect is 30 - month + team + 2j seconds; one follow-up each,
-/// done for j 0; confidence 2 before and 3 + j % 2 after; availability 1 - j/100.
+/// done for j 0; confidence 2 before and 3 + j % 2 after; availability 1 - j/100. j 0 and 1
+/// watched beyond their targets, and j 1 hit `orders` there; j 2 and 3 are reports from
+/// before the watch (no `observedBlastRadius`).
 fn generated(i: usize) -> Value {
     let mut report: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("fixture")).expect("JSON");
     let (team, month, j) = (i % 5, (i / 5) % 12, i / 60);
@@ -266,6 +268,17 @@ fn generated(i: usize) -> Value {
     report["followUps"] = json!([{"text": "do it", "status": if j == 0 { "done" } else { "open" }}]);
     report["confidenceBefore"] = json!(2);
     report["confidenceAfter"] = json!(3 + j % 2);
+    let collateral = json!([{"kind": "workload", "subject": "Deployment orders/orders", "namespace": "orders",
+        "what": "0/2 Ready", "owner": "orders-team", "firstSeen": started, "forS": 2.5}]);
+    match j {
+        0 | 1 => {
+            report["observedBlastRadius"] = json!({"watched": {"namespaces": ["shop"], "nodes": true},
+                "declared": {"hit": [], "spared": []}, "collateral": if j == 1 { collateral } else { json!([]) }});
+        }
+        _ => {
+            report.as_object_mut().expect("object").remove("observedBlastRadius");
+        }
+    }
     report
 }
 
@@ -290,7 +303,7 @@ fn trend_over_200_reports_gives_the_hand_computed_figures() {
     }
     std::fs::write(dir.join("broken.json"), "{\"reportVersion\": 1, \"exercise\": ").expect("write");
     let mut newer = generated(0);
-    newer["reportVersion"] = json!(2);
+    newer["reportVersion"] = json!(disasterpiece::report::model::REPORT_VERSION + 1);
     std::fs::write(dir.join("future.json"), newer.to_string()).expect("write");
     let d = dir.to_str().expect("utf-8");
 
@@ -308,7 +321,11 @@ fn trend_over_200_reports_gives_the_hand_computed_figures() {
             .unwrap_or_default()
     };
     assert!(reason("broken.json").starts_with("not a report: invalid JSON"));
-    assert!(reason("future.json").contains("newer Disasterpiece (reportVersion 2; this one reads up to 1)"));
+    let version = disasterpiece::report::model::REPORT_VERSION;
+    assert!(reason("future.json").contains(&format!(
+        "newer Disasterpiece (reportVersion {}; this one reads up to {version})",
+        version + 1
+    )));
     assert!(String::from_utf8_lossy(&output.stderr).contains("future.json"));
 
     let team2 = &trend["groups"][2];
@@ -326,6 +343,9 @@ fn trend_over_200_reports_gives_the_hand_computed_figures() {
     assert_eq!(january["followUpsDone"], 1);
     assert!(close(&january["meanConfidenceBefore"], 2.0));
     assert!(close(&january["meanConfidenceAfter"], 3.5));
+    // Two of the four watched beyond their targets; one of them hit something there.
+    assert_eq!(january["watched"], 2);
+    assert_eq!(january["withCollateral"], 1);
     // February: 31, 33, 35, 37 → 34, one second faster than January.
     let february = month(team2, "2026-02");
     assert!(close(&february["medianTimeToDetectS"], 34.0));

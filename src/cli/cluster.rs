@@ -52,9 +52,58 @@ pub struct ClusterArgs {
         default_value = "default"
     )]
     pub journal_namespace: String,
+    #[command(flatten)]
+    pub beyond: BeyondArgs,
+}
+
+/// The operator's floor for what every exercise watches beyond its targets and halts on; a
+/// Scenario may add to it, never take from it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BeyondArgs {
+    /// A namespace every exercise watches for collateral (repeat; `*` for all), e.g. kube-system.
+    #[arg(
+        long = "watch-namespace",
+        value_name = "NS",
+        env = "DISASTERPIECE_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub watch_namespaces: Vec<String>,
+    /// Halt every exercise on an unanticipated alert these Alertmanager matchers match (repeat),
+    /// e.g. 'severity=~"page|critical"'. Alerts are read from --alertmanager-url.
+    #[arg(long = "halt-on-alert", value_name = "MATCHERS", env = "DISASTERPIECE_HALT_ON_ALERT")]
+    pub halt_on_alerts: Vec<String>,
+    /// Halt every exercise on collateral in this namespace (repeat; `*`: anywhere watched).
+    #[arg(
+        long = "halt-on-collateral-in",
+        value_name = "NS",
+        env = "DISASTERPIECE_HALT_ON_COLLATERAL_IN",
+        value_delimiter = ','
+    )]
+    pub halt_on_collateral_in: Vec<String>,
+}
+
+impl BeyondArgs {
+    /// The floor, checked: a matcher that does not parse stops the command before anything runs.
+    pub fn floor(&self) -> anyhow::Result<disasterpiece::engine::beyond::Floor> {
+        let floor = disasterpiece::engine::beyond::Floor {
+            namespaces: self.watch_namespaces.clone(),
+            alerts: self.halt_on_alerts.clone(),
+            collateral_in: self.halt_on_collateral_in.clone(),
+        };
+        let problems = floor.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("; "));
+        }
+        Ok(floor)
+    }
 }
 
 impl ClusterArgs {
+    /// The operator's floor (`--watch-namespace`, `--halt-on-alert`, `--halt-on-collateral-in`).
+    pub fn floor(&self) -> anyhow::Result<disasterpiece::engine::beyond::Floor> {
+        self.beyond.floor()
+    }
+
     /// Where probes look when they name no `url`; `commands` says whether command probes may
     /// run (the caller decides: `run` yes, `plan` only with `--run-commands`, the controller
     /// only with `--allow-command-probes`).

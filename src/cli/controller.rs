@@ -123,6 +123,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         election,
         clock: Default::default(),
         metrics,
+        floor: cluster.floor()?,
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -197,6 +197,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                         participants: gameday.spec.participants.iter().map(|p| p.name.clone()).collect(),
                         confidence_before: None,
                         clock: clock.clone(),
+                        floor: stage_cluster.floor()?,
                     };
                     let place = namespace.clone().unwrap_or_else(|| "-".into());
                     notifier

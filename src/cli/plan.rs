@@ -100,6 +100,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             fault_image: cluster.fault_image.clone(),
             nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
             exercise: None,
+            floor: cluster.floor()?,
         },
         &Clock::system(),
     )
@@ -241,6 +242,35 @@ pub fn render(plan: &Plan) -> String {
     }
     if plan.steady_state.is_empty() {
         line("  none declared".into());
+    }
+    line(String::new());
+    line("Watched beyond the targets (from the first injection to the end of recovery):".into());
+    let watch = &plan.watch;
+    line(format!("  namespaces    {}", watch.namespaces.join(", ")));
+    line(format!(
+        "  nodes         {}",
+        match &watch.nodes_not_watched {
+            None => "yes".to_owned(),
+            Some(why) => format!("no — {why}"),
+        }
+    ));
+    line(format!(
+        "  alerts        {}",
+        watch
+            .alertmanager
+            .as_deref()
+            .map_or("no — no Alertmanager given (--alertmanager-url)".to_owned(), |a| {
+                format!("from Alertmanager {a}")
+            })
+    ));
+    if watch.halts_on.is_empty() {
+        line("  halts on      nothing: unanticipated impact is recorded in the report".into());
+    }
+    for rule in &watch.halts_on {
+        line(format!("  halts on      {rule}"));
+    }
+    for problem in &watch.problems {
+        line(format!("  problem       {problem}"));
     }
     line(String::new());
     line("Permissions (SelfSubjectAccessReview):".into());

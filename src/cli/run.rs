@@ -192,6 +192,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         participants,
         confidence_before,
         clock,
+        floor: cluster.floor()?,
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

@@ -385,6 +385,17 @@ fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scenario, Strin
             "Scenario {name} runs its in-pod faults with faultImage {image}, which this controller does not allow: the image runs inside the target pod. Remove faultImage to use the controller's own, or list the image in --allowed-fault-images (Helm controller.allowedFaultImages)"
         ));
     }
+    if spec
+        .watch
+        .namespaces
+        .iter()
+        .chain(&spec.unanticipated.abort_on.collateral_in)
+        .any(|n| n == "*")
+    {
+        return Err(format!(
+            "Scenario {name} asks to watch every namespace (`*`), which only the operator may: name the namespaces in watch.namespaces (each must allow namespace {from}, as a target would), or ask the operator to add them with --watch-namespace (Helm controller.watch.namespaces)"
+        ));
+    }
     let probes = spec.named_probes();
     let commands: Vec<&str> = (probes.iter())
         .filter(|(_, p)| matches!(p, ProbeKind::Command(_)))
@@ -420,10 +431,15 @@ async fn probe_tenancy(client: &Client, scenario: &Scenario) -> Result<(), Strin
     let from = scenario.metadata.namespace.clone().unwrap_or_default();
     // Each namespace read once; the Scenario's own needs no read at all.
     let mut checked: Vec<String> = vec![from.clone()];
-    for (clause, probe) in scenario.spec.named_probes() {
-        let Reach::Namespace(ns) = reach(probe, &scenario.spec.target, &from) else {
-            continue;
-        };
+    let probes = scenario.spec.named_probes().into_iter().filter_map(|(clause, probe)| {
+        match reach(probe, &scenario.spec.target, &from) {
+            Reach::Namespace(ns) => Some((format!("probe `{clause}` reads"), ns)),
+            _ => None,
+        }
+    });
+    // What the watch beyond the targets reads goes into the report as well.
+    let watched = (scenario.spec.watch.namespaces.iter()).map(|ns| ("watch.namespaces names".to_owned(), ns.clone()));
+    for (clause, ns) in probes.chain(watched) {
         if checked.contains(&ns) {
             continue;
         }
@@ -436,7 +452,7 @@ async fn probe_tenancy(client: &Client, scenario: &Scenario) -> Result<(), Strin
         checked.push(ns.clone());
         if let Some(refusal) = tenancy_refusal(&from, &ns, &labels) {
             return Err(format!(
-                "Scenario {}, probe `{clause}` reads namespace {ns}: {refusal}",
+                "Scenario {}, {clause} namespace {ns}: {refusal}",
                 scenario.metadata.name
             ));
         }
@@ -699,6 +715,7 @@ async fn execute(ctx: &Context, exercise: Exercise, abort: watch::Receiver<Optio
         nodes_journal_namespace: Some(options.journal_namespace.clone()),
         host: exercise.spec.host.clone(),
         clock: options.clock.clone(),
+        floor: options.floor.clone(),
         ..Default::default()
     };
     let report = run(client, &scenario, run_options, abort, &recorder).await;
@@ -727,6 +744,37 @@ async fn execute(ctx: &Context, exercise: Exercise, abort: watch::Receiver<Optio
             hosts,
             webhook.as_deref(),
             format!("{heading} was ABORTED ({}); every fault was reverted.", abort.reason),
+            d,
+        )
+        .await;
+    }
+    if let Some(observed) = report
+        .observed_blast_radius
+        .as_ref()
+        .filter(|o| !o.collateral.is_empty())
+    {
+        // The owners of what was hit beyond the targets learn it from this team's webhook.
+        let owners: std::collections::BTreeSet<&str> =
+            observed.collateral.iter().filter_map(|c| c.owner.as_deref()).collect();
+        let owners: Vec<&str> = owners.into_iter().collect();
+        let hit: Vec<String> = observed
+            .collateral
+            .iter()
+            .map(|c| format!("{} {}", c.subject, c.what))
+            .collect();
+        let mut d = details.clone();
+        d["event"] = json!("unanticipatedImpact");
+        d["owners"] = json!(owners);
+        d["collateral"] = json!(hit);
+        let owned = if owners.is_empty() {
+            String::new()
+        } else {
+            format!(" (owners: {})", owners.join(", "))
+        };
+        notify(
+            hosts,
+            webhook.as_deref(),
+            format!("{heading} reached beyond its targets: {}{owned}.", hit.join("; ")),
             d,
         )
         .await;

@@ -51,6 +51,8 @@ pub struct Options {
     /// What time it is: GameDay schedules, statuses, Events, reports.
     pub clock: Clock,
     pub metrics: Arc<super::metrics::Metrics>,
+    /// What every Exercise watches beyond its targets and halts on, whatever its Scenario says.
+    pub floor: crate::engine::beyond::Floor,
 }
 
 /// The running exercises: uid → the abort sender.

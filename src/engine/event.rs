@@ -160,6 +160,14 @@ pub enum ExerciseEvent {
     NotRecovered {
         within: String,
     },
+    /// Something outside the declared blast radius degraded or alerted (the observed blast
+    /// radius); `halts`: a halt rule matched it, and the exercise stops.
+    Collateral {
+        subject: String,
+        what: String,
+        owner: Option<String>,
+        halts: bool,
+    },
     /// Something is left in place: the journal stays for `disasterpiece recover`.
     JournalKept {
         journal: String,
@@ -211,6 +219,7 @@ impl ExerciseEvent {
                     failed.join("; ")
                 ),
             )],
+            E::Collateral { .. } => vec![("collateral", self.line().unwrap_or_default())],
             E::Recovered => vec![("recovered", "steady state holds again".into())],
             E::NotRecovered { within } => {
                 vec![("notRecovered", format!("steady state did not return within {within}"))]
@@ -282,6 +291,16 @@ impl ExerciseEvent {
                 "reverted {actions} journaled action(s); {} undo step(s) FAILED",
                 failed.len()
             ),
+            E::Collateral {
+                subject,
+                what,
+                owner,
+                halts,
+            } => format!(
+                "beyond the targets: {subject} {what}{}{}",
+                owner.as_deref().map(|o| format!(" (owner {o})")).unwrap_or_default(),
+                if *halts { " — this halts the exercise" } else { "" }
+            ),
             E::Recovered => "steady state is back".into(),
             E::NotRecovered { within } => format!("steady state did NOT return within {within}"),
             E::JournalKept { journal } => {
@@ -315,6 +334,7 @@ impl ExerciseEvent {
             E::Abort { .. } => ("Aborted", Warning),
             E::Reverted { failed, .. } if failed.is_empty() => ("Reverted", Normal),
             E::Reverted { .. } | E::JournalKept { .. } => ("RevertFailed", Warning),
+            E::Collateral { .. } => ("UnanticipatedImpact", Warning),
             E::Recovered => ("Recovered", Normal),
             E::NotRecovered { .. } => ("NotRecovered", Warning),
             E::Clauses { .. } | E::JournalNotClosed { .. } => return None,
@@ -340,7 +360,9 @@ impl ExerciseEvent {
             | E::Interrupted { .. }
             | E::SlowInjection { .. }
             | E::NothingInPlace => "Inject",
-            E::FaultEnded { .. } | E::Held { .. } | E::Failed { .. } | E::Missed { .. } => "Observe",
+            E::FaultEnded { .. } | E::Held { .. } | E::Failed { .. } | E::Missed { .. } | E::Collateral { .. } => {
+                "Observe"
+            }
             E::Abort { .. } => "Abort",
             E::Reverted { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => "Revert",
             E::Recovered | E::NotRecovered { .. } => "Recover",

@@ -155,9 +155,32 @@ pub struct Plan {
     /// would hold a fault for nothing but an INCONCLUSIVE.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unjudgeable: Vec<String>,
+    /// What the run will watch beyond its targets, and what will halt it.
+    pub watch: WatchPlan,
     pub runnable: bool,
     /// Why not, when not.
     pub refusals: Vec<String>,
+}
+
+/// The watch beyond the targets, as the run will open it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchPlan {
+    /// The namespaces whose workloads and pods are watched (`*`: all).
+    pub namespaces: Vec<String>,
+    /// Whether Nodes are watched; why not, when not.
+    pub nodes: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes_not_watched: Option<String>,
+    /// Where alerts are read (none: no unanticipated alert is seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<String>,
+    /// What halts the exercise, each with who set it; nothing else unanticipated does
+    /// (it is recorded in the report).
+    pub halts_on: Vec<String>,
+    /// Why the watch cannot be run as asked (each also a refusal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl FaultPlan {
@@ -341,6 +364,7 @@ pub fn refusals(plan: &Plan) -> Vec<String> {
         }
     }
     reasons.extend(plan.unjudgeable.iter().cloned());
+    reasons.extend(plan.watch.problems.iter().cloned());
     for check in plan.permissions.iter().filter(|c| !c.allowed) {
         reasons.push(format!("not allowed to {}", check.permission.describe()));
     }

@@ -30,6 +30,8 @@ pub struct PlanOptions {
     /// dry run for its own sake): `<scenario>-plan`. A run passes its own, so that what its
     /// report says it would have done names what it would really have made.
     pub exercise: Option<String>,
+    /// The operator's floor of what every exercise watches and halts on.
+    pub floor: super::beyond::Floor,
 }
 
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
@@ -47,6 +49,7 @@ pub async fn plan(
         fault_image,
         nodes_journal_namespace,
         exercise,
+        floor,
     } = options;
     let (fault_image, nodes_journal_namespace) = (fault_image.as_deref(), nodes_journal_namespace.as_deref());
     let spec = &scenario.spec;
@@ -163,6 +166,11 @@ pub async fn plan(
     for permission in permissions(scenario, nodes_journal_namespace) {
         checks.push(review(client, permission).await);
     }
+    let scope = super::beyond::Scope::of(spec, floor);
+    for permission in super::beyond::permissions(&scope) {
+        checks.push(review(client, permission).await);
+    }
+    let watch = watch_plan(client, spec, &scope, sources.alertmanager.as_deref()).await;
     let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
     dry_runs.push(journal_dry_run(client, &journal_ns, &scenario.metadata.name).await);
     let mut plan = Plan {
@@ -175,6 +183,7 @@ pub async fn plan(
         permissions: checks,
         dry_run: dry_runs,
         unjudgeable: unjudgeable(spec, sources),
+        watch,
         runnable: false,
         refusals: Vec::new(),
     };
@@ -184,6 +193,45 @@ pub async fn plan(
     }
     plan.runnable = plan.refusals.is_empty();
     plan
+}
+
+/// The watch beyond the targets: Nodes are watched when required, or else when the identity
+/// may; Alertmanager, when one is known, must answer now (its alerts already firing are the
+/// baseline).
+async fn watch_plan(
+    client: &Client,
+    spec: &crate::scenario::model::ScenarioSpec,
+    scope: &super::beyond::Scope,
+    alertmanager: Option<&str>,
+) -> super::plan::WatchPlan {
+    let mut problems = scope.problems(spec, alertmanager);
+    let mut nodes_not_watched = None;
+    if !scope.nodes_required {
+        for permission in super::beyond::node_permissions() {
+            let check = review(client, permission).await;
+            if !check.allowed && nodes_not_watched.is_none() {
+                nodes_not_watched = Some(format!(
+                    "not allowed to {} (set watch.nodes: true to require it)",
+                    check.permission.describe()
+                ));
+            }
+        }
+    }
+    if let Some(base) = alertmanager
+        && let Err(e) = super::beyond::reachable(base).await
+    {
+        problems.push(format!(
+            "cannot read the alerts of Alertmanager {base}, so an unanticipated alert would go unseen: {e}"
+        ));
+    }
+    super::plan::WatchPlan {
+        namespaces: scope.namespaces.names(),
+        nodes: nodes_not_watched.is_none(),
+        nodes_not_watched,
+        alertmanager: alertmanager.map(str::to_owned),
+        halts_on: scope.halts_on(),
+        problems,
+    }
 }
 
 /// The clauses whose probe has nowhere to ask: a `prometheus` or `alert` clause with no `url`

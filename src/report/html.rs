@@ -96,6 +96,9 @@ pub fn html(report: &Report) -> String {
         );
     }
     row(&mut out, "Impact", xml(&impact(report)));
+    if let Some(line) = super::render::beyond(report) {
+        row(&mut out, "Beyond the targets", xml(&line));
+    }
     let open = report
         .follow_ups
         .iter()
@@ -146,6 +149,18 @@ pub fn html(report: &Report) -> String {
         let _ = writeln!(out, "</ul>");
     }
 
+    if let Some(observed) = &report.observed_blast_radius {
+        let _ = writeln!(out, "<h2>Observed blast radius</h2>\n<ul id=\"observed\">");
+        for line in super::render::observed_lines(observed) {
+            let _ = writeln!(out, "<li>{}</li>", xml(&line));
+        }
+        let _ = writeln!(out, "</ul>");
+        if observed.collateral.is_empty() {
+            let _ = writeln!(out, "<p>Nothing outside the declared radius degraded or alerted.</p>");
+        } else {
+            out.push_str(&html_table("collateral", &super::render::collateral_table(report)));
+        }
+    }
     for (title, id, table) in [
         ("Expectations", "expectations", expectations_table(report)),
         ("Events", "events", events_table(report)),

@@ -1,4 +1,4 @@
-//! The report document (`reportVersion: 1`). Written by `run` to `reports/`; the reporting
+//! The report document (`reportVersion: 2`). Written by `run` to `reports/`; the reporting
 //! work extends it, never changes the meaning of a field.
 
 use chrono::{DateTime, Utc};
@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 
-pub const REPORT_VERSION: u32 = 1;
+/// 2: `observedBlastRadius`. A version-1 report reads as one without it.
+pub const REPORT_VERSION: u32 = 2;
 
 /// The outcome of an exercise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -47,7 +48,7 @@ impl Outcome {
 pub struct Event {
     pub at: DateTime<Utc>,
     /// `phase`, `refused`, `skipped`, `injected`, `evicted`, `partial`, `notInjected`, `error`,
-    /// `slowInjection`, `notObserved`, `faultEnded`, `expectation`, `abort`, `reverted`,
+    /// `slowInjection`, `notObserved`, `faultEnded`, `expectation`, `collateral`, `abort`, `reverted`,
     /// `revertFailed`, `recovered`, `notRecovered` (`engine::event::ExerciseEvent::timeline`).
     pub kind: String,
     pub detail: String,
@@ -194,6 +195,98 @@ pub struct Metrics {
     pub blast_radius: ActualBlastRadius,
 }
 
+/// What the run watched beyond its targets, and what it saw there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedBlastRadius {
+    /// What was watched, and what would halt the exercise.
+    pub watched: Watched,
+    /// The blast radius the scenario declared: what its faults hit, and what the guard
+    /// spared (`target: reason`).
+    pub declared: Declared,
+    /// Everything outside the declared radius that degraded or alerted while the exercise
+    /// ran (first injection to the end of recovery), in the order first seen.
+    #[serde(default)]
+    pub collateral: Vec<Collateral>,
+    /// The collateral that halted the exercise (an index into `collateral`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted_by: Option<usize>,
+}
+
+/// The watched scope and the halt rules, as the run applied them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Watched {
+    /// The namespaces watched (`*`: every namespace).
+    pub namespaces: Vec<String>,
+    /// Whether Nodes were watched (and why not, when not).
+    pub nodes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_not_watched: Option<String>,
+    /// The Alertmanager read for alerts, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<String>,
+    /// Alerts already firing when the watch began: not counted as unanticipated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub already_firing: Vec<String>,
+    /// The rules that halt the exercise, each with who set it (`operator` or `scenario`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub halts_on: Vec<String>,
+}
+
+/// The declared blast radius.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Declared {
+    pub hit: Vec<String>,
+    pub spared: Vec<String>,
+}
+
+/// What kind of thing was hit beyond the targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CollateralKind {
+    /// A Deployment, StatefulSet or DaemonSet below its desired Ready replicas.
+    Workload,
+    /// A pod that restarted or stopped being Ready.
+    Pod,
+    /// A Node that stopped being Ready or schedulable.
+    Node,
+    /// An alert no clause of the scenario names, not firing when the watch began.
+    Alert,
+}
+
+/// One thing outside the declared blast radius that was hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Collateral {
+    pub kind: CollateralKind,
+    /// `Deployment orders/orders`, `Pod orders/orders-7d9f-x2`, `Node worker-2`, or the
+    /// alert's name.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// What was seen, for people: `0/2 Ready (wants 2)`, `not Ready`, `restarted (1 → 2)`.
+    pub what: String,
+    /// An alert's labels.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Whose it is: the `team` label of the workload (or pod, or alert), else of its
+    /// namespace; `None` when neither says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    /// When it was healthy again (or the alert resolved); `None`: still degraded when the
+    /// watch ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// How long it was degraded, up to the end of the watch, in seconds.
+    pub for_s: f64,
+    /// Whether a halt rule matched it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub halts: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Abort {
@@ -246,6 +339,9 @@ pub struct Report {
     pub learned: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub follow_ups: Vec<FollowUp>,
+    /// What the run saw beyond its targets (none when it was refused before it watched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_blast_radius: Option<ObservedBlastRadius>,
 }
 
 /// The JSON Schema of the report (draft-07).

@@ -130,6 +130,9 @@ pub fn markdown(report: &Report) -> String {
         );
     }
     let _ = writeln!(out, "| Impact | {} |", impact(report));
+    if let Some(line) = beyond(report) {
+        let _ = writeln!(out, "| Beyond the targets | {} |", cell(&line));
+    }
     let open = report
         .follow_ups
         .iter()
@@ -176,6 +179,18 @@ pub fn markdown(report: &Report) -> String {
         }
     }
 
+    if let Some(observed) = &report.observed_blast_radius {
+        let _ = writeln!(out, "\n## Observed blast radius\n");
+        for line in observed_lines(observed) {
+            let _ = writeln!(out, "- {}", item(&line));
+        }
+        if observed.collateral.is_empty() {
+            let _ = writeln!(out, "\nNothing outside the declared radius degraded or alerted.");
+        } else {
+            let _ = writeln!(out);
+            out.push_str(&markdown_table(&collateral_table(report)));
+        }
+    }
     for (title, table) in [
         ("Expectations", expectations_table(report)),
         ("Timeline", events_table(report)),
@@ -207,6 +222,127 @@ pub fn markdown(report: &Report) -> String {
         timestamp(report.ended_at)
     );
     out
+}
+
+/// What the run saw beyond its targets, in one line for the summary; `None` when it did not
+/// watch (refused before it began).
+pub fn beyond(report: &Report) -> Option<String> {
+    let observed = report.observed_blast_radius.as_ref()?;
+    if observed.collateral.is_empty() {
+        return Some(format!(
+            "nothing degraded or alerted outside the declared radius (watched: {})",
+            watched_scope(observed)
+        ));
+    }
+    let owners = owners(observed);
+    Some(format!(
+        "{} collateral hit{}{}",
+        observed.collateral.len(),
+        if owners.is_empty() {
+            String::new()
+        } else {
+            format!(", owned by {}", owners.join(", "))
+        },
+        observed
+            .halted_by
+            .and_then(|i| observed.collateral.get(i))
+            .map_or(String::new(), |c| format!("; halted by {}", c.subject))
+    ))
+}
+
+/// The owners of the collateral, each once, in order.
+pub fn owners(observed: &crate::report::model::ObservedBlastRadius) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = observed.collateral.iter().filter_map(|c| c.owner.clone()).collect();
+    set.into_iter().collect()
+}
+
+/// `namespaces shop, orders; nodes; alerts from http://am`.
+pub fn watched_scope(observed: &crate::report::model::ObservedBlastRadius) -> String {
+    let w = &observed.watched;
+    let mut parts = vec![format!("namespaces {}", w.namespaces.join(", "))];
+    parts.push(if w.nodes { "nodes".into() } else { "not nodes".into() });
+    parts.push(match &w.alertmanager {
+        Some(a) => format!("alerts from {a}"),
+        None => "no alerts (no Alertmanager)".into(),
+    });
+    parts.join("; ")
+}
+
+/// The declared radius, the watched scope and the halt rules, one line each.
+pub fn observed_lines(observed: &crate::report::model::ObservedBlastRadius) -> Vec<String> {
+    let declared = &observed.declared;
+    let mut lines = vec![format!(
+        "Declared: {} target(s) hit{}; {} spared",
+        declared.hit.len(),
+        if declared.hit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", declared.hit.join(", "))
+        },
+        declared.spared.len()
+    )];
+    lines.push(format!("Watched: {}", watched_scope(observed)));
+    if let Some(why) = &observed.watched.nodes_not_watched {
+        lines.push(format!("Nodes not watched: {why}"));
+    }
+    if !observed.watched.already_firing.is_empty() {
+        lines.push(format!(
+            "Already firing when the watch began (not counted): {}",
+            observed.watched.already_firing.join(", ")
+        ));
+    }
+    lines.push(if observed.watched.halts_on.is_empty() {
+        "Halts on: nothing (recorded only)".into()
+    } else {
+        format!("Halts on: {}", observed.watched.halts_on.join("; "))
+    });
+    lines
+}
+
+/// Everything hit beyond the targets: what, where, what was seen, whose, when and how long.
+pub fn collateral_table(report: &Report) -> Table {
+    let rows = report
+        .observed_blast_radius
+        .iter()
+        .flat_map(|o| o.collateral.iter())
+        .map(|c| {
+            let labels: Vec<String> = c
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "alertname")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let what = if labels.is_empty() {
+                c.what.clone()
+            } else {
+                format!("{} {{{}}}", c.what, labels.join(", "))
+            };
+            vec![
+                format!("{:?}", c.kind).to_lowercase(),
+                c.subject.clone(),
+                what,
+                c.owner.clone().unwrap_or_else(|| "unknown".into()),
+                offset(report, c.first_seen),
+                match c.until {
+                    Some(_) => format!("{:.1}s", c.for_s),
+                    None => format!("{:.1}s, still at the end", c.for_s),
+                },
+                if c.halts { "HALTED".into() } else { String::new() },
+            ]
+        })
+        .collect();
+    Table {
+        columns: vec![
+            ("Kind", false),
+            ("Subject", false),
+            ("Seen", false),
+            ("Owner", false),
+            ("First seen", false),
+            ("For", true),
+            ("Halt", false),
+        ],
+        rows,
+    }
 }
 
 /// A table of a report, as plain text: each renderer lays it out its way.
@@ -374,6 +510,34 @@ pub fn junit(reports: &[Report]) -> String {
             )),
             _ => None,
         };
+        if let Some(observed) = &report.observed_blast_radius {
+            // The hypothesis said where the fault would reach: anything beyond is a finding.
+            t += 1;
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"{}\" name=\"no unanticipated impact\" time=\"{duration:.3}\">",
+                xml(name)
+            );
+            if !observed.collateral.is_empty() {
+                f += 1;
+                let hit: Vec<String> = observed
+                    .collateral
+                    .iter()
+                    .map(|c| {
+                        let owner = c.owner.as_deref().map(|o| format!(" (owner {o})")).unwrap_or_default();
+                        format!("{} {}{owner}", c.subject, c.what)
+                    })
+                    .collect();
+                let message = format!("{} hit beyond the targets", hit.len());
+                let _ = writeln!(
+                    cases,
+                    "      <failure message=\"{}\" type=\"unanticipated\">{}</failure>",
+                    xml(&message),
+                    xml(&hit.join("\n"))
+                );
+            }
+            let _ = writeln!(cases, "    </testcase>");
+        }
         if let Some((kind, message)) = why {
             t += 1;
             e += 1;

@@ -1,7 +1,8 @@
 //! Trends across many reports: per group (scenario, team or namespace) and per month, how
 //! many exercises ran, how many confirmed their hypothesis, aborts, the median times to
 //! detect, remediate and recover and how they moved since the group's previous month,
-//! availability during faults, follow-ups opened and done, and confidence before and after.
+//! availability during faults, exercises that hit something beyond their targets (the
+//! observed blast radius), follow-ups opened and done, and confidence before and after.
 //! PURE over reports; `read` lists and skips what is not a report.
 
 use std::collections::BTreeMap;
@@ -52,6 +53,10 @@ pub struct Figures {
     pub time_to_recover_change_s: Option<f64>,
     /// The mean of the reports' availability during their faults.
     pub availability: Option<f64>,
+    /// Exercises whose watch saw collateral beyond their targets (of those that watched).
+    pub with_collateral: u32,
+    /// Exercises that watched beyond their targets (reports from before version 2 did not).
+    pub watched: u32,
     pub follow_ups_opened: u32,
     pub follow_ups_done: u32,
     pub mean_confidence_before: Option<f64>,
@@ -162,6 +167,15 @@ fn figures(period: String, reports: &[&Report]) -> Figures {
                 .filter_map(|r| r.metrics.availability)
                 .collect::<Vec<_>>(),
         ),
+        with_collateral: reports
+            .iter()
+            .filter(|r| {
+                r.observed_blast_radius
+                    .as_ref()
+                    .is_some_and(|o| !o.collateral.is_empty())
+            })
+            .count() as u32,
+        watched: reports.iter().filter(|r| r.observed_blast_radius.is_some()).count() as u32,
         follow_ups_opened: follow_ups.len() as u32,
         follow_ups_done: follow_ups.iter().filter(|f| f.status == FollowUpStatus::Done).count() as u32,
         mean_confidence_before: confidence(|r| r.confidence_before),
@@ -221,7 +235,7 @@ fn confidence(c: Option<f64>) -> String {
 }
 
 /// The columns of a trend table, as text.
-fn row(f: &Figures) -> [String; 10] {
+fn row(f: &Figures) -> [String; 11] {
     [
         f.period.clone(),
         f.exercises.to_string(),
@@ -231,6 +245,11 @@ fn row(f: &Figures) -> [String; 10] {
         with_change(f.median_time_to_remediate_s, f.time_to_remediate_change_s),
         with_change(f.median_time_to_recover_s, f.time_to_recover_change_s),
         percent(f.availability),
+        if f.watched == 0 {
+            "—".into()
+        } else {
+            format!("{} of {}", f.with_collateral, f.watched)
+        },
         format!("{} / {}", f.follow_ups_opened, f.follow_ups_done),
         format!(
             "{} → {}",
@@ -240,7 +259,7 @@ fn row(f: &Figures) -> [String; 10] {
     ]
 }
 
-const HEADERS: [&str; 10] = [
+const HEADERS: [&str; 11] = [
     "Month",
     "Exercises",
     "Confirmed",
@@ -249,6 +268,7 @@ const HEADERS: [&str; 10] = [
     "Remediate (median)",
     "Recover (median)",
     "Availability",
+    "Hit beyond targets",
     "Follow-ups opened / done",
     "Confidence before → after",
 ];

@@ -12,6 +12,7 @@
 pub use disasterpiece_common::duration;
 pub mod condition;
 pub mod gameday;
+pub mod matcher;
 pub mod model;
 pub mod problem;
 pub mod retarget;

@@ -148,6 +148,78 @@ pub struct ScenarioSpec {
     /// How soon the steady state must return after the revert. Defaults to 5m.
     #[serde(default)]
     pub recovery: Recovery,
+    /// Where the run looks beyond its targets, from the first injection to the end of
+    /// recovery: what degrades there is the observed blast radius (collateral).
+    #[serde(default, skip_serializing_if = "Watch::is_empty")]
+    pub watch: Watch,
+    /// What to do when the fault reaches further than the hypothesis said: an alert no
+    /// clause names starts firing, or a workload, pod or node outside the targets degrades.
+    /// Without `abortOn`, it is recorded in the report. The operator's floor
+    /// (`--halt-on-alert`, `--halt-on-collateral-in`) always applies as well.
+    #[serde(default, skip_serializing_if = "Unanticipated::is_empty")]
+    pub unanticipated: Unanticipated,
+}
+
+/// Where a run watches beyond its targets. The target's namespace is always watched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Watch {
+    /// More namespaces to watch, e.g. the services that call the target (`orders`), or `*`
+    /// for every namespace (needs the right to list cluster-wide; not for tenants of the
+    /// controller).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub namespaces: Vec<String>,
+    /// Watch Nodes for one that stops being Ready or schedulable. `true`: the run is refused
+    /// when it may not; unset: watched when the identity may list and watch Nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<bool>,
+}
+
+impl Watch {
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty() && self.nodes.is_none()
+    }
+}
+
+/// What to do on unanticipated impact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Unanticipated {
+    /// Halt the exercise (revert everything, verdict Aborted) on these; anything else
+    /// unanticipated is recorded only.
+    #[serde(default, skip_serializing_if = "AbortOn::is_empty")]
+    pub abort_on: AbortOn,
+}
+
+impl Unanticipated {
+    pub fn is_empty(&self) -> bool {
+        self.abort_on.is_empty()
+    }
+}
+
+/// The unanticipated impact that halts an exercise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AbortOn {
+    /// Alert label matchers, as Alertmanager writes them: an unanticipated alert that every
+    /// matcher of one entry matches halts, e.g. `severity=~"page|critical"` or
+    /// `{team="orders", severity="page"}`. Alerts are read from `--alertmanager-url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub alerts: Vec<String>,
+    /// Collateral (a workload below its desired Ready replicas, a pod that restarts or stops
+    /// being Ready, outside the targets) in one of these namespaces halts; `*`: in any
+    /// watched namespace. A Node that degrades counts under `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub collateral_in: Vec<String>,
+}
+
+impl AbortOn {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.collateral_in.is_empty()
+    }
 }
 
 /// What the faults act on: one named object, or the objects a selector matches.

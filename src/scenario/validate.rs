@@ -153,7 +153,47 @@ pub fn validate_scenario_parts(document: &J) -> Vec<Finding> {
         f.add("spec.recovery.within", "must be longer than 0s")
             .hint("give the system time to recover, e.g. `5m`");
     }
+    if let Some(watch) = part::<Watch>(document, "/spec/watch") {
+        check_watched_namespaces(&mut f, "spec.watch.namespaces", &watch.namespaces);
+    }
+    if let Some(unanticipated) = part::<Unanticipated>(document, "/spec/unanticipated") {
+        check_unanticipated(&mut f, &unanticipated);
+    }
     f.0
+}
+
+/// Namespaces to watch (or to halt on collateral in): names, or `*` alone; each once.
+fn check_watched_namespaces(f: &mut Findings, path: &str, namespaces: &[String]) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        let at = index_path(path, i);
+        if !seen.insert(ns.as_str()) {
+            f.add(at, format!("`{ns}` is listed twice"))
+                .hint("list each namespace once");
+        } else if ns == "*" {
+            if namespaces.len() > 1 {
+                f.add(at, "`*` already means every namespace")
+                    .hint("give `*` alone, or the namespaces one by one");
+            }
+        } else if !is_dns_label(ns) {
+            f.add(at, format!("`{ns}` is not a valid namespace name"))
+                .hint("use lowercase letters, digits and `-`, at most 63 characters, or `*` for every namespace");
+        }
+    }
+}
+
+fn check_unanticipated(f: &mut Findings, unanticipated: &Unanticipated) {
+    let abort_on = &unanticipated.abort_on;
+    for (i, text) in abort_on.alerts.iter().enumerate() {
+        if let Err(e) = super::matcher::parse(text) {
+            f.add(
+                index_path("spec.unanticipated.abortOn.alerts", i),
+                format!("`{text}` is no alert matcher: it {e}"),
+            )
+            .hint(r#"write Alertmanager matchers, e.g. `severity=~"page|critical"` or `{team="orders", severity="page"}`"#);
+        }
+    }
+    check_watched_namespaces(f, "spec.unanticipated.abortOn.collateralIn", &abort_on.collateral_in);
 }
 
 /// Every rule a game day must meet beyond its shape. `file_exists` answers whether a

@@ -41,6 +41,7 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
         election: None,
         clock: Default::default(),
         metrics: Default::default(),
+        floor: Default::default(),
     }
 }
 
@@ -388,4 +389,75 @@ impl Partition {
             .map(|(_, line)| line.clone())
             .collect()
     }
+}
+
+/// Debian names it prometheus-alertmanager; elsewhere it is alertmanager.
+pub fn alertmanager_binary() -> std::path::PathBuf {
+    program(
+        Some("DISASTERPIECE_ALERTMANAGER"),
+        &["prometheus-alertmanager", "alertmanager"],
+        "apt-get install prometheus-alertmanager, or set DISASTERPIECE_ALERTMANAGER",
+    )
+}
+
+/// A port on 127.0.0.1 nothing listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts Alertmanager on a free port with a receiver that drops everything; its URL and
+/// process (killed on drop).
+pub async fn start_alertmanager(binary: &std::path::Path, dir: &std::path::Path) -> (String, tokio::process::Child) {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("alertmanager.yml"), "route: {receiver: 'null', group_wait: 0s, group_interval: 1s, repeat_interval: 1h}\nreceivers: [{name: 'null'}]\n").expect("config");
+    let port = free_port();
+    let child = tokio::process::Command::new(binary)
+        .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start alertmanager");
+    let am_url = format!("http://127.0.0.1:{port}");
+    eventually("Alertmanager is ready", || async {
+        let url = url::Url::parse(&am_url).expect("url");
+        disasterpiece::probe::http::direct(None, &url, "GET", "/-/ready", &Default::default())
+            .await
+            .is_ok_and(|(code, _)| code == 200)
+    })
+    .await;
+    (am_url, child)
+}
+
+/// Posts one alert with `labels` to Alertmanager (its v2 API), firing from now until told
+/// otherwise.
+pub async fn post_alert(am_url: &str, labels: &[(&str, &str)]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let labels: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+        .collect();
+    let body = serde_json::json!([{"labels": labels}]).to_string();
+    let addr = am_url.strip_prefix("http://").expect("http URL");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to Alertmanager");
+    let request = format!(
+        "POST /api/v2/alerts HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("post");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "Alertmanager refused the alert: {answer}"
+    );
 }

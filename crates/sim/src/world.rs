@@ -115,6 +115,7 @@ impl World {
             self.schedule(store, &types, config, now);
             self.kubelet(store, &types, config, now, &mut next, runtime.as_deref_mut());
             taint_cordoned_nodes(store, &types);
+            dependencies(store, &types);
             pdb_status(store, &types);
             if store.rv == before {
                 break;
@@ -802,6 +803,57 @@ fn has_unfinished_ephemeral(pod: &Value) -> bool {
             .count()
     });
     declared > finished
+}
+
+/// The annotation that makes a workload depend on another: `NAMESPACE/NAME` of a Deployment
+/// or StatefulSet. Its pods are Ready only while that workload has a Ready pod, as a pod
+/// whose readiness probe checks its dependency is; its synthetic service then answers 503.
+pub const ANNOTATION_DEPENDS_ON: &str = "sim.disasterpiece.dev/depends-on";
+
+/// Pods of a workload that depends on another follow that one's health (see
+/// [`ANNOTATION_DEPENDS_ON`]).
+fn dependencies(store: &mut Store, t: &Types) {
+    let pointer = format!("/metadata/annotations/{}", ANNOTATION_DEPENDS_ON.replace('/', "~1"));
+    let dependents: Vec<(String, String, Option<LabelSelector>)> = ["apps/deployments", "apps/statefulsets"]
+        .iter()
+        .flat_map(|key| store.all_of(key))
+        .filter(|w| at(w, "/metadata/deletionTimestamp").is_none())
+        .filter_map(|w| {
+            let on = at(w, &pointer)?.as_str()?.to_owned();
+            Some((text(w, "/metadata/namespace").to_owned(), on, workload_selector(w)))
+        })
+        .collect();
+    for (ns, on, selector) in dependents {
+        let Some(selector) = selector else { continue };
+        let Some((dep_ns, dep_name)) = on.split_once('/') else {
+            continue;
+        };
+        let dependency = ["apps/deployments", "apps/statefulsets"]
+            .iter()
+            .find_map(|key| store.get(key, dep_ns, dep_name))
+            .and_then(workload_selector);
+        let up = dependency.is_some_and(|dep| {
+            store
+                .all_of("/pods")
+                .filter(|p| text(p, "/metadata/namespace") == dep_ns)
+                .any(|p| dep.matches_object(p) && pod_is_healthy(p))
+        });
+        let stamp = store.now_rfc3339();
+        let changed: Vec<Value> = store
+            .all_of("/pods")
+            .filter(|p| text(p, "/metadata/namespace") == ns && selector.matches_object(p))
+            .filter(|p| text(p, "/status/phase") == "Running" && at(p, "/metadata/deletionTimestamp").is_none())
+            .filter(|p| pod_is_healthy(p) != up)
+            .map(|p| {
+                let mut pod = p.clone();
+                set_ready(&mut pod, up, &stamp);
+                pod
+            })
+            .collect();
+        for pod in changed {
+            store.put_internal(&t.pods, pod);
+        }
+    }
 }
 
 fn set_ready(pod: &mut Value, ready: bool, stamp: &str) {

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::report::model::{
-    Abort, ActualBlastRadius, ClauseVerdict, Environment, Event, ExpectationResult, Injection, Metrics, Outcome,
-    REPORT_VERSION, Report, TargetChoice,
+    Abort, ActualBlastRadius, ClauseVerdict, Declared, Environment, Event, ExpectationResult, Injection, Metrics,
+    ObservedBlastRadius, Outcome, REPORT_VERSION, Report, TargetChoice,
 };
 use crate::scenario::Scenario;
 use crate::scenario::model::{HasProbe, ProbeKind, ScenarioSpec, Timing};
@@ -31,6 +31,8 @@ pub(super) struct Record {
     pub retried_calls: Vec<String>,
     /// Why a fault ended before its window did, and when: the window ended there.
     pub ended_early: Option<String>,
+    /// What the watch beyond the targets saw (its `declared` is filled in here).
+    pub observed: Option<ObservedBlastRadius>,
 }
 
 /// Who ran it, and how sure they were.
@@ -98,6 +100,24 @@ pub(super) fn report(
                 .sum(),
         },
     };
+    let observed_blast_radius = record.observed.map(|mut observed| {
+        observed.declared = Declared {
+            hit: record
+                .injections
+                .iter()
+                .filter(|i| i.injected_at.is_some())
+                .map(|i| i.target.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            spared: record
+                .targets
+                .iter()
+                .flat_map(|t| t.excluded.iter().map(|(target, why)| format!("{target}: {why}")))
+                .collect(),
+        };
+        observed
+    });
     Report {
         report_version: REPORT_VERSION,
         exercise,
@@ -121,6 +141,7 @@ pub(super) fn report(
         confidence_after: None,
         learned: Vec::new(),
         follow_ups: Vec::new(),
+        observed_blast_radius,
     }
 }
 

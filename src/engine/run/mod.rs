@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kube::Client;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use super::abort::{ABORT_ANNOTATION, KILL_SWITCH, kill_switch};
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub confidence_before: Option<u8>,
     /// What time it is: every time in the report and the journal comes from it.
     pub clock: Clock,
+    /// The operator's floor of what every exercise watches beyond its targets and halts on.
+    pub floor: super::beyond::Floor,
 }
 
 /// Why `action` must not be taken because another live exercise acts on the same object, if
@@ -154,6 +157,8 @@ struct Exercise<'a> {
     options: &'a RunOptions,
     events: Events<'a>,
     abort: AbortSignal,
+    /// Pulls `abort` from within (the watch beyond the targets).
+    cord: watch::Sender<Option<String>>,
     aborted: Option<Aborted>,
     phase: Phase,
 }
@@ -212,6 +217,10 @@ pub async fn run(
         started_at: clock.now(),
         ..Record::default()
     };
+    // The cord the exercise watches: whatever the caller pulls, and the watch beyond the
+    // targets when it sees unanticipated impact a halt rule names.
+    let (cord, merged) = watch::channel(abort.borrow().clone());
+    let _forward = StopOnDrop(tokio::spawn(forward(abort, cord.clone())));
     let mut x = Exercise {
         client,
         spec: &scenario.spec,
@@ -222,7 +231,8 @@ pub async fn run(
             begun: Instant::now(),
             timeline: Vec::new(),
         },
-        abort,
+        abort: merged,
+        cord,
         aborted: None,
         phase: Phase::Preflight,
     };
@@ -279,6 +289,7 @@ async fn preflight(
         fault_image: options.fault_image.clone(),
         nodes_journal_namespace: options.nodes_journal_namespace.clone(),
         exercise: Some(options.exercise.clone()),
+        floor: options.floor.clone(),
     };
     let plan = preflight::plan(
         x.client,
@@ -313,6 +324,22 @@ async fn preflight(
 /// From opening the journal to closing it: inject, observe, revert, recovery.
 async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engine::plan::Plan, record: &mut Record) {
     let (spec, options) = (x.spec, x.options);
+    // The watch beyond the targets opens first: what is degraded before the first injection
+    // is its baseline. One that cannot be opened refuses the run, before anything changed.
+    let mut cord = x.abort.clone();
+    let opened = unless_aborted(&mut cord, beyond(x, plan)).await;
+    x.check_abort();
+    let beyond = match opened {
+        Some(Ok(watcher)) => watcher,
+        Some(Err(e)) => {
+            record.refusals = vec![e];
+            return;
+        }
+        None => {
+            settle_abort(x, record);
+            return;
+        }
+    };
     let journal_ns = journal_namespace(spec, options.nodes_journal_namespace.as_deref());
     let journal = match Journal::open(
         x.client,
@@ -357,7 +384,7 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
         sources: options.sources.clone(),
         clock: options.clock.clone(),
     };
-    let mut watch = observe::Watch::new(spec, probes);
+    let mut watch = observe::Watch::new(spec, probes, beyond);
     record.ended_early = observe::observe(x, &mut watch, &injected).await;
     record.revert_failures = revert(x, &ctx, &journal, &mut injected).await;
     let mut heartbeat = heartbeat;
@@ -372,6 +399,25 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
     record.injections = injected.injections;
     record.expectations = watch.results();
     record.time_to_remediate_s = watch.remediated();
+    record.observed = Some(watch.stop_beyond(&mut x.events));
+}
+
+/// Opens the watch beyond the targets of `plan`, with the exercise's cord to pull.
+async fn beyond(x: &Exercise<'_>, plan: &crate::engine::plan::Plan) -> Result<super::beyond::Watcher, String> {
+    let options = x.options;
+    let started = super::beyond::Started {
+        scope: super::beyond::Scope::of(x.spec, &options.floor),
+        declared: super::beyond::declared(plan, x.spec),
+        nodes: plan.watch.nodes_not_watched.clone().map_or(Ok(()), Err),
+        alertmanager: options.sources.alertmanager.clone(),
+        exercise: options.exercise.clone(),
+        nodes_journal_namespace: options
+            .nodes_journal_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        clock: options.clock.clone(),
+    };
+    super::beyond::Watcher::start(x.client, started, x.cord.clone()).await
 }
 
 /// Puts back everything journaled, through the one revert path; returns the undo steps that
@@ -430,6 +476,20 @@ async fn close(x: &mut Exercise<'_>, journal: &Journal, reverted: bool) {
     } else if let Err(e) = journal.close().await {
         x.emit(ExerciseEvent::JournalNotClosed { error: e.to_string() });
     }
+}
+
+/// Passes the caller's abort on to the exercise's own cord.
+async fn forward(mut from: AbortSignal, to: watch::Sender<Option<String>>) {
+    requested(&mut from).await;
+    let reason = from.borrow().clone();
+    to.send_if_modified(|asked| {
+        if asked.is_none() {
+            *asked = reason;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 /// A task that ends with its owner.

@@ -12,10 +12,11 @@ use super::clause::{Change, Clause};
 use super::inject::Injected;
 use super::{Exercise, kill_switch};
 use crate::engine::abort::unless_aborted;
+use crate::engine::beyond::Watcher;
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::fault::Undo;
 use crate::probe::{self, ProbeContext, Verdict};
-use crate::report::model::ExpectationResult;
+use crate::report::model::{ExpectationResult, ObservedBlastRadius};
 use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, ScenarioSpec};
 use crate::target::resolve::api_resource;
 
@@ -25,6 +26,8 @@ pub(super) struct Watch<'a> {
     probes: Vec<Option<ProbeKind<'a>>>,
     ctx: ProbeContext,
     remediation: Remediation,
+    /// The watch beyond the targets, from before the first injection to the end of recovery.
+    beyond: Watcher,
 }
 
 /// Time to remediate: from when remediation can start until the target's workload is back to
@@ -41,7 +44,7 @@ struct Remediation {
 }
 
 impl<'a> Watch<'a> {
-    pub fn new(spec: &'a ScenarioSpec, ctx: ProbeContext) -> Watch<'a> {
+    pub fn new(spec: &'a ScenarioSpec, ctx: ProbeContext, beyond: Watcher) -> Watch<'a> {
         let timed = || spec.expect.iter().filter_map(|c| c.timing().map(|t| (c, t)));
         Watch {
             clauses: timed()
@@ -72,6 +75,31 @@ impl<'a> Watch<'a> {
                 since: None,
                 took: None,
             },
+            beyond,
+        }
+    }
+
+    /// Says each piece of collateral found since the last time.
+    fn tell_collateral(&mut self, events: &mut super::Events<'_>) {
+        for found in self.beyond.new_findings() {
+            events.emit(ExerciseEvent::Collateral {
+                subject: found.subject,
+                what: found.what,
+                owner: found.owner,
+                halts: found.halts,
+            });
+        }
+    }
+
+    /// Ends the watch beyond the targets (at the end of recovery): what it saw.
+    pub fn stop_beyond(mut self, events: &mut super::Events<'_>) -> ObservedBlastRadius {
+        self.tell_collateral(events);
+        let (watched, collateral, halted_by) = self.beyond.stop();
+        ObservedBlastRadius {
+            watched,
+            declared: Default::default(),
+            collateral,
+            halted_by,
         }
     }
 
@@ -250,6 +278,7 @@ async fn round(
         }
     }
     events.emit(watch.states());
+    watch.tell_collateral(events);
     track_remediation(client, spec, &mut watch.remediation).await;
     if recovering {
         return None;
