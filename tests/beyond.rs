@@ -11,46 +11,12 @@ use disasterpiece::engine::event::ExerciseEvent;
 use disasterpiece::engine::preflight::{PlanOptions, plan};
 use disasterpiece::engine::run::{Progress, RunOptions, run};
 use disasterpiece::report::model::{CollateralKind, Outcome, Report};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
 mod common;
-use common::{eventually, fast_shop, parse, start};
-
-/// `orders` in a namespace of its own, owned by the orders team, whose pods are Ready only
-/// while checkout (in shop) has a Ready pod.
-async fn orders_depends_on_checkout(client: &kube::Client) {
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "orders", "labels": {"team": "orders-team"}}
-    }))
-    .expect("namespace");
-    Api::<Namespace>::all(client.clone())
-        .create(&Default::default(), &ns)
-        .await
-        .expect("create namespace orders");
-    let deployment: Deployment = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "orders", "namespace": "orders",
-            "annotations": {"sim.disasterpiece.dev/depends-on": "shop/checkout"}},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "orders"}},
-            "template": {"metadata": {"labels": {"app": "orders"}},
-                "spec": {"containers": [{"name": "orders", "image": "registry.example.com/orders:1"}]}}}
-    }))
-    .expect("deployment");
-    let api: Api<Deployment> = Api::namespaced(client.clone(), "orders");
-    api.create(&Default::default(), &deployment)
-        .await
-        .expect("create orders");
-    eventually("orders is ready", || async {
-        api.get("orders")
-            .await
-            .ok()
-            .and_then(|d| d.status?.ready_replicas)
-            .is_some_and(|r| r == 2)
-    })
-    .await;
-}
+use common::{fast_shop, parse, start};
 
 /// Kills every checkout pod, so for a moment checkout has no Ready endpoint.
 fn checkout_loss(extra: &str) -> disasterpiece::scenario::Scenario {
@@ -93,7 +59,7 @@ async fn no_journal_left(client: &kube::Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dependent_workload_in_another_namespace_is_recorded_as_collateral_with_its_owner() {
     let (_sim, client) = start(fast_shop()).await;
-    orders_depends_on_checkout(&client).await;
+    common::orders_depends_on_checkout(&client, serde_json::json!({"team": "orders-team"})).await;
     let scenario = checkout_loss("  watch: {namespaces: [orders]}");
     let (_tx, abort) = watch::channel(None);
     let report = run(
@@ -151,7 +117,7 @@ async fn a_dependent_workload_in_another_namespace_is_recorded_as_collateral_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collateral_in_a_namespace_the_scenario_halts_on_aborts_the_run_and_reverts_everything() {
     let (_sim, client) = start(fast_shop()).await;
-    orders_depends_on_checkout(&client).await;
+    common::orders_depends_on_checkout(&client, serde_json::json!({"team": "orders-team"})).await;
     let scenario =
         checkout_loss("  watch: {namespaces: [orders]}\n  unanticipated: {abortOn: {collateralIn: [orders]}}");
     let (_tx, abort) = watch::channel(None);
@@ -191,7 +157,7 @@ async fn collateral_in_a_namespace_the_scenario_halts_on_aborts_the_run_and_reve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_lists_what_is_watched_and_what_halts_and_refuses_a_watch_it_may_not_open() {
     let (sim, client) = start(fast_shop()).await;
-    orders_depends_on_checkout(&client).await;
+    common::orders_depends_on_checkout(&client, serde_json::json!({"team": "orders-team"})).await;
     let scenario =
         checkout_loss("  watch: {namespaces: [orders]}\n  unanticipated: {abortOn: {collateralIn: [orders]}}");
     let floor = Floor {

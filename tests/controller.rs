@@ -1851,3 +1851,145 @@ async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
         String::from_utf8_lossy(&crafted.stderr)
     );
 }
+
+/// An Exercise whose fault reaches a workload of another team (orders, which depends on
+/// checkout and whose namespace lets shop's Scenarios watch it) records an
+/// UnanticipatedImpact Event naming the owner, and the GameDay's webhook hears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collateral_beyond_the_targets_is_an_event_and_a_webhook_message_naming_its_owner() {
+    use chrono::{DateTime, Utc};
+    use disasterpiece::scenario::gameday::GameDayResource;
+    let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc);
+    let pinned = ManualClock::new(utc("2026-11-25T13:00:00Z"));
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    common::orders_depends_on_checkout(
+        &client,
+        serde_json::json!({"team": "orders-team", "disasterpiece.dev/allow-from": "shop"}),
+    )
+    .await;
+    add_scenario(
+        &client,
+        "shop",
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {name: checkout-loss}
+spec:
+  hypothesis: Losing every checkout pod is absorbed.
+  target: {namespace: shop, kind: Deployment, name: checkout}
+  blastRadius: {mode: all, respectPodDisruptionBudgets: false}
+  faults: [{podKill: {gracePeriodSeconds: 0}}]
+  duration: 3s
+  expect:
+    - {name: replaced, kube: {readyReplicas: {atLeast: 3}}, within: 20s}
+  watch: {namespaces: [orders]}
+  unanticipated: {abortOn: {collateralIn: [orders]}}
+  recovery: {within: 20s}
+",
+    )
+    .await;
+    let (hook_url, received) = common::webhook().await;
+    Api::<GameDayResource>::namespaced(client.clone(), "shop")
+        .create(
+            &PostParams::default(),
+            &gameday(
+                "beyond",
+                "checkout-loss",
+                "checkout-loss",
+                &format!("  notify: {{webhook: '{hook_url}'}}\n"),
+            ),
+        )
+        .await
+        .expect("create the GameDay");
+    let (_stop, stop) = watch::channel(false);
+    tokio::spawn(control(client.clone(), options(&sim, pinned.clock()), stop));
+    let exercises: Api<Exercise> = Api::namespaced(client.clone(), "shop");
+    let name = "beyond-202611251300-dev-00";
+    ended_aborted(&exercises, name).await;
+    let events = events_of(&client, name).await;
+    let impact = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("UnanticipatedImpact"))
+        .unwrap_or_else(|| panic!("an UnanticipatedImpact Event: {events:#?}"));
+    let note = impact.message.clone().unwrap_or_default();
+    assert!(
+        note.contains("orders") && note.contains("(owner orders-team)"),
+        "{note}"
+    );
+    assert_eq!(impact.type_.as_deref(), Some("Warning"));
+    eventually("the webhook hears of the impact", || async {
+        received
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|m| m["event"] == "unanticipatedImpact")
+    })
+    .await;
+    let messages = received.lock().expect("lock").clone();
+    let message = messages
+        .iter()
+        .find(|m| m["event"] == "unanticipatedImpact")
+        .expect("the message");
+    assert_eq!(message["owners"], serde_json::json!(["orders-team"]));
+    assert!(
+        message["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("reached beyond its targets") && t.contains("(owners: orders-team)")),
+        "{message}"
+    );
+}
+
+/// What a tenant's watch beyond its targets reads goes into its report: a namespace that did
+/// not opt in is refused, as a probe of it would be, and so is `*`, which only the operator
+/// may set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_may_not_watch_a_namespace_that_did_not_opt_in_nor_every_namespace() {
+    let shop = cluster().await;
+    let client = &shop.client;
+    common::orders_depends_on_checkout(client, serde_json::json!({"team": "orders-team"})).await;
+    let watching = |name: &str, namespaces: &str| {
+        format!(
+            "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: {name}}}
+spec:
+  hypothesis: Losing a checkout pod is absorbed.
+  target: {{namespace: shop, kind: Deployment, name: checkout}}
+  faults: [{{podKill: {{}}}}]
+  duration: 3s
+  expect:
+    - {{name: replaced, kube: {{readyReplicas: {{atLeast: 3}}}}, within: 20s}}
+  watch: {{namespaces: {namespaces}}}
+"
+        )
+    };
+    add_scenario(client, "shop", &watching("watch-orders", "[orders]")).await;
+    add_scenario(client, "shop", &watching("watch-all", "['*']")).await;
+    let why = |status: disasterpiece::controller::crd::ExerciseStatus| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Refused")
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    let orders = why(refused(client, "shop", "orders-1", "watch-orders").await);
+    assert!(
+        orders.contains("watch.namespaces names namespace orders")
+            && orders.contains("disasterpiece.dev/allow-from=shop"),
+        "{orders}"
+    );
+    let all = why(refused(client, "shop", "all-1", "watch-all").await);
+    assert!(
+        all.contains("only the operator may") && all.contains("--watch-namespace"),
+        "{all}"
+    );
+    // Nothing was injected.
+    for name in ["orders-1", "all-1"] {
+        let events = events_of(client, name).await;
+        assert!(
+            !events.iter().any(|e| e.reason.as_deref() == Some("Injected")),
+            "{events:#?}"
+        );
+    }
+}

@@ -429,8 +429,25 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
         &["chromium"],
         "apt-get install chromium, or set DISASTERPIECE_CHROMIUM",
     );
-    let report = real_report().await;
+    let mut report = real_report().await;
     assert!(!report.expectations.is_empty());
+    // What the watch beyond the targets would add had orders gone down with checkout.
+    let observed = report
+        .observed_blast_radius
+        .as_mut()
+        .expect("the run watched beyond its targets");
+    observed.collateral.push(disasterpiece::report::model::Collateral {
+        kind: disasterpiece::report::model::CollateralKind::Workload,
+        subject: "Deployment orders/orders".into(),
+        namespace: Some("orders".into()),
+        what: "0/2 Ready".into(),
+        labels: Default::default(),
+        owner: Some("orders-team".into()),
+        first_seen: report.started_at,
+        until: None,
+        for_s: 3.0,
+        halts: false,
+    });
     let dir = scratch("html");
     let json_file = dir.join("report.json");
     std::fs::write(&json_file, serde_json::to_string(&report).expect("JSON")).expect("write");
@@ -523,6 +540,13 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
         "the timeline SVG is in the DOM:\n{dom}"
     );
     assert!(dom.contains("id=\"fault-window\""));
+    // The observed blast radius: the watched scope, and the collateral with its owner.
+    assert!(dom.contains("<h2>Observed blast radius</h2>"), "{dom}");
+    assert!(dom.contains("<table id=\"collateral\">"), "{dom}");
+    assert!(
+        dom.contains("<td>Deployment orders/orders</td>") && dom.contains("<td>orders-team</td>"),
+        "{dom}"
+    );
     for e in &report.expectations {
         assert!(
             dom.contains(&format!("data-expectation=\"{}\"", e.name)),

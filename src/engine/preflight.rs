@@ -162,14 +162,11 @@ pub async fn plan(
             sample: probe::sample(&probe_ctx, probe).await,
         });
     }
-    let mut checks = Vec::new();
-    for permission in permissions(scenario, nodes_journal_namespace) {
-        checks.push(review(client, permission).await);
-    }
     let scope = super::beyond::Scope::of(spec, floor);
-    for permission in super::beyond::permissions(&scope) {
-        checks.push(review(client, permission).await);
-    }
+    // Every access review at once: each is one round trip, and none depends on another.
+    let mut wanted = permissions(scenario, nodes_journal_namespace);
+    wanted.extend(super::beyond::permissions(&scope));
+    let checks = futures_util::future::join_all(wanted.into_iter().map(|p| review(client, p))).await;
     let watch = watch_plan(client, spec, &scope, sources.alertmanager.as_deref()).await;
     let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
     dry_runs.push(journal_dry_run(client, &journal_ns, &scenario.metadata.name).await);
@@ -207,15 +204,15 @@ async fn watch_plan(
     let mut problems = scope.problems(spec, alertmanager);
     let mut nodes_not_watched = None;
     if !scope.nodes_required {
-        for permission in super::beyond::node_permissions() {
-            let check = review(client, permission).await;
-            if !check.allowed && nodes_not_watched.is_none() {
-                nodes_not_watched = Some(format!(
-                    "not allowed to {} (set watch.nodes: true to require it)",
-                    check.permission.describe()
-                ));
-            }
-        }
+        let checks =
+            futures_util::future::join_all(super::beyond::node_permissions().into_iter().map(|p| review(client, p)))
+                .await;
+        nodes_not_watched = checks.iter().find(|c| !c.allowed).map(|c| {
+            format!(
+                "not allowed to {} (set watch.nodes: true to require it)",
+                c.permission.describe()
+            )
+        });
     }
     if let Some(base) = alertmanager
         && let Err(e) = super::beyond::reachable(base).await

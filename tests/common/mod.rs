@@ -461,3 +461,36 @@ pub async fn post_alert(am_url: &str, labels: &[(&str, &str)]) {
         "Alertmanager refused the alert: {answer}"
     );
 }
+
+/// `orders` in a namespace of its own (with `labels`), whose pods are Ready only
+/// while checkout (in shop) has a Ready pod.
+pub async fn orders_depends_on_checkout(client: &kube::Client, labels: serde_json::Value) {
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "orders", "labels": labels}
+    }))
+    .expect("namespace");
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&Default::default(), &ns)
+        .await
+        .expect("create namespace orders");
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "orders", "namespace": "orders",
+            "annotations": {"sim.disasterpiece.dev/depends-on": "shop/checkout"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "orders"}},
+            "template": {"metadata": {"labels": {"app": "orders"}},
+                "spec": {"containers": [{"name": "orders", "image": "registry.example.com/orders:1"}]}}}
+    }))
+    .expect("deployment");
+    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::namespaced(client.clone(), "orders");
+    api.create(&Default::default(), &deployment)
+        .await
+        .expect("create orders");
+    eventually("orders is ready", || async {
+        api.get("orders")
+            .await
+            .ok()
+            .and_then(|d| d.status?.ready_replicas)
+            .is_some_and(|r| r == 2)
+    })
+    .await;
+}

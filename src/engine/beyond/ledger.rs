@@ -131,6 +131,7 @@ impl Ledger {
 
     /// Takes a sighting at `at`. `owner` is who the object belongs to, when known.
     pub fn see(&mut self, seen: &Sighting, owner: Option<String>, at: DateTime<Utc>) -> Change {
+        self.declare_workload_on_target_node(seen);
         if self.declared.covers(seen) {
             return Change::Nothing;
         }
@@ -211,6 +212,19 @@ impl Ledger {
         state.healthy = seen.healthy;
         state.restarts = state.restarts.max(seen.restarts);
         change
+    }
+
+    /// A pod on a target node (a drain, a cordon) is hit by the fault itself, and so is the
+    /// workload it belongs to: that workload falling below its replicas is declared, not
+    /// collateral. Learnt from the pods as they are seen, the first time before the injection.
+    fn declare_workload_on_target_node(&mut self, seen: &Sighting) {
+        if seen.kind == CollateralKind::Pod
+            && seen.node.as_ref().is_some_and(|n| self.declared.nodes.contains(n))
+            && let Some((kind, name)) = seen.workload.as_deref().and_then(|w| w.split_once('/'))
+        {
+            let ns = seen.namespace.clone().unwrap_or_default();
+            self.declared.workloads.insert((kind.to_owned(), ns, name.to_owned()));
+        }
     }
 
     /// Whether `seen` would be new collateral (a cheap look before the async checks).
@@ -376,6 +390,12 @@ mod tests {
         ledger.see(&on_node, None, at(0));
         on_node.healthy = false;
         ledger.see(&on_node, None, at(1));
+        // The workload of a pod on a target node is hit by the fault itself.
+        let mut cache = deployment("shop", "cache", 3, 3);
+        cache.object_kind = "StatefulSet".into();
+        ledger.see(&cache, None, at(0));
+        cache.healthy = false;
+        ledger.see(&cache, None, at(2));
         assert!(ledger.is_empty(), "{:#?}", ledger.findings(at(9)));
     }
 

@@ -336,6 +336,14 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
             return;
         }
         None => {
+            // Nothing was changed yet: the abort ends the run here.
+            if let Some(aborted) = &x.aborted {
+                let reason = aborted.reason.clone();
+                x.emit(ExerciseEvent::Abort {
+                    reason,
+                    during: Phase::Preflight,
+                });
+            }
             settle_abort(x, record);
             return;
         }
