@@ -105,16 +105,27 @@ async fn with_5000_pods() {
     let bin = std::env::var("DISASTERPIECE_BIN").unwrap_or_else(|_| "target/release/disasterpiece".into());
     let dir = std::env::temp_dir().join(format!("beyond-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    for (label, extra) in [
-        ("the target's namespace only", ""),
-        ("every namespace (`*`, 5 000 more pods)", "  watch: {namespaces: ['*']}"),
-    ] {
+    let mut runs = vec![
+        (bin.clone(), "the target's namespace only", ""),
+        (
+            bin.clone(),
+            "every namespace (`*`, 5 000 more pods)",
+            "  watch: {namespaces: ['*']}",
+        ),
+    ];
+    // A build from before the watch (`DISASTERPIECE_BIN_BEFORE`), on the same exercise.
+    if let Ok(before) = std::env::var("DISASTERPIECE_BIN_BEFORE") {
+        runs.insert(0, (before, "nothing (a build from before the watch)", ""));
+    }
+    for (bin, label, extra) in runs {
         let mut requests = Vec::new();
+        let mut rates = Vec::new();
         let mut peaks = Vec::new();
         for i in 0..3 {
             let file = dir.join(format!("scenario-{i}.yaml"));
             std::fs::write(&file, pod_loss(extra)).expect("write");
             let before = sim.requests_served();
+            let began = std::time::Instant::now();
             let mut child = tokio::process::Command::new(&bin)
                 .arg("run")
                 .arg(&file)
@@ -144,12 +155,15 @@ async fn with_5000_pods() {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            requests.push((sim.requests_served() - before) as f64);
+            let sent = (sim.requests_served() - before) as f64;
+            requests.push(sent);
+            rates.push(sent / began.elapsed().as_secs_f64());
             peaks.push(peak as f64 / 1024.0);
         }
         println!(
-            "| a run watching {label}: requests sent (median of 3) | {:.0} |",
-            median(requests)
+            "| a run watching {label}: requests sent (median of 3) | {:.0} ({:.1}/s over the run) |",
+            median(requests),
+            median(rates)
         );
         println!(
             "| a run watching {label}: peak RSS (median of 3) | {:.1} MiB |",

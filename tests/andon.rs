@@ -37,16 +37,6 @@ impl Progress for Phases {
     }
 }
 
-fn options(exercise: &str) -> RunOptions {
-    RunOptions {
-        exercise: exercise.into(),
-        seed: 1,
-        sample_every: Duration::from_millis(200),
-        cluster: "sim".into(),
-        ..Default::default()
-    }
-}
-
 /// A run under way in the background, whose cord a test can pull in the phase it wants.
 struct Running {
     report: tokio::task::JoinHandle<Report>,
@@ -96,7 +86,9 @@ impl Running {
 
 /// Runs `scenario` to its end.
 async fn run_to_end(client: &kube::Client, scenario: Scenario, exercise: &str) -> (Report, Vec<ExerciseEvent>) {
-    start_run(client, scenario, options(exercise)).finish().await
+    start_run(client, scenario, common::run_options(exercise))
+        .finish()
+        .await
 }
 
 /// Runs `scenario`, pulls the cord `after` the phase `phase` starts, and returns the report.
@@ -106,7 +98,7 @@ async fn abort_in(
     phase: &str,
     after: Duration,
 ) -> (Report, Vec<ExerciseEvent>) {
-    let mut running = start_run(client, scenario.clone(), options("ex-andon"));
+    let mut running = start_run(client, scenario.clone(), common::run_options("ex-andon"));
     running.until(phase).await;
     tokio::time::sleep(after).await;
     running.pull(&format!("Andon pulled in {phase}"));
@@ -134,7 +126,7 @@ spec:
 ",
     );
     let before = sim.resource_version();
-    let mut options = options("ex-preflight");
+    let mut options = common::run_options("ex-preflight");
     options.sources.commands = disasterpiece::probe::CommandProbes::On;
     let mut running = start_run(&client, scenario, options);
     running.until("preflight").await;
@@ -293,7 +285,7 @@ spec:
     - {{name: answers, http: {{url: 'http://{address}/', timeout: 20s}}, throughout: true}}
 "
     ));
-    let mut opts = options("ex-slow-probe");
+    let mut opts = common::run_options("ex-slow-probe");
     opts.sources.hosts = disasterpiece::probe::hosts::HostPolicy::any();
     let mut running = start_run(&client, scenario, opts);
     running.until("observe").await;
@@ -404,7 +396,7 @@ spec:
     - {name: one left, kube: {readyReplicas: {atLeast: 1}}, throughout: true}
 ",
     );
-    let mut running = start_run(&runner, scenario, options("ex-revert-fails"));
+    let mut running = start_run(&runner, scenario, common::run_options("ex-revert-fails"));
     running.until("observe").await;
     bindings
         .delete("runner-admin", &Default::default())
@@ -518,7 +510,7 @@ spec:
 "
         ))
     };
-    let mut first = start_run(&client, scale("down-to-one", 1, "3s"), options("ex-first"));
+    let mut first = start_run(&client, scale("down-to-one", 1, "3s"), common::run_options("ex-first"));
     first.until("observe").await;
     let (second, _) = run_to_end(&client, scale("down-to-two", 2, "1s"), "ex-second").await;
     assert_eq!(second.outcome, Outcome::Refused, "{:?}", second.injections);
@@ -567,7 +559,7 @@ async fn a_second_exercise_counts_the_first_ones_fault_against_the_budget() {
     let mut first = start_run(
         &client,
         one_checkout_pod("partition-one", "networkPartition", "3s"),
-        options("ex-first"),
+        common::run_options("ex-first"),
     );
     first.until("observe").await;
     // Keep the second off the first one's pod, so it is the budget that says no.
@@ -642,12 +634,12 @@ async fn two_exercises_at_once_never_exceed_a_budget_or_min_healthy_together() {
         let a = start_run(
             &client,
             one_checkout_pod_with("kill-a", "podKill", "1s", radius),
-            options("ex-a"),
+            common::run_options("ex-a"),
         );
         let b = start_run(
             &client,
             one_checkout_pod_with("kill-b", "podKill", "1s", radius),
-            options("ex-b"),
+            common::run_options("ex-b"),
         );
         let ((a, _), (b, _)) = tokio::join!(a.finish(), b.finish());
         let hit = a.metrics.blast_radius.hit + b.metrics.blast_radius.hit;

@@ -9,7 +9,7 @@ use disasterpiece::clock::Clock;
 use disasterpiece::engine::beyond::Floor;
 use disasterpiece::engine::event::ExerciseEvent;
 use disasterpiece::engine::preflight::{PlanOptions, plan};
-use disasterpiece::engine::run::{Progress, RunOptions, run};
+use disasterpiece::engine::run::{Progress, run};
 use disasterpiece::report::model::{CollateralKind, Outcome, Report};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
@@ -37,17 +37,6 @@ spec:
     ))
 }
 
-fn options(exercise: &str) -> RunOptions {
-    RunOptions {
-        exercise: exercise.into(),
-        seed: 1,
-        sample_every: Duration::from_millis(200),
-        cluster: "sim".into(),
-        clock: Clock::system(),
-        ..Default::default()
-    }
-}
-
 async fn no_journal_left(client: &kube::Client) {
     let left = Api::<ConfigMap>::namespaced(client.clone(), "shop")
         .list(&ListParams::default().labels("disasterpiece.dev/journal=true"))
@@ -65,7 +54,7 @@ async fn a_dependent_workload_in_another_namespace_is_recorded_as_collateral_wit
     let report = run(
         &client,
         &scenario,
-        options("loss-1"),
+        common::run_options("loss-1"),
         abort,
         &disasterpiece::engine::run::Silent,
     )
@@ -124,7 +113,7 @@ async fn collateral_in_a_namespace_the_scenario_halts_on_aborts_the_run_and_reve
     let report = run(
         &client,
         &scenario,
-        options("loss-2"),
+        common::run_options("loss-2"),
         abort,
         &disasterpiece::engine::run::Silent,
     )
@@ -276,7 +265,7 @@ async fn alert_run(
     floor: Floor,
     labels: Vec<(&'static str, &'static str)>,
 ) -> Report {
-    let mut options = options("alerting-1");
+    let mut options = common::run_options("alerting-1");
     options.sources.alertmanager = Some(am_url.to_owned());
     options.floor = floor;
     let (_tx, abort) = watch::channel(None);

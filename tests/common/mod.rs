@@ -45,6 +45,17 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
     }
 }
 
+/// How the tests run an exercise in-process: sampled every 200 ms, against the simulator.
+pub fn run_options(exercise: &str) -> disasterpiece::engine::run::RunOptions {
+    disasterpiece::engine::run::RunOptions {
+        exercise: exercise.into(),
+        seed: 1,
+        sample_every: Duration::from_millis(200),
+        cluster: "sim".into(),
+        ..Default::default()
+    }
+}
+
 /// Starts a simulator and a client that shows every answer as it is (no kube retries).
 pub async fn start(builder: SimBuilder) -> (Sim, kube::Client) {
     let sim = builder.start().await.expect("simulator starts");

@@ -22,6 +22,9 @@ pub struct Sighting {
     pub namespace: Option<String>,
     pub name: String,
     pub healthy: bool,
+    /// A workload's Ready replicas: it degrades when they fall below its desired count (a
+    /// scale-up that is not Ready yet is no degradation).
+    pub ready: Option<u32>,
     /// A pod's restarts, summed over its containers.
     pub restarts: u32,
     /// For people: `1/3 Ready (wants 3)`, `not Ready`, `firing`.
@@ -96,6 +99,7 @@ impl Declared {
 #[derive(Debug, Clone)]
 struct State {
     healthy: bool,
+    ready: Option<u32>,
     restarts: u32,
     /// Its finding, when it has one.
     finding: Option<usize>,
@@ -142,6 +146,7 @@ impl Ledger {
                 key,
                 State {
                     healthy: seen.healthy,
+                    ready: seen.ready,
                     restarts: seen.restarts,
                     finding: None,
                     degraded_since: None,
@@ -150,7 +155,7 @@ impl Ledger {
             return Change::Nothing;
         };
         let restarted = seen.restarts > state.restarts;
-        let worse = (state.healthy && !seen.healthy) || restarted;
+        let worse = worse(state, seen) || restarted;
         let what = if restarted {
             format!(
                 "restarted ({} → {}){}",
@@ -210,6 +215,7 @@ impl Ledger {
             }
         }
         state.healthy = seen.healthy;
+        state.ready = seen.ready;
         state.restarts = state.restarts.max(seen.restarts);
         change
     }
@@ -234,7 +240,7 @@ impl Ledger {
         }
         self.states
             .get(&seen.key())
-            .is_some_and(|s| s.finding.is_none() && ((s.healthy && !seen.healthy) || seen.restarts > s.restarts))
+            .is_some_and(|s| s.finding.is_none() && (worse(s, seen) || seen.restarts > s.restarts))
     }
 
     /// An object was deleted: a degraded one's episode ends there, and a new object of the
@@ -290,6 +296,15 @@ impl Ledger {
     }
 }
 
+/// Whether `seen` is worse than `before`: a workload's Ready replicas fell while below its
+/// desired count; anything else went from healthy to not.
+fn worse(before: &State, seen: &Sighting) -> bool {
+    match (before.ready, seen.ready) {
+        (Some(was), Some(now)) => !seen.healthy && now < was,
+        _ => before.healthy && !seen.healthy,
+    }
+}
+
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_milliseconds().max(0) as f64 / 1000.0
 }
@@ -309,6 +324,7 @@ mod tests {
             namespace: Some(ns.into()),
             name: name.into(),
             healthy: ready >= want,
+            ready: Some(ready),
             restarts: 0,
             what: format!("{ready}/{want} Ready"),
             workload: None,
@@ -325,6 +341,7 @@ mod tests {
             namespace: Some(ns.into()),
             name: name.into(),
             healthy: ready,
+            ready: None,
             restarts,
             what: if ready { "Ready" } else { "not Ready" }.into(),
             workload: Some(workload.into()),
@@ -414,6 +431,21 @@ mod tests {
         let found = ledger.findings(at(10));
         assert_eq!(found[1].until, Some(at(6)));
         assert_eq!(found[1].for_s, 2.0);
+        // A scale-up whose new replicas are not Ready yet is no degradation; a fall is.
+        let mut ledger = Ledger::new(Declared::default());
+        ledger.see(&deployment("orders", "orders", 2, 2), None, at(0));
+        assert_eq!(
+            ledger.see(&deployment("orders", "orders", 2, 4), None, at(1)),
+            Change::Nothing
+        );
+        assert_eq!(
+            ledger.see(&deployment("orders", "orders", 3, 4), None, at(2)),
+            Change::Nothing
+        );
+        assert_eq!(
+            ledger.see(&deployment("orders", "orders", 1, 4), None, at(3)),
+            Change::New(0)
+        );
         // Still open at the end of the watch: counted until then.
         let mut ledger = Ledger::new(Declared::default());
         ledger.see(&deployment("orders", "orders", 2, 2), None, at(0));
