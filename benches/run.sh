@@ -17,6 +17,10 @@ echo
 echo "## the Andon cord in every phase (cargo bench --bench andon)"
 cargo bench --quiet --bench andon 2>/dev/null
 echo
+echo "## watching beyond the targets (cargo bench --bench beyond)"
+cargo build --quiet --release
+DISASTERPIECE_BIN="$PWD/target/release/disasterpiece" cargo bench --quiet --bench beyond 2>/dev/null
+echo
 echo "## the controller, idle (disasterpiece controller -A against disasterpiece sim)"
 cargo build --quiet --release
 bin=target/release/disasterpiece

@@ -324,45 +324,8 @@ async fn preflight(
 /// From opening the journal to closing it: inject, observe, revert, recovery.
 async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engine::plan::Plan, record: &mut Record) {
     let (spec, options) = (x.spec, x.options);
-    // The watch beyond the targets opens first: what is degraded before the first injection
-    // is its baseline. One that cannot be opened refuses the run, before anything changed.
-    let mut cord = x.abort.clone();
-    let opened = unless_aborted(&mut cord, beyond(x, plan)).await;
-    x.check_abort();
-    let beyond = match opened {
-        Some(Ok(watcher)) => watcher,
-        Some(Err(e)) => {
-            record.refusals = vec![e];
-            return;
-        }
-        None => {
-            // Nothing was changed yet: the abort ends the run here.
-            if let Some(aborted) = &x.aborted {
-                let reason = aborted.reason.clone();
-                x.emit(ExerciseEvent::Abort {
-                    reason,
-                    during: Phase::Preflight,
-                });
-            }
-            settle_abort(x, record);
-            return;
-        }
-    };
-    let journal_ns = journal_namespace(spec, options.nodes_journal_namespace.as_deref());
-    let journal = match Journal::open(
-        x.client,
-        &journal_ns,
-        &options.exercise,
-        &scenario.metadata.name,
-        &options.clock,
-    )
-    .await
-    {
-        Ok(j) => Arc::new(j),
-        Err(e) => {
-            record.refusals = vec![format!("cannot open the journal: {e}")];
-            return;
-        }
+    let Some((beyond, journal)) = open(x, scenario, plan, record).await else {
+        return;
     };
     // Stopped when the run ends, and when the run is dropped where it stands (a controller
     // that lost its lease): the journal's heartbeat then lapses, as a dead run's does.
@@ -408,6 +371,56 @@ async fn exercise(x: &mut Exercise<'_>, scenario: &Scenario, plan: &crate::engin
     record.expectations = watch.results();
     record.time_to_remediate_s = watch.remediated();
     record.observed = Some(watch.stop_beyond(&mut x.events));
+}
+
+/// Opens the watch beyond the targets and the journal, at once: the watch takes its baseline
+/// before the first injection, and neither waits for the other. Either failing refuses the
+/// run (an abort ends it), before anything was changed; a journal opened for nothing is closed.
+async fn open(
+    x: &mut Exercise<'_>,
+    scenario: &Scenario,
+    plan: &crate::engine::plan::Plan,
+    record: &mut Record,
+) -> Option<(super::beyond::Watcher, Arc<Journal>)> {
+    let options = x.options;
+    let journal_ns = journal_namespace(x.spec, options.nodes_journal_namespace.as_deref());
+    let mut cord = x.abort.clone();
+    let (opened, journal) = tokio::join!(
+        unless_aborted(&mut cord, beyond(x, plan)),
+        Journal::open(
+            x.client,
+            &journal_ns,
+            &options.exercise,
+            &scenario.metadata.name,
+            &options.clock,
+        )
+    );
+    x.check_abort();
+    let journal = match journal {
+        Ok(journal) => journal,
+        Err(e) => {
+            record.refusals = vec![format!("cannot open the journal: {e}")];
+            return None;
+        }
+    };
+    match opened {
+        Some(Ok(watcher)) => return Some((watcher, Arc::new(journal))),
+        Some(Err(e)) => record.refusals = vec![e],
+        None => {
+            if let Some(aborted) = &x.aborted {
+                let reason = aborted.reason.clone();
+                x.emit(ExerciseEvent::Abort {
+                    reason,
+                    during: Phase::Preflight,
+                });
+            }
+            settle_abort(x, record);
+        }
+    }
+    if let Err(e) = journal.close().await {
+        x.emit(ExerciseEvent::JournalNotClosed { error: e.to_string() });
+    }
+    None
 }
 
 /// Opens the watch beyond the targets of `plan`, with the exercise's cord to pull.
