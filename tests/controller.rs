@@ -1803,6 +1803,22 @@ async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
     let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).expect("json");
     assert_eq!(trend["reports"], 1, "{trend}");
     assert!(trend.to_string().contains("checkout-pod-loss"), "{trend}");
+    // The weekly review reads the same reports (the run started within the last 7 days).
+    let review = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "review",
+            "--from-cluster",
+            "--format",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("review");
+    assert!(review.status.success(), "{}", String::from_utf8_lossy(&review.stderr));
+    let review: serde_json::Value = serde_json::from_slice(&review.stdout).expect("json");
+    assert_eq!(review["ran"][0]["exercise"], "kept-1", "{review}");
     // One report, fetched by its Exercise's name (gone) and by its own.
     for name in ["kept-1", name.as_str()] {
         let fetched = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))

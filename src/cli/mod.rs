@@ -8,6 +8,7 @@ mod gameday;
 mod plan;
 mod recover;
 mod report;
+mod review;
 mod run;
 mod schema;
 mod sim;
@@ -96,6 +97,9 @@ pub enum Command {
     Annotate(report::AnnotateArgs),
     /// Figures across a directory of reports, per group and month.
     Trend(report::TrendArgs),
+    /// The weekly review of a period: what ran, what we learned, unanticipated impact,
+    /// follow-ups (overdue first), key figures per team, coverage; as a team, lead or org.
+    Review(review::ReviewArgs),
 }
 
 /// Runs the command line; the exit code says how it went.
@@ -120,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run_report(args),
         Command::Annotate(args) => report::run_annotate(args),
         Command::Trend(args) => report::run_trend(args),
+        Command::Review(args) => review::run(args),
     };
     match result {
         Ok(code) => code,

@@ -164,6 +164,17 @@ pub struct AnnotateArgs {
     /// Mark follow-up N (numbered from 1, as the report lists them) done; repeat for several.
     #[arg(long, value_name = "N")]
     pub done: Vec<usize>,
+    /// When the follow-ups added by this call are due (YYYY-MM-DD); open after that day, the
+    /// review lists them as overdue, first.
+    #[arg(long, value_name = "DATE", requires = "follow_ups")]
+    pub due: Option<chrono::NaiveDate>,
+    /// The ticket that tracks the follow-ups added by this call (an http or https URL).
+    #[arg(long, value_name = "URL", requires = "follow_ups")]
+    pub ticket: Option<String>,
+    /// The scenario that proves the follow-ups added by this call done: its next run that
+    /// confirms its hypothesis marks them verified in the review.
+    #[arg(long, value_name = "SCENARIO", requires = "follow_ups")]
+    pub proven_by: Option<String>,
 }
 
 pub fn run_annotate(args: AnnotateArgs) -> anyhow::Result<ExitCode> {
@@ -175,6 +186,9 @@ pub fn run_annotate(args: AnnotateArgs) -> anyhow::Result<ExitCode> {
         follow_ups,
         owner,
         done,
+        due,
+        ticket,
+        proven_by,
     } = args;
     let annotation = Annotation {
         confidence_before,
@@ -183,10 +197,18 @@ pub fn run_annotate(args: AnnotateArgs) -> anyhow::Result<ExitCode> {
         follow_ups,
         owner,
         done,
+        due,
+        ticket,
+        proven_by,
+        at: None,
     };
     if annotation == Annotation::default() {
         bail!("nothing to add: give --confidence-after, --learned, --follow-up or --done (see --help)");
     }
+    let annotation = Annotation {
+        at: Some(disasterpiece::clock::Clock::system().now()),
+        ..annotation
+    };
     let report = store::annotate(&file, &annotation).with_context(|| format!("{}", file.display()))?;
     let open = report
         .follow_ups
@@ -297,4 +319,13 @@ fn from_the_cluster(
             .collect();
         Ok((reports, skipped))
     })
+}
+
+/// The reports the controller keeps in the cluster; the unreadable ones are said on stderr.
+pub(crate) fn stored_reports(cluster: &super::cluster::ClusterArgs) -> anyhow::Result<Vec<Report>> {
+    let (reports, skipped) = from_the_cluster(cluster, None)?;
+    for s in &skipped {
+        eprintln!("skipped {}: {}", s.file.display(), s.reason);
+    }
+    Ok(reports)
 }

@@ -5,6 +5,7 @@
 pub mod html;
 pub mod model;
 pub mod render;
+pub mod review;
 pub mod store;
 pub mod text;
 pub mod trend;

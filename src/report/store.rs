@@ -69,6 +69,13 @@ pub struct Annotation {
     pub owner: Option<String>,
     /// Follow-ups (1-based, as listed) to mark done.
     pub done: Vec<usize>,
+    /// For the follow-ups added: when each is due, the ticket that tracks it, and the
+    /// scenario whose next confirming run proves it done.
+    pub due: Option<chrono::NaiveDate>,
+    pub ticket: Option<String>,
+    pub proven_by: Option<String>,
+    /// What time it is (the follow-ups added are opened, those marked done closed, then).
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Annotation {
@@ -87,13 +94,36 @@ impl Annotation {
             report.confidence_after = self.confidence_after;
         }
         report.learned.extend(self.learned.iter().cloned());
+        if let Some(ticket) = &self.ticket
+            && super::text::markdown_link(ticket).is_none()
+        {
+            return Err(format!(
+                "the ticket `{ticket}` is not an http or https address: give its URL, e.g. https://tracker.example.com/OPS-12"
+            ));
+        }
+        if let Some(scenario) = &self.proven_by
+            && !disasterpiece_common::names::is_dns_subdomain(scenario)
+        {
+            return Err(format!(
+                "`{scenario}` is not a scenario name: lowercase letters, digits, `-` and `.`, as in its metadata.name"
+            ));
+        }
         for i in &self.done {
-            report.follow_ups[i - 1].status = FollowUpStatus::Done;
+            let follow_up = &mut report.follow_ups[i - 1];
+            if follow_up.status != FollowUpStatus::Done {
+                follow_up.status = FollowUpStatus::Done;
+                follow_up.closed_at = self.at;
+            }
         }
         report.follow_ups.extend(self.follow_ups.iter().map(|text| FollowUp {
             text: text.clone(),
             owner: self.owner.clone(),
             status: FollowUpStatus::Open,
+            due: self.due,
+            ticket: self.ticket.clone(),
+            proven_by: self.proven_by.clone(),
+            opened_at: self.at,
+            closed_at: None,
         }));
         Ok(())
     }

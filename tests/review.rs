@@ -1,0 +1,367 @@
+//! The weekly review over half a year of exercises: six teams in three groups, one exercise a
+//! week each for 26 weeks (156 reports, each a real report of a run on the simulator made to
+//! stand for that team and week), follow-ups overdue, open, done and verified by a later run;
+//! checked in the three views and three formats against figures worked out by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use disasterpiece::report::model::{Collateral, CollateralKind, FollowUp, FollowUpStatus, Outcome, Report};
+use disasterpiece::report::review::{self, Ask, Org, Source, Standing, View};
+use serde_json::Value;
+
+mod common;
+
+/// Monday, the first week.
+fn week(w: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 10, 0, 0).single().expect("date") + Duration::weeks(w)
+}
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
+}
+
+/// A real report: the pod-loss demo scenario, run on the simulator.
+async fn real_report() -> Report {
+    use disasterpiece::engine::run::{Silent, run};
+    let (_sim, client) = common::start(common::fast_shop()).await;
+    let text = std::fs::read_to_string("scenarios/demo-checkout-pod-loss.yaml").expect("scenario");
+    let scenario = match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
+        disasterpiece::scenario::Resource::Scenario(s) => *s,
+        other => panic!("not a scenario: {other:?}"),
+    };
+    let (_tx, abort) = tokio::sync::watch::channel(None);
+    let report = run(&client, &scenario, common::run_options("ex-real"), abort, &Silent).await;
+    assert_eq!(report.outcome, Outcome::Confirmed, "{:#?}", report.timeline);
+    report
+}
+
+/// Team `t`'s exercise of week `w`. Refuted when (w + t) is a multiple of 5, else confirmed;
+/// even teams write a lesson down when refuted; time to detect 60 - w + t seconds; confidence
+/// 2 before, 3 after. Follow-ups: t0's of week 20 done on 2026-11-24; t1's of week 24 proven
+/// by its own scenario; t2, t3, t4's of week 20 due 2026-11-20; t5's of week 20 due
+/// 2026-12-15; one more of t3 in week 25, without a due date. t3's week-25 run hit orders
+/// beyond its targets. t4 partitions the network; t5 also exercised a legacy target in week 0.
+fn history(real: &Report) -> Vec<Source> {
+    let mut sources = Vec::new();
+    for w in 0..26 {
+        for t in 0..6 {
+            let mut r = real.clone();
+            let started = week(w) + Duration::days(t);
+            r.exercise = format!("ex-{w}-{t}");
+            r.started_at = started;
+            r.ended_at = started + Duration::minutes(5);
+            let scenario = &mut r.scenario;
+            scenario.metadata.name = format!("scenario-t{t}");
+            scenario.metadata.labels = [("team".to_owned(), format!("t{t}"))].into();
+            scenario.spec.target.name = Some(format!("svc-t{t}"));
+            if t == 4 {
+                scenario.spec.faults = serde_yaml::from_str("[{networkPartition: {}}]").expect("fault");
+            }
+            r.outcome = if (w + t) % 5 == 0 {
+                Outcome::Refuted
+            } else {
+                Outcome::Confirmed
+            };
+            r.learned = if r.outcome == Outcome::Refuted && t % 2 == 0 {
+                vec![format!("lesson {w}-{t}")]
+            } else {
+                Vec::new()
+            };
+            r.metrics.time_to_detect_s = Some((60 - w + t) as f64);
+            r.confidence_before = Some(2);
+            r.confidence_after = Some(3);
+            let follow_up = |text: &str, due: Option<&str>| FollowUp {
+                text: text.into(),
+                owner: Some(format!("owner-t{t}")),
+                status: FollowUpStatus::Open,
+                due: due.map(date),
+                ticket: Some(format!("https://tracker.example.com/T{t}")),
+                proven_by: None,
+                opened_at: None,
+                closed_at: None,
+            };
+            r.follow_ups = match (w, t) {
+                (20, 0) => vec![FollowUp {
+                    status: FollowUpStatus::Done,
+                    closed_at: Some(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("date")),
+                    ..follow_up("add a readiness probe", Some("2026-11-20"))
+                }],
+                (24, 1) => vec![FollowUp {
+                    proven_by: Some("scenario-t1".into()),
+                    ..follow_up("retry the payment call", Some("2026-12-01"))
+                }],
+                (20, 2..=4) => vec![follow_up("raise the replica count", Some("2026-11-20"))],
+                (20, 5) => vec![follow_up("page the right team", Some("2026-12-15"))],
+                (25, 3) => vec![follow_up("alert on orders", None)],
+                _ => Vec::new(),
+            };
+            if let Some(observed) = r.observed_blast_radius.as_mut() {
+                observed.collateral.clear();
+                if (w, t) == (25, 3) {
+                    observed.collateral.push(Collateral {
+                        kind: CollateralKind::Workload,
+                        subject: "Deployment orders/orders".into(),
+                        namespace: Some("orders".into()),
+                        what: "0/2 Ready".into(),
+                        labels: Default::default(),
+                        owner: Some("orders-team".into()),
+                        first_seen: started,
+                        until: None,
+                        for_s: 4.0,
+                        halts: false,
+                    });
+                }
+            }
+            sources.push(Source {
+                at: format!("reports/{}.json", r.exercise),
+                report: r,
+            });
+        }
+    }
+    let mut legacy = sources[5].clone();
+    legacy.report.exercise = "ex-legacy".into();
+    legacy.report.scenario.spec.target.name = Some("svc-t5-legacy".into());
+    legacy.at = "reports/ex-legacy.json".into();
+    legacy.report.follow_ups.clear();
+    sources.push(legacy);
+    sources
+}
+
+fn org() -> Org {
+    serde_yaml::from_str(
+        "org: Shop
+teams: {t0: checkout, t1: checkout, t2: fulfilment, t3: fulfilment, t4: platform, t5: platform}",
+    )
+    .expect("org")
+}
+
+fn ask(view: View) -> Ask {
+    Ask {
+        since: week(25) - Duration::hours(10),
+        until: week(26) - Duration::hours(10),
+        view,
+        org: org(),
+        stale: Duration::days(90),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_review_gives_the_hand_computed_figures_in_each_view_and_format() {
+    let real = real_report().await;
+    let sources = history(&real);
+    assert!(sources.len() >= 150);
+    let team = review::review(&sources, &ask(View::Team));
+    // The week of 2026-11-23: six exercises; t0 ((25 + 0) % 5 == 0) and t5 refuted.
+    assert_eq!(team.ran.len(), 6);
+    assert_eq!(team.total.exercises, 6);
+    assert_eq!(team.total.confirmed, 4);
+    let lessons: Vec<(&str, usize)> = team
+        .learned
+        .iter()
+        .map(|l| (l.scenario.as_str(), l.learned.len()))
+        .collect();
+    assert_eq!(lessons, [("scenario-t0", 1), ("scenario-t5", 0)]);
+    // Follow-ups as of 2026-11-30: overdue first (t2, t3, t4), then open (t3's new, t5),
+    // verified (t1, by its week-25 run), done (t0).
+    let standings: Vec<(Standing, &str)> = team
+        .follow_ups
+        .iter()
+        .map(|f| (f.standing, f.owner.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        standings,
+        [
+            (Standing::Overdue, "owner-t2"),
+            (Standing::Overdue, "owner-t3"),
+            (Standing::Overdue, "owner-t4"),
+            (Standing::Open, "owner-t5"),
+            (Standing::Open, "owner-t3"),
+            (Standing::Verified, "owner-t1"),
+            (Standing::Done, "owner-t0"),
+        ]
+    );
+    let verified = team
+        .follow_ups
+        .iter()
+        .find(|f| f.standing == Standing::Verified)
+        .expect("verified");
+    assert_eq!(verified.verified_by.as_deref(), Some("ex-25-1"));
+    assert_eq!((team.follow_ups_opened, team.follow_ups_closed), (1, 1));
+    // The success metrics.
+    let s = &team.success;
+    assert_eq!(
+        (s.confidence_before, s.confidence_after, s.confidence_pairs),
+        (Some(2.0), Some(3.0), 6)
+    );
+    assert_eq!(s.hypotheses_taught, 1);
+    assert_eq!(s.follow_ups_verified, 1);
+    assert_eq!(s.detections, 6);
+    // Detect 35..40 s → 37.5; the week before 36..41 → 38.5: a second faster.
+    assert_eq!(s.median_time_to_detect_s, Some(37.5));
+    assert_eq!(team.total.time_to_detect_change_s, Some(-1.0));
+    assert_eq!(team.total.exercises_by_period, vec![6; 12]);
+    // Impact, and coverage with the stale legacy target.
+    assert_eq!(team.impact.len(), 1);
+    assert_eq!(team.impact[0].owner.as_deref(), Some("orders-team"));
+    assert_eq!(team.total.with_collateral, 1);
+    let stale: Vec<&str> = team
+        .coverage
+        .iter()
+        .filter(|c| c.stale)
+        .map(|c| c.target.as_str())
+        .collect();
+    assert_eq!(stale, ["Deployment shop/svc-t5-legacy"]);
+    let t4 = team.coverage.iter().find(|c| c.team == "t4").expect("t4");
+    assert_eq!(t4.fault_classes, ["network"]);
+    // Groups roll the teams up: fulfilment has two of the three overdue follow-ups.
+    let group = |name: &str| team.groups.iter().find(|g| g.name == name).expect("group").clone();
+    assert_eq!(group("fulfilment").follow_ups_overdue, 2);
+    assert_eq!(group("platform").follow_ups_overdue, 1);
+    assert_eq!(group("checkout").follow_ups_verified, 1);
+    assert_eq!(group("checkout").exercises, 2);
+
+    // The three views, in Markdown.
+    let md = review::markdown(&team);
+    assert!(md.starts_with("# Weekly review — Shop (team view)"), "{md}");
+    for needle in [
+        "## What ran",
+        "| 2026-11-23 | t0 | scenario-t0 | REFUTED | reports/ex-25-0.json |",
+        "## What we learned",
+        "lesson 25-0",
+        "no lesson written down yet",
+        "## Unanticipated impact",
+        "Deployment orders/orders 0/2 Ready (owner orders-team)",
+        "| OVERDUE | raise the replica count | owner-t2 | 2026-11-20 | https://tracker.example.com/T2 |  |",
+        "| VERIFIED | retry the payment call | owner-t1 | 2026-12-01 | https://tracker.example.com/T1 | ex-25-1 |",
+        "## Coverage",
+        "| t5 | Deployment shop/svc-t5-legacy |",
+    ] {
+        assert!(md.contains(needle), "{needle} in:\n{md}");
+    }
+    let lead = review::markdown(&review::review(&sources, &ask(View::Lead)));
+    assert!(lead.contains("### Group fulfilment"), "{lead}");
+    assert!(
+        !lead.contains("| 2026-11-23 | t0 |"),
+        "a lead sees teams, not each exercise:\n{lead}"
+    );
+    assert!(lead.contains("| t2 | 1 |"), "{lead}");
+    let org_view = review::markdown(&review::review(&sources, &ask(View::Org)));
+    assert!(org_view.contains("### Groups"), "{org_view}");
+    assert!(org_view.contains("| Shop | 6 | 4 |"), "{org_view}");
+    assert!(
+        !org_view.contains("## What we learned") && !org_view.contains("## Coverage"),
+        "{org_view}"
+    );
+    assert!(
+        !org_view.contains("| OPEN |"),
+        "the org view lists overdue follow-ups only:\n{org_view}"
+    );
+
+    // JSON carries everything; HTML is one page with a chart per figures table.
+    let json: Value = serde_json::to_value(&team).expect("json");
+    assert_eq!(json["followUps"][0]["standing"], "overdue");
+    assert_eq!(json["success"]["hypothesesTaught"], 1);
+    let html = review::html(&team);
+    // Kept for people to look at (target/tmp).
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(keep.join("review-team.md"), &md).expect("write");
+    std::fs::write(keep.join("review-lead.md"), &lead).expect("write");
+    std::fs::write(keep.join("review-org.md"), &org_view).expect("write");
+    std::fs::write(keep.join("review-team.html"), &html).expect("write");
+    assert!(html.contains("<svg class=\"review-chart\""), "{html}");
+    assert!(
+        html.contains("class=\"axis x\"") && html.contains("class=\"legend\""),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "self-contained");
+    chromium_renders(&html).await;
+}
+
+/// The page renders in headless Chromium with its chart, when Chromium is here.
+async fn chromium_renders(html: &str) {
+    let Some(chromium) = std::env::var_os("DISASTERPIECE_CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| which("chromium"))
+    else {
+        eprintln!("chromium not found: the review's HTML was not rendered");
+        return;
+    };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let page = dir.join("review.html");
+    std::fs::write(&page, html).expect("write");
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(dom.contains("<svg class=\"review-chart\""), "{dom}");
+    assert!(dom.contains("<polyline"), "{dom}");
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `annotate` records a follow-up's owner, due date, ticket and the scenario that proves it,
+/// and refuses a ticket that is no web address.
+#[test]
+fn annotate_takes_a_due_date_a_ticket_and_the_scenario_that_proves_it() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-annotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("report.json");
+    std::fs::copy("tests/golden/report.json", &file).expect("copy");
+    let bin = env!("CARGO_BIN_EXE_disasterpiece");
+    let ok = Command::new(bin)
+        .arg("annotate")
+        .arg(&file)
+        .args([
+            "--follow-up",
+            "retry the payment call",
+            "--owner",
+            "payments",
+            "--due",
+            "2026-12-01",
+            "--ticket",
+            "https://tracker.example.com/PAY-7",
+            "--proven-by",
+            "checkout-pod-loss",
+        ])
+        .output()
+        .expect("annotate");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&file).expect("read")).expect("json");
+    let added = report["followUps"]
+        .as_array()
+        .and_then(|f| f.last())
+        .expect("a follow-up");
+    assert_eq!(added["due"], "2026-12-01");
+    assert_eq!(added["ticket"], "https://tracker.example.com/PAY-7");
+    assert_eq!(added["provenBy"], "checkout-pod-loss");
+    assert!(added["openedAt"].is_string());
+    let refused = Command::new(bin)
+        .arg("annotate")
+        .arg(&file)
+        .args(["--follow-up", "x", "--ticket", "javascript:alert(1)"])
+        .output()
+        .expect("annotate");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not an http or https address"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
