@@ -21,6 +21,9 @@ echo "## watching beyond the targets (cargo bench --bench beyond)"
 cargo build --quiet --release
 DISASTERPIECE_BIN="$PWD/target/release/disasterpiece" cargo bench --quiet --bench beyond 2>/dev/null
 echo
+echo "## the weekly review over 10 000 reports (cargo bench --bench review)"
+DISASTERPIECE_BIN="$PWD/target/release/disasterpiece" cargo bench --quiet --bench review 2>/dev/null
+echo
 echo "## the controller, idle (disasterpiece controller -A against disasterpiece sim)"
 cargo build --quiet --release
 bin=target/release/disasterpiece

@@ -116,7 +116,7 @@ fn history(real: &Report) -> Vec<Source> {
             }
             sources.push(Source {
                 at: format!("reports/{}.json", r.exercise),
-                report: r,
+                report: (&r).into(),
             });
         }
     }

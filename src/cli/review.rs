@@ -122,7 +122,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|report| Source {
                 at: format!("report of {}", report.exercise),
-                report,
+                report: (&report).into(),
             })
             .collect()
     } else {
@@ -161,7 +161,7 @@ fn read(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
             vec![path.clone()]
         };
         for file in files {
-            match store::load(&file) {
+            match store::load_summary(&file) {
                 Ok(report) => sources.push(Source {
                     at: file.display().to_string(),
                     report,

@@ -19,11 +19,12 @@ use std::fmt::Write;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::model::{FollowUpStatus, Outcome, Report};
+use super::model::{FollowUp, FollowUpStatus, Metrics, ObservedBlastRadius, Outcome, Report};
 use super::render::Table;
 use super::render::{outcome_word, seconds};
 use super::text::{markdown as item, markdown_inline as cell, xml};
 use super::trend::median;
+use crate::scenario::Scenario;
 
 /// How deep the review goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -56,12 +57,54 @@ impl Org {
     }
 }
 
-/// One report, as the review reads it: where it came from, and the report.
+/// What the review reads of a report: all but its timeline, samples, targets and injections,
+/// which are most of its size (a report of a long window holds thousands of samples). Read
+/// straight from the file, the rest of it is skipped, not held.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub exercise: String,
+    pub scenario: Scenario,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub learned: Vec<String>,
+    #[serde(default)]
+    pub follow_ups: Vec<FollowUp>,
+    #[serde(default)]
+    pub confidence_before: Option<u8>,
+    #[serde(default)]
+    pub confidence_after: Option<u8>,
+    #[serde(default)]
+    pub observed_blast_radius: Option<ObservedBlastRadius>,
+}
+
+impl From<&Report> for Summary {
+    fn from(r: &Report) -> Self {
+        Summary {
+            exercise: r.exercise.clone(),
+            scenario: r.scenario.clone(),
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            outcome: r.outcome,
+            metrics: r.metrics.clone(),
+            learned: r.learned.clone(),
+            follow_ups: r.follow_ups.clone(),
+            confidence_before: r.confidence_before,
+            confidence_after: r.confidence_after,
+            observed_blast_radius: r.observed_blast_radius.clone(),
+        }
+    }
+}
+
+/// One report, as the review reads it: where it came from, and what it says.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// The file (or ConfigMap) that holds it, for people to open.
     pub at: String,
-    pub report: Report,
+    pub report: Summary,
 }
 
 /// What the review is asked for.
@@ -223,8 +266,11 @@ pub struct Review {
 }
 
 /// The team of a report: the scenario's `team` label, else its owner.
-pub fn team_of(report: &Report) -> String {
-    super::trend::group_of(report, super::trend::GroupBy::Team)
+pub fn team_of(report: &Summary) -> String {
+    let scenario = &report.scenario;
+    (scenario.metadata.labels.get("team").cloned())
+        .or_else(|| scenario.spec.owner.clone())
+        .unwrap_or_else(|| "(no team)".into())
 }
 
 fn within(at: DateTime<Utc>, since: DateTime<Utc>, until: DateTime<Utc>) -> bool {
@@ -289,42 +335,49 @@ pub fn review(sources: &[Source], ask: &Ask) -> Review {
     let follow_ups = tracked(sources, until);
     let (opened, closed) = follow_up_flow(sources, since, until);
     let span = until - since;
-    let figures_of = |name: String, group: String, pick: &dyn Fn(&Report) -> bool| {
-        let now: Vec<&Report> = in_period.iter().map(|s| &s.report).filter(|r| pick(r)).collect();
-        let before: Vec<&Report> = sources
+    // Each report's team, once, and the period (of the last 12) it started in, if any.
+    let teams_of: Vec<String> = sources.iter().map(|s| team_of(&s.report)).collect();
+    let periods: Vec<Option<usize>> = sources
+        .iter()
+        .map(|s| {
+            let back = (until - s.report.started_at).num_milliseconds();
+            let span_ms = span.num_milliseconds().max(1);
+            (back > 0 && back <= span_ms * 12).then(|| 11 - ((back - 1) / span_ms) as usize)
+        })
+        .collect();
+    let figures_of = |name: String, group: String, pick: &dyn Fn(&str) -> bool| {
+        let picked = || {
+            (sources.iter().zip(&teams_of))
+                .filter(|(_, team)| pick(team))
+                .map(|(s, _)| s)
+        };
+        let now: Vec<&Summary> = in_period
             .iter()
+            .filter(|s| pick(&team_of(&s.report)))
             .map(|s| &s.report)
-            .filter(|r| within(r.started_at, since - span, since) && pick(r))
             .collect();
-        let history = (0..12)
-            .rev()
-            .map(|k| {
-                let (from, to) = (since - span * k, until - span * k);
-                sources
-                    .iter()
-                    .filter(|s| within(s.report.started_at, from, to) && pick(&s.report))
-                    .count() as u32
-            })
+        let before: Vec<&Summary> = picked()
+            .map(|s| &s.report)
+            .filter(|r| within(r.started_at, since - span, since))
             .collect();
-        let tracked_here: Vec<&Tracked> = follow_ups
-            .iter()
-            .filter(|t| sources.iter().any(|s| s.report.exercise == t.from && pick(&s.report)))
-            .collect();
+        let mut history = vec![0u32; 12];
+        for (period, team) in periods.iter().zip(&teams_of) {
+            if let (Some(p), true) = (period, pick(team)) {
+                history[*p] += 1;
+            }
+        }
+        let tracked_here: Vec<&Tracked> = follow_ups.iter().filter(|t| pick(&t.team)).collect();
         figures(name, group, &now, &before, history, &tracked_here)
     };
-    let teams_seen: BTreeSet<String> = sources.iter().map(|s| team_of(&s.report)).collect();
+    let teams_seen: BTreeSet<String> = teams_of.iter().cloned().collect();
     let teams: Vec<Figures> = teams_seen
         .iter()
-        .map(|team| figures_of(team.clone(), ask.org.group(team), &|r: &Report| &team_of(r) == team))
+        .map(|team| figures_of(team.clone(), ask.org.group(team), &|t: &str| t == team))
         .collect();
     let groups_seen: BTreeSet<String> = teams_seen.iter().map(|t| ask.org.group(t)).collect();
     let groups = groups_seen
         .iter()
-        .map(|group| {
-            figures_of(group.clone(), group.clone(), &|r: &Report| {
-                &ask.org.group(&team_of(r)) == group
-            })
-        })
+        .map(|group| figures_of(group.clone(), group.clone(), &|t: &str| &ask.org.group(t) == group))
         .collect();
     let org = ask.org.org.clone().unwrap_or_else(|| "all teams".into());
     let total = figures_of(org.clone(), org.clone(), &|_| true);
@@ -351,13 +404,13 @@ pub fn review(sources: &[Source], ask: &Ask) -> Review {
 fn figures(
     name: String,
     group: String,
-    now: &[&Report],
-    before: &[&Report],
+    now: &[&Summary],
+    before: &[&Summary],
     exercises_by_period: Vec<u32>,
     tracked: &[&Tracked],
 ) -> Figures {
     let count = |o: Outcome| now.iter().filter(|r| r.outcome == o).count() as u32;
-    let detect = |reports: &[&Report]| median(reports.iter().filter_map(|r| r.metrics.time_to_detect_s).collect());
+    let detect = |reports: &[&Summary]| median(reports.iter().filter_map(|r| r.metrics.time_to_detect_s).collect());
     let mean = |values: Vec<f64>| (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
     let (ttd, ttd_before) = (detect(now), detect(before));
     Figures {
@@ -387,7 +440,7 @@ fn figures(
 }
 
 /// Refuted or inconclusive, with a lesson written down.
-fn taught(report: &Report) -> bool {
+fn taught(report: &Summary) -> bool {
     matches!(report.outcome, Outcome::Refuted | Outcome::Inconclusive) && !report.learned.is_empty()
 }
 
@@ -396,22 +449,28 @@ fn taught(report: &Report) -> bool {
 /// previous one is left out.
 fn tracked(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
     let today = until.date_naive();
+    // The confirming runs of each scenario, in the order they started, before `until`.
+    let mut confirmed: BTreeMap<&str, Vec<(DateTime<Utc>, &str)>> = BTreeMap::new();
+    for r in sources.iter().map(|s| &s.report) {
+        if r.outcome == Outcome::Confirmed && r.started_at < until {
+            let runs = confirmed.entry(r.scenario.metadata.name.as_str()).or_default();
+            runs.push((r.started_at, r.exercise.as_str()));
+        }
+    }
+    for runs in confirmed.values_mut() {
+        runs.sort();
+    }
+    let confirmed = &confirmed;
     let mut rows: Vec<Tracked> = sources
         .iter()
         .flat_map(|s| {
             s.report.follow_ups.iter().map(move |f| {
                 let opened = f.opened_at.unwrap_or(s.report.ended_at);
-                let verifier = f.proven_by.as_ref().and_then(|scenario| {
-                    sources
-                        .iter()
-                        .map(|o| &o.report)
-                        .filter(|r| {
-                            &r.scenario.metadata.name == scenario
-                                && r.outcome == Outcome::Confirmed
-                                && r.started_at > opened
-                                && r.started_at < until
-                        })
-                        .min_by_key(|r| r.started_at)
+                // The first confirming run of the proving scenario after it was opened.
+                let verifier = f.proven_by.as_deref().and_then(|scenario| {
+                    let runs = confirmed.get(scenario)?;
+                    let first = runs.partition_point(|(at, _)| *at <= opened);
+                    runs.get(first).map(|(_, exercise)| *exercise)
                 });
                 let standing = match (f.status, verifier, f.due) {
                     (_, Some(_), _) => Standing::Verified,
@@ -427,7 +486,7 @@ fn tracked(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
                     ticket: f.ticket.clone(),
                     team: team_of(&s.report),
                     from: s.report.exercise.clone(),
-                    verified_by: verifier.map(|r| r.exercise.clone()),
+                    verified_by: verifier.map(str::to_owned),
                 }
             })
         })

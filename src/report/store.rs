@@ -40,6 +40,25 @@ pub fn parse(text: &str) -> Result<Report, LoadError> {
     serde_json::from_value(value).map_err(|e| LoadError::Malformed(e.to_string()))
 }
 
+/// Reads what the review needs of one report (see [`super::review::Summary`]): the rest of
+/// the file is skipped as it is read, not held. The version is checked as `load` checks it.
+pub fn load_summary(path: &Path) -> Result<super::review::Summary, LoadError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Versioned {
+        report_version: Option<u64>,
+    }
+    let text = std::fs::read_to_string(path)?;
+    let version = serde_json::from_str::<Versioned>(&text)
+        .map_err(|e| LoadError::Malformed(format!("invalid JSON: {e}")))?
+        .report_version;
+    match version {
+        None => Err(LoadError::Malformed("no `reportVersion`".into())),
+        Some(v) if v > u64::from(REPORT_VERSION) => Err(LoadError::Newer { found: v }),
+        Some(_) => serde_json::from_str(&text).map_err(|e| LoadError::Malformed(e.to_string())),
+    }
+}
+
 /// The report files below `dir` (`*.json`), sorted, recursively.
 pub fn find(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
