@@ -365,3 +365,87 @@ fn annotate_takes_a_due_date_a_ticket_and_the_scenario_that_proves_it() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// `review --from-cluster --context a --context b` merges the reports two clusters keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_from_two_clusters_merges_their_reports() {
+    use disasterpiece::controller::crd::{Exercise, ExerciseSpec};
+    let real = real_report().await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-clusters-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut merged = serde_yaml::Mapping::new();
+    let mut sims = Vec::new();
+    for (context, team) in [("east", "payments"), ("west", "fulfilment")] {
+        let (sim, client) = common::start(common::fast_shop()).await;
+        // A report the controller would keep there, of this cluster's team, started an hour ago.
+        let mut report = real.clone();
+        report.exercise = format!("{context}-1");
+        report.scenario.metadata.labels = [("team".to_owned(), team.to_owned())].into();
+        let exercise = Exercise::new(&report.exercise, ExerciseSpec::default());
+        disasterpiece::controller::reports::store(&client, "shop", &format!("report-{context}-1"), &exercise, &report)
+            .await
+            .expect("store the report");
+        // Its kubeconfig, renamed to `context`, into one file of two contexts.
+        let text = std::fs::read_to_string(sim.kubeconfig_path()).expect("kubeconfig");
+        let renamed = text.replace(disasterpiece_sim::CONTEXT, context);
+        let config: serde_yaml::Mapping = serde_yaml::from_str(&renamed).expect("yaml");
+        for key in ["clusters", "contexts", "users"] {
+            let list = merged
+                .entry(key.into())
+                .or_insert_with(|| serde_yaml::Value::Sequence(Vec::new()));
+            if let (Some(all), Some(more)) = (list.as_sequence_mut(), config.get(key).and_then(|v| v.as_sequence())) {
+                all.extend(more.iter().cloned());
+            }
+        }
+        merged.insert("current-context".into(), context.into());
+        sims.push(sim);
+    }
+    merged.insert("apiVersion".into(), "v1".into());
+    merged.insert("kind".into(), "Config".into());
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, serde_yaml::to_string(&merged).expect("yaml")).expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args([
+            "review",
+            "--from-cluster",
+            "--context",
+            "east",
+            "--context",
+            "west",
+            "--format",
+            "json",
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("review");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let review: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let ran: Vec<(&str, &str)> = review["ran"]
+        .as_array()
+        .expect("ran")
+        .iter()
+        .map(|r| {
+            (
+                r["exercise"].as_str().unwrap_or_default(),
+                r["report"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("east-1", "report of east-1 in east"),
+            ("west-1", "report of west-1 in west")
+        ]
+    );
+    let teams: Vec<&str> = review["teams"]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(teams, ["fulfilment", "payments"]);
+    assert_eq!(review["total"]["exercises"], 2);
+}

@@ -9,7 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 /// How long the first request may take before the cluster counts as unreachable.
 const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ClusterArgs {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, value_name = "PATH", env = "KUBECONFIG")]

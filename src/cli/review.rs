@@ -28,8 +28,16 @@ pub struct ReviewArgs {
     /// `disasterpiece.dev/report`, every namespace or `--namespace`).
     #[arg(long)]
     pub from_cluster: bool,
-    #[command(flatten)]
-    pub cluster: super::cluster::ClusterArgs,
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG", requires = "from_cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A kubeconfig context to read from; repeat to review several clusters at once (their
+    /// reports are merged). Default: the current context.
+    #[arg(long = "context", value_name = "NAME", requires = "from_cluster")]
+    pub contexts: Vec<String>,
+    /// Only the reports of this namespace.
+    #[arg(short, long, requires = "from_cluster")]
+    pub namespace: Option<String>,
     /// The start of the period: how long before its end (`7d`, `2w`, `12h`), or a day
     /// (YYYY-MM-DD, UTC).
     #[arg(long, value_name = "SPAN|DATE", default_value = "7d")]
@@ -84,7 +92,9 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let ReviewArgs {
         paths,
         from_cluster,
-        cluster,
+        kubeconfig,
+        contexts,
+        namespace,
         since,
         until,
         view,
@@ -118,13 +128,27 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let sources = if from_cluster {
-        super::report::stored_reports(&cluster)?
-            .into_iter()
-            .map(|report| Source {
-                at: format!("report of {}", report.exercise),
+        let contexts: Vec<Option<String>> = match contexts.is_empty() {
+            true => vec![None],
+            false => contexts.into_iter().map(Some).collect(),
+        };
+        let mut sources = Vec::new();
+        for context in contexts {
+            let cluster = super::cluster::ClusterArgs {
+                kubeconfig: kubeconfig.clone(),
+                context: context.clone(),
+                namespace: namespace.clone(),
+                ..Default::default()
+            };
+            let from = context.map_or(String::new(), |c| format!(" in {c}"));
+            let stored =
+                super::report::stored_reports(&cluster).with_context(|| format!("reading the reports{from}"))?;
+            sources.extend(stored.into_iter().map(|report| Source {
+                at: format!("report of {}{from}", report.exercise),
                 report: (&report).into(),
-            })
-            .collect()
+            }));
+        }
+        sources
     } else {
         read(&paths)?
     };
