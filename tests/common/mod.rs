@@ -505,3 +505,17 @@ pub async fn orders_depends_on_checkout(client: &kube::Client, labels: serde_jso
     })
     .await;
 }
+
+/// Compares `actual` with `tests/golden/NAME`; `UPDATE_GOLDEN=1` writes it first.
+pub fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} differs from the rendering; if the change is intended, run UPDATE_GOLDEN=1 cargo test --test NAME and review the diff.\n--- rendered:\n{actual}",
+        path.display()
+    );
+}
