@@ -453,4 +453,21 @@ async fn a_review_from_two_clusters_merges_their_reports() {
         .collect();
     assert_eq!(teams, ["fulfilment", "payments"]);
     assert_eq!(review["total"]["exercises"], 2);
+    // Coverage: checkout was exercised; the shop's other workloads never were.
+    let coverage = review["coverage"].as_array().expect("coverage");
+    let last = |target: &str| {
+        coverage
+            .iter()
+            .find(|c| c["target"] == target)
+            .map(|c| c["lastExercised"].clone())
+            .unwrap_or_else(|| panic!("{target} in {coverage:?}"))
+    };
+    assert!(last("Deployment shop/checkout").is_string());
+    assert!(last("Deployment shop/frontend").is_null());
+    assert!(last("StatefulSet shop/orders-db").is_null());
+    let frontends = coverage
+        .iter()
+        .filter(|c| c["target"] == "Deployment shop/frontend")
+        .count();
+    assert_eq!(frontends, 1, "listed once for both clusters");
 }

@@ -133,6 +133,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
             false => contexts.into_iter().map(Some).collect(),
         };
         let mut sources = Vec::new();
+        let mut workloads = Vec::new();
         for context in contexts {
             let cluster = super::cluster::ClusterArgs {
                 kubeconfig: kubeconfig.clone(),
@@ -147,11 +148,16 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
                 at: format!("report of {}{from}", report.exercise),
                 report: (&report).into(),
             }));
+            match cluster_workloads(&cluster) {
+                Ok(found) => workloads.extend(found),
+                Err(e) => eprintln!("coverage of the workloads never exercised{from} is left out: {e:#}"),
+            }
         }
-        sources
+        (sources, workloads)
     } else {
-        read(&paths)?
+        (read(&paths)?, Vec::new())
     };
+    let (sources, workloads) = sources;
     let ask = Ask {
         since,
         until,
@@ -159,7 +165,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         org,
         stale: span(&stale).context("--stale")?,
     };
-    let result = review::review(&sources, &ask);
+    let mut result = review::review(&sources, &ask);
+    review::add_never_exercised(&mut result, &workloads);
     let text = match format {
         ReviewFormat::Markdown => review::markdown(&result),
         ReviewFormat::Html => review::html(&result),
@@ -173,6 +180,59 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Deployments and StatefulSets of the cluster (or of `--namespace`), each with its
+/// team: its own `team` label, else its namespace's (when namespaces may be listed).
+fn cluster_workloads(cluster: &super::cluster::ClusterArgs) -> anyhow::Result<Vec<review::Workload>> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, ListParams};
+    use kube::{Resource, ResourceExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (client, _) = cluster.client().await?;
+        let teams: std::collections::BTreeMap<String, String> = Api::<Namespace>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| Some((n.name_any(), n.labels().get("team")?.clone())))
+            .collect();
+        fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+        where
+            K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        {
+            match ns {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            }
+        }
+        let ns = cluster.namespace.as_deref();
+        let mut found = Vec::new();
+        let of = |kind: &str, meta: &kube::core::ObjectMeta| {
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            review::Workload {
+                kind: kind.to_owned(),
+                team: (meta.labels.as_ref().and_then(|l| l.get("team").cloned()))
+                    .or_else(|| teams.get(&namespace).cloned()),
+                namespace,
+                name: meta.name.clone().unwrap_or_default(),
+            }
+        };
+        for d in api::<Deployment>(&client, ns).list(&ListParams::default()).await?.items {
+            found.push(of("Deployment", &d.metadata));
+        }
+        for s in api::<StatefulSet>(&client, ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+        {
+            found.push(of("StatefulSet", &s.metadata));
+        }
+        Ok(found)
+    })
 }
 
 /// Every report in `paths`; what is not a report is said on stderr and left out.

@@ -238,7 +238,8 @@ pub struct Covered {
     pub team: String,
     /// `Deployment shop/checkout`, `Node (selector)`.
     pub target: String,
-    pub last_exercised: DateTime<Utc>,
+    /// `None`: never exercised (a workload of the cluster no report names).
+    pub last_exercised: Option<DateTime<Utc>>,
     /// pod loss, network, node, in-pod stress.
     pub fault_classes: Vec<String>,
     pub stale: bool,
@@ -592,11 +593,45 @@ fn coverage(sources: &[Source], until: DateTime<Utc>, stale: chrono::Duration) -
         .map(|((team, target), (last, classes))| Covered {
             team,
             target,
-            last_exercised: last,
+            last_exercised: Some(last),
             fault_classes: classes.into_iter().map(str::to_owned).collect(),
             stale: until - last > stale,
         })
         .collect()
+}
+
+/// A workload of the cluster, for coverage: which team owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Its `team` label, else its namespace's; `None`: nobody said.
+    pub team: Option<String>,
+}
+
+/// Adds the cluster's workloads that no report names to the coverage, as never exercised
+/// (a workload in a protected namespace is left out: no exercise may target it). PURE.
+pub fn add_never_exercised(review: &mut Review, workloads: &[Workload]) {
+    let mut named: BTreeSet<String> = review.coverage.iter().map(|c| c.target.clone()).collect();
+    for w in workloads {
+        let target = format!("{} {}/{}", w.kind, w.namespace, w.name);
+        if crate::scenario::model::PROTECTED_NAMESPACES.contains(&w.namespace.as_str()) || !named.insert(target.clone())
+        {
+            continue;
+        }
+        review.coverage.push(Covered {
+            team: w.team.clone().unwrap_or_else(|| "(no team)".into()),
+            target,
+            last_exercised: None,
+            fault_classes: Vec::new(),
+            stale: false,
+        });
+    }
+    review
+        .coverage
+        .sort_by(|a, b| (&a.team, &a.target).cmp(&(&b.team, &b.target)));
 }
 
 /// `▁▂▃▅▇`: values as a line of bars, for Markdown.
@@ -888,7 +923,7 @@ fn sections(review: &Review) -> Vec<Section> {
                         vec![
                             c.team.clone(),
                             c.target.clone(),
-                            day(c.last_exercised),
+                            c.last_exercised.map_or("never".into(), day),
                             c.fault_classes.join(", "),
                             if c.stale { "STALE".into() } else { String::new() },
                         ]
