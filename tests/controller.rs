@@ -1787,74 +1787,39 @@ async fn a_report_survives_its_exercise_and_trend_from_the_cluster_counts_it() {
         Some("shop")
     );
     let kubeconfig = cluster._sim.kubeconfig_path().to_str().expect("utf-8").to_owned();
-    let trend = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args([
-            "trend",
-            "--from-cluster",
-            "--format",
-            "json",
-            "--kubeconfig",
-            &kubeconfig,
-        ])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("trend");
-    assert!(trend.status.success(), "{}", String::from_utf8_lossy(&trend.stderr));
-    let trend: serde_json::Value = serde_json::from_slice(&trend.stdout).expect("json");
+    // The CLI against the cluster's kubeconfig; its JSON on stdout when it succeeds.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+            .args(args)
+            .args(["--kubeconfig", &kubeconfig])
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run disasterpiece")
+    };
+    let json = |output: std::process::Output| -> serde_json::Value {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("json")
+    };
+    let trend = json(cli(&["trend", "--from-cluster", "--format", "json"]));
     assert_eq!(trend["reports"], 1, "{trend}");
     assert!(trend.to_string().contains("checkout-pod-loss"), "{trend}");
     // The weekly review reads the same reports (the run started within the last 7 days).
-    let review = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args([
-            "review",
-            "--from-cluster",
-            "--format",
-            "json",
-            "--kubeconfig",
-            &kubeconfig,
-        ])
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("review");
-    assert!(review.status.success(), "{}", String::from_utf8_lossy(&review.stderr));
-    let review: serde_json::Value = serde_json::from_slice(&review.stdout).expect("json");
+    let review = json(cli(&["review", "--from-cluster", "--format", "json"]));
     assert_eq!(review["ran"][0]["exercise"], "kept-1", "{review}");
     // One report, fetched by its Exercise's name (gone) and by its own.
     for name in ["kept-1", name.as_str()] {
-        let fetched = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-            .args([
-                "report",
-                "--from-cluster",
-                name,
-                "-n",
-                "shop",
-                "--format",
-                "json",
-                "--kubeconfig",
-                &kubeconfig,
-            ])
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("report");
-        assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
-        let report: serde_json::Value = serde_json::from_slice(&fetched.stdout).expect("json");
+        let report = json(cli(&[
+            "report",
+            "--from-cluster",
+            name,
+            "-n",
+            "shop",
+            "--format",
+            "json",
+        ]));
         assert_eq!(report["exercise"], "kept-1");
     }
-    let fetch = |name: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-            .args([
-                "report",
-                "--from-cluster",
-                name,
-                "-n",
-                "shop",
-                "--kubeconfig",
-                &kubeconfig,
-            ])
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("report")
-    };
+    let fetch = |name: &str| cli(&["report", "--from-cluster", name, "-n", "shop"]);
     let missing = fetch("nothing-here");
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no report named nothing-here in shop"));

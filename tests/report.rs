@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{TimeZone, Utc};
-use disasterpiece::report::model::Report;
 use disasterpiece::report::store;
 use serde_json::{Value, json};
 
@@ -390,26 +389,6 @@ fn trend_over_200_reports_gives_the_hand_computed_figures() {
     assert_eq!(by_scenario["groups"][0]["total"]["exercises"], 200);
 }
 
-/// A real report: the pod-loss demo scenario against the simulator, sampled often.
-async fn real_report() -> Report {
-    use disasterpiece::engine::run::{RunOptions, Silent, run};
-    let (_sim, client) = common::start(common::fast_shop()).await;
-    let text = std::fs::read_to_string("scenarios/demo-checkout-pod-loss.yaml").expect("scenario");
-    let scenario = match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
-        disasterpiece::scenario::Resource::Scenario(s) => *s,
-        other => panic!("not a scenario: {other:?}"),
-    };
-    let (_tx, abort) = tokio::sync::watch::channel(None);
-    let options = RunOptions {
-        exercise: "ex-html".into(),
-        seed: 1,
-        sample_every: std::time::Duration::from_millis(250),
-        cluster: "sim".into(),
-        ..Default::default()
-    };
-    run(&client, &scenario, options, abort, &Silent).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(has_chromium), ignore = "needs chromium (apt-get install chromium)")]
 async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
@@ -418,7 +397,7 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
         &["chromium"],
         "apt-get install chromium, or set DISASTERPIECE_CHROMIUM",
     );
-    let mut report = real_report().await;
+    let mut report = common::pod_loss_report("ex-html").await;
     assert!(!report.expectations.is_empty());
     // What the watch beyond the targets would add had orders gone down with checkout.
     let observed = report

@@ -22,18 +22,10 @@ fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
 }
 
-/// A real report: the pod-loss demo scenario, run on the simulator.
+/// A real report of the pod-loss demo; the history sets every outcome and figure it checks,
+/// and needs the run to have watched beyond its targets.
 async fn real_report() -> Report {
-    use disasterpiece::engine::run::{Silent, run};
-    let (_sim, client) = common::start(common::fast_shop()).await;
-    let text = std::fs::read_to_string("scenarios/demo-checkout-pod-loss.yaml").expect("scenario");
-    let scenario = match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
-        disasterpiece::scenario::Resource::Scenario(s) => *s,
-        other => panic!("not a scenario: {other:?}"),
-    };
-    let (_tx, abort) = tokio::sync::watch::channel(None);
-    let report = run(&client, &scenario, common::run_options("ex-real"), abort, &Silent).await;
-    // The history sets every outcome and figure it checks; it needs the run to have watched.
+    let report = common::pod_loss_report("ex-real").await;
     assert!(report.observed_blast_radius.is_some(), "{:#?}", report.timeline);
     report
 }

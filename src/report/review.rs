@@ -731,8 +731,8 @@ fn figures_table(rows: &[&Figures]) -> Table {
         "Detect (median, change)",
         "Recover (median)",
         "Confidence before → after",
-        "Follow-ups overdue",
-        "Verified",
+        "Follow-ups overdue (at the end)",
+        "Verified (to date)",
         "Last 12 periods",
     ];
     Table {

@@ -519,3 +519,16 @@ pub fn golden(name: &str, actual: &str) {
         path.display()
     );
 }
+
+/// A real report: the pod-loss demo scenario, run on the simulator as `exercise`.
+pub async fn pod_loss_report(exercise: &str) -> disasterpiece::report::model::Report {
+    use disasterpiece::engine::run::{Silent, run};
+    let (_sim, client) = start(fast_shop()).await;
+    let text = std::fs::read_to_string("scenarios/demo-checkout-pod-loss.yaml").expect("scenario");
+    let scenario = match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
+        disasterpiece::scenario::Resource::Scenario(s) => *s,
+        other => panic!("not a scenario: {other:?}"),
+    };
+    let (_tx, abort) = tokio::sync::watch::channel(None);
+    run(&client, &scenario, run_options(exercise), abort, &Silent).await
+}
