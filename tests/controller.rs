@@ -1912,6 +1912,19 @@ spec:
         .find(|m| m["event"] == "unanticipatedImpact")
         .expect("the message");
     assert_eq!(message["owners"], serde_json::json!(["orders-team"]));
+    // shop may not read Nodes here (no --node-scenario-namespaces): its report shows none.
+    let (reports, _) = disasterpiece::controller::reports::list(&client, Some("shop"))
+        .await
+        .expect("reports");
+    let watched = &reports[0].observed_blast_radius.as_ref().expect("observed").watched;
+    assert!(!watched.nodes);
+    assert!(
+        watched
+            .nodes_not_watched
+            .as_deref()
+            .is_some_and(|w| w.contains("--node-scenario-namespaces")),
+        "{watched:?}"
+    );
     assert!(
         message["text"]
             .as_str()

@@ -89,6 +89,8 @@ impl BeyondArgs {
             namespaces: self.watch_namespaces.clone(),
             alerts: self.halt_on_alerts.clone(),
             collateral_in: self.halt_on_collateral_in.clone(),
+            // The CLI acts as whoever runs it: Nodes are watched when that identity may.
+            nodes_hidden: None,
         };
         let problems = floor.problems();
         if !problems.is_empty() {

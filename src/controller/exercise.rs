@@ -715,7 +715,15 @@ async fn execute(ctx: &Context, exercise: Exercise, abort: watch::Receiver<Optio
         nodes_journal_namespace: Some(options.journal_namespace.clone()),
         host: exercise.spec.host.clone(),
         clock: options.clock.clone(),
-        floor: options.floor.clone(),
+        // Nodes are shown only to the namespaces this controller lets read them.
+        floor: crate::engine::beyond::Floor {
+            nodes_hidden: (!options.node_namespaces.contains(&ns)).then(|| {
+                format!(
+                    "namespace {ns} may not read Nodes (the controller's --node-scenario-namespaces; Helm controller.nodeScenarioNamespaces)"
+                )
+            }),
+            ..options.floor.clone()
+        },
         ..Default::default()
     };
     let report = run(client, &scenario, run_options, abort, &recorder).await;

@@ -202,8 +202,8 @@ async fn watch_plan(
     alertmanager: Option<&str>,
 ) -> super::plan::WatchPlan {
     let mut problems = scope.problems(spec, alertmanager);
-    let mut nodes_not_watched = None;
-    if !scope.nodes_required {
+    let mut nodes_not_watched = scope.nodes_hidden.clone();
+    if !scope.nodes_required && nodes_not_watched.is_none() {
         let checks =
             futures_util::future::join_all(super::beyond::node_permissions().into_iter().map(|p| review(client, p)))
                 .await;

@@ -31,6 +31,9 @@ pub struct Floor {
     pub alerts: Vec<String>,
     /// Namespaces where collateral always halts (`*`: anywhere watched).
     pub collateral_in: Vec<String>,
+    /// Why Nodes are not watched for this exercise, when they may not be: the controller does
+    /// not show Nodes to a namespace it does not let read them (`--node-scenario-namespaces`).
+    pub nodes_hidden: Option<String>,
 }
 
 impl Floor {
@@ -124,6 +127,9 @@ pub struct Scope {
     pub namespaces: Namespaces,
     /// Nodes must be watched (`watch.nodes: true`); else they are when the identity may.
     pub nodes_required: bool,
+    /// Why Nodes may not be watched for this exercise, whatever the identity may (see
+    /// [`Floor::nodes_hidden`]).
+    pub nodes_hidden: Option<String>,
     /// Halt on a new alert one of these sets matches.
     pub halt_alerts: Vec<(MatcherSet, Origin)>,
     /// Halt on collateral in these namespaces (and on Nodes under `*`), with who asked.
@@ -172,6 +178,7 @@ impl Scope {
         Scope {
             namespaces,
             nodes_required: spec.watch.nodes.unwrap_or(false),
+            nodes_hidden: floor.nodes_hidden.clone(),
             halt_alerts,
             halt_collateral,
             anticipated,
@@ -235,6 +242,9 @@ impl Scope {
                 ));
             }
         }
+        if let (true, Some(why)) = (self.nodes_required, &self.nodes_hidden) {
+            problems.push(format!("watch.nodes is true, but Nodes may not be watched here: {why}"));
+        }
         let parsed = self.halt_alerts.iter().filter(|(_, o)| *o == Origin::Scenario).count();
         if parsed < spec.unanticipated.abort_on.alerts.len() {
             problems.push(
@@ -296,7 +306,7 @@ pub fn permissions(scope: &Scope) -> Vec<crate::engine::plan::Permission> {
             }
         }
     }
-    if scope.nodes_required {
+    if scope.nodes_required && scope.nodes_hidden.is_none() {
         needed.extend(node_permissions());
     }
     needed
@@ -352,6 +362,7 @@ mod tests {
             namespaces: vec!["kube-system".into()],
             alerts: vec![r#"severity="page""#.into()],
             collateral_in: vec!["payments".into()],
+            nodes_hidden: None,
         };
         // Record only, by the scenario's word: the floor still halts.
         let scope = Scope::of(&spec("watch: {namespaces: [orders]}"), &floor);
@@ -423,7 +434,17 @@ mod tests {
             alerts: vec!["severity=~\"(\"".into()],
             namespaces: vec!["Bad_NS".into()],
             collateral_in: vec!["*".into()],
+            nodes_hidden: None,
         };
+        // Nodes required where they may not be shown: a problem, and no permission asked.
+        let hidden = Floor {
+            nodes_hidden: Some("namespace team-a may not read Nodes".into()),
+            ..Floor::default()
+        };
+        let required = spec("watch: {nodes: true}");
+        let scope = Scope::of(&required, &hidden);
+        assert!(scope.problems(&required, None)[0].contains("namespace team-a may not read Nodes"));
+        assert!(permissions(&scope).iter().all(|p| p.resource != "nodes"));
         assert_eq!(floor.problems().len(), 2, "{:?}", floor.problems());
     }
 }
