@@ -58,17 +58,17 @@ impl MatcherSet {
 /// The longest matcher set read, in bytes: a pattern is compiled, and a tenant writes it.
 pub const MAX_LEN: usize = 1024;
 
-/// Reads `text` (`name op "value"`, comma-separated, optionally in `{}`); says what is wrong
-/// when it does not parse.
+/// Reads `text` (`name op "value"`, comma-separated, optionally in `{}`); says what is wrong,
+/// on one line, when it does not parse.
 pub fn parse(text: &str) -> Result<MatcherSet, String> {
     if text.len() > MAX_LEN {
-        return Err(format!("is {} bytes long; at most {MAX_LEN}", text.len()));
+        return Err(format!("it is {} bytes long; at most {MAX_LEN}", text.len()));
     }
     let trimmed = text.trim();
     let inner = match trimmed.strip_prefix('{') {
         Some(rest) => rest
             .strip_suffix('}')
-            .ok_or_else(|| "opens `{` and never closes it".to_owned())?,
+            .ok_or_else(|| "it opens `{` and never closes it".to_owned())?,
         None => trimmed,
     };
     let mut matchers = Vec::new();
@@ -84,7 +84,7 @@ pub fn parse(text: &str) -> Result<MatcherSet, String> {
         }
     }
     if matchers.is_empty() {
-        return Err("names no matcher".into());
+        return Err("it names no matcher".into());
     }
     Ok(MatcherSet {
         text: trimmed.to_owned(),
@@ -128,7 +128,18 @@ fn one(text: &str) -> Result<(Matcher, &str), String> {
             regex::RegexBuilder::new(&format!("^(?:{value})$"))
                 .size_limit(1 << 20)
                 .build()
-                .map_err(|e| format!("the pattern of `{name}` is not a regular expression: {e}"))?,
+                .map_err(|e| {
+                    // The regex crate's message spans lines (the pattern, a caret); its last
+                    // line says what is wrong.
+                    let text = e.to_string();
+                    let why = text
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                        .to_owned();
+                    format!("the pattern of `{name}` is not a regular expression: {why}")
+                })?,
         ),
         Op::Equal | Op::NotEqual => None,
     };

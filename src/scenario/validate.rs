@@ -188,7 +188,7 @@ fn check_unanticipated(f: &mut Findings, unanticipated: &Unanticipated) {
         if let Err(e) = super::matcher::parse(text) {
             f.add(
                 index_path("spec.unanticipated.abortOn.alerts", i),
-                format!("`{text}` is no alert matcher: it {e}"),
+                format!("`{text}` is no alert matcher: {e}"),
             )
             .hint(r#"write Alertmanager matchers, e.g. `severity=~"page|critical"` or `{team="orders", severity="page"}`"#);
         }

@@ -43,11 +43,7 @@ impl Floor {
         let mut problems: Vec<String> = self
             .alerts
             .iter()
-            .filter_map(|a| {
-                matcher::parse(a)
-                    .err()
-                    .map(|e| format!("--halt-on-alert `{a}`: it {e}"))
-            })
+            .filter_map(|a| matcher::parse(a).err().map(|e| format!("--halt-on-alert `{a}`: {e}")))
             .collect();
         let names = self.namespaces.iter().chain(&self.collateral_in);
         problems.extend(
