@@ -97,6 +97,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             })
         }
     };
+    let floor = cluster.floor()?;
     let (client, server, _retries) = cluster.retrying_client().await?;
     let options = Options {
         namespace: if all_namespaces {
@@ -123,7 +124,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         election,
         clock: Default::default(),
         metrics,
-        floor: cluster.floor()?,
+        floor,
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -85,6 +85,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let Some((scenario, seed)) = scenario.load(&cluster)? else {
         return Ok(ExitCode::from(REFUSED));
     };
+    // The operator's floor is checked before the cluster is reached.
+    let floor = cluster.floor()?;
     let (client, server) = cluster.client().await?;
     let plan = preflight::plan(
         &client,
@@ -100,7 +102,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             fault_image: cluster.fault_image.clone(),
             nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
             exercise: None,
-            floor: cluster.floor()?,
+            floor,
         },
         &Clock::system(),
     )

@@ -146,6 +146,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if sample_every.is_zero() {
         anyhow::bail!("--sample-every must be longer than 0s");
     }
+    // The operator's floor is checked before the cluster is reached.
+    let floor = cluster.floor()?;
     let (client, server, retries) = cluster.retrying_client().await?;
     let simulator = client
         .apiserver_version()
@@ -192,7 +194,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         participants,
         confidence_before,
         clock,
-        floor: cluster.floor()?,
+        floor,
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();
