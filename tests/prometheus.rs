@@ -354,3 +354,92 @@ async fn a_300ms_delay_fires_checkout_slow_and_the_report_measures_time_to_detec
         started.elapsed()
     );
 }
+
+/// The controller shows the success metrics of the reports it keeps on `/metrics`; a real
+/// Prometheus scrapes them, a PromQL query gives the team's figure, and every query of the
+/// chart's Grafana dashboard returns data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_prometheus), ignore = "needs prometheus (apt-get install prometheus)")]
+async fn the_success_metrics_reach_prometheus_and_every_dashboard_query_has_data() {
+    use disasterpiece::controller::crd::{Exercise, ExerciseSpec};
+    use disasterpiece::report::model::{FollowUp, FollowUpStatus};
+    let report = common::pod_loss_report("learned-1").await;
+    let (sim, client) = start(fast_shop()).await;
+    common::install_crds(&client).await;
+    // Two reports kept in the cluster: payments refuted and learned, with a follow-up overdue.
+    for (i, outcome) in [Outcome::Confirmed, Outcome::Refuted].into_iter().enumerate() {
+        let mut r = report.clone();
+        r.exercise = format!("learned-{i}");
+        r.outcome = outcome;
+        r.scenario.metadata.labels = [("team".to_owned(), "payments".to_owned())].into();
+        r.metrics.time_to_detect_s = Some(12.0 + i as f64);
+        r.metrics.time_to_recover_s = Some(3.0);
+        if outcome == Outcome::Refuted {
+            r.learned = vec!["the alert fires on errors, not on latency".into()];
+            r.follow_ups = vec![FollowUp {
+                text: "alert on latency".into(),
+                owner: Some("payments".into()),
+                status: FollowUpStatus::Open,
+                due: Some(chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("date")),
+                ticket: None,
+                proven_by: None,
+                opened_at: None,
+                closed_at: None,
+            }];
+        }
+        let exercise = Exercise::new(&r.exercise, ExerciseSpec::default());
+        disasterpiece::controller::reports::store(&client, "shop", &format!("report-learned-{i}"), &exercise, &r)
+            .await
+            .expect("store");
+    }
+    let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let address = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(disasterpiece::controller::metrics::serve(listener, metrics.clone()));
+    let (_stop, stop) = watch::channel(false);
+    let options = disasterpiece::controller::Options {
+        metrics: metrics.clone(),
+        ..common::controller_options(&sim)
+    };
+    tokio::spawn(disasterpiece::controller::control(client.clone(), options, stop));
+    eventually("the success metrics are on /metrics", || async {
+        metrics
+            .text()
+            .contains("disasterpiece_follow_ups{team=\"payments\",standing=\"overdue\"} 1")
+    })
+    .await;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("learning-{}", std::process::id()));
+    let prometheus = start_prometheus(&prometheus_binary(), &dir, &[address], None).await;
+    let value = |query: &str| {
+        let url = prometheus.url.clone();
+        let query = query.to_owned();
+        async move { probe::prometheus::instant(None, &url, &query).await.unwrap_or_default() }
+    };
+    eventually("Prometheus has the success metrics", || async {
+        !value("disasterpiece_follow_ups").await.is_empty()
+    })
+    .await;
+    let overdue = value("sum(disasterpiece_follow_ups{team=\"payments\",standing=\"overdue\"})").await;
+    assert_eq!(overdue.first().map(|(_, v)| *v), Some(1.0), "{overdue:?}");
+    let taught = value("sum(disasterpiece_hypotheses_taught{team=\"payments\"})").await;
+    assert_eq!(taught.first().map(|(_, v)| *v), Some(1.0), "{taught:?}");
+    let kept = value("sum(disasterpiece_reported_exercises{team=\"payments\"})").await;
+    assert_eq!(kept.first().map(|(_, v)| *v), Some(2.0), "{kept:?}");
+    // The chart's dashboard: valid JSON, and every query has data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("helm/disasterpiece/dashboards/learning.json").expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(queries.len() >= 6, "{queries:?}");
+    for query in queries {
+        let found = value(&query).await;
+        assert!(!found.is_empty(), "no data for the dashboard's `{query}`");
+    }
+}

@@ -125,6 +125,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         clock: Default::default(),
         metrics,
         floor,
+        // The success metrics move with finished game days, not by the second.
+        learn_every: Duration::from_secs(300),
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

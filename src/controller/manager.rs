@@ -53,6 +53,8 @@ pub struct Options {
     pub metrics: Arc<super::metrics::Metrics>,
     /// What every Exercise watches beyond its targets and halts on, whatever its Scenario says.
     pub floor: crate::engine::beyond::Floor,
+    /// How often the reports kept are read for the success metrics on `/metrics`.
+    pub learn_every: Duration,
 }
 
 /// The running exercises: uid → the abort sender.
@@ -163,6 +165,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         failures: Mutex::default(),
     });
     let controllers = tokio::spawn(run_controllers(ctx.clone(), stop.clone()));
+    let _learning = AbortOnDrop(tokio::spawn(learn(client.clone(), options.clone())));
     // The Lease, renewed every poll while the controllers run.
     let mut leading = elector.is_none();
     let mut standing_by = false;
@@ -387,6 +390,33 @@ where
             Err(e) => tracing::warn!(object = what, error = %e, "the controller's queue failed"),
         }
         std::future::ready(())
+    }
+}
+
+/// Reads the reports kept every `learn_every` and shows their success metrics on `/metrics`.
+/// A read that fails keeps the last figures (and is logged).
+async fn learn(client: Client, options: Options) {
+    let every = options.learn_every.max(Duration::from_secs(1));
+    loop {
+        match super::reports::list(&client, options.namespace.as_deref()).await {
+            Ok((reports, _)) => {
+                let summaries: Vec<crate::report::review::Summary> = reports.iter().map(Into::into).collect();
+                options
+                    .metrics
+                    .set_learning(super::learning::families(&summaries, options.clock.now()));
+            }
+            Err(e) => tracing::warn!("cannot read the reports kept for the success metrics: {e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Metrics: `disasterpiece_exercises_total{verdict}`, `disasterpiece_active_exercises`,
 //! `disasterpiece_abort_latency_seconds` (histogram), `disasterpiece_reconcile_errors_total
-//! {category}`. `/readyz` answers 200 once the controller has listed Exercises once.
+//! {category}`, and the success metrics of the reports kept (`learning`). `/readyz` answers 200 once the controller has listed Exercises once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -27,6 +27,8 @@ pub struct Metrics {
     abort_latency: Histogram,
     errors: Family<Labels, Counter>,
     ready: AtomicBool,
+    /// The success metrics of the reports kept (`learning::families`), as last read.
+    learning: std::sync::RwLock<String>,
 }
 
 impl Default for Metrics {
@@ -57,6 +59,7 @@ impl Default for Metrics {
             abort_latency,
             errors,
             ready: AtomicBool::new(false),
+            learning: std::sync::RwLock::default(),
         }
     }
 }
@@ -100,9 +103,22 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Replaces the success metrics with `families` (the text format, without `# EOF`).
+    pub fn set_learning(&self, families: String) {
+        *self.learning.write().unwrap_or_else(std::sync::PoisonError::into_inner) = families;
+    }
+
     pub fn text(&self) -> String {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
+        // The success metrics go before the end marker of the OpenMetrics text.
+        let learning = self.learning.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(body) = out.strip_suffix("# EOF\n") {
+            let mut text = body.to_owned();
+            text.push_str(&learning);
+            text.push_str("# EOF\n");
+            return text;
+        }
         out
     }
 }

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod events;
 pub mod exercise;
 pub mod gameday;
+pub mod learning;
 pub mod lease;
 pub mod manager;
 pub mod metrics;

@@ -448,6 +448,11 @@ fn taught(report: &Summary) -> bool {
 /// Every follow-up of every report, as it stands at `until`: overdue first (the most overdue
 /// first), then open, verified and done; a follow-up done or verified before the period's
 /// previous one is left out.
+/// Every follow-up of `sources` as it stands at `until` (see `tracked`).
+pub fn follow_ups(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
+    tracked(sources, until)
+}
+
 fn tracked(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
     let today = until.date_naive();
     // The confirming runs of each scenario, in the order they started, before `until`.

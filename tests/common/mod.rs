@@ -42,6 +42,7 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
         clock: Default::default(),
         metrics: Default::default(),
         floor: Default::default(),
+        learn_every: Duration::from_secs(1),
     }
 }
 
