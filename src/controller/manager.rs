@@ -398,9 +398,8 @@ where
 async fn learn(client: Client, options: Options) {
     let every = options.learn_every.max(Duration::from_secs(1));
     loop {
-        match super::reports::list(&client, options.namespace.as_deref()).await {
-            Ok((reports, _)) => {
-                let summaries: Vec<crate::report::review::Summary> = reports.iter().map(Into::into).collect();
+        match super::reports::list_summaries(&client, options.namespace.as_deref()).await {
+            Ok((summaries, _)) => {
                 options
                     .metrics
                     .set_learning(super::learning::families(&summaries, options.clock.now()));

@@ -188,6 +188,20 @@ pub async fn list(client: &Client, namespace: Option<&str>) -> Result<(Vec<Repor
     Ok(join(&maps))
 }
 
+/// What the review reads of every report stored in `namespace` (or every namespace): the
+/// timelines and samples are skipped as each is parsed (see `report::review::Summary`).
+pub async fn list_summaries(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Result<(Vec<crate::report::review::Summary>, Vec<Unreadable>), kube::Error> {
+    let api: Api<ConfigMap> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let maps = api.list(&ListParams::default().labels(REPORT_LABEL)).await?.items;
+    Ok(join_with(&maps, crate::report::store::parse_summary))
+}
+
 /// One stored part of a report: its index and count (`I/N`) and its text.
 type Part = (usize, usize, String);
 
@@ -228,6 +242,14 @@ pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Repor
 
 /// The reports in `maps`, each from its parts in order. PURE.
 pub fn join(maps: &[ConfigMap]) -> (Vec<Report>, Vec<Unreadable>) {
+    join_with(maps, crate::report::store::parse)
+}
+
+/// As `join`, each joined report read by `parse`.
+fn join_with<T>(
+    maps: &[ConfigMap],
+    parse: impl Fn(&str) -> Result<T, crate::report::store::LoadError>,
+) -> (Vec<T>, Vec<Unreadable>) {
     let mut parts: BTreeMap<(String, String), Vec<Part>> = BTreeMap::new();
     for map in maps {
         let Some(report) = map.labels().get(REPORT_LABEL) else {
@@ -264,7 +286,7 @@ pub fn join(maps: &[ConfigMap]) -> (Vec<Report>, Vec<Unreadable>) {
             continue;
         }
         let text: String = pieces.into_iter().map(|p| p.2).collect();
-        match crate::report::store::parse(&text) {
+        match parse(&text) {
             Ok(report) => reports.push(report),
             Err(e) => unreadable.push(Unreadable {
                 name,

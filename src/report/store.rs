@@ -43,19 +43,23 @@ pub fn parse(text: &str) -> Result<Report, LoadError> {
 /// Reads what the review needs of one report (see [`super::review::Summary`]): the rest of
 /// the file is skipped as it is read, not held. The version is checked as `load` checks it.
 pub fn load_summary(path: &Path) -> Result<super::review::Summary, LoadError> {
+    parse_summary(&std::fs::read_to_string(path)?)
+}
+
+/// As `load_summary`, from the text of a report.
+pub fn parse_summary(text: &str) -> Result<super::review::Summary, LoadError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Versioned {
         report_version: Option<u64>,
     }
-    let text = std::fs::read_to_string(path)?;
-    let version = serde_json::from_str::<Versioned>(&text)
+    let version = serde_json::from_str::<Versioned>(text)
         .map_err(|e| LoadError::Malformed(format!("invalid JSON: {e}")))?
         .report_version;
     match version {
         None => Err(LoadError::Malformed("no `reportVersion`".into())),
         Some(v) if v > u64::from(REPORT_VERSION) => Err(LoadError::Newer { found: v }),
-        Some(_) => serde_json::from_str(&text).map_err(|e| LoadError::Malformed(e.to_string())),
+        Some(_) => serde_json::from_str(text).map_err(|e| LoadError::Malformed(e.to_string())),
     }
 }
 
