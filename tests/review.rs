@@ -463,3 +463,31 @@ async fn a_review_from_two_clusters_merges_their_reports() {
         .count();
     assert_eq!(frontends, 1, "listed once for both clusters");
 }
+
+/// A report folder may hold anything: a link to /dev/zero or a FIFO is named and skipped, and
+/// the review ends (neither is read without end, nor waited on).
+#[test]
+fn review_skips_what_is_not_a_regular_report_file_and_says_so() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy("tests/golden/report.json", dir.join("real.json")).expect("copy");
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.json")).expect("link");
+    let fifo = Command::new("mkfifo").arg(dir.join("fifo.json")).status().expect("mkfifo");
+    assert!(fifo.success());
+    let output = Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args(["review", "--since", "2020-01-01", "--until", "2030-01-01", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .expect("review");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["zero.json", "fifo.json"] {
+        assert!(
+            stderr.contains(name) && stderr.contains("not a regular file"),
+            "{name} in:\n{stderr}"
+        );
+    }
+    let review: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(review["total"]["exercises"], 1, "the real report is read");
+}

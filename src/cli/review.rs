@@ -118,7 +118,8 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let org = match org {
         None => Org::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            // A list of teams: a MiB is plenty.
+            let text = store::read_capped(&path, 1024 * 1024).with_context(|| format!("reading {}", path.display()))?;
             serde_yaml::from_str(&text).with_context(|| {
                 format!(
                     "{}: expected `org: NAME` and `teams: {{TEAM: GROUP, …}}`",

@@ -333,7 +333,7 @@ pub fn review(sources: &[Source], ask: &Ask) -> Review {
             })
         })
         .collect();
-    let follow_ups = tracked(sources, until);
+    let follow_ups = follow_ups(sources, until);
     let (opened, closed) = follow_up_flow(sources, since, until);
     let span = until - since;
     // Each report's team, once, and the period (of the last 12) it started in, if any.
@@ -448,12 +448,7 @@ fn taught(report: &Summary) -> bool {
 /// Every follow-up of every report, as it stands at `until`: overdue first (the most overdue
 /// first), then open, verified and done; a follow-up done or verified before the period's
 /// previous one is left out.
-/// Every follow-up of `sources` as it stands at `until` (see `tracked`).
 pub fn follow_ups(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
-    tracked(sources, until)
-}
-
-fn tracked(sources: &[Source], until: DateTime<Utc>) -> Vec<Tracked> {
     let today = until.date_naive();
     // The confirming runs of each scenario, in the order they started, before `until`.
     let mut confirmed: BTreeMap<&str, Vec<(DateTime<Utc>, &str)>> = BTreeMap::new();

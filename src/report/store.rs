@@ -23,10 +23,40 @@ pub enum LoadError {
     Newer { found: u64 },
 }
 
+/// The largest report file read: a report of a 24-hour window sampled every second holds a
+/// few MiB; anything far larger is not one.
+pub const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The text of the regular file at `path` (a link is followed), at most `cap` bytes. A FIFO,
+/// a device or a socket is refused before it is opened for reading (it could block or never
+/// end), and a file that grows past `cap` while it is read is refused too.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, a device or a socket is not read)",
+        ));
+    }
+    if meta.len() > cap {
+        return Err(std::io::Error::other(format!(
+            "{} bytes; at most {cap} are read",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(cap + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "grew past {cap} bytes while it was read"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads one report, checking its version first.
 pub fn load(path: &Path) -> Result<Report, LoadError> {
-    let text = std::fs::read_to_string(path)?;
-    parse(&text)
+    parse(&read_capped(path, MAX_REPORT_BYTES)?)
 }
 
 pub fn parse(text: &str) -> Result<Report, LoadError> {
@@ -43,7 +73,7 @@ pub fn parse(text: &str) -> Result<Report, LoadError> {
 /// Reads what the review needs of one report (see [`super::review::Summary`]): the rest of
 /// the file is skipped as it is read, not held. The version is checked as `load` checks it.
 pub fn load_summary(path: &Path) -> Result<super::review::Summary, LoadError> {
-    parse_summary(&std::fs::read_to_string(path)?)
+    parse_summary(&read_capped(path, MAX_REPORT_BYTES)?)
 }
 
 /// As `load_summary`, from the text of a report.

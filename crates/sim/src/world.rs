@@ -847,6 +847,15 @@ fn dependencies(store: &mut Store, t: &Types) {
             .map(|p| {
                 let mut pod = p.clone();
                 set_ready(&mut pod, up, &stamp);
+                // As a kubelet reports a failing readiness probe: the containers are not ready.
+                if let Some(statuses) = pod
+                    .pointer_mut("/status/containerStatuses")
+                    .and_then(Value::as_array_mut)
+                {
+                    for status in statuses {
+                        status["ready"] = json!(up);
+                    }
+                }
                 pod
             })
             .collect();

@@ -33,6 +33,10 @@ use crate::report::model::{Collateral, CollateralKind, Watched};
 const ALERTS_EVERY: Duration = Duration::from_millis(500);
 /// How long the initial lists may take before the watch counts as not opened.
 const SYNC_WITHIN: Duration = Duration::from_secs(30);
+/// How long new collateral waits for its owner and for the other exercises' journals before
+/// it is taken as it is (owner unknown, no other exercise's): a slow API server must not hold
+/// a halt up.
+const LOOKUP_WITHIN: Duration = Duration::from_secs(1);
 
 /// What the tasks share.
 struct Shared {
@@ -261,14 +265,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One sighting into the ledger; new collateral is attributed, checked against the other
 /// live exercises, and halts the exercise when a rule says so.
 async fn take(shared: &Shared, seen: Sighting) {
-    let owner = match &seen.team {
-        Some(team) => Some(team.clone()),
-        None => match &seen.namespace {
-            Some(ns) if would_be_new(shared, &seen) => namespace_team(shared, ns).await,
-            _ => None,
-        },
+    let new = would_be_new(shared, &seen);
+    let owner = match (&seen.team, &seen.namespace) {
+        (Some(team), _) => Some(team.clone()),
+        (None, Some(ns)) if new => tokio::time::timeout(LOOKUP_WITHIN, namespace_team(shared, ns))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
     };
-    if would_be_new(shared, &seen) && another_exercises(shared, &seen).await {
+    if new
+        && tokio::time::timeout(LOOKUP_WITHIN, another_exercises(shared, &seen))
+            .await
+            .unwrap_or(false)
+    {
         return;
     }
     let now = shared.clock.now();
