@@ -473,10 +473,21 @@ fn review_skips_what_is_not_a_regular_report_file_and_says_so() {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::copy("tests/golden/report.json", dir.join("real.json")).expect("copy");
     std::os::unix::fs::symlink("/dev/zero", dir.join("zero.json")).expect("link");
-    let fifo = Command::new("mkfifo").arg(dir.join("fifo.json")).status().expect("mkfifo");
+    let fifo = Command::new("mkfifo")
+        .arg(dir.join("fifo.json"))
+        .status()
+        .expect("mkfifo");
     assert!(fifo.success());
     let output = Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
-        .args(["review", "--since", "2020-01-01", "--until", "2030-01-01", "--format", "json"])
+        .args([
+            "review",
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2030-01-01",
+            "--format",
+            "json",
+        ])
         .arg(&dir)
         .output()
         .expect("review");

@@ -223,7 +223,7 @@ pub fn annotate(path: &Path, annotation: &Annotation) -> Result<Report, Annotate
         .open(&lock_path)
         .map_err(AnnotateError::Write)?;
     lock.lock().map_err(AnnotateError::Write)?;
-    let text = std::fs::read_to_string(&path).map_err(LoadError::Io)?;
+    let text = read_capped(&path, MAX_REPORT_BYTES).map_err(LoadError::Io)?;
     let mut report = parse(&text)?;
     annotation.apply(&mut report).map_err(AnnotateError::Invalid)?;
     let original: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Malformed(e.to_string()))?;
