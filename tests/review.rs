@@ -1,14 +1,22 @@
 //! The weekly review over half a year of exercises: six teams in three groups, one exercise a
-//! week each for 26 weeks (156 reports, each a real report of a run on the simulator made to
-//! stand for that team and week), follow-ups overdue, open, done and verified by a later run;
-//! checked in the three views and three formats against figures worked out by hand.
+//! week each for 26 weeks (157 reports, each built by the engine's report builder from what its
+//! run recorded, typed events on its timeline, and annotated as `annotate` does), follow-ups
+//! overdue, open, done and verified by a later run; checked in the three views and three
+//! formats against figures worked out by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use disasterpiece::report::model::{Collateral, CollateralKind, FollowUp, FollowUpStatus, Outcome, Report};
+use disasterpiece::engine::event::{ExerciseEvent, Phase};
+use disasterpiece::engine::run::finish::{self, People, Record};
+use disasterpiece::report::model::{
+    ClauseVerdict, Collateral, CollateralKind, Environment, Event, ExpectationResult, Injection, ObservedBlastRadius,
+    Outcome, Report, TargetChoice, Watched,
+};
 use disasterpiece::report::review::{self, Ask, Org, Source, Standing, View};
+use disasterpiece::report::store::Annotation;
+use disasterpiece::scenario::Scenario;
 use serde_json::Value;
 
 mod common;
@@ -22,104 +30,257 @@ fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
 }
 
-/// A real report of the pod-loss demo; the history sets every outcome and figure it checks,
-/// and needs the run to have watched beyond its targets.
-async fn real_report() -> Report {
-    let report = common::pod_loss_report("ex-real").await;
-    assert!(report.observed_blast_radius.is_some(), "{:#?}", report.timeline);
-    report
+/// Team `t`'s scenario: kill a pod of its service (t4: partition it) and expect its alert and
+/// its answers to hold.
+fn scenario(t: i64) -> Scenario {
+    let fault = if t == 4 {
+        "networkPartition: {}"
+    } else {
+        "podKill: {gracePeriodSeconds: 0}"
+    };
+    let text = format!(
+        "apiVersion: disasterpiece.dev/v1alpha1
+kind: Scenario
+metadata: {{name: scenario-t{t}, labels: {{team: t{t}}}}}
+spec:
+  hypothesis: svc-t{t} keeps answering without a pod, and its alert fires within 2m.
+  target: {{namespace: shop, kind: Deployment, name: svc-t{t}}}
+  blastRadius: {{mode: one}}
+  faults: [{{{fault}}}]
+  duration: 3m
+  expect:
+    - name: alert fires
+      alert: {{name: SvcT{t}Degraded, source: alertmanager}}
+      within: 2m
+    - name: keeps answering
+      http: {{url: \"http://svc-t{t}.shop.svc/\", expectStatus: 200}}
+      throughout: true
+  recovery: {{within: 1m}}
+"
+    );
+    match disasterpiece::scenario::load(&text, &|_| true).resources.remove(0).1 {
+        disasterpiece::scenario::Resource::Scenario(s) => *s,
+        other => panic!("not a scenario: {other:?}"),
+    }
 }
 
-/// Team `t`'s exercise of week `w`. Refuted when (w + t) is a multiple of 5, else confirmed;
-/// even teams write a lesson down when refuted; time to detect 60 - w + t seconds; confidence
-/// 2 before, 3 after. Follow-ups: t0's of week 20 done on 2026-11-24; t1's of week 24 proven
-/// by its own scenario; t2, t3, t4's of week 20 due 2026-11-20; t5's of week 20 due
-/// 2026-12-15; one more of t3 in week 25, without a due date. t3's week-25 run hit orders
-/// beyond its targets. t4 partitions the network; t5 also exercised a legacy target in week 0.
-fn history(real: &Report) -> Vec<Source> {
+/// What team `t`'s exercise of week `w` recorded, as the engine records a run: the typed
+/// events on its timeline, the fault in place from 10 s after the start for three minutes, the
+/// alert first seen `detect` seconds after injection, the answers failing when `refuted`.
+fn record(t: i64, started: DateTime<Utc>, detect: i64, refuted: bool, collateral: Vec<Collateral>) -> Record {
+    let injected = started + Duration::seconds(10);
+    let reverted = injected + Duration::minutes(3);
+    let action = if t == 4 {
+        format!("partition Pod shop/svc-t{t}-0")
+    } else {
+        format!("delete Pod shop/svc-t{t}-0")
+    };
+    let mut timeline = Vec::new();
+    let mut emit = |at: DateTime<Utc>, event: ExerciseEvent| {
+        timeline.extend(event.timeline().into_iter().map(|(kind, detail)| Event {
+            at,
+            kind: kind.into(),
+            detail,
+        }));
+    };
+    let phase = |phase| ExerciseEvent::Phase {
+        phase,
+        window: None,
+        every: None,
+    };
+    emit(started, phase(Phase::Preflight));
+    emit(injected, phase(Phase::Inject));
+    emit(injected, ExerciseEvent::Injected { action: action.clone() });
+    emit(injected, phase(Phase::Observe));
+    let held_at = injected + Duration::seconds(detect);
+    emit(
+        held_at,
+        ExerciseEvent::Held {
+            clause: "alert fires".into(),
+            observed: format!("SvcT{t}Degraded firing"),
+        },
+    );
+    let answers = if refuted {
+        let observed = "503 Service Unavailable".to_owned();
+        emit(
+            injected + Duration::seconds(30),
+            ExerciseEvent::Failed {
+                clause: "keeps answering".into(),
+                observed: observed.clone(),
+            },
+        );
+        (ClauseVerdict::Refuted, observed)
+    } else {
+        (ClauseVerdict::Confirmed, "200 OK".to_owned())
+    };
+    emit(reverted, phase(Phase::Revert));
+    emit(
+        reverted,
+        ExerciseEvent::Reverted {
+            actions: 1,
+            failed: Vec::new(),
+        },
+    );
+    let recover = 10 + t;
+    emit(reverted + Duration::seconds(recover), ExerciseEvent::Recovered);
+    let clause = |name: &str, expected: &str, verdict, first_held, observed: String, probe: &str| ExpectationResult {
+        name: name.into(),
+        expected: expected.into(),
+        verdict,
+        first_held,
+        observed,
+        samples: 90,
+        probe: probe.into(),
+        history: Vec::new(),
+    };
+    Record {
+        started_at: started,
+        ended_at: started + Duration::minutes(5),
+        targets: vec![TargetChoice {
+            fault: if t == 4 { "networkPartition" } else { "podKill" }.into(),
+            chosen: vec![format!("Pod shop/svc-t{t}-0")],
+            excluded: vec![(format!("Pod shop/svc-t{t}-1"), "mode one: one target".into())],
+        }],
+        timeline,
+        injections: vec![Injection {
+            fault: if t == 4 { "networkPartition" } else { "podKill" }.into(),
+            target: format!("Pod shop/svc-t{t}-0"),
+            action,
+            injected_at: Some(injected),
+            not_injected: None,
+            reverted_at: Some(reverted),
+            evicted: Vec::new(),
+            partial: None,
+        }],
+        expectations: vec![
+            clause(
+                "alert fires",
+                "within 2m",
+                ClauseVerdict::Confirmed,
+                Some(held_at),
+                format!("SvcT{t}Degraded firing"),
+                "alert",
+            ),
+            clause("keeps answering", "throughout", answers.0, None, answers.1, "http"),
+        ],
+        recovered: true,
+        time_to_recover_s: Some(recover as f64),
+        observed: Some(ObservedBlastRadius {
+            watched: Watched {
+                namespaces: vec!["shop".into(), "orders".into()],
+                nodes: true,
+                ..Watched::default()
+            },
+            collateral,
+            ..ObservedBlastRadius::default()
+        }),
+        ..Record::default()
+    }
+}
+
+/// Half a year of exercises, each built by the engine's report builder from what the run
+/// recorded and annotated as `annotate` does. Team `t`'s exercise of week `w` is refuted when
+/// (w + t) is a multiple of 5, else confirmed; even teams write a lesson down when refuted;
+/// time to detect 60 - w + t seconds; confidence 2 before, 3 after. Follow-ups: t0's of week
+/// 20 done on 2026-11-24; t1's of week 24 proven by its own scenario; t2, t3, t4's of week 20
+/// due 2026-11-20; t5's of week 20 due 2026-12-15; one more of t3 in week 25, without a due
+/// date. t3's week-25 run hit orders beyond its targets. t4 partitions the network; t5 also
+/// exercised a legacy target in week 0.
+fn history() -> Vec<Source> {
     let mut sources = Vec::new();
+    let environment = Environment {
+        cluster: "shop-prod".into(),
+        namespace: Some("shop".into()),
+        disasterpiece_version: env!("CARGO_PKG_VERSION").into(),
+        ..Environment::default()
+    };
+    let report_of = |w: i64, t: i64, scenario: &Scenario, exercise: String| {
+        let started = week(w) + Duration::days(t);
+        let collateral = if (w, t) == (25, 3) {
+            vec![Collateral {
+                kind: CollateralKind::Workload,
+                subject: "Deployment orders/orders".into(),
+                namespace: Some("orders".into()),
+                what: "0/2 Ready".into(),
+                labels: Default::default(),
+                owner: Some("orders-team".into()),
+                first_seen: started + Duration::seconds(20),
+                until: None,
+                for_s: 4.0,
+                halts: false,
+            }]
+        } else {
+            Vec::new()
+        };
+        let refuted = (w + t) % 5 == 0;
+        let record = record(t, started, 60 - w + t, refuted, collateral);
+        let people = People {
+            host: Some(format!("host-t{t}")),
+            participants: vec![format!("owner-t{t}")],
+            confidence_before: Some(2),
+        };
+        let mut r = finish::report(exercise, scenario, environment.clone(), people, record);
+        assert_eq!(r.outcome == Outcome::Refuted, refuted, "{r:#?}");
+        let annotated = started + Duration::hours(2);
+        let annotate = |r: &mut Report, a: Annotation| a.apply(r).expect("annotation");
+        annotate(
+            &mut r,
+            Annotation {
+                confidence_after: Some(3),
+                learned: if refuted && t % 2 == 0 {
+                    vec![format!("lesson {w}-{t}")]
+                } else {
+                    Vec::new()
+                },
+                at: Some(annotated),
+                ..Annotation::default()
+            },
+        );
+        let follow_up = |text: &str, due: Option<&str>, proven_by: Option<&str>| Annotation {
+            follow_ups: vec![text.into()],
+            owner: Some(format!("owner-t{t}")),
+            due: due.map(date),
+            ticket: Some(format!("https://tracker.example.com/T{t}")),
+            proven_by: proven_by.map(Into::into),
+            at: Some(annotated),
+            ..Annotation::default()
+        };
+        match (w, t) {
+            (20, 0) => {
+                annotate(&mut r, follow_up("add a readiness probe", Some("2026-11-20"), None));
+                let closed = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("date");
+                annotate(
+                    &mut r,
+                    Annotation {
+                        done: vec![1],
+                        at: Some(closed),
+                        ..Annotation::default()
+                    },
+                );
+            }
+            (24, 1) => annotate(
+                &mut r,
+                follow_up("retry the payment call", Some("2026-12-01"), Some("scenario-t1")),
+            ),
+            (20, 2..=4) => annotate(&mut r, follow_up("raise the replica count", Some("2026-11-20"), None)),
+            (20, 5) => annotate(&mut r, follow_up("page the right team", Some("2026-12-15"), None)),
+            (25, 3) => annotate(&mut r, follow_up("alert on orders", None, None)),
+            _ => {}
+        }
+        Source {
+            at: format!("reports/{}.json", r.exercise),
+            report: (&r).into(),
+        }
+    };
+    let scenarios: Vec<Scenario> = (0..6).map(scenario).collect();
     for w in 0..26 {
         for t in 0..6 {
-            let mut r = real.clone();
-            let started = week(w) + Duration::days(t);
-            r.exercise = format!("ex-{w}-{t}");
-            r.started_at = started;
-            r.ended_at = started + Duration::minutes(5);
-            let scenario = &mut r.scenario;
-            scenario.metadata.name = format!("scenario-t{t}");
-            scenario.metadata.labels = [("team".to_owned(), format!("t{t}"))].into();
-            scenario.spec.target.name = Some(format!("svc-t{t}"));
-            if t == 4 {
-                scenario.spec.faults = serde_yaml::from_str("[{networkPartition: {}}]").expect("fault");
-            }
-            r.outcome = if (w + t) % 5 == 0 {
-                Outcome::Refuted
-            } else {
-                Outcome::Confirmed
-            };
-            r.learned = if r.outcome == Outcome::Refuted && t % 2 == 0 {
-                vec![format!("lesson {w}-{t}")]
-            } else {
-                Vec::new()
-            };
-            r.metrics.time_to_detect_s = Some((60 - w + t) as f64);
-            r.metrics.time_to_recover_s = Some((10 + t) as f64);
-            r.confidence_before = Some(2);
-            r.confidence_after = Some(3);
-            let follow_up = |text: &str, due: Option<&str>| FollowUp {
-                text: text.into(),
-                owner: Some(format!("owner-t{t}")),
-                status: FollowUpStatus::Open,
-                due: due.map(date),
-                ticket: Some(format!("https://tracker.example.com/T{t}")),
-                proven_by: None,
-                opened_at: None,
-                closed_at: None,
-            };
-            r.follow_ups = match (w, t) {
-                (20, 0) => vec![FollowUp {
-                    status: FollowUpStatus::Done,
-                    closed_at: Some(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("date")),
-                    ..follow_up("add a readiness probe", Some("2026-11-20"))
-                }],
-                (24, 1) => vec![FollowUp {
-                    proven_by: Some("scenario-t1".into()),
-                    ..follow_up("retry the payment call", Some("2026-12-01"))
-                }],
-                (20, 2..=4) => vec![follow_up("raise the replica count", Some("2026-11-20"))],
-                (20, 5) => vec![follow_up("page the right team", Some("2026-12-15"))],
-                (25, 3) => vec![follow_up("alert on orders", None)],
-                _ => Vec::new(),
-            };
-            if let Some(observed) = r.observed_blast_radius.as_mut() {
-                observed.collateral.clear();
-                if (w, t) == (25, 3) {
-                    observed.collateral.push(Collateral {
-                        kind: CollateralKind::Workload,
-                        subject: "Deployment orders/orders".into(),
-                        namespace: Some("orders".into()),
-                        what: "0/2 Ready".into(),
-                        labels: Default::default(),
-                        owner: Some("orders-team".into()),
-                        first_seen: started,
-                        until: None,
-                        for_s: 4.0,
-                        halts: false,
-                    });
-                }
-            }
-            sources.push(Source {
-                at: format!("reports/{}.json", r.exercise),
-                report: (&r).into(),
-            });
+            sources.push(report_of(w, t, &scenarios[t as usize], format!("ex-{w}-{t}")));
         }
     }
-    let mut legacy = sources[5].clone();
-    legacy.report.exercise = "ex-legacy".into();
-    legacy.report.scenario.spec.target.name = Some("svc-t5-legacy".into());
-    legacy.at = "reports/ex-legacy.json".into();
-    legacy.report.follow_ups.clear();
-    sources.push(legacy);
+    let mut legacy = scenarios[5].clone();
+    legacy.spec.target.name = Some("svc-t5-legacy".into());
+    sources.push(report_of(0, 5, &legacy, "ex-legacy".into()));
     sources
 }
 
@@ -143,8 +304,7 @@ fn ask(view: View) -> Ask {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_weekly_review_gives_the_hand_computed_figures_in_each_view_and_format() {
-    let real = real_report().await;
-    let sources = history(&real);
+    let sources = history();
     assert!(sources.len() >= 150);
     let team = review::review(&sources, &ask(View::Team));
     // The week of 2026-11-23: six exercises; t0 ((25 + 0) % 5 == 0) and t5 refuted.
@@ -367,7 +527,7 @@ fn annotate_takes_a_due_date_a_ticket_and_the_scenario_that_proves_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_from_two_clusters_merges_their_reports() {
     use disasterpiece::controller::crd::{Exercise, ExerciseSpec};
-    let real = real_report().await;
+    let real = common::pod_loss_report("ex-real").await;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-clusters-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut merged = serde_yaml::Mapping::new();

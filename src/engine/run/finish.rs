@@ -1,5 +1,6 @@
-//! The report, built at the end of an exercise from what it recorded. PURE: the verdict and
-//! every metric are computed here, from the record alone.
+//! The report builder: the report, built at the end of an exercise from what it recorded.
+//! PURE: the verdict and every metric are computed here, from the record alone, so a record
+//! of any exercise (a test's history of half a year included) is judged as a run is.
 
 use chrono::{DateTime, Utc};
 
@@ -12,7 +13,7 @@ use crate::scenario::model::{HasProbe, ProbeKind, ScenarioSpec, Timing};
 
 /// What an exercise recorded as it went.
 #[derive(Debug, Default)]
-pub(super) struct Record {
+pub struct Record {
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     /// Why preflight refused, when it did: nothing was changed.
@@ -37,13 +38,13 @@ pub(super) struct Record {
 
 /// Who ran it, and how sure they were.
 #[derive(Debug, Default)]
-pub(super) struct People {
+pub struct People {
     pub host: Option<String>,
     pub participants: Vec<String>,
     pub confidence_before: Option<u8>,
 }
 
-pub(super) fn report(
+pub fn report(
     exercise: String,
     scenario: &Scenario,
     environment: Environment,

@@ -11,7 +11,7 @@
 //! timeline and the controller's Events all read it.
 
 mod clause;
-mod finish;
+pub mod finish;
 mod inject;
 mod observe;
 
