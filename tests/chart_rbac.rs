@@ -113,6 +113,15 @@ async fn apply(admin: &kube::Client, objects: &[Value]) {
 /// The shop, the CRDs, the chart's RBAC, every scenario of `tests/rbac/every-fault.yaml`,
 /// and a controller that is the chart's ServiceAccount. Returns the admin's client.
 async fn controller_with_chart_rbac(rbac: &[Value], mode: Mode) -> (Sim, kube::Client, watch::Sender<bool>) {
+    controller_as_the_chart_runs_it(rbac, mode, |o| o).await
+}
+
+/// The same, with `tweak` applied to the controller's options.
+async fn controller_as_the_chart_runs_it(
+    rbac: &[Value],
+    mode: Mode,
+    tweak: impl FnOnce(disasterpiece::controller::Options) -> disasterpiece::controller::Options,
+) -> (Sim, kube::Client, watch::Sender<bool>) {
     let sim = fast_shop().start().await.expect("simulator");
     let admin = sim.raw_client().await.expect("admin client");
     common::install_crds(&admin).await;
@@ -142,7 +151,7 @@ async fn controller_with_chart_rbac(rbac: &[Value], mode: Mode) -> (Sim, kube::C
         ..common::controller_options(&sim)
     };
     let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(control(controller, options, stop));
+    tokio::spawn(control(controller, tweak(options), stop));
     (sim, admin, stop_tx)
 }
 
@@ -520,4 +529,114 @@ async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_n
             .is_ok_and(|l| l.items.is_empty())
     })
     .await;
+}
+
+/// The weekly review as the chart schedules it: every `--review-*` flag the chart renders is one
+/// the controller takes, and with only the chart's RBAC (both modes) the review lists the
+/// workloads for coverage and records its post, without a 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_weekly_review_runs_on_the_chart_rbac_in_both_modes() {
+    use chrono::TimeDelta;
+    use disasterpiece::clock::ManualClock;
+    use disasterpiece::controller::weekly::{POSTED_FOR, RECORD, Schedule};
+    use disasterpiece::report::review::{Org, View};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let helm = common::program(
+        Some("DISASTERPIECE_HELM"),
+        &["helm"],
+        "run .ci/helm-check (it installs helm into target/ci-tools) and set DISASTERPIECE_HELM",
+    );
+    let output = std::process::Command::new(helm)
+        .args([
+            "template",
+            "disasterpiece",
+            "helm/disasterpiece",
+            "--namespace",
+            RELEASE_NAMESPACE,
+        ])
+        .args([
+            "--set",
+            "review.enabled=true",
+            "--set",
+            "review.webhookSecret.name=slack",
+        ])
+        .args(["--show-only", "templates/deployment.yaml"])
+        .output()
+        .expect("run helm");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let deployment: Value = serde_yaml::from_slice(&output.stdout).expect("the Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let flags: Vec<String> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| {
+            a.as_str()?
+                .strip_prefix("--review")?
+                .split('=')
+                .next()
+                .map(|f| format!("--review{f}"))
+        })
+        .collect();
+    assert_eq!(flags.len(), 6, "{flags:?}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_disasterpiece"))
+        .args(["controller", "--help"])
+        .output()
+        .expect("controller --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in flags.iter().map(String::as_str).chain(["--review-webhook"]) {
+        assert!(help.contains(flag), "the controller takes no {flag}:\n{help}");
+    }
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e["name"] == "DISASTERPIECE_REVIEW_WEBHOOK"),
+        "the webhook from the Secret"
+    );
+    assert!(help.contains("DISASTERPIECE_REVIEW_WEBHOOK"), "{help}");
+
+    for mode in [Mode::Cluster, Mode::Namespaces] {
+        let at = "2026-11-30T08:59:50Z".parse().expect("time");
+        let clock = ManualClock::new(at);
+        let (url, got) = common::webhook().await;
+        let schedule = Schedule {
+            cron: "0 9 * * MON".into(),
+            time_zone: "UTC".into(),
+            period: TimeDelta::days(7),
+            view: View::Team,
+            org: Org::default(),
+            stale: TimeDelta::days(90),
+            webhook: url,
+        };
+        let (_sim, admin, _stop) =
+            controller_as_the_chart_runs_it(&rendered_rbac(mode), mode, |o| disasterpiece::controller::Options {
+                clock: clock.clock(),
+                review: Some(schedule),
+                ..o
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        clock.advance(TimeDelta::seconds(20));
+        eventually("the review is posted", || async {
+            !got.lock().expect("lock").is_empty()
+        })
+        .await;
+        let text = got.lock().expect("lock")[0]["text"].as_str().expect("text").to_owned();
+        assert!(
+            text.contains("Deployment shop/frontend"),
+            "{mode:?}: coverage lists the workloads:\n{text}"
+        );
+        let records = Api::<ConfigMap>::namespaced(admin.clone(), RELEASE_NAMESPACE);
+        eventually("the post is recorded", || async {
+            records
+                .get_opt(RECORD)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.metadata.annotations.unwrap_or_default().contains_key(POSTED_FOR))
+        })
+        .await;
+    }
 }

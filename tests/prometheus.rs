@@ -392,6 +392,15 @@ async fn the_success_metrics_reach_prometheus_and_every_dashboard_query_has_data
             .await
             .expect("store");
     }
+    // Payments owns the shop: four workloads, of which the reports exercised checkout.
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(
+            "shop",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "payments"}}})),
+        )
+        .await
+        .expect("label the namespace");
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
     let address = listener.local_addr().expect("addr").to_string();
@@ -425,6 +434,11 @@ async fn the_success_metrics_reach_prometheus_and_every_dashboard_query_has_data
     assert_eq!(taught.first().map(|(_, v)| *v), Some(1.0), "{taught:?}");
     let kept = value("sum(disasterpiece_reported_exercises{team=\"payments\"})").await;
     assert_eq!(kept.first().map(|(_, v)| *v), Some(2.0), "{kept:?}");
+    // Coverage: checkout of frontend, checkout, payments and orders-db.
+    let ratio = value("disasterpiece_coverage_ratio{team=\"payments\"}").await;
+    assert_eq!(ratio.first().map(|(_, v)| *v), Some(0.25), "{ratio:?}");
+    let never = value("sum(disasterpiece_workloads{team=\"payments\",coverage=\"never\"})").await;
+    assert_eq!(never.first().map(|(_, v)| *v), Some(3.0), "{never:?}");
     // The chart's dashboard: valid JSON, and every query has data.
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string("helm/disasterpiece/dashboards/learning.json").expect("dashboard"),

@@ -662,3 +662,88 @@ fn review_skips_what_is_not_a_regular_report_file_and_says_so() {
     let review: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(review["total"]["exercises"], 1, "the real report is read");
 }
+
+/// The controller posts the weekly review at its cron's tick, once; a replica that takes over
+/// reads which tick was posted last and posts the one it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_posts_the_weekly_review_to_its_webhook_once_per_tick() {
+    use chrono::{DurationRound, TimeDelta};
+    use disasterpiece::clock::ManualClock;
+    use disasterpiece::controller::crd::{Exercise, ExerciseSpec};
+    use disasterpiece::controller::weekly::{POSTED_FOR, RECORD, Schedule};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let mut report = common::pod_loss_report("weekly-1").await;
+    report.scenario.metadata.labels = [("team".to_owned(), "payments".to_owned())].into();
+    let (sim, client) = common::start(common::fast_shop()).await;
+    common::install_crds(&client).await;
+    let exercise = Exercise::new(&report.exercise, ExerciseSpec::default());
+    disasterpiece::controller::reports::store(&client, "shop", "report-weekly-1", &exercise, &report)
+        .await
+        .expect("store the report");
+    // Hourly, over the last week: the tick is the hour after the run.
+    let tick = report.started_at.duration_trunc(TimeDelta::hours(1)).expect("hour") + TimeDelta::hours(1);
+    let clock = ManualClock::new(tick - TimeDelta::seconds(30));
+    let (url, got) = common::webhook().await;
+    let options = || disasterpiece::controller::Options {
+        clock: clock.clock(),
+        review: Some(Schedule {
+            cron: "0 * * * *".into(),
+            time_zone: "UTC".into(),
+            period: TimeDelta::days(7),
+            view: View::Team,
+            org: Org::default(),
+            stale: TimeDelta::days(90),
+            webhook: url.clone(),
+        }),
+        ..common::controller_options(&sim)
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let first = tokio::spawn(disasterpiece::controller::control(
+        client.clone(),
+        options(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(got.lock().expect("lock").is_empty(), "nothing before the tick");
+    clock.advance(TimeDelta::seconds(40));
+    common::eventually("the review is posted", || async {
+        !got.lock().expect("lock").is_empty()
+    })
+    .await;
+    let posted = got.lock().expect("lock")[0].clone();
+    assert_eq!(posted["event"], "weeklyReview");
+    assert_eq!(posted["until"], tick.to_rfc3339());
+    let text = posted["text"].as_str().expect("text");
+    assert!(text.starts_with("# Weekly review"), "{text}");
+    assert!(
+        text.contains("| payments | demo-checkout-pod-loss |") && text.contains("## Coverage"),
+        "{text}"
+    );
+    // Recorded, and not posted again by this replica, nor by one that takes over.
+    let records = kube::Api::<ConfigMap>::namespaced(client.clone(), "default");
+    common::eventually("the post is recorded", || async {
+        records
+            .get_opt(RECORD)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.metadata.annotations.unwrap_or_default().get(POSTED_FOR) == Some(&tick.to_rfc3339()))
+    })
+    .await;
+    clock.advance(TimeDelta::seconds(20));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(got.lock().expect("lock").len(), 1, "posted once per tick");
+    // The replica stops; the next one takes over after the next tick, reads what was posted
+    // last and posts the tick it missed.
+    first.abort();
+    clock.advance(TimeDelta::hours(1));
+    let _second = tokio::spawn(disasterpiece::controller::control(client.clone(), options(), stop));
+    common::eventually("the missed review is posted", || async {
+        got.lock().expect("lock").len() == 2
+    })
+    .await;
+    let next = got.lock().expect("lock")[1].clone();
+    assert_eq!(next["until"], (tick + TimeDelta::hours(1)).to_rfc3339());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(got.lock().expect("lock").len(), 2, "posted once per tick");
+}

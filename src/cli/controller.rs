@@ -58,6 +58,64 @@ pub struct ControllerArgs {
         env = "DISASTERPIECE_ALLOWED_FAULT_IMAGES"
     )]
     pub allowed_fault_images: Vec<String>,
+    #[command(flatten)]
+    pub review: ReviewScheduleArgs,
+}
+
+/// The weekly review, posted on a schedule by the replica that leads.
+#[derive(Debug, Args)]
+pub struct ReviewScheduleArgs {
+    /// Post the weekly review at each tick of this cron (five fields, e.g. `0 9 * * MON`);
+    /// needs --review-webhook.
+    #[arg(long, value_name = "CRON", requires = "review_webhook")]
+    pub review_cron: Option<String>,
+    /// The time zone --review-cron is read in (IANA, e.g. Europe/Paris).
+    #[arg(long, value_name = "TZ", default_value = "UTC")]
+    pub review_time_zone: String,
+    /// The review covers this span up to the tick (e.g. 7d, 2w).
+    #[arg(long, value_name = "SPAN", default_value = "7d")]
+    pub review_period: String,
+    #[arg(long, value_enum, default_value = "lead")]
+    pub review_view: disasterpiece::report::review::View,
+    /// Teams into groups: a YAML file `{org: NAME, teams: {TEAM: GROUP, …}}`.
+    #[arg(long, value_name = "FILE")]
+    pub review_org: Option<std::path::PathBuf>,
+    /// A workload exercised longer ago than this is listed as stale.
+    #[arg(long, value_name = "SPAN", default_value = "90d")]
+    pub review_stale: String,
+    /// Where the review is posted: a JSON POST whose `text` is the review in Markdown (what a
+    /// Slack-compatible incoming webhook reads).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "review_cron",
+        env = "DISASTERPIECE_REVIEW_WEBHOOK"
+    )]
+    pub review_webhook: Option<String>,
+}
+
+impl ReviewScheduleArgs {
+    fn schedule(self) -> anyhow::Result<Option<disasterpiece::controller::weekly::Schedule>> {
+        use anyhow::Context;
+        let (Some(cron), Some(webhook)) = (self.review_cron, self.review_webhook) else {
+            return Ok(None);
+        };
+        let org = match self.review_org {
+            None => Default::default(),
+            Some(path) => super::review::read_org(&path)?,
+        };
+        let schedule = disasterpiece::controller::weekly::Schedule {
+            cron,
+            time_zone: self.review_time_zone,
+            period: super::review::span(&self.review_period).context("--review-period")?,
+            view: self.review_view,
+            org,
+            stale: super::review::span(&self.review_stale).context("--review-stale")?,
+            webhook,
+        };
+        schedule.check().map_err(anyhow::Error::msg)?;
+        Ok(Some(schedule))
+    }
 }
 
 pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -71,7 +129,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         allow_command_probes,
         node_scenario_namespaces,
         allowed_fault_images,
+        review,
     } = args;
+    let review = review.schedule()?;
     let metrics = std::sync::Arc::new(disasterpiece::controller::metrics::Metrics::default());
     let listener = tokio::net::TcpListener::bind(metrics_addr)
         .await
@@ -127,6 +187,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         floor,
         // The success metrics move with finished game days, not by the second.
         learn_every: Duration::from_secs(300),
+        review,
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {

@@ -117,16 +117,7 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     }
     let org = match org {
         None => Org::default(),
-        Some(path) => {
-            // A list of teams: a MiB is plenty.
-            let text = store::read_capped(&path, 1024 * 1024).with_context(|| format!("reading {}", path.display()))?;
-            serde_yaml::from_str(&text).with_context(|| {
-                format!(
-                    "{}: expected `org: NAME` and `teams: {{TEAM: GROUP, …}}`",
-                    path.display()
-                )
-            })?
-        }
+        Some(path) => read_org(&path)?,
     };
     let sources = if from_cluster {
         let contexts: Vec<Option<String>> = match contexts.is_empty() {
@@ -183,56 +174,24 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Deployments and StatefulSets of the cluster (or of `--namespace`), each with its
-/// team: its own `team` label, else its namespace's (when namespaces may be listed).
+/// The org file: which group each team belongs to.
+pub fn read_org(path: &std::path::Path) -> anyhow::Result<Org> {
+    // A list of teams: a MiB is plenty.
+    let text = store::read_capped(path, 1024 * 1024).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected `org: NAME` and `teams: {{TEAM: GROUP, …}}`",
+            path.display()
+        )
+    })
+}
+
+/// The Deployments and StatefulSets of the cluster (or of `--namespace`), each with its team.
 fn cluster_workloads(cluster: &super::cluster::ClusterArgs) -> anyhow::Result<Vec<review::Workload>> {
-    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-    use k8s_openapi::api::core::v1::Namespace;
-    use kube::api::{Api, ListParams};
-    use kube::{Resource, ResourceExt};
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let (client, _) = cluster.client().await?;
-        let teams: std::collections::BTreeMap<String, String> = Api::<Namespace>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|n| Some((n.name_any(), n.labels().get("team")?.clone())))
-            .collect();
-        fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
-        where
-            K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        {
-            match ns {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            }
-        }
-        let ns = cluster.namespace.as_deref();
-        let mut found = Vec::new();
-        let of = |kind: &str, meta: &kube::core::ObjectMeta| {
-            let namespace = meta.namespace.clone().unwrap_or_default();
-            review::Workload {
-                kind: kind.to_owned(),
-                team: (meta.labels.as_ref().and_then(|l| l.get("team").cloned()))
-                    .or_else(|| teams.get(&namespace).cloned()),
-                namespace,
-                name: meta.name.clone().unwrap_or_default(),
-            }
-        };
-        for d in api::<Deployment>(&client, ns).list(&ListParams::default()).await?.items {
-            found.push(of("Deployment", &d.metadata));
-        }
-        for s in api::<StatefulSet>(&client, ns)
-            .list(&ListParams::default())
-            .await?
-            .items
-        {
-            found.push(of("StatefulSet", &s.metadata));
-        }
-        Ok(found)
+        Ok(disasterpiece::controller::reports::workloads(&client, cluster.namespace.as_deref()).await?)
     })
 }
 

@@ -9,14 +9,18 @@
 //!   `open`, `verified`, `done`);
 //! - `disasterpiece_hypotheses_taught{team}`: refuted or inconclusive with a lesson;
 //! - `disasterpiece_time_to_{detect,remediate,recover}_seconds{team}`: histograms over the
-//!   kept reports that measured them.
+//!   kept reports that measured them;
+//! - `disasterpiece_workloads{team,coverage}` and `disasterpiece_coverage_ratio{team}`: the
+//!   cluster's Deployments and StatefulSets by whether a kept report exercised them in the last
+//!   [`COVERAGE_WITHIN`] (`exercised`), before (`stale`) or never (`never`), and the share
+//!   exercised; left out when the workloads cannot be listed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use crate::report::review::{self, Source, Standing, Summary};
+use crate::report::review::{self, Source, Standing, Summary, Workload};
 
 /// The upper bounds of the time histograms, in seconds.
 const BUCKETS: [f64; 9] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
@@ -26,8 +30,12 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The families, in the OpenMetrics text format, of `reports` as they stand at `now`. PURE.
-pub fn families(reports: &[Summary], now: DateTime<Utc>) -> String {
+/// A workload exercised longer ago than this counts as stale (the review's `--stale` default).
+pub const COVERAGE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(90);
+
+/// The families, in the OpenMetrics text format, of `reports` and the cluster's `workloads`
+/// (when they could be listed) as they stand at `now`. PURE.
+pub fn families(reports: &[Summary], workloads: Option<&[Workload]>, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let mut exercises: BTreeMap<(String, String, String), u32> = BTreeMap::new();
     let mut taught: BTreeMap<String, u32> = BTreeMap::new();
@@ -137,6 +145,36 @@ pub fn families(reports: &[Summary], now: DateTime<Utc>) -> String {
             let _ = writeln!(out, "{family}_bucket{{team=\"{team}\",le=\"+Inf\"}} {}", values.len());
             let _ = writeln!(out, "{family}_sum{{team=\"{team}\"}} {}", values.iter().sum::<f64>());
             let _ = writeln!(out, "{family}_count{{team=\"{team}\"}} {}", values.len());
+        }
+    }
+    if let Some(workloads) = workloads {
+        let teams = review::coverage_by_team(&sources, workloads, now, COVERAGE_WITHIN);
+        let _ = writeln!(
+            out,
+            "# HELP disasterpiece_workloads Deployments and StatefulSets by whether a kept report exercised them in the last 90 days, before, or never."
+        );
+        let _ = writeln!(out, "# TYPE disasterpiece_workloads gauge");
+        for (team, c) in &teams {
+            for (coverage, n) in [("exercised", c.exercised), ("stale", c.stale), ("never", c.never)] {
+                let _ = writeln!(
+                    out,
+                    "disasterpiece_workloads{{team=\"{}\",coverage=\"{coverage}\"}} {n}",
+                    label(team)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP disasterpiece_coverage_ratio The share of the team's Deployments and StatefulSets exercised in the last 90 days."
+        );
+        let _ = writeln!(out, "# TYPE disasterpiece_coverage_ratio gauge");
+        for (team, c) in &teams {
+            let _ = writeln!(
+                out,
+                "disasterpiece_coverage_ratio{{team=\"{}\"}} {}",
+                label(team),
+                c.ratio()
+            );
         }
     }
     out

@@ -55,6 +55,8 @@ pub struct Options {
     pub floor: crate::engine::beyond::Floor,
     /// How often the reports kept are read for the success metrics on `/metrics`.
     pub learn_every: Duration,
+    /// Post the weekly review to a webhook on this schedule (the leader only).
+    pub review: Option<super::weekly::Schedule>,
 }
 
 /// The running exercises: uid → the abort sender.
@@ -166,6 +168,17 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
     });
     let controllers = tokio::spawn(run_controllers(ctx.clone(), stop.clone()));
     let _learning = AbortOnDrop(tokio::spawn(learn(client.clone(), options.clone())));
+    let _reviews = options.review.clone().map(|schedule| {
+        AbortOnDrop(tokio::spawn(super::weekly::post_reviews(
+            ctx.client.clone(),
+            options.namespace.clone(),
+            options.journal_namespace.clone(),
+            schedule,
+            options.clock.clone(),
+            options.poll,
+            ctx.leads.subscribe(),
+        )))
+    });
     // The Lease, renewed every poll while the controllers run.
     let mut leading = elector.is_none();
     let mut standing_by = false;
@@ -400,9 +413,16 @@ async fn learn(client: Client, options: Options) {
     loop {
         match super::reports::list_summaries(&client, options.namespace.as_deref()).await {
             Ok((summaries, _)) => {
-                options
-                    .metrics
-                    .set_learning(super::learning::families(&summaries, options.clock.now()));
+                // Coverage needs the workloads; without them, the rest still shows.
+                let workloads = super::reports::workloads(&client, options.namespace.as_deref())
+                    .await
+                    .inspect_err(|e| tracing::warn!("cannot list the workloads for coverage: {e}"))
+                    .ok();
+                options.metrics.set_learning(super::learning::families(
+                    &summaries,
+                    workloads.as_deref(),
+                    options.clock.now(),
+                ));
             }
             Err(e) => tracing::warn!("cannot read the reports kept for the success metrics: {e}"),
         }

@@ -15,5 +15,6 @@ pub mod notify;
 pub mod reports;
 pub mod scenarios;
 pub mod schedule;
+pub mod weekly;
 
 pub use manager::{Options, control};

@@ -202,6 +202,74 @@ pub async fn list_summaries(
     Ok(join_with(&maps, crate::report::store::parse_summary))
 }
 
+/// The Deployments and StatefulSets of the cluster (or of `namespace`), for coverage: each
+/// with its team: its own `team` label, else its namespace's.
+/// Metadata only: a workload's spec is not needed to know whose it is.
+pub async fn workloads(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Result<Vec<crate::report::review::Workload>, kube::Error> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::core::ObjectMeta;
+    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let team = |meta: &ObjectMeta| meta.labels.as_ref().and_then(|l| l.get("team").cloned());
+    let lp = ListParams::default();
+    let mut found: Vec<(&str, ObjectMeta)> = api::<Deployment>(client, namespace)
+        .list_metadata(&lp)
+        .await?
+        .items
+        .into_iter()
+        .map(|d| ("Deployment", d.metadata))
+        .collect();
+    found.extend(
+        api::<StatefulSet>(client, namespace)
+            .list_metadata(&lp)
+            .await?
+            .items
+            .into_iter()
+            .map(|s| ("StatefulSet", s.metadata)),
+    );
+    // The namespaces' teams: listed when allowed, else read one by one (the controller may
+    // `get` a namespace, not list them all); one that cannot be read has no team.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut teams: BTreeMap<String, Option<String>> = match namespaces.list_metadata(&lp).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), team(&n.metadata)))
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    for (_, meta) in &found {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        if team(meta).is_none() && !teams.contains_key(&ns) {
+            let read = namespaces.get_metadata_opt(&ns).await.ok().flatten();
+            teams.insert(ns, read.and_then(|n| team(&n.metadata)));
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|(kind, meta)| {
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            crate::report::review::Workload {
+                kind: kind.to_owned(),
+                team: team(&meta).or_else(|| teams.get(&namespace).cloned().flatten()),
+                namespace,
+                name: meta.name.clone().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
 /// One stored part of a report: its index and count (`I/N`) and its text.
 type Part = (usize, usize, String);
 

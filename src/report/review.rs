@@ -634,6 +634,59 @@ pub fn add_never_exercised(review: &mut Review, workloads: &[Workload]) {
         .sort_by(|a, b| (&a.team, &a.target).cmp(&(&b.team, &b.target)));
 }
 
+/// How a team's workloads stand: exercised within the stale limit, exercised longer ago, never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub exercised: u32,
+    pub stale: u32,
+    pub never: u32,
+}
+
+impl Coverage {
+    /// The share of the team's workloads exercised within the stale limit.
+    pub fn ratio(&self) -> f64 {
+        let total = self.exercised + self.stale + self.never;
+        if total == 0 {
+            0.0
+        } else {
+            f64::from(self.exercised) / f64::from(total)
+        }
+    }
+}
+
+/// Each team's workloads of the cluster (a workload's team, else `(no team)`) by whether a
+/// report exercised it before `until`, and how long ago; protected namespaces are left out. PURE.
+pub fn coverage_by_team(
+    sources: &[Source],
+    workloads: &[Workload],
+    until: DateTime<Utc>,
+    stale: chrono::Duration,
+) -> BTreeMap<String, Coverage> {
+    let covered: BTreeMap<String, bool> =
+        coverage(sources, until, stale)
+            .into_iter()
+            .fold(BTreeMap::new(), |mut all, c| {
+                // Two teams may have exercised one target: recent if either did recently.
+                *all.entry(c.target).or_insert(true) &= c.stale;
+                all
+            });
+    let mut teams: BTreeMap<String, Coverage> = BTreeMap::new();
+    for w in workloads {
+        if crate::scenario::model::PROTECTED_NAMESPACES.contains(&w.namespace.as_str()) {
+            continue;
+        }
+        let team = teams
+            .entry(w.team.clone().unwrap_or_else(|| "(no team)".into()))
+            .or_default();
+        match covered.get(&format!("{} {}/{}", w.kind, w.namespace, w.name)) {
+            Some(false) => team.exercised += 1,
+            Some(true) => team.stale += 1,
+            None => team.never += 1,
+        }
+    }
+    teams
+}
+
 /// `▁▂▃▅▇`: values as a line of bars, for Markdown.
 pub fn sparkline(values: &[u32]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

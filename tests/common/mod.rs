@@ -43,6 +43,7 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
         metrics: Default::default(),
         floor: Default::default(),
         learn_every: Duration::from_secs(1),
+        review: None,
     }
 }
 
