@@ -20,8 +20,8 @@ pub struct ControllerArgs {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// How often a running Exercise's kill switches (its namespace's and GameDay's abort
-    /// annotations) are read, and the Lease renewed; everything else is acted on as the
-    /// watches report it.
+    /// annotations) are read, and a Lease renewal that failed is tried again (a renewal that
+    /// went through is next due in 6 s); everything else is acted on as the watches report it.
     #[arg(long, default_value = "1s")]
     pub poll: disasterpiece::scenario::Duration,
     /// Elect a leader among replicas with this Lease, as NAMESPACE/NAME (only the leader runs

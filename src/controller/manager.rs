@@ -33,7 +33,8 @@ use crate::scenario::model::ScenarioResource;
 pub struct Options {
     /// Watch one namespace, or all.
     pub namespace: Option<String>,
-    /// How often a running Exercise's kill switches are read, and the Lease renewed.
+    /// How often a running Exercise's kill switches are read, and a failed Lease renewal
+    /// tried again.
     pub poll: Duration,
     /// The cluster's address, for reports.
     pub cluster: String,
@@ -179,7 +180,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             ctx.leads.subscribe(),
         )))
     });
-    // The Lease, renewed every poll while the controllers run.
+    // The Lease, renewed every two fifths of its duration while the controllers run.
     let mut leading = elector.is_none();
     let mut standing_by = false;
     while !*stop.borrow() {
@@ -207,10 +208,13 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
             }
         }
         // Without an election there is nothing to renew: only `stop` wakes this loop. With one,
-        // a renewal at least every third of the Lease keeps the fence (half of it) open.
+        // a renewal every two fifths of the Lease keeps the fence (two thirds of it) open; a
+        // renewal that failed is tried again at the next poll.
+        let renewed = elector.as_ref().is_some_and(|e| e.renewed());
         let renew = async {
             match &options.election {
-                Some(e) => tokio::time::sleep(options.poll.min(e.duration / 3)).await,
+                Some(e) if renewed || !leading => tokio::time::sleep(e.renew_every()).await,
+                Some(e) => tokio::time::sleep(options.poll.min(e.renew_every())).await,
                 None => std::future::pending().await,
             }
         };
@@ -236,7 +240,7 @@ pub async fn control(client: Client, options: Options, mut stop: watch::Receiver
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(elector) = elector.as_mut()
             && leading
-            && renewed.elapsed() >= options.poll.min(elector.duration() / 3)
+            && renewed.elapsed() >= options.poll.min(elector.renew_every())
         {
             renewed = tokio::time::Instant::now();
             leading = elector.lead().await;
