@@ -21,8 +21,9 @@ use tokio::sync::watch;
 mod common;
 use common::{eventually, fast_shop};
 
-const RELEASE_NAMESPACE: &str = "disasterpiece-system";
-const ACCOUNT: &str = "system:serviceaccount:disasterpiece-system:disasterpiece";
+/// Not `disasterpiece-system`: nothing may assume the chart is installed there.
+const RELEASE_NAMESPACE: &str = "chaos-tools";
+const ACCOUNT: &str = "system:serviceaccount:chaos-tools:disasterpiece";
 
 /// How the chart is installed: `rbac.scope` and what goes with it.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -147,12 +148,49 @@ async fn controller_as_the_chart_runs_it(
     let options = disasterpiece::controller::Options {
         node_namespaces: vec!["shop".into()],
         journal_namespace: RELEASE_NAMESPACE.into(),
+        kill_switch: chart_kill_switch(),
         namespace: (mode == Mode::Namespaces).then(|| "shop".to_owned()),
         ..common::controller_options(&sim)
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(control(controller, tweak(options), stop));
     (sim, admin, stop_tx)
+}
+
+/// The chart's Deployment, as `helm template` renders it with `extra`.
+fn rendered_deployment(extra: &[&str]) -> Value {
+    let helm = common::program(
+        Some("DISASTERPIECE_HELM"),
+        &["helm"],
+        "run .ci/helm-check (it installs helm into target/ci-tools) and set DISASTERPIECE_HELM",
+    );
+    let output = std::process::Command::new(helm)
+        .args([
+            "template",
+            "disasterpiece",
+            "helm/disasterpiece",
+            "--namespace",
+            RELEASE_NAMESPACE,
+        ])
+        .args(extra)
+        .args(["--show-only", "templates/deployment.yaml"])
+        .output()
+        .expect("run helm");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_yaml::from_slice(&output.stdout).expect("the Deployment")
+}
+
+/// The kill switch the chart gives the controller (`--kill-switch`).
+fn chart_kill_switch() -> disasterpiece::engine::abort::KillSwitch {
+    let deployment = rendered_deployment(&[]);
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args");
+    let arg = args
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--kill-switch="))
+        .expect("the chart passes --kill-switch");
+    arg.parse().expect("NAMESPACE/NAME")
 }
 
 /// Creates Exercise `name` of Scenario `scenario` in shop and waits until it is done.
@@ -443,7 +481,7 @@ fn the_readme_rbac_table_is_exactly_what_the_chart_grants_in_both_modes() {
         .map(|r| r["metadata"]["namespace"].as_str().unwrap_or_default())
         .collect();
     where_.sort();
-    assert_eq!(where_, ["disasterpiece-system", "shop"]);
+    assert_eq!(where_, [RELEASE_NAMESPACE, "shop"]);
     for role in roles {
         assert_eq!(grants_of(role, "workload"), rows("workload"));
     }
@@ -535,36 +573,19 @@ async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_n
 /// the controller takes, and with only the chart's RBAC (both modes) the review lists the
 /// workloads for coverage and records its post, without a 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
 async fn the_scheduled_weekly_review_runs_on_the_chart_rbac_in_both_modes() {
     use chrono::TimeDelta;
     use disasterpiece::clock::ManualClock;
     use disasterpiece::controller::weekly::{POSTED_FOR, RECORD, Schedule};
     use disasterpiece::report::review::{Org, View};
     use k8s_openapi::api::core::v1::ConfigMap;
-    let helm = common::program(
-        Some("DISASTERPIECE_HELM"),
-        &["helm"],
-        "run .ci/helm-check (it installs helm into target/ci-tools) and set DISASTERPIECE_HELM",
-    );
-    let output = std::process::Command::new(helm)
-        .args([
-            "template",
-            "disasterpiece",
-            "helm/disasterpiece",
-            "--namespace",
-            RELEASE_NAMESPACE,
-        ])
-        .args([
-            "--set",
-            "review.enabled=true",
-            "--set",
-            "review.webhookSecret.name=slack",
-        ])
-        .args(["--show-only", "templates/deployment.yaml"])
-        .output()
-        .expect("run helm");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let deployment: Value = serde_yaml::from_slice(&output.stdout).expect("the Deployment");
+    let deployment = rendered_deployment(&[
+        "--set",
+        "review.enabled=true",
+        "--set",
+        "review.webhookSecret.name=slack",
+    ]);
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let flags: Vec<String> = container["args"]
         .as_array()
@@ -638,5 +659,70 @@ async fn the_scheduled_weekly_review_runs_on_the_chart_rbac_in_both_modes() {
                 .is_some_and(|r| r.metadata.annotations.unwrap_or_default().contains_key(POSTED_FOR))
         })
         .await;
+    }
+}
+
+/// Installed outside `disasterpiece-system` with only the chart's RBAC, in both modes: the
+/// kill switch is the release namespace's, the controller may read it, and creating it stops
+/// a running Exercise, reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
+async fn the_kill_switch_in_the_release_namespace_stops_a_running_exercise_in_both_modes() {
+    use disasterpiece::engine::abort::KILL_SWITCH_NAME;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    assert_eq!(chart_kill_switch().namespace, RELEASE_NAMESPACE);
+    for mode in [Mode::Cluster, Mode::Namespaces] {
+        let (_sim, admin, _stop) = controller_with_chart_rbac(&rendered_rbac(mode), mode).await;
+        // Scales the frontend to one for five minutes.
+        let scenario: disasterpiece::scenario::model::ScenarioSpec = serde_json::from_value(json!({
+            "hypothesis": "h",
+            "target": {"namespace": "shop", "kind": "Deployment", "name": "frontend"},
+            "faults": [{"scale": {"replicas": 1}}],
+            "duration": "5m",
+            "expect": [{"name": "up", "kube": {"readyReplicas": {"atLeast": 1}}, "throughout": true}]
+        }))
+        .expect("scenario");
+        Api::<ScenarioResource>::namespaced(admin.clone(), "shop")
+            .create(&PostParams::default(), &ScenarioResource::new("long-scale", scenario))
+            .await
+            .expect("create the Scenario");
+        let exercises: Api<Exercise> = Api::namespaced(admin.clone(), "shop");
+        let spec = ExerciseSpec {
+            scenario: "long-scale".into(),
+            ..Default::default()
+        };
+        exercises
+            .create(&PostParams::default(), &Exercise::new("stopped", spec))
+            .await
+            .expect("create the Exercise");
+        let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "shop");
+        let replicas = || async { deployments.get("frontend").await.ok().and_then(|d| d.spec.replicas) };
+        eventually(&format!("{mode:?}: the fault is in place"), || async {
+            replicas().await == Some(1)
+        })
+        .await;
+        let switch: ConfigMap = serde_json::from_value(json!({"metadata": {"name": KILL_SWITCH_NAME}})).expect("cm");
+        Api::<ConfigMap>::namespaced(admin.clone(), RELEASE_NAMESPACE)
+            .create(&PostParams::default(), &switch)
+            .await
+            .expect("pull the kill switch");
+        eventually(&format!("{mode:?}: the Exercise ends aborted"), || async {
+            exercises
+                .get("stopped")
+                .await
+                .ok()
+                .and_then(|e| e.status)
+                .is_some_and(|s| s.phase == Some(Phase::Finished) && s.verdict.as_deref() == Some("Aborted"))
+        })
+        .await;
+        let status = exercises.get("stopped").await.expect("get").status.expect("status");
+        let text = serde_json::to_string(&status).expect("JSON");
+        assert!(
+            text.contains(&format!("ConfigMap {RELEASE_NAMESPACE}/{KILL_SWITCH_NAME} exists")),
+            "{mode:?}: {text}"
+        );
+        assert!(!text.to_lowercase().contains("forbidden"), "{mode:?}: {text}");
+        assert_eq!(replicas().await, Some(3), "{mode:?}: the frontend is put back");
     }
 }

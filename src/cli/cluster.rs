@@ -52,6 +52,15 @@ pub struct ClusterArgs {
         default_value = "default"
     )]
     pub journal_namespace: String,
+    /// The kill switch: while this ConfigMap exists (NAMESPACE/NAME), every exercise stops and
+    /// none starts. The Helm chart keeps it in the controller's own namespace.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        env = "DISASTERPIECE_KILL_SWITCH",
+        default_value = "disasterpiece-system/disasterpiece-killswitch"
+    )]
+    pub kill_switch: disasterpiece::engine::abort::KillSwitch,
     #[command(flatten)]
     pub beyond: BeyondArgs,
 }

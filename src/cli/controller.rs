@@ -180,6 +180,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         fault_image: cluster.fault_image.clone(),
         fault_images: allowed_fault_images,
         journal_namespace: cluster.journal_namespace.clone(),
+        kill_switch: cluster.kill_switch.clone(),
         node_namespaces: node_scenario_namespaces,
         election,
         clock: Default::default(),

@@ -198,6 +198,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                         confidence_before: None,
                         clock: clock.clone(),
                         floor: stage_cluster.floor()?,
+                        kill_switch: stage_cluster.kill_switch.clone(),
                     };
                     let place = namespace.clone().unwrap_or_else(|| "-".into());
                     notifier

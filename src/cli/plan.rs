@@ -103,6 +103,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             nodes_journal_namespace: Some(cluster.journal_namespace.clone()),
             exercise: None,
             floor,
+            kill_switch: cluster.kill_switch.clone(),
         },
         &Clock::system(),
     )

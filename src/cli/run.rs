@@ -195,6 +195,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         confidence_before,
         clock,
         floor,
+        kill_switch: cluster.kill_switch.clone(),
     };
     let report = if std::io::stdout().is_terminal() {
         let live = Live::new();

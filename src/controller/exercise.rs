@@ -713,6 +713,7 @@ async fn execute(ctx: &Context, exercise: Exercise, abort: watch::Receiver<Optio
         sources: options.sources.clone(),
         fault_image: options.fault_image.clone(),
         nodes_journal_namespace: Some(options.journal_namespace.clone()),
+        kill_switch: options.kill_switch.clone(),
         host: exercise.spec.host.clone(),
         clock: options.clock.clone(),
         // Nodes are shown only to the namespaces this controller lets read them.

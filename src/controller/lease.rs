@@ -165,7 +165,11 @@ impl Elector {
             if let Some(spec) = held.spec.as_mut() {
                 spec.renew_time = serde_json::from_value(json!(micro)).ok();
             }
-            match self.api.replace(&self.election.name, &PostParams::default(), &held).await {
+            match self
+                .api
+                .replace(&self.election.name, &PostParams::default(), &held)
+                .await
+            {
                 Ok(written) => {
                     self.held = Some(written);
                     return Ok(true);

@@ -45,6 +45,9 @@ pub struct Options {
     pub fault_images: Vec<String>,
     /// Where the journals of Node faults are kept: the controller's own namespace.
     pub journal_namespace: String,
+    /// The ConfigMap that stops every Exercise while it exists (the chart: in the controller's
+    /// own namespace).
+    pub kill_switch: crate::engine::abort::KillSwitch,
     /// The namespaces whose Scenarios may target Nodes (none by default).
     pub node_namespaces: Vec<String>,
     /// Run Exercises only while holding this Lease (several replicas); `None`: always.

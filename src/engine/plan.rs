@@ -222,7 +222,11 @@ impl Step {
 
 /// The permissions a run of `scenario` needs. The journal is a ConfigMap in the target's
 /// namespace; the rest follows from the faults and probes.
-pub fn permissions(scenario: &Scenario, nodes_journal_namespace: Option<&str>) -> Vec<Permission> {
+pub fn permissions(
+    scenario: &Scenario,
+    nodes_journal_namespace: Option<&str>,
+    kill_switch: &super::abort::KillSwitch,
+) -> Vec<Permission> {
     let spec = &scenario.spec;
     let ns = spec.target.namespace.clone().unwrap_or_default();
     let mut needed = Vec::new();
@@ -232,8 +236,7 @@ pub fn permissions(scenario: &Scenario, nodes_journal_namespace: Option<&str>) -
     }
     // The kill switch must be readable, or pulling it would not stop this run. Both are read
     // by name: a role granting exactly these objects is enough.
-    let (ks_ns, ks_name) = super::run::KILL_SWITCH;
-    needed.push(Permission::new("get", "", "configmaps", "", ks_ns).named(ks_name));
+    needed.push(Permission::new("get", "", "configmaps", "", &kill_switch.namespace).named(&kill_switch.name));
     if !ns.is_empty() {
         needed.push(Permission::new("get", "", "namespaces", "", "").named(&ns));
     }

@@ -32,6 +32,8 @@ pub struct PlanOptions {
     pub exercise: Option<String>,
     /// The operator's floor of what every exercise watches and halts on.
     pub floor: super::beyond::Floor,
+    /// The ConfigMap that stops every exercise while it exists.
+    pub kill_switch: super::abort::KillSwitch,
 }
 
 /// Plans `scenario` against the cluster behind `client`. Reads, and writes only with
@@ -50,6 +52,7 @@ pub async fn plan(
         nodes_journal_namespace,
         exercise,
         floor,
+        kill_switch,
     } = options;
     let (fault_image, nodes_journal_namespace) = (fault_image.as_deref(), nodes_journal_namespace.as_deref());
     let spec = &scenario.spec;
@@ -164,7 +167,7 @@ pub async fn plan(
     }
     let scope = super::beyond::Scope::of(spec, floor);
     // Every access review at once: each is one round trip, and none depends on another.
-    let mut wanted = permissions(scenario, nodes_journal_namespace);
+    let mut wanted = permissions(scenario, nodes_journal_namespace, kill_switch);
     wanted.extend(super::beyond::permissions(&scope));
     let checks = futures_util::future::join_all(wanted.into_iter().map(|p| review(client, p))).await;
     let watch = watch_plan(client, spec, &scope, sources.alertmanager.as_deref()).await;
@@ -185,7 +188,7 @@ pub async fn plan(
         refusals: Vec::new(),
     };
     plan.refusals = refusals(&plan);
-    if let Some(pulled) = super::run::kill_switch(client, spec.target.namespace.as_deref()).await {
+    if let Some(pulled) = super::run::kill_switch(client, kill_switch, spec.target.namespace.as_deref()).await {
         plan.refusals.push(pulled);
     }
     plan.runnable = plan.refusals.is_empty();

@@ -37,6 +37,7 @@ pub fn controller_options(sim: &Sim) -> disasterpiece::controller::Options {
         fault_image: None,
         fault_images: Vec::new(),
         journal_namespace: "default".into(),
+        kill_switch: Default::default(),
         node_namespaces: Vec::new(),
         election: None,
         clock: Default::default(),

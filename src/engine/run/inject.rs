@@ -53,7 +53,11 @@ pub(super) async fn inject(x: &mut Exercise<'_>, ctx: &Context, plan: &Plan, jou
         let Some(kind) = fault.kind() else { continue };
         for (target, step) in fault_plan.chosen.iter().zip(&fault_plan.steps) {
             let mut cord = x.abort.clone();
-            let pulled = unless_aborted(&mut cord, kill_switch(x.client, x.spec.target.namespace.as_deref())).await;
+            let pulled = unless_aborted(
+                &mut cord,
+                kill_switch(x.client, &x.options.kill_switch, x.spec.target.namespace.as_deref()),
+            )
+            .await;
             x.check_abort();
             if let Some(Some(reason)) = pulled {
                 x.abort_with(reason);

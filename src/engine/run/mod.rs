@@ -23,7 +23,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use super::abort::{ABORT_ANNOTATION, KILL_SWITCH, kill_switch};
+pub use super::abort::{ABORT_ANNOTATION, KILL_SWITCH_NAME, KillSwitch, kill_switch};
 use super::abort::{AbortSignal, Aborted, requested, unless_aborted};
 use super::event::{ExerciseEvent, Phase};
 use super::journal::{Journal, name_for};
@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub clock: Clock,
     /// The operator's floor of what every exercise watches beyond its targets and halts on.
     pub floor: super::beyond::Floor,
+    /// The ConfigMap that stops every exercise while it exists.
+    pub kill_switch: KillSwitch,
 }
 
 /// Why `action` must not be taken because another live exercise acts on the same object, if
@@ -290,6 +292,7 @@ async fn preflight(
         nodes_journal_namespace: options.nodes_journal_namespace.clone(),
         exercise: Some(options.exercise.clone()),
         floor: options.floor.clone(),
+        kill_switch: options.kill_switch.clone(),
     };
     let plan = preflight::plan(
         x.client,

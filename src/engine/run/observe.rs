@@ -227,9 +227,14 @@ async fn raced_round(
 ) -> Option<Option<String>> {
     let mut cord = x.abort.clone();
     let Exercise {
-        events, client, spec, ..
+        events,
+        client,
+        spec,
+        options,
+        ..
     } = x;
-    let done = unless_aborted(&mut cord, round(client, spec, watch, events, first, recovering)).await;
+    let switch = &options.kill_switch;
+    let done = unless_aborted(&mut cord, round(client, spec, switch, watch, events, first, recovering)).await;
     x.check_abort();
     done
 }
@@ -239,6 +244,7 @@ async fn raced_round(
 async fn round(
     client: &Client,
     spec: &ScenarioSpec,
+    switch: &super::KillSwitch,
     watch: &mut Watch<'_>,
     events: &mut super::Events<'_>,
     first: Instant,
@@ -290,7 +296,7 @@ async fn round(
         let name = condition.name.clone().unwrap_or_else(|| "abortWhen".into());
         return Some(format!("abortWhen `{name}` held: {}", sample.observed));
     }
-    kill_switch(client, spec.target.namespace.as_deref()).await
+    kill_switch(client, switch, spec.target.namespace.as_deref()).await
 }
 
 /// Watches, after the revert, for the steady state to return and the after-recovery (and
