@@ -6,8 +6,8 @@
 //! What is built so far:
 //! - [`scenario`]: the file formats (Scenario, GameDay) as types, and reading them with
 //!   every problem reported at its line and column. Pure: no network, no cluster.
-//! - [`target`]: which objects a fault may act on — `resolve` reads them (I/O), `guard`
-//!   applies the blast radius (pure).
+//! - [`blast_radius`]: which objects a fault may act on — `resolve` reads the candidates
+//!   (I/O), `guard` chooses among them within the blast radius (pure).
 //! - [`selector`]: Kubernetes label and field selector semantics, shared with the simulated
 //!   cluster (the `disasterpiece-sim` crate) through `disasterpiece-common`.
 //! - [`fault`], [`probe`], [`engine`]: the faults, the probes, and plan/run/journal.
@@ -18,12 +18,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blast_radius;
 pub mod controller;
 pub mod engine;
 pub mod fault;
 pub mod probe;
 pub mod report;
 pub mod scenario;
-pub mod target;
 
 pub use disasterpiece_common::{clock, random, selector};

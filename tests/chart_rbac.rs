@@ -498,12 +498,12 @@ fn the_readme_rbac_table_is_exactly_what_the_chart_grants_in_both_modes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(has_helm), ignore = "needs helm (.ci/helm-check installs it)")]
 async fn in_namespaces_mode_start_up_recovery_reverts_a_dead_run_in_the_served_namespace() {
+    use disasterpiece::blast_radius::Unit;
+    use disasterpiece::blast_radius::resolve::resolve;
     use disasterpiece::clock::Clock;
     use disasterpiece::engine::journal::{Journal, State};
     use disasterpiece::fault::{self, Context};
     use disasterpiece::scenario::model::{FaultKind, Scale, Target, TargetKind};
-    use disasterpiece::target::Unit;
-    use disasterpiece::target::resolve::resolve;
     use k8s_openapi::api::apps::v1::Deployment;
     let sim = fast_shop().start().await.expect("simulator");
     let admin = sim.raw_client().await.expect("admin client");

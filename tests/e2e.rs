@@ -11,13 +11,13 @@
 
 use std::time::Duration;
 
+use disasterpiece::blast_radius::resolve::resolve;
+use disasterpiece::blast_radius::{Candidate, Unit};
 use disasterpiece::fault::{self, Context, Outcome, Prepared};
 use disasterpiece::scenario::model::{
     ContainerKill, CpuStress, DnsFailure, FaultKind, MemoryStress, NetworkDelay, NetworkLoss, NetworkPartition,
     NodeCordon, NodeDrain, PodEvict, PodKill, Scale, Signal, Target, TargetKind,
 };
-use disasterpiece::target::resolve::resolve;
-use disasterpiece::target::{Candidate, Unit};
 use disasterpiece_sim::{Seed, Sim};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
+use disasterpiece::blast_radius::guard::{Exclusion, decide};
+use disasterpiece::blast_radius::resolve::resolve;
+use disasterpiece::blast_radius::{Candidate, Unit};
 use disasterpiece::fault::{self, Context, Outcome, Undo};
 use disasterpiece::scenario::model::{
     BlastRadius, BlastRadiusMode, Fault, FaultKind, LabelSelector, NetworkPartition, NodeCordon, NodeDrain, PodEvict,
     PodKill, Scale, Target, TargetKind,
 };
-use disasterpiece::target::guard::{Exclusion, decide};
-use disasterpiece::target::resolve::resolve;
-use disasterpiece::target::{Candidate, Unit};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use disasterpiece::blast_radius::resolve::resolve;
+use disasterpiece::blast_radius::{Candidate, Unit};
 use disasterpiece::fault::{self, Context, Outcome, Prepared, Undo};
 use disasterpiece::scenario::model::{
     ContainerKill, CpuStress, FaultKind, MemoryStress, NetworkDelay, NetworkLoss, Signal, Target, TargetKind,
 };
-use disasterpiece::target::resolve::resolve;
-use disasterpiece::target::{Candidate, Unit};
 use disasterpiece_sim::Sim;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;

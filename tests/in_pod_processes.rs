@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use disasterpiece::blast_radius::resolve::resolve;
+use disasterpiece::blast_radius::{Candidate, Unit};
 use disasterpiece::fault::{self, Context, Outcome, Prepared};
 use disasterpiece::scenario::model::{ContainerKill, CpuStress, FaultKind, MemoryStress, Signal, Target, TargetKind};
-use disasterpiece::target::resolve::resolve;
-use disasterpiece::target::{Candidate, Unit};
 use disasterpiece_sim::{Sim, SimBuilder};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use disasterpiece::blast_radius::Unit;
+use disasterpiece::blast_radius::resolve::resolve;
 use disasterpiece::clock::Clock;
 use disasterpiece::engine::journal::{Journal, State, recover_lapsed};
 use disasterpiece::fault::{self, Context};
 use disasterpiece::scenario::model::{FaultKind, NetworkPartition, NodeCordon, Scale, Target, TargetKind};
-use disasterpiece::target::Unit;
-use disasterpiece::target::resolve::resolve;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, ListParams};

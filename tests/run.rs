@@ -716,11 +716,11 @@ async fn a_kube_probe_reads_a_node_without_a_namespace() {
 /// answer, not a hiccup. It is reported at once, in the API server's words, never retried.
 #[tokio::test]
 async fn an_eviction_refused_for_two_pdbs_is_not_retried() {
+    use disasterpiece::blast_radius::Unit;
+    use disasterpiece::blast_radius::resolve::resolve;
     use disasterpiece::engine::retry::retrying_client;
     use disasterpiece::fault::{self, Context};
     use disasterpiece::scenario::model::{FaultKind, PodEvict, Target, TargetKind};
-    use disasterpiece::target::Unit;
-    use disasterpiece::target::resolve::resolve;
     let (sim, raw) = start(fast_shop()).await;
     let second: k8s_openapi::api::policy::v1::PodDisruptionBudget = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "checkout-too", "namespace": "shop"},

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 
+use crate::blast_radius::guard::{Decision, Exclusion};
+use crate::blast_radius::{Candidate, Unit};
 use crate::fault::{Action, Undo};
 use crate::probe::Sample;
 use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, Scenario};
-use crate::target::guard::{Decision, Exclusion};
-use crate::target::{Candidate, Unit};
 
 /// What one fault of the scenario would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]

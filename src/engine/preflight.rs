@@ -9,13 +9,13 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::json;
 
 use super::plan::{DryRun, FaultPlan, Permission, PermissionCheck, Plan, SteadyCheck, Step, permissions, refusals};
+use crate::blast_radius::guard::decide;
+use crate::blast_radius::resolve::resolve;
+use crate::blast_radius::{Candidate, Unit};
 use crate::clock::Clock;
 use crate::fault::{self, Context};
 use crate::probe::{self, ProbeContext};
 use crate::scenario::model::{HasProbe, Scenario};
-use crate::target::guard::decide;
-use crate::target::resolve::resolve;
-use crate::target::{Candidate, Unit};
 
 /// What a plan is made with, besides the scenario.
 #[derive(Debug, Clone, Default)]

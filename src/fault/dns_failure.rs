@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{Action, Context, FaultError, Outcome, Prepared, Undo, namespace_of};
-use crate::target::Candidate;
+use crate::blast_radius::Candidate;
 
 /// The domain of the labels that put a pod under a DNS policy (one key per exercise, see
 /// `network_partition::label_key`).

@@ -21,11 +21,11 @@ use kube::api::{Api, AttachParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::{Action, Context, FaultError, Outcome, Prepared, Undo, namespace_of};
+use crate::blast_radius::Candidate;
 use crate::scenario::model::{
     ContainerKill, CpuStress, Destination, FaultKind, MemoryStress, NetworkDelay, NetworkLoss,
 };
 use crate::scenario::validate::quantity_bytes;
-use crate::target::Candidate;
 
 /// The image of fault containers unless the scenario or `--fault-image` names another: it has
 /// `sh`, `tc` (iproute2) and `kill`; the stress faults use `stress-ng` when an image has it and
@@ -61,18 +61,6 @@ impl Default for Settings {
 /// The image fault containers use: the scenario's, else the global setting, else the default.
 pub fn image(scenario: Option<&str>, global: Option<&str>) -> String {
     scenario.or(global).unwrap_or(DEFAULT_IMAGE).to_owned()
-}
-
-/// Whether `fault` runs inside target pods.
-pub fn is_in_pod(fault: &FaultKind<'_>) -> bool {
-    matches!(
-        fault,
-        FaultKind::NetworkDelay(_)
-            | FaultKind::NetworkLoss(_)
-            | FaultKind::CpuStress(_)
-            | FaultKind::MemoryStress(_)
-            | FaultKind::ContainerKill(_)
-    )
 }
 
 /// The ephemeral container for `fault` on `target`, and how it is stopped.

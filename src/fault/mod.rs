@@ -22,8 +22,8 @@ use std::fmt;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
+use crate::blast_radius::Candidate;
 use crate::scenario::model::FaultKind;
-use crate::target::Candidate;
 
 /// Labels every object Disasterpiece creates, so `recover` and people can find them.
 pub const EXERCISE_LABEL: &str = "disasterpiece.dev/exercise";

@@ -8,9 +8,9 @@ use kube::core::DynamicObject;
 use serde_json::json;
 
 use super::{Action, Context, EXERCISE_LABEL, FaultError, MANAGED_BY, Outcome, Prepared, Undo, namespace_of};
+use crate::blast_radius::Candidate;
+use crate::blast_radius::resolve::api_resource;
 use crate::scenario::model::{NetworkPartition, TrafficDirection};
-use crate::target::Candidate;
-use crate::target::resolve::api_resource;
 
 /// The domain of the labels that put a pod under a partition policy: one key per exercise
 /// (`partition.disasterpiece.dev/<exercise>: "true"`), so two exercises partitioning one pod

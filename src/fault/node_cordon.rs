@@ -7,7 +7,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::{Action, Context, FaultError, Prepared, Undo};
-use crate::target::Candidate;
+use crate::blast_radius::Candidate;
 
 pub async fn prepare(ctx: &Context, target: &Candidate) -> Result<Prepared, FaultError> {
     refuse_if_cordoned(ctx, &target.name).await?;

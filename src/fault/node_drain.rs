@@ -10,8 +10,8 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::{Action, Context, FaultError, Outcome, Prepared, Undo, node_cordon, pod_evict};
+use crate::blast_radius::Candidate;
 use crate::scenario::model::NodeDrain;
-use crate::target::Candidate;
 
 pub async fn prepare(ctx: &Context, params: &NodeDrain, target: &Candidate) -> Result<Prepared, FaultError> {
     node_cordon::refuse_if_cordoned(ctx, &target.name).await?;
@@ -45,7 +45,7 @@ pub fn spared(pod: &Pod) -> Option<&'static str> {
     }
     if pod
         .labels()
-        .get(crate::target::EXCLUDE_LABEL)
+        .get(crate::blast_radius::EXCLUDE_LABEL)
         .is_some_and(|v| v == "true")
     {
         return Some("opted out (label disasterpiece.dev/exclude=true)");

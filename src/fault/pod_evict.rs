@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, EvictParams, PostParams};
 
 use super::{Action, Context, FaultError, Outcome, Prepared, namespace_of, replaced_by};
+use crate::blast_radius::Candidate;
 use crate::scenario::model::PodEvict;
-use crate::target::Candidate;
 
 pub fn prepare(params: &PodEvict, target: &Candidate) -> Prepared {
     Prepared {

@@ -4,8 +4,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 
 use super::{Action, Context, FaultError, Outcome, Prepared, namespace_of, replaced_by};
+use crate::blast_radius::Candidate;
 use crate::scenario::model::PodKill;
-use crate::target::Candidate;
 
 pub fn prepare(params: &PodKill, target: &Candidate) -> Prepared {
     Prepared {

@@ -5,9 +5,9 @@ use kube::core::DynamicObject;
 use serde_json::json;
 
 use super::{Action, Context, FaultError, Prepared, Undo, namespace_of};
+use crate::blast_radius::Candidate;
+use crate::blast_radius::resolve::api_resource;
 use crate::scenario::model::Scale;
-use crate::target::Candidate;
-use crate::target::resolve::api_resource;
 
 pub async fn prepare(ctx: &Context, params: &Scale, target: &Candidate) -> Result<Prepared, FaultError> {
     let namespace = namespace_of(target);

@@ -6,9 +6,9 @@ use kube::core::DynamicObject;
 use serde_json::Value;
 
 use super::{ProbeContext, Reading, Verdict, describe, holds};
+use crate::blast_radius::resolve::{api_resource, selector_query};
 use crate::scenario::model::{ConditionStatus, KubeProbe, PodPhase};
 use crate::selector::LabelSelector as Matcher;
-use crate::target::resolve::{api_resource, selector_query};
 
 pub async fn sample(ctx: &ProbeContext, probe: &KubeProbe) -> Reading {
     match read(ctx, probe).await {

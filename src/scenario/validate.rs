@@ -44,18 +44,6 @@ impl Finding {
     }
 }
 
-/// Every rule a scenario must meet beyond its shape.
-pub fn validate_scenario(scenario: &Scenario) -> Vec<Finding> {
-    match serde_json::to_value(scenario) {
-        Ok(document) => validate_scenario_parts(&document),
-        Err(err) => vec![Finding {
-            path: String::new(),
-            message: format!("the scenario cannot be represented: {err}"),
-            hint: None,
-        }],
-    }
-}
-
 /// The part at `pointer` (`/spec/target`), when it is there and well-formed.
 fn part<T: DeserializeOwned>(document: &J, pointer: &str) -> Option<T> {
     document.pointer(pointer).and_then(|value| T::deserialize(value).ok())

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Exercise, held_by_another, journal_namespace, kill_switch};
+use crate::blast_radius::guard::{Disruption, second_look};
+use crate::blast_radius::resolve::resolve;
+use crate::blast_radius::{Candidate, Unit};
 use crate::engine::abort::unless_aborted;
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::engine::journal::{self, Entry, Journal, State};
@@ -15,9 +18,6 @@ use crate::engine::plan::Plan;
 use crate::fault::{self, Context, Outcome};
 use crate::report::model::Injection;
 use crate::scenario::model::FaultKind;
-use crate::target::guard::{Disruption, second_look};
-use crate::target::resolve::resolve;
-use crate::target::{Candidate, Unit};
 
 /// What the inject phase did.
 pub(super) struct Injected {

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::clause::{Change, Clause};
 use super::inject::Injected;
 use super::{Exercise, kill_switch};
+use crate::blast_radius::resolve::api_resource;
 use crate::engine::abort::unless_aborted;
 use crate::engine::beyond::Watcher;
 use crate::engine::event::{ExerciseEvent, Phase};
@@ -18,7 +19,6 @@ use crate::fault::Undo;
 use crate::probe::{self, ProbeContext, Verdict};
 use crate::report::model::{ExpectationResult, ObservedBlastRadius};
 use crate::scenario::model::{FaultKind, HasProbe, ProbeKind, ScenarioSpec};
-use crate::target::resolve::api_resource;
 
 /// The expectations and what they are sampled with, and the remediation watch.
 pub(super) struct Watch<'a> {

@@ -246,7 +246,7 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::Budget;
+    use crate::blast_radius::Budget;
 
     fn pod(name: &str) -> Candidate {
         Candidate {
