@@ -20,8 +20,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::crd::{Exercise, ExerciseSpec, Phase};
-use super::exercise::ABORT_ANNOTATION;
 use super::schedule::{self, StageState};
+use crate::engine::abort::ABORT_ANNOTATION;
 use crate::scenario::condition;
 use crate::scenario::gameday::{ConcurrencyPolicy, GameDay, GameDayKind, GameDayResource, GameDayRun, GameDayStatus};
 use crate::scenario::model::{ApiVersion, Metadata};
