@@ -37,7 +37,7 @@ const AT_REST: std::time::Duration = std::time::Duration::from_secs(10);
 /// One GameDay, at the controller clock's now. Only the replica that leads acts.
 pub(super) async fn reconcile(
     gameday: std::sync::Arc<GameDayResource>,
-    ctx: std::sync::Arc<super::manager::Context>,
+    ctx: std::sync::Arc<super::context::Context>,
 ) -> Result<Action, kube::Error> {
     if !ctx.leads() {
         return Ok(Action::await_change());

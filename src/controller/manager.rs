@@ -13,7 +13,6 @@
 //! again; on `stop`, what runs here is aborted and reverted (the Lease renewed meanwhile), then
 //! the Lease is released.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,92 +22,12 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
+pub use super::context::Options;
+use super::context::{Context, Kind};
 use super::crd::Exercise;
 use super::events::Reporter;
-use crate::clock::Clock;
 use crate::scenario::gameday::GameDayResource;
 use crate::scenario::model::ScenarioResource;
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Watch one namespace, or all.
-    pub namespace: Option<String>,
-    /// How often a running Exercise's kill switches are read, and a failed Lease renewal
-    /// tried again.
-    pub poll: Duration,
-    /// The cluster's address, for reports.
-    pub cluster: String,
-    pub sources: crate::probe::Sources,
-    pub fault_image: Option<String>,
-    /// The images a Scenario's `faultImage` may name besides `fault_image` (exact, or a
-    /// prefix ending in `*`); none by default.
-    pub fault_images: Vec<String>,
-    /// Where the journals of Node faults are kept: the controller's own namespace.
-    pub journal_namespace: String,
-    /// The ConfigMap that stops every Exercise while it exists (the chart: in the controller's
-    /// own namespace).
-    pub kill_switch: crate::engine::abort::KillSwitch,
-    /// The namespaces whose Scenarios may target Nodes (none by default).
-    pub node_namespaces: Vec<String>,
-    /// Run Exercises only while holding this Lease (several replicas); `None`: always.
-    pub election: Option<super::lease::Election>,
-    /// What time it is: GameDay schedules, statuses, Events, reports.
-    pub clock: Clock,
-    pub metrics: Arc<super::metrics::Metrics>,
-    /// What every Exercise watches beyond its targets and halts on, whatever its Scenario says.
-    pub floor: crate::engine::beyond::Floor,
-    /// How often the reports kept are read for the success metrics on `/metrics`.
-    pub learn_every: Duration,
-    /// Post the weekly review to a webhook on this schedule (the leader only).
-    pub review: Option<super::weekly::Schedule>,
-}
-
-/// The running exercises: uid → the abort sender.
-pub(super) type Running = Arc<Mutex<HashMap<String, watch::Sender<Option<String>>>>>;
-
-/// What the reconcilers share.
-pub(super) struct Context {
-    /// Fenced by the Lease when elected.
-    pub client: Client,
-    pub options: Options,
-    pub events: Reporter,
-    pub running: Running,
-    /// Whether this replica leads: the runs it started stop at once when it does not.
-    pub leads: watch::Sender<bool>,
-    /// Reconcile failures in a row, per object, for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl Context {
-    pub fn leads(&self) -> bool {
-        *self.leads.borrow()
-    }
-
-    /// A reconcile of `object` (`kind` `ns/name`) went through: its backoff starts over.
-    fn succeeded(&self, object: &str) {
-        self.failures.lock().expect("lock").remove(object);
-    }
-
-    /// Logs and counts a reconcile error once, with its category and object; when to try again.
-    pub fn failed(&self, kind: &str, object: &str, e: &kube::Error) -> Action {
-        let category = super::metrics::category(e);
-        self.options.metrics.error(category);
-        match kind {
-            "exercise" => tracing::warn!(category, exercise = %object, error = %e, "reconcile failed"),
-            "gameday" => tracing::warn!(category, gameday = %object, error = %e, "reconcile failed"),
-            _ => tracing::warn!(category, scenario = %object, error = %e, "reconcile failed"),
-        }
-        let mut failures = self.failures.lock().expect("lock");
-        let n = failures.entry(format!("{kind}/{object}")).or_insert(0);
-        *n += 1;
-        Action::requeue(backoff(*n))
-    }
-}
-
-/// How long to wait after `n` failures in a row: 1 s, doubling, at most 5 minutes. PURE.
-pub fn backoff(n: u32) -> Duration {
-    Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300))
-}
 
 /// `namespace/name` of a resource, for the log.
 fn object_of<K: Resource>(k: &K) -> String {
@@ -118,13 +37,13 @@ fn object_of<K: Resource>(k: &K) -> String {
 /// Runs a reconciler for one kind as kube-runtime does, with this module's logging, metrics and
 /// backoff; `what` names the kind in the log.
 macro_rules! reconciler {
-    ($kind:ty, $what:literal, $reconcile:path) => {
+    ($kind:ty, $what:expr, $reconcile:path) => {
         (
             |object: Arc<$kind>, ctx: Arc<Context>| async move {
                 let name = object_of(object.as_ref());
                 let done = $reconcile(object, ctx.clone()).await;
                 if done.is_ok() {
-                    ctx.succeeded(&format!("{}/{name}", $what));
+                    ctx.succeeded($what, &name);
                 }
                 done
             },
@@ -342,15 +261,15 @@ async fn run_controllers(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
         ctx.options.namespace.clone(),
         ctx.options.metrics.clone(),
     ));
-    let (reconcile, failed) = reconciler!(Exercise, "exercise", super::exercise::reconcile);
+    let (reconcile, failed) = reconciler!(Exercise, Kind::Exercise, super::exercise::reconcile);
     let exercises = exercises
         .run(reconcile, failed, ctx.clone())
         .for_each(report("exercises"));
-    let (reconcile, failed) = reconciler!(GameDayResource, "gameday", super::gameday::reconcile);
+    let (reconcile, failed) = reconciler!(GameDayResource, Kind::GameDay, super::gameday::reconcile);
     let gamedays = gamedays
         .run(reconcile, failed, ctx.clone())
         .for_each(report("gamedays"));
-    let (reconcile, failed) = reconciler!(ScenarioResource, "scenario", super::scenarios::reconcile);
+    let (reconcile, failed) = reconciler!(ScenarioResource, Kind::Scenario, super::scenarios::reconcile);
     let scenarios = scenarios
         .run(reconcile, failed, ctx.clone())
         .for_each(report("scenarios"));
@@ -443,17 +362,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_backoff_doubles_from_a_second_to_five_minutes() {
-        let seconds: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(backoff(u32::MAX).as_secs(), 300);
     }
 }

@@ -3,6 +3,7 @@
 //! `scenarios`. `crd` holds the Exercise resource and renders every CustomResourceDefinition
 //! (Scenario and GameDay come from the file formats' own types: one model, two homes).
 
+pub mod context;
 pub mod crd;
 pub mod events;
 pub mod exercise;
@@ -17,4 +18,5 @@ pub mod scenarios;
 pub mod schedule;
 pub mod weekly;
 
-pub use manager::{Options, control};
+pub use context::Options;
+pub use manager::control;

@@ -66,7 +66,7 @@ pub fn problems(scenario: &Scenario) -> Option<String> {
 /// leads acts.
 pub(super) async fn reconcile(
     scenario: Arc<ScenarioResource>,
-    ctx: Arc<super::manager::Context>,
+    ctx: Arc<super::context::Context>,
 ) -> Result<Action, kube::Error> {
     let generation = scenario.metadata.generation;
     let judged = scenario.status.as_ref().and_then(|s| s.observed_generation) == generation && generation.is_some();

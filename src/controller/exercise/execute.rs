@@ -8,8 +8,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::super::context::Context;
 use super::super::crd::{Exercise, ExerciseStatus, Phase};
-use super::super::manager::Context;
 use super::remove_finalizer;
 use super::status::{Recorder, condition, set_status, status_from};
 use super::tenancy::{allowed_here, probe_tenancy, scenario_for};

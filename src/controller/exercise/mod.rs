@@ -37,8 +37,8 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::context::{Context, Kind};
 use super::crd::{Exercise, Phase};
-use super::manager::Context;
 use crate::engine::abort::ABORT_ANNOTATION;
 use decide::{Fresh, Seen, Step, decide};
 use status::{Recorder, condition, set_status};
@@ -150,7 +150,7 @@ async fn start(ctx: &Arc<Context>, api: &Api<Exercise>, exercise: Exercise) -> R
         tokio::select! {
             done = execute::execute(&ctx, exercise, rx) => {
                 if let Err(e) = done {
-                    ctx.failed("exercise", &object, &e);
+                    ctx.failed(Kind::Exercise, &object, &e);
                 }
             }
             _ = leads.wait_for(|leads| !leads) => {

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use super::super::manager::Options;
+use super::super::context::Options;
 use super::Exercise;
 use crate::scenario::model::{ProbeKind, Scenario, ScenarioResource};
 
