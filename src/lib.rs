@@ -6,6 +6,7 @@
 //! What is built so far:
 //! - [`scenario`]: the file formats (Scenario, GameDay) as types, and reading them with
 //!   every problem reported at its line and column. Pure: no network, no cluster.
+//! - [`api`]: what the API server said, for people (below every module that asks it).
 //! - [`blast_radius`]: which objects a fault may act on — `resolve` reads the candidates
 //!   (I/O), `guard` chooses among them within the blast radius (pure).
 //! - [`selector`]: Kubernetes label and field selector semantics, shared with the simulated
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod blast_radius;
 pub mod controller;
 pub mod engine;

@@ -18,7 +18,7 @@ use crate::selector::LabelSelector as Matcher;
 pub enum ResolveError {
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("cannot read {what}: {}", crate::fault::api_message(source))]
+    #[error("cannot read {what}: {}", crate::api::api_message(source))]
     Api { what: String, source: kube::Error },
 }
 

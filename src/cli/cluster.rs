@@ -184,7 +184,7 @@ impl ClusterArgs {
         // A cluster that does not answer is said at once, not after minutes of retries.
         let why = match tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version()).await {
             Ok(Ok(_)) => return Ok((client, server, log)),
-            Ok(Err(e)) => disasterpiece::fault::api_message(&e),
+            Ok(Err(e)) => disasterpiece::api::api_message(&e),
             Err(_) => format!(
                 "no answer within {}s; check the address, the network, or --context",
                 REACH_TIMEOUT.as_secs()

@@ -7,7 +7,8 @@ use clap::Args;
 
 use super::cluster::ClusterArgs;
 use super::validate::Output;
-use disasterpiece::engine::journal::{LAPSE, MIN_LAPSE, live, recover_exercise_anywhere, recover_lapsed};
+use disasterpiece::engine::journal::{LAPSE, MIN_LAPSE, live};
+use disasterpiece::engine::recovery::{recover_exercise_anywhere, recover_lapsed};
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {

@@ -83,8 +83,9 @@ impl Context {
 
     /// Logs and counts a reconcile error once, with its category and object; when to try again.
     pub fn failed(&self, kind: Kind, object: &str, e: &kube::Error) -> Action {
-        let category = super::metrics::category(e);
+        let category = super::error::Category::of(e);
         self.options.metrics.error(category);
+        let category = category.as_str();
         match kind {
             Kind::Exercise => tracing::warn!(category, exercise = %object, error = %e, "reconcile failed"),
             Kind::GameDay => tracing::warn!(category, gameday = %object, error = %e, "reconcile failed"),

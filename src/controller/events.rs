@@ -63,7 +63,7 @@ impl Reporter {
                     .create(&PostParams::default(), &event)
                     .await
             {
-                let category = super::metrics::category(&e);
+                let category = super::error::Category::of(&e).as_str();
                 tracing::warn!(category, object = %object, error = %e, "could not record an Event");
             }
         });

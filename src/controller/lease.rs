@@ -26,6 +26,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::error::Fenced;
 use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
@@ -105,7 +106,7 @@ impl Elector {
             self.failures += 1;
             if self.failures % 10 == 1 {
                 let lease = format!("{}/{}", self.election.namespace, self.election.name);
-                let category = super::metrics::category(e);
+                let category = super::error::Category::of(e).as_str();
                 tracing::warn!(category, lease = %lease, failures = self.failures, error = %e, "could not renew the lease");
             }
         } else if self.failures > 0 {
@@ -256,25 +257,6 @@ impl Elector {
 /// Cloning shares it.
 #[derive(Debug, Clone, Default)]
 pub struct Fence(std::sync::Arc<std::sync::Mutex<Option<Instant>>>);
-
-/// A write the [`Fence`] kept back: the replica no longer knows it holds the Lease.
-#[derive(Debug)]
-pub struct Fenced {
-    pub method: http::Method,
-    pub path: String,
-}
-
-impl std::fmt::Display for Fenced {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} was not sent: this replica no longer knows it holds the lease",
-            self.method, self.path
-        )
-    }
-}
-
-impl std::error::Error for Fenced {}
 
 impl Fence {
     pub fn open_until(&self, until: Instant) {

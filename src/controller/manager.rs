@@ -194,7 +194,7 @@ async fn recover_left_behind(client: &Client, options: &Options) {
     };
     for place in places {
         let lapse = crate::engine::journal::LAPSE;
-        match crate::engine::journal::recover_lapsed(client, place, &options.journal_namespace, lapse, &options.clock)
+        match crate::engine::recovery::recover_lapsed(client, place, &options.journal_namespace, lapse, &options.clock)
             .await
         {
             Ok(recovered) => {

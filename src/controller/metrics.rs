@@ -49,8 +49,8 @@ impl Default for Metrics {
         registry.register("reconcile_errors", "Reconcile errors, by category", errors.clone());
         // Every category from the start at 0, so a rate() over it has a series before the
         // first error.
-        for category in CATEGORIES {
-            let _ = errors.get_or_create(&vec![("category".into(), category.into())]);
+        for category in super::error::Category::ALL {
+            let _ = errors.get_or_create(&vec![("category".into(), category.as_str().into())]);
         }
         Metrics {
             registry,
@@ -88,9 +88,9 @@ impl Metrics {
         }
     }
 
-    pub fn error(&self, category: &str) {
+    pub fn error(&self, category: super::error::Category) {
         self.errors
-            .get_or_create(&vec![("category".into(), category.into())])
+            .get_or_create(&vec![("category".into(), category.as_str().into())])
             .inc();
     }
 
@@ -120,33 +120,6 @@ impl Metrics {
             return text;
         }
         out
-    }
-}
-
-/// Every category `category` gives.
-pub const CATEGORIES: [&str; 8] = [
-    "fenced",
-    "forbidden",
-    "notFound",
-    "conflict",
-    "server",
-    "api",
-    "decode",
-    "connection",
-];
-
-/// The category of a kube error, for `reconcile_errors_total` and the log.
-pub fn category(e: &kube::Error) -> &'static str {
-    match e {
-        // Kept back by this replica's lease fence: it may no longer lead.
-        kube::Error::Service(e) if e.downcast_ref::<super::lease::Fenced>().is_some() => "fenced",
-        kube::Error::Api(s) if s.code == 403 => "forbidden",
-        kube::Error::Api(s) if s.code == 404 => "notFound",
-        kube::Error::Api(s) if s.code == 409 => "conflict",
-        kube::Error::Api(s) if s.code >= 500 => "server",
-        kube::Error::Api(_) => "api",
-        kube::Error::SerdeError(_) => "decode",
-        _ => "connection",
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod crd;
+pub mod error;
 pub mod events;
 pub mod exercise;
 pub mod gameday;

@@ -292,7 +292,7 @@ pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Repor
         let maps = api
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| format!("listing the reports in {namespace}: {}", crate::fault::api_message(&e)))?
+            .map_err(|e| format!("listing the reports in {namespace}: {}", crate::api::api_message(&e)))?
             .items;
         let (mut reports, unreadable) = join(&maps);
         if let Some(u) = unreadable.first() {

@@ -19,8 +19,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 
+use crate::api::api_message;
 use crate::clock::Clock;
-use crate::fault::{self, Action, Context, EXERCISE_LABEL, MANAGED_BY, Undo, api_message};
+use crate::fault::{self, Action, EXERCISE_LABEL, MANAGED_BY, Undo};
 
 pub const JOURNAL_LABEL: &str = "disasterpiece.dev/journal";
 pub const HEARTBEAT: &str = "disasterpiece.dev/heartbeat";
@@ -71,7 +72,7 @@ pub async fn live(
 }
 
 /// The journals in `namespace` (or everywhere), of one exercise when given.
-async fn listed(
+pub(super) async fn listed(
     client: &Client,
     namespace: Option<&str>,
     exercise: Option<&str>,
@@ -95,7 +96,7 @@ async fn listed(
 }
 
 /// How old a journal's heartbeat is at `now`; `None` without a readable one.
-fn heartbeat_age(cm: &ConfigMap, now: DateTime<Utc>) -> Option<Duration> {
+pub(super) fn heartbeat_age(cm: &ConfigMap, now: DateTime<Utc>) -> Option<Duration> {
     let beat = cm
         .annotations()
         .get(HEARTBEAT)
@@ -136,12 +137,12 @@ pub enum JournalError {
 
 /// The journal of one exercise.
 pub struct Journal {
-    api: Api<ConfigMap>,
+    pub(super) api: Api<ConfigMap>,
     pub name: String,
     pub namespace: String,
     pub exercise: String,
     /// Stamps the heartbeat.
-    clock: Clock,
+    pub(super) clock: Clock,
 }
 
 pub fn name_for(exercise: &str) -> String {
@@ -200,7 +201,7 @@ pub fn scaled_by_another<'a>(
         .map(|a| a.exercise.as_str())
 }
 
-fn entries_of(cm: &ConfigMap) -> Result<Vec<Entry>, JournalError> {
+pub(super) fn entries_of(cm: &ConfigMap) -> Result<Vec<Entry>, JournalError> {
     let text = cm
         .data
         .as_ref()
@@ -352,32 +353,6 @@ impl Journal {
     }
 }
 
-/// What `recover` did with one journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Recovered {
-    pub journal: String,
-    pub namespace: String,
-    pub exercise: String,
-    /// The undo steps performed, said for people.
-    pub reverted: Vec<String>,
-    /// Undo steps that failed (the journal is kept, to try again).
-    pub failed: Vec<String>,
-}
-
-/// Finds journals whose heartbeat has lapsed (in `namespace`, or everywhere) and reverts
-/// every entry not yet reverted; deletes each journal that is then fully reverted. Journals
-/// of Node faults are only trusted in `nodes_ns` (see `undo_allowed`).
-pub async fn recover_lapsed(
-    client: &Client,
-    namespace: Option<&str>,
-    nodes_ns: &str,
-    lapse: Duration,
-    clock: &Clock,
-) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, namespace, nodes_ns, None, lapse, clock).await
-}
-
 /// Whether recovery may perform `undo` from a journal kept in `journal_ns`. Whoever may
 /// create ConfigMaps in a namespace can plant a journal there; recovery runs with the rights
 /// of whoever recovers (the controller: every namespace). So a journal only undoes what lies
@@ -408,96 +383,36 @@ pub fn undo_allowed(undo: &fault::Undo, journal_ns: &str, nodes_ns: &str) -> Res
     }
 }
 
-/// Reverts the journal of one exercise in `namespace`, however fresh its heartbeat: for a
-/// controller taking over an exercise whose runner is known to be gone.
-pub async fn recover_exercise(
-    client: &Client,
-    namespace: &str,
-    nodes_ns: &str,
-    exercise: &str,
-    clock: &Clock,
-) -> Result<Vec<Recovered>, JournalError> {
-    let mut found = recover(client, Some(namespace), nodes_ns, Some(exercise), Duration::ZERO, clock).await?;
-    if nodes_ns != namespace {
-        // A Node exercise keeps its journal in `nodes_ns`.
-        found.extend(recover(client, Some(nodes_ns), nodes_ns, Some(exercise), Duration::ZERO, clock).await?);
+/// Why `action` must not be taken because another live exercise acts on the same object, if
+/// so. A scale: its undo is an absolute count, so a second scale of one workload would leave it
+/// at the wrong size for good once both are reverted. Fails closed: journals that cannot be
+/// read count as a reason.
+pub async fn held_by_another(client: &Client, action: &Action, exercise: &str) -> Option<String> {
+    let Action::Scale {
+        kind, namespace, name, ..
+    } = action
+    else {
+        return None;
+    };
+    match active(client, namespace).await {
+        Ok(active) => scaled_by_another(&active, namespace, kind, name, exercise).map(|other| {
+            format!(
+                "{kind} {namespace}/{name} is scaled by exercise {other}, still running; one scale of a workload at a time (its undo restores an absolute count)"
+            )
+        }),
+        Err(e) => Some(format!(
+            "cannot tell whether another exercise scales {kind} {namespace}/{name}: {e}"
+        )),
     }
-    Ok(found)
 }
 
-/// Reverts the journal of exercise `id` (in `namespace`, or wherever it is), however fresh its
-/// heartbeat: `recover --exercise`, for a run known to be dead.
-pub async fn recover_exercise_anywhere(
-    client: &Client,
-    namespace: Option<&str>,
-    nodes_ns: &str,
-    id: &str,
-    clock: &Clock,
-) -> Result<Vec<Recovered>, JournalError> {
-    recover(client, namespace, nodes_ns, Some(id), Duration::ZERO, clock).await
-}
-
-async fn recover(
-    client: &Client,
-    namespace: Option<&str>,
-    nodes_ns: &str,
-    exercise: Option<&str>,
-    lapse: Duration,
-    clock: &Clock,
-) -> Result<Vec<Recovered>, JournalError> {
-    let now = clock.now();
-    let mut done = Vec::new();
-    for cm in listed(client, namespace, exercise).await? {
-        if heartbeat_age(&cm, now).is_some_and(|age| age < lapse) {
-            continue;
-        }
-        let ns = cm.namespace().unwrap_or_default();
-        let exercise = cm.labels().get(EXERCISE_LABEL).cloned().unwrap_or_default();
-        let journal = Journal {
-            api: Api::namespaced(client.clone(), &ns),
-            name: cm.name_any(),
-            namespace: ns.clone(),
-            exercise: exercise.clone(),
-            clock: clock.clone(),
-        };
-        let ctx = Context {
-            client: client.clone(),
-            exercise: exercise.clone(),
-            dry_run: false,
-            in_pod: Default::default(),
-            clock: clock.clone(),
-        };
-        let mut report = Recovered {
-            journal: journal.name.clone(),
-            namespace: ns,
-            exercise,
-            reverted: Vec::new(),
-            failed: Vec::new(),
-        };
-        // One journal that cannot be read or written (corrupted, or planted by whoever may
-        // create ConfigMaps) is reported and kept; it never stops the others' recovery.
-        let entries = match entries_of(&cm) {
-            Ok(entries) => entries,
-            Err(e) => {
-                report.failed.push(format!(
-                    "the journal cannot be read, so nothing of it was reverted: {e}"
-                ));
-                done.push(report);
-                continue;
-            }
-        };
-        for entry in super::revert::revert(&ctx, &journal, &entries, nodes_ns).await {
-            report.reverted.extend(entry.done);
-            report.failed.extend(entry.failed);
-        }
-        if report.failed.is_empty()
-            && let Err(e) = journal.close().await
-        {
-            report
-                .failed
-                .push(format!("everything reverted, but the journal could not be closed: {e}"));
-        }
-        done.push(report);
-    }
-    Ok(done)
+/// Where a run of `spec` keeps its journal: beside its faults, in the target namespace; for
+/// Nodes, which belong to no namespace, in `nodes` (the controller's own namespace), the only
+/// place recovery trusts Node steps from. `default` when unset.
+pub fn journal_namespace(spec: &crate::scenario::model::ScenarioSpec, nodes: Option<&str>) -> String {
+    let namespace = match spec.target.kind {
+        crate::scenario::model::TargetKind::Node => nodes,
+        _ => spec.target.namespace.as_deref(),
+    };
+    namespace.unwrap_or("default").to_owned()
 }

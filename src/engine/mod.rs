@@ -11,6 +11,7 @@ pub mod event;
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod recovery;
 pub mod retry;
 pub mod revert;
 pub mod run;

@@ -230,7 +230,7 @@ pub fn permissions(
     let spec = &scenario.spec;
     let ns = spec.target.namespace.clone().unwrap_or_default();
     let mut needed = Vec::new();
-    let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
+    let journal_ns = super::journal::journal_namespace(spec, nodes_journal_namespace);
     for verb in ["create", "update", "delete"] {
         needed.push(Permission::new(verb, "", "configmaps", "", &journal_ns));
     }
@@ -325,7 +325,7 @@ pub fn permissions(
                 if let Some((namespace, _, _)) = url::Url::parse(&h.url)
                     .ok()
                     .as_ref()
-                    .and_then(crate::probe::http::service_address)
+                    .and_then(crate::scenario::address::service_address)
                 {
                     // The proxy is authorized by the request's own verb: a POST is `create`.
                     let verb = match h.method {

@@ -24,7 +24,7 @@ pub struct PlanOptions {
     pub sources: probe::Sources,
     /// The image of in-pod fault containers when the scenario names none (`--fault-image`).
     pub fault_image: Option<String>,
-    /// Where the journals of Node faults are kept (see `run::journal_namespace`).
+    /// Where the journals of Node faults are kept (see `journal::journal_namespace`).
     pub nodes_journal_namespace: Option<String>,
     /// The exercise the plan is for, whose name the objects it would create carry; `None` (a
     /// dry run for its own sake): `<scenario>-plan`. A run passes its own, so that what its
@@ -101,7 +101,7 @@ pub async fn plan(
         for target in planned.chosen.clone() {
             match fault::prepare(&dry, kind, &target).await {
                 Ok(prepared) => {
-                    if let Some(held) = super::run::held_by_another(client, &prepared.action, &dry.exercise).await {
+                    if let Some(held) = super::journal::held_by_another(client, &prepared.action, &dry.exercise).await {
                         planned.problem = Some(held);
                     }
                     // An in-pod fault is stopped early (revert, abort) through pods/exec: if
@@ -171,7 +171,7 @@ pub async fn plan(
     wanted.extend(super::beyond::permissions(&scope));
     let checks = futures_util::future::join_all(wanted.into_iter().map(|p| review(client, p))).await;
     let watch = watch_plan(client, spec, &scope, sources.alertmanager.as_deref()).await;
-    let journal_ns = super::run::journal_namespace(spec, nodes_journal_namespace);
+    let journal_ns = super::journal::journal_namespace(spec, nodes_journal_namespace);
     dry_runs.push(journal_dry_run(client, &journal_ns, &scenario.metadata.name).await);
     let mut plan = Plan {
         scenario: scenario.metadata.name.clone(),
@@ -188,7 +188,7 @@ pub async fn plan(
         refusals: Vec::new(),
     };
     plan.refusals = refusals(&plan);
-    if let Some(pulled) = super::run::kill_switch(client, kill_switch, spec.target.namespace.as_deref()).await {
+    if let Some(pulled) = super::abort::kill_switch(client, kill_switch, spec.target.namespace.as_deref()).await {
         plan.refusals.push(pulled);
     }
     plan.runnable = plan.refusals.is_empty();
@@ -340,7 +340,7 @@ async fn review(client: &Client, permission: Permission) -> PermissionCheck {
         Err(e) => PermissionCheck {
             permission,
             allowed: false,
-            reason: format!("cannot ask: {}", crate::fault::api_message(&e)),
+            reason: format!("cannot ask: {}", crate::api::api_message(&e)),
         },
     }
 }

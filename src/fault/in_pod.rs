@@ -560,7 +560,7 @@ async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), St
 /// opened — RBAC, or an API server that cannot reach the kubelet — fails. Changes nothing.
 pub async fn exec_reaches(client: &kube::Client, namespace: &str, pod: &str) -> Result<(), String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let current = pods.get(pod).await.map_err(|e| super::api_message(&e))?;
+    let current = pods.get(pod).await.map_err(|e| crate::api::api_message(&e))?;
     let container = current
         .spec
         .as_ref()
@@ -602,7 +602,7 @@ async fn exec(
         let mut process = pods
             .exec(pod, command.iter().copied(), &params)
             .await
-            .map_err(|e| super::api_message(&e))?;
+            .map_err(|e| crate::api::api_message(&e))?;
         let status = match process.take_status() {
             Some(status) => status.await,
             None => None,

@@ -179,23 +179,7 @@ impl FaultError {
     }
 }
 
-/// What went wrong with a request, said once: the `Status` message for API errors.
-pub fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if status.reason.is_empty() => format!("{} ({})", status.message, status.code),
-        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
+use crate::api::api_message;
 
 /// Reads what `fault` on `target` will need to restore.
 pub async fn prepare(ctx: &Context, fault: FaultKind<'_>, target: &Candidate) -> Result<Prepared, FaultError> {

@@ -10,15 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{ProbeContext, Reading, Verdict};
 use crate::scenario::model::{HttpMethod, HttpProbe};
 
-/// Where a cluster-DNS address lives: `(namespace, service, port)`.
-pub fn service_address(url: &url::Url) -> Option<(String, String, u16)> {
-    let host = url.host_str()?;
-    let rest = host
-        .strip_suffix(".svc.cluster.local")
-        .or_else(|| host.strip_suffix(".svc"))?;
-    let (service, namespace) = rest.split_once('.')?;
-    Some((namespace.to_owned(), service.to_owned(), url.port().unwrap_or(80)))
-}
+use crate::scenario::address::service_address;
 
 pub async fn sample(ctx: &ProbeContext, probe: &HttpProbe) -> Reading {
     let url = match url::Url::parse(&probe.url) {

@@ -33,7 +33,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> 
             format!("{namespace}/"),
         )
     };
-    let api_error = |e: kube::Error| crate::fault::api_message(&e);
+    let api_error = |e: kube::Error| crate::api::api_message(&e);
     let objects: Vec<DynamicObject> = match (&probe.name, &ctx.target.name, &ctx.target.selector) {
         (Some(name), _, _) | (None, Some(name), _) => match api.get_opt(name).await.map_err(api_error)? {
             Some(o) => vec![o],
@@ -158,7 +158,7 @@ async fn pods_of(
         let listed = pods
             .list(&ListParams::default().labels(&selector.to_query()))
             .await
-            .map_err(|e| crate::fault::api_message(&e))?;
+            .map_err(|e| crate::api::api_message(&e))?;
         all.extend(
             listed
                 .items

@@ -6,6 +6,7 @@ pub mod html;
 pub mod model;
 pub mod render;
 pub mod review;
+pub mod stats;
 pub mod store;
 pub mod text;
 pub mod trend;

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::model::{FollowUp, FollowUpStatus, Metrics, ObservedBlastRadius, Outcome, Report};
 use super::render::Table;
 use super::render::{outcome_word, seconds};
+use super::stats::median;
 use super::text::{markdown as item, markdown_inline as cell, xml};
-use super::trend::median;
 use crate::scenario::Scenario;
 
 /// How deep the review goes.

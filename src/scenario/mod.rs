@@ -10,6 +10,7 @@
 //! 4. [`validate`] applies the semantic rules, and paths become positions again.
 
 pub use disasterpiece_common::duration;
+pub mod address;
 pub mod condition;
 pub mod gameday;
 pub mod matcher;

@@ -1015,7 +1015,7 @@ pub fn header_problem(url: &str, name: &str, value: &str) -> Option<String> {
     }
     let through_proxy = url::Url::parse(url)
         .ok()
-        .is_some_and(|u| crate::probe::http::service_address(&u).is_some());
+        .is_some_and(|u| crate::scenario::address::service_address(&u).is_some());
     if through_proxy {
         return Some(format!(
             "`{name}`: a NAME.NAMESPACE.svc address is reached through the API server's service proxy, which would receive the header; probes send no headers there"

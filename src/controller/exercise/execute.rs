@@ -62,7 +62,7 @@ pub(super) async fn execute(
         &ExerciseStatus {
             phase: Some(Phase::Running),
             started_at: Some(options.clock.now()),
-            journal_namespace: Some(crate::engine::run::journal_namespace(
+            journal_namespace: Some(crate::engine::journal::journal_namespace(
                 &scenario.spec,
                 Some(&options.journal_namespace),
             )),

@@ -182,12 +182,12 @@ async fn take_over(ctx: &Context, api: &Api<Exercise>, exercise: &Exercise) -> R
         None => tenancy::scenario_for(client, exercise)
             .await
             .ok()
-            .map(|s| crate::engine::run::journal_namespace(&s.spec, Some(nodes_ns))),
+            .map(|s| crate::engine::journal::journal_namespace(&s.spec, Some(nodes_ns))),
     };
     let journal_ns = recorded.or(derived).unwrap_or_else(|| ns.clone());
-    let mut found = crate::engine::journal::recover_exercise(client, &journal_ns, nodes_ns, &name, clock).await;
+    let mut found = crate::engine::recovery::recover_exercise(client, &journal_ns, nodes_ns, &name, clock).await;
     if journal_ns != ns && found.as_ref().is_ok_and(Vec::is_empty) {
-        found = crate::engine::journal::recover_exercise(client, &ns, nodes_ns, &name, clock).await;
+        found = crate::engine::recovery::recover_exercise(client, &ns, nodes_ns, &name, clock).await;
     }
     let (reason, reverted) = match found {
         Ok(recovered) if recovered.iter().all(|r| r.failed.is_empty()) => {

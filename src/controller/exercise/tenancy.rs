@@ -106,7 +106,7 @@ fn reach<'a>(probe: ProbeKind<'a>, target: &crate::scenario::model::Target, from
         ProbeKind::Http(p) => match url::Url::parse(&p.url)
             .ok()
             .as_ref()
-            .and_then(crate::probe::http::service_address)
+            .and_then(crate::scenario::address::service_address)
         {
             Some((namespace, _, _)) => Reach::Namespace(namespace),
             None => Reach::Address(&p.url),
@@ -252,7 +252,7 @@ pub(super) async fn scenario_for(client: &Client, exercise: &Exercise) -> Result
         .map_err(|e| Refusal::Unreadable {
             namespace: ns.clone(),
             name: exercise.spec.scenario.clone(),
-            reason: crate::fault::api_message(&e),
+            reason: crate::api::api_message(&e),
         })?;
     let mut scenario = super::super::scenarios::as_file(&resource, &ns);
     if let Some(target) = &exercise.spec.target_namespace {

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Exercise, held_by_another, journal_namespace, kill_switch};
+use super::{Exercise, kill_switch};
 use crate::blast_radius::guard::{Disruption, second_look};
 use crate::blast_radius::resolve::resolve;
 use crate::blast_radius::{Candidate, Unit};
 use crate::engine::abort::unless_aborted;
 use crate::engine::event::{ExerciseEvent, Phase};
 use crate::engine::journal::{self, Entry, Journal, State};
+use crate::engine::journal::{held_by_another, journal_namespace};
 use crate::engine::plan::Plan;
 use crate::fault::{self, Context, Outcome};
 use crate::report::model::Injection;

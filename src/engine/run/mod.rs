@@ -26,7 +26,7 @@ use tokio::time::Instant;
 pub use super::abort::{ABORT_ANNOTATION, KILL_SWITCH_NAME, KillSwitch, kill_switch};
 use super::abort::{AbortSignal, Aborted, requested, unless_aborted};
 use super::event::{ExerciseEvent, Phase};
-use super::journal::{Journal, name_for};
+use super::journal::{Journal, journal_namespace, name_for};
 use super::preflight;
 use crate::clock::Clock;
 use crate::fault::{self, Context};
@@ -69,29 +69,6 @@ pub struct RunOptions {
     pub kill_switch: KillSwitch,
 }
 
-/// Why `action` must not be taken because another live exercise acts on the same object, if
-/// so. A scale: its undo is an absolute count, so a second scale of one workload would leave it
-/// at the wrong size for good once both are reverted. Fails closed: journals that cannot be
-/// read count as a reason.
-pub async fn held_by_another(client: &Client, action: &fault::Action, exercise: &str) -> Option<String> {
-    let fault::Action::Scale {
-        kind, namespace, name, ..
-    } = action
-    else {
-        return None;
-    };
-    match super::journal::active(client, namespace).await {
-        Ok(active) => super::journal::scaled_by_another(&active, namespace, kind, name, exercise).map(|other| {
-            format!(
-                "{kind} {namespace}/{name} is scaled by exercise {other}, still running; one scale of a workload at a time (its undo restores an absolute count)"
-            )
-        }),
-        Err(e) => Some(format!(
-            "cannot tell whether another exercise scales {kind} {namespace}/{name}: {e}"
-        )),
-    }
-}
-
 /// A new exercise id: `<name>-<YYYYmmdd-HHMMSS>-<4 hex>`, the name cut to 40 characters. The
 /// random suffix keeps two runs started in the same second apart (their reports and journals
 /// are named by it).
@@ -104,17 +81,6 @@ pub fn exercise_id(name: &str, now: chrono::DateTime<Utc>) -> String {
         now.format("%Y%m%d-%H%M%S"),
         crate::random::u64() & 0xffff
     )
-}
-
-/// Where a run of `spec` keeps its journal: beside its faults, in the target namespace; for
-/// Nodes, which belong to no namespace, in `nodes` (the controller's own namespace), the only
-/// place recovery trusts Node steps from. `default` when unset.
-pub fn journal_namespace(spec: &crate::scenario::model::ScenarioSpec, nodes: Option<&str>) -> String {
-    let namespace = match spec.target.kind {
-        crate::scenario::model::TargetKind::Node => nodes,
-        _ => spec.target.namespace.as_deref(),
-    };
-    namespace.unwrap_or("default").to_owned()
 }
 
 /// Where progress goes: a terminal, a log, a test, the controller's Events.
