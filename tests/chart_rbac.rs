@@ -18,6 +18,8 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use disasterpiece::controller::crd::{ConditionStatus, ConditionType, Verdict};
+
 mod common;
 use common::{eventually, fast_shop};
 
@@ -262,14 +264,14 @@ async fn every_fault_kind_without_a_403(mode: Mode) {
         let text = serde_json::to_string(&status).expect("JSON");
         assert_eq!(status.phase, Some(Phase::Finished), "{scenario}: {text}");
         assert!(
-            matches!(status.verdict.as_deref(), Some("Confirmed" | "Refuted")),
+            matches!(status.verdict, Some(Verdict::Confirmed | Verdict::Refuted)),
             "{scenario}: {text}"
         );
         assert!(
             status
                 .conditions
                 .iter()
-                .any(|c| c.type_ == "Reverted" && c.status == "True"),
+                .any(|c| c.type_ == ConditionType::Reverted && c.status == ConditionStatus::True),
             "{scenario}: {text}"
         );
         assert!(!text.to_lowercase().contains("forbidden"), "{scenario}: {text}");
@@ -337,7 +339,7 @@ async fn one_verb_less_and_the_step_that_needs_it_fails_with_the_real_403() {
     let message = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Refused")
+        .find(|c| c.type_ == ConditionType::Refused)
         .map(|c| c.message.clone())
         .unwrap_or_default();
     let forbidden = format!(
@@ -364,7 +366,7 @@ async fn without_get_on_pods_exec_an_in_pod_fault_is_refused_before_it_starts() 
     let why = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Refused")
+        .find(|c| c.type_ == ConditionType::Refused)
         .map(|c| c.message.as_str());
     assert!(
         why.is_some_and(|m| m.contains("get pods/exec in shop")),
@@ -713,7 +715,7 @@ async fn the_kill_switch_in_the_release_namespace_stops_a_running_exercise_in_bo
                 .await
                 .ok()
                 .and_then(|e| e.status)
-                .is_some_and(|s| s.phase == Some(Phase::Finished) && s.verdict.as_deref() == Some("Aborted"))
+                .is_some_and(|s| s.phase == Some(Phase::Finished) && s.verdict == Some(Verdict::Aborted))
         })
         .await;
         let status = exercises.get("stopped").await.expect("get").status.expect("status");

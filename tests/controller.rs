@@ -15,6 +15,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 
+use disasterpiece::controller::crd::{ConditionStatus, ConditionType, Verdict};
+
 mod common;
 use common::{eventually, fast_shop, start};
 
@@ -157,19 +159,19 @@ async fn an_exercise_runs_to_a_verdict_with_status_events_and_report() {
     finished_pod_loss(client, "pod-loss-1").await;
     let done = exercises.get("pod-loss-1").await.expect("get");
     let status = done.status.clone().expect("status");
-    assert_eq!(status.verdict.as_deref(), Some("Confirmed"), "{status:?}");
+    assert_eq!(status.verdict, Some(Verdict::Confirmed), "{status:?}");
     assert_eq!(status.expectations.len(), 2);
     assert!(
         status
             .expectations
             .iter()
-            .all(|e| e.verdict.as_deref() == Some("confirmed"))
+            .all(|e| e.verdict == Some(disasterpiece::report::model::ClauseVerdict::Confirmed))
     );
     assert!(
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Reverted" && c.status == "True")
+            .any(|c| c.type_ == ConditionType::Reverted && c.status == ConditionStatus::True)
     );
     assert_eq!(status.journal.len(), 1);
     assert!(
@@ -291,7 +293,10 @@ async fn a_scenario_may_not_target_another_namespace_without_its_opt_in() {
     add_scenario(client, "team-a", POD_LOSS).await;
     let status = refused(client, "team-a", "reach-1", "checkout-pod-loss").await;
     let refusal = &status.conditions[0];
-    assert_eq!((refusal.type_.as_str(), refusal.status.as_str()), ("Refused", "True"));
+    assert_eq!(
+        (refusal.type_, refusal.status),
+        (ConditionType::Refused, ConditionStatus::True)
+    );
     assert!(
         refusal
             .message
@@ -357,13 +362,7 @@ async fn frontend_down_to_one(client: &kube::Client, namespace: &str, name: &str
 /// Waits until Exercise `name` has ended with the verdict Aborted.
 async fn ended_aborted(exercises: &Api<Exercise>, name: &str) {
     eventually(&format!("{name} ends as aborted"), || async {
-        exercises
-            .get(name)
-            .await
-            .ok()
-            .and_then(|e| e.status?.verdict)
-            .as_deref()
-            == Some("Aborted")
+        exercises.get(name).await.ok().and_then(|e| e.status?.verdict) == Some(Verdict::Aborted)
     })
     .await;
 }
@@ -478,7 +477,7 @@ async fn leader_dies_mid_fault(namespace: &str) {
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Reverted" && c.status == "True"),
+            .any(|c| c.type_ == ConditionType::Reverted && c.status == ConditionStatus::True),
         "{status:?}"
     );
     // Not injected again: the frontend stays at three, and one injection was ever recorded.
@@ -907,7 +906,7 @@ spec:
     let why = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Refused")
+        .find(|c| c.type_ == ConditionType::Refused)
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(
@@ -975,7 +974,7 @@ spec:
     let why = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Refused")
+        .find(|c| c.type_ == ConditionType::Refused)
         .map(|c| c.message.clone())
         .unwrap_or_default();
     assert!(
@@ -1006,7 +1005,7 @@ spec:
     })
     .await;
     let status = exercises.get("cordon-2").await.expect("get").status.expect("status");
-    assert_eq!(status.verdict.as_deref(), Some("Confirmed"), "{status:?}");
+    assert_eq!(status.verdict, Some(Verdict::Confirmed), "{status:?}");
     assert_eq!(
         cordoned(nodes.list(&ListParams::default()).await.expect("nodes").items),
         0,
@@ -1127,7 +1126,7 @@ async fn a_tenant_scenario_reaches_no_image_host_namespace_or_webhook_the_operat
         let why = status
             .conditions
             .iter()
-            .find(|c| c.type_ == "Refused")
+            .find(|c| c.type_ == ConditionType::Refused)
             .map(|c| c.message.clone())
             .unwrap_or_default();
         assert!(why.contains(expected), "{name}: {why}");
@@ -1432,12 +1431,12 @@ async fn a_controller_that_stops_reverts_what_it_runs_first() {
     a.await.expect("the controller stopped");
     assert_eq!(deployments.get("frontend").await.expect("get").spec.replicas, Some(3));
     let status = exercises.get("stopped-1").await.expect("get").status.expect("status");
-    assert_eq!(status.verdict.as_deref(), Some("Aborted"));
+    assert_eq!(status.verdict, Some(Verdict::Aborted));
     assert!(
         status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Aborted" && c.message.contains("the controller is stopping")),
+            .any(|c| c.type_ == ConditionType::Aborted && c.message.contains("the controller is stopping")),
         "{:?}",
         status.conditions
     );
@@ -1591,7 +1590,7 @@ spec:
         "A wrote the Exercise after B ended it: {:?}",
         after.status
     );
-    assert_eq!(after.status.and_then(|s| s.verdict).as_deref(), Some("Aborted"));
+    assert_eq!(after.status.and_then(|s| s.verdict), Some(Verdict::Aborted));
 }
 
 /// A GameDay that `validate` rejects is stored (the CRD's schema cannot say all of it), but
@@ -1612,11 +1611,12 @@ async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
     let gamedays: Api<GameDayResource> = Api::namespaced(client.clone(), "shop");
     gamedays.create(&PostParams::default(), &broken).await.expect("stored");
     let valid = || async {
-        gamedays
-            .get("broken")
-            .await
-            .ok()
-            .and_then(|g| g.status?.conditions.into_iter().find(|c| c.type_ == "Valid"))
+        gamedays.get("broken").await.ok().and_then(|g| {
+            g.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == ConditionType::Valid)
+        })
     };
     eventually("the GameDay has a Valid condition", || async {
         valid().await.is_some()
@@ -1624,8 +1624,8 @@ async fn an_invalid_gameday_says_why_in_a_valid_condition_and_never_runs() {
     .await;
     let condition = valid().await.expect("Valid");
     assert_eq!(
-        (condition.status.as_str(), condition.reason.as_str()),
-        ("False", "Invalid")
+        (condition.status, condition.reason.as_str()),
+        (ConditionStatus::False, "Invalid")
     );
     for said in [
         "it will not run",
@@ -1697,7 +1697,7 @@ spec:
             .ok()?;
         let status = scenario.status?;
         (status.observed_generation == Some(generation))
-            .then(|| status.conditions.into_iter().find(|c| c.type_ == "Valid"))
+            .then(|| status.conditions.into_iter().find(|c| c.type_ == ConditionType::Valid))
             .flatten()
     };
     eventually("the Scenario has a Valid condition", || async {
@@ -1706,8 +1706,8 @@ spec:
     .await;
     let condition = valid(1).await.expect("Valid");
     assert_eq!(
-        (condition.status.as_str(), condition.reason.as_str()),
-        ("False", "Invalid")
+        (condition.status, condition.reason.as_str()),
+        (ConditionStatus::False, "Invalid")
     );
     assert!(
         condition
@@ -1732,7 +1732,7 @@ spec:
         .await
         .expect("replace");
     eventually("the mended Scenario is judged valid", || async {
-        valid(2).await.is_some_and(|c| c.status == "True")
+        valid(2).await.is_some_and(|c| c.status == ConditionStatus::True)
     })
     .await;
     // At rest, nothing more is written.
@@ -1963,7 +1963,7 @@ spec:
         status
             .conditions
             .iter()
-            .find(|c| c.type_ == "Refused")
+            .find(|c| c.type_ == ConditionType::Refused)
             .map(|c| c.message.clone())
             .unwrap_or_default()
     };

@@ -8,6 +8,7 @@ use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::report::model::{ClauseVerdict, Outcome};
 use crate::scenario::Duration;
 use crate::scenario::gameday::GameDayResource;
 use crate::scenario::model::ScenarioResource;
@@ -71,9 +72,11 @@ pub enum Phase {
 pub struct ExerciseStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// `Confirmed`, `Refuted`, `Inconclusive`, `Aborted` or `Refused`, once finished.
+    /// The report's outcome, once finished.
+    // Never written as `null`: its schema is the enum's, with no `null` among the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<String>,
+    #[schemars(with = "Verdict")]
+    pub verdict: Option<Verdict>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,15 +106,62 @@ pub struct ExerciseStatus {
     pub observed_generation: Option<i64>,
 }
 
-pub use crate::scenario::condition::Condition;
+pub use crate::scenario::condition::{Condition, ConditionStatus, ConditionType};
+
+/// An Exercise's verdict: the report's [`Outcome`], spelled as a status field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Verdict {
+    Confirmed,
+    Refuted,
+    Inconclusive,
+    Aborted,
+    Refused,
+}
+
+impl From<Outcome> for Verdict {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Confirmed => Verdict::Confirmed,
+            Outcome::Refuted => Verdict::Refuted,
+            Outcome::Inconclusive => Verdict::Inconclusive,
+            Outcome::Aborted => Verdict::Aborted,
+            Outcome::Refused => Verdict::Refused,
+        }
+    }
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "Confirmed",
+            Verdict::Refuted => "Refuted",
+            Verdict::Inconclusive => "Inconclusive",
+            Verdict::Aborted => "Aborted",
+            Verdict::Refused => "Refused",
+        }
+    }
+}
+
+/// Where a step of an Exercise's journal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum StepState {
+    /// Written before the mutation: it may or may not have happened.
+    Intended,
+    Applied,
+    Reverted,
+    /// Tried, and not in place (a guard said no at the last moment, a PDB refused).
+    NotInjected,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpectationStatus {
     pub name: String,
-    /// `confirmed`, `refuted` or `inconclusive`; absent while running.
+    /// Absent while running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<String>,
+    #[schemars(with = "ClauseVerdict")]
+    pub verdict: Option<ClauseVerdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_held: Option<DateTime<Utc>>,
 }
@@ -121,8 +171,7 @@ pub struct ExpectationStatus {
 pub struct JournalStatus {
     pub target: String,
     pub action: String,
-    /// `intended`, `applied`, `reverted` or `failed`.
-    pub state: String,
+    pub state: StepState,
 }
 
 /// Creates every CustomResourceDefinition this controller serves (`disasterpiece crd |

@@ -216,12 +216,15 @@ async fn advance(
             }
             let not: Vec<String> = list
                 .iter()
-                .filter(|e| e.status.as_ref().and_then(|s| s.verdict.as_deref()) != Some("Confirmed"))
+                .filter(|e| e.status.as_ref().and_then(|s| s.verdict) != Some(super::crd::Verdict::Confirmed))
                 .map(|e| {
                     format!(
                         "{}: {}",
                         e.name_any(),
-                        e.status.as_ref().and_then(|s| s.verdict.clone()).unwrap_or_default()
+                        e.status
+                            .as_ref()
+                            .and_then(|s| s.verdict)
+                            .map_or("", super::crd::Verdict::as_str)
                     )
                 })
                 .collect();

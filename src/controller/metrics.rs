@@ -79,9 +79,9 @@ impl Metrics {
         self.active.dec();
     }
 
-    pub fn finished(&self, verdict: &str, abort_latency_s: Option<f64>) {
+    pub fn finished(&self, verdict: super::crd::Verdict, abort_latency_s: Option<f64>) {
         self.exercises
-            .get_or_create(&vec![("verdict".into(), verdict.into())])
+            .get_or_create(&vec![("verdict".into(), verdict.as_str().into())])
             .inc();
         if let Some(latency) = abort_latency_s {
             self.abort_latency.observe(latency);

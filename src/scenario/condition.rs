@@ -5,25 +5,56 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The conditions Disasterpiece's resources carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionType {
+    /// The resource passes what `disasterpiece validate` checks (Scenario, GameDay).
+    Valid,
+    /// The Exercise ended; the reason is its verdict.
+    Finished,
+    /// The Exercise was refused before anything changed.
+    Refused,
+    /// Every fault of the Exercise was reverted (`False`: some undo step failed).
+    Reverted,
+    /// The Exercise was aborted.
+    Aborted,
+}
+
+/// A condition's status, as the API conventions spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(holds: bool) -> Self {
+        if holds {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    }
+}
+
 /// A condition, as Kubernetes API conventions describe them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `Valid`, `Refused`, `Aborted`, `Reverted`…
     #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
+    pub type_: ConditionType,
+    pub status: ConditionStatus,
     pub reason: String,
     pub message: String,
     pub last_transition_time: DateTime<Utc>,
 }
 
 impl Condition {
-    pub fn new(at: DateTime<Utc>, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    pub fn new(at: DateTime<Utc>, type_: ConditionType, status: bool, reason: &str, message: &str) -> Condition {
         Condition {
-            type_: type_.into(),
-            status: if status { "True" } else { "False" }.into(),
+            type_,
+            status: status.into(),
             reason: reason.into(),
             message: message.into(),
             last_transition_time: at,
@@ -37,12 +68,18 @@ pub fn valid(at: DateTime<Utc>, problems: Option<&str>, consequence: &str) -> Co
     match problems {
         None => Condition::new(
             at,
-            "Valid",
+            ConditionType::Valid,
             true,
             "Valid",
             "passes what `disasterpiece validate` checks",
         ),
-        Some(problems) => Condition::new(at, "Valid", false, "Invalid", &format!("{consequence}: {problems}")),
+        Some(problems) => Condition::new(
+            at,
+            ConditionType::Valid,
+            false,
+            "Invalid",
+            &format!("{consequence}: {problems}"),
+        ),
     }
 }
 
@@ -79,14 +116,23 @@ mod tests {
         let t0 = DateTime::from_timestamp(1_000, 0).expect("time");
         let t1 = DateTime::from_timestamp(2_000, 0).expect("time");
         let mut conditions = Vec::new();
-        assert!(set(&mut conditions, Condition::new(t0, "Valid", false, "Invalid", "a")));
+        assert!(set(
+            &mut conditions,
+            Condition::new(t0, ConditionType::Valid, false, "Invalid", "a")
+        ));
         assert!(!set(
             &mut conditions,
-            Condition::new(t1, "Valid", false, "Invalid", "a")
+            Condition::new(t1, ConditionType::Valid, false, "Invalid", "a")
         ));
-        assert!(set(&mut conditions, Condition::new(t1, "Valid", false, "Invalid", "b")));
+        assert!(set(
+            &mut conditions,
+            Condition::new(t1, ConditionType::Valid, false, "Invalid", "b")
+        ));
         assert_eq!(conditions[0].last_transition_time, t0);
-        assert!(set(&mut conditions, Condition::new(t1, "Valid", true, "Valid", "ok")));
+        assert!(set(
+            &mut conditions,
+            Condition::new(t1, ConditionType::Valid, true, "Valid", "ok")
+        ));
         assert_eq!((conditions.len(), conditions[0].last_transition_time), (1, t1));
     }
 }

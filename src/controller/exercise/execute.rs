@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::super::context::Context;
-use super::super::crd::{Exercise, ExerciseStatus, Phase};
+use super::super::crd::{ConditionType, Exercise, ExerciseStatus, Phase, Verdict};
 use super::remove_finalizer;
 use super::status::{Recorder, condition, set_status, status_from};
 use super::tenancy::{allowed_here, probe_tenancy, scenario_for};
@@ -45,11 +45,17 @@ pub(super) async fn execute(
         Err(refusal) => {
             let refusal = refusal.to_string();
             recorder.event("Refused", "Preflight", "Warning", &refusal);
-            options.metrics.finished("Refused", None);
+            options.metrics.finished(Verdict::Refused, None);
             let status = ExerciseStatus {
                 phase: Some(Phase::Refused),
-                verdict: Some("Refused".into()),
-                conditions: vec![condition(options.clock.now(), "Refused", true, "Refused", &refusal)],
+                verdict: Some(Verdict::Refused),
+                conditions: vec![condition(
+                    options.clock.now(),
+                    ConditionType::Refused,
+                    true,
+                    "Refused",
+                    &refusal,
+                )],
                 ..Default::default()
             };
             remove_finalizer(&api, &exercise).await?;
@@ -130,7 +136,7 @@ pub(super) async fn execute(
     let report = run(client, &scenario, run_options, abort, &recorder).await;
     options
         .metrics
-        .finished(&format!("{:?}", report.outcome), report.metrics.abort_latency_s);
+        .finished(report.outcome.into(), report.metrics.abort_latency_s);
     let report_map = super::super::reports::name_for(&exercise);
     super::super::reports::store(client, &ns, &report_map, &exercise, &report).await?;
     let status = status_from(&report, &report_map);
@@ -195,7 +201,7 @@ pub(super) async fn execute(
         webhook.as_deref(),
         format!(
             "{heading} finished: hypothesis {}. Report: kubectl get configmap -n {ns} {report_map}",
-            status.verdict.as_deref().unwrap_or_default().to_uppercase()
+            status.verdict.map(Verdict::as_str).unwrap_or_default().to_uppercase()
         ),
         d,
     )

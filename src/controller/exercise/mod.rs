@@ -38,7 +38,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::context::{Context, Kind};
-use super::crd::{Exercise, Phase};
+use super::crd::{ConditionType, Exercise, Phase, Verdict};
 use crate::engine::abort::ABORT_ANNOTATION;
 use decide::{Fresh, Seen, Step, decide};
 use status::{Recorder, condition, set_status};
@@ -87,7 +87,7 @@ pub(super) async fn reconcile(exercise: Arc<Exercise>, ctx: Arc<Context>) -> Res
         }
         Step::TakeOver => {
             take_over(&ctx, &api, &current).await?;
-            ctx.options.metrics.finished("Aborted", None);
+            ctx.options.metrics.finished(Verdict::Aborted, None);
             Ok(Action::await_change())
         }
         Step::Start => {
@@ -218,15 +218,19 @@ async fn take_over(ctx: &Context, api: &Api<Exercise>, exercise: &Exercise) -> R
     recorder.event("Aborted", "TakeOver", "Warning", &reason);
     let mut status = exercise.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Finished);
-    status.verdict = Some("Aborted".into());
+    status.verdict = Some(Verdict::Aborted);
     let now = clock.now();
     status.ended_at = Some(now);
-    status
-        .conditions
-        .push(condition(now, "Aborted", true, "ControllerStopped", &reason));
     status.conditions.push(condition(
         now,
-        "Reverted",
+        ConditionType::Aborted,
+        true,
+        "ControllerStopped",
+        &reason,
+    ));
+    status.conditions.push(condition(
+        now,
+        ConditionType::Reverted,
         reverted,
         if reverted { "Reverted" } else { "RevertFailed" },
         &reason,

@@ -7,7 +7,9 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::super::crd::{Condition, Exercise, ExerciseStatus, ExpectationStatus, Phase};
+use super::super::crd::{
+    Condition, ConditionType, Exercise, ExerciseStatus, ExpectationStatus, Phase, StepState, Verdict,
+};
 use crate::clock::Clock;
 use crate::engine::event::ExerciseEvent;
 use crate::engine::run::Progress;
@@ -52,13 +54,19 @@ impl Progress for Recorder {
     }
 }
 
-pub(super) fn condition(at: DateTime<Utc>, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+pub(super) fn condition(
+    at: DateTime<Utc>,
+    type_: ConditionType,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
     Condition::new(at, type_, status, reason, message)
 }
 
 /// The status of a finished exercise, from its report. PURE.
 pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
-    let verdict = format!("{:?}", report.outcome);
+    let verdict = Verdict::from(report.outcome);
     let finished = if report.outcome == Outcome::Refused {
         Phase::Refused
     } else {
@@ -72,24 +80,36 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
         ([], Some(abort)) => format!("aborted: {}", abort.reason),
         (refusals, _) => format!("refused before anything changed: {}", refusals.join("; ")),
     };
-    let mut conditions = vec![condition(at, "Finished", true, &verdict, &said)];
+    let mut conditions = vec![condition(at, ConditionType::Finished, true, verdict.as_str(), &said)];
     if !report.refusals.is_empty() {
         // `kubectl describe` shows why, not only that, preflight refused.
-        conditions.push(condition(at, "Refused", true, "Refused", &report.refusals.join("; ")));
+        conditions.push(condition(
+            at,
+            ConditionType::Refused,
+            true,
+            "Refused",
+            &report.refusals.join("; "),
+        ));
     }
     if !report.revert_failures.is_empty() {
         conditions.push(condition(
             at,
-            "Reverted",
+            ConditionType::Reverted,
             false,
             "RevertFailed",
             &report.revert_failures.join("; "),
         ));
     } else if !report.injections.is_empty() {
-        conditions.push(condition(at, "Reverted", true, "Reverted", "every fault was reverted"));
+        conditions.push(condition(
+            at,
+            ConditionType::Reverted,
+            true,
+            "Reverted",
+            "every fault was reverted",
+        ));
     }
     if let Some(abort) = &report.abort {
-        conditions.push(condition(at, "Aborted", true, "Aborted", &abort.reason));
+        conditions.push(condition(at, ConditionType::Aborted, true, "Aborted", &abort.reason));
     }
     ExerciseStatus {
         phase: Some(finished),
@@ -102,7 +122,7 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
             .iter()
             .map(|e| ExpectationStatus {
                 name: e.name.clone(),
-                verdict: Some(crate::report::render::verdict_word(e.verdict).to_owned()),
+                verdict: Some(e.verdict),
                 first_held: e.first_held,
             })
             .collect(),
@@ -118,12 +138,11 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
                 target: i.target.clone(),
                 action: i.action.clone(),
                 state: match (&i.injected_at, &i.reverted_at, &i.not_injected) {
-                    (_, _, Some(_)) => "notInjected",
-                    (Some(_), Some(_), _) => "reverted",
-                    (Some(_), None, _) => "applied",
-                    _ => "intended",
-                }
-                .into(),
+                    (_, _, Some(_)) => StepState::NotInjected,
+                    (Some(_), Some(_), _) => StepState::Reverted,
+                    (Some(_), None, _) => StepState::Applied,
+                    _ => StepState::Intended,
+                },
             })
             .collect(),
         report: Some(report_map.to_owned()),
@@ -150,7 +169,7 @@ mod tests {
             status
                 .conditions
                 .into_iter()
-                .find(|c| c.type_ == "Finished")
+                .find(|c| c.type_ == ConditionType::Finished)
                 .expect("Finished")
         };
         let mut refused = golden.clone();
