@@ -113,7 +113,7 @@ impl ReviewScheduleArgs {
             stale: super::review::span(&self.review_stale).context("--review-stale")?,
             webhook,
         };
-        schedule.check().map_err(anyhow::Error::msg)?;
+        schedule.check()?;
         Ok(Some(schedule))
     }
 }

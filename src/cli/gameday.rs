@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::cluster::ClusterArgs;
 use super::run::{ExerciseArgs, Lines, confirmed, summary, wait_for_signal};
 use disasterpiece::clock::Clock;
+use disasterpiece::controller::schedule::{StageState, next_stage};
 use disasterpiece::engine::run::{RunOptions, run as run_exercise};
 use disasterpiece::report::model::Outcome;
 use disasterpiece::scenario::model::{ApiVersion, Metadata, Scenario, ScenarioKind, ScenarioResource};
@@ -113,6 +114,9 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
         gameday: gameday.metadata.name.clone(),
     };
     let mut day: Vec<Row> = Vec::new();
+    // Each stage as it ended: the later ones run only as the controller's would.
+    let names: Vec<String> = gameday.spec.stages.iter().map(|s| s.name.clone()).collect();
+    let mut states: Vec<StageState> = Vec::new();
     let code = 'day: {
         for (stage, scenarios) in gameday.spec.stages.iter().zip(stages) {
             let mut stage_cluster = cluster.clone();
@@ -144,7 +148,7 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
             } else {
                 stage.namespaces.iter().cloned().map(Some).collect()
             };
-            let mut not_confirmed = Vec::new();
+            let mut ended: Vec<(String, Outcome)> = Vec::new();
             for (reference, from_file) in stage.scenarios.iter().zip(scenarios) {
                 for namespace in &namespaces {
                     let mut scenario = match (&from_file, &reference.name) {
@@ -239,17 +243,12 @@ pub async fn run(args: GameDayArgs) -> anyhow::Result<ExitCode> {
                         println!("aborted: the later exercises and stages were not run");
                         break 'day ExitCode::from(3);
                     }
-                    if report.outcome != Outcome::Confirmed {
-                        not_confirmed.push(format!("{}: {:?}", scenario.metadata.name, report.outcome));
-                    }
+                    ended.push((scenario.metadata.name.clone(), report.outcome));
                 }
             }
-            if !not_confirmed.is_empty() {
-                println!(
-                    "stage {} did not confirm its hypotheses ({}): the later stages are skipped",
-                    stage.name,
-                    not_confirmed.join(", ")
-                );
+            states.push(StageState::of(ended.iter().map(|(n, o)| (n.as_str(), Some(*o)))));
+            if let Err(skipped) = next_stage(&states, names.len(), &names) {
+                println!("{skipped}");
                 break 'day ExitCode::from(1);
             }
             println!("stage {} confirmed its hypotheses", stage.name);
@@ -286,11 +285,10 @@ impl Notifier {
     /// Best effort, as the controller's: a webhook that fails is said on stderr, never a
     /// reason to stop.
     async fn send(&self, text: String, details: serde_json::Value) {
-        let Some(url) = &self.webhook else { return };
-        match disasterpiece::controller::notify::post(&self.hosts, url, &text, details).await {
-            Ok(code) if (200..300).contains(&code) => {}
-            Ok(code) => eprintln!("the webhook answered {code}: the notification was refused"),
-            Err(e) => eprintln!("the notification was not delivered: {e}"),
+        if let Err(e) =
+            disasterpiece::controller::notify::send(&self.hosts, self.webhook.as_deref(), &text, details).await
+        {
+            eprintln!("{e}");
         }
     }
 }

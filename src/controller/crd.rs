@@ -130,6 +130,18 @@ impl From<Outcome> for Verdict {
     }
 }
 
+impl From<Verdict> for Outcome {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Confirmed => Outcome::Confirmed,
+            Verdict::Refuted => Outcome::Refuted,
+            Verdict::Inconclusive => Outcome::Inconclusive,
+            Verdict::Aborted => Outcome::Aborted,
+            Verdict::Refused => Outcome::Refused,
+        }
+    }
+}
+
 impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -22,6 +22,7 @@ use serde_json::json;
 use super::crd::{Exercise, ExerciseSpec, Phase};
 use super::schedule::{self, StageState};
 use crate::engine::abort::ABORT_ANNOTATION;
+use crate::report::model::Outcome;
 use crate::scenario::condition;
 use crate::scenario::gameday::{ConcurrencyPolicy, GameDay, GameDayKind, GameDayResource, GameDayRun, GameDayStatus};
 use crate::scenario::model::{ApiVersion, Metadata};
@@ -205,34 +206,12 @@ async fn advance(
         .take(run.stages_started as usize)
         .map(|stage| {
             let list = by_stage.get(stage).cloned().unwrap_or_default();
-            let finished = |e: &&Exercise| {
-                matches!(
-                    e.status.as_ref().and_then(|s| s.phase),
-                    Some(Phase::Finished | Phase::Refused)
-                )
-            };
-            if list.is_empty() || !list.iter().all(finished) {
-                return StageState::Running;
-            }
-            let not: Vec<String> = list
-                .iter()
-                .filter(|e| e.status.as_ref().and_then(|s| s.verdict) != Some(super::crd::Verdict::Confirmed))
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.name_any(),
-                        e.status
-                            .as_ref()
-                            .and_then(|s| s.verdict)
-                            .map_or("", super::crd::Verdict::as_str)
-                    )
-                })
-                .collect();
-            if not.is_empty() {
-                StageState::Confirmed
-            } else {
-                StageState::NotConfirmed(not.join(", "))
-            }
+            StageState::of(list.iter().map(|e| {
+                let status = e.status.as_ref();
+                let ended = matches!(status.and_then(|s| s.phase), Some(Phase::Finished | Phase::Refused));
+                let outcome = status.and_then(|s| s.verdict).filter(|_| ended).map(Outcome::from);
+                (e.metadata.name.as_deref().unwrap_or_default(), outcome)
+            }))
         })
         .collect();
     match schedule::next_stage(&states, stages.len(), &names) {

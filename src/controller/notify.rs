@@ -10,23 +10,54 @@ use hyper_util::rt::TokioExecutor;
 /// The most of a webhook's answer that is read.
 const MAX_ANSWER: usize = 64 * 1024;
 
+/// Why a notification did not arrive.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    #[error("`{url}` is not a URL: {reason}")]
+    NotUrl { url: String, reason: String },
+    #[error("not sent: {0}")]
+    NotAllowed(String),
+    #[error("the webhook answered {0}: the notification was refused")]
+    Refused(u16),
+    #[error("the notification was not delivered: {0}")]
+    NotDelivered(String),
+}
+
+/// Posts `{"text": text, ...details}` to `webhook`, if there is one, as [`post`] does; a
+/// notification is best effort, so this is what the CLI and the controller both call, and
+/// each says a failure its own way (stderr, the log).
+pub async fn send(
+    hosts: &crate::probe::hosts::HostPolicy,
+    webhook: Option<&str>,
+    text: &str,
+    details: serde_json::Value,
+) -> Result<(), NotifyError> {
+    match webhook {
+        Some(url) => post(hosts, url, text, details).await,
+        None => Ok(()),
+    }
+}
+
 /// Posts `{"text": text, ...details}` to `url` if `hosts` allow it and every address it
-/// resolves to; the status code, or why it could not.
+/// resolves to; a 2xx answer is delivered.
 pub async fn post(
     hosts: &crate::probe::hosts::HostPolicy,
     url: &str,
     text: &str,
     details: serde_json::Value,
-) -> Result<u16, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    hosts.resolve(&parsed).await.map_err(|e| format!("not sent: {e}"))?;
+) -> Result<(), NotifyError> {
+    let parsed = url::Url::parse(url).map_err(|e| NotifyError::NotUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    hosts.resolve(&parsed).await.map_err(NotifyError::NotAllowed)?;
     let mut body = serde_json::json!({ "text": text });
     if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
         map.extend(extra);
     }
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
-        .map_err(|e| format!("no TLS roots: {e}"))?
+        .map_err(|e| NotifyError::NotDelivered(format!("no TLS roots: {e}")))?
         .https_or_http()
         .enable_http1()
         .build();
@@ -35,16 +66,22 @@ pub async fn post(
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "disasterpiece")
         .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NotifyError::NotDelivered(e.to_string()))?;
     let send = async {
-        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| NotifyError::NotDelivered(e.to_string()))?;
         let status = response.status().as_u16();
         let _ = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await;
-        Ok(status)
+        match status {
+            200..=299 => Ok(()),
+            refused => Err(NotifyError::Refused(refused)),
+        }
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), send)
         .await
-        .unwrap_or_else(|_| Err("no answer within 10s".into()))
+        .unwrap_or_else(|_| Err(NotifyError::NotDelivered("no answer within 10s".into())))
 }

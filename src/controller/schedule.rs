@@ -8,6 +8,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use crate::report::model::Outcome;
 use crate::scenario::gameday::{GameDaySpec, QuietHours, Weekday};
 
 /// A run the schedule asks for.
@@ -143,6 +144,29 @@ pub enum StageState {
     Confirmed,
     /// At least one did not: the verdicts that stop the later stages.
     NotConfirmed(String),
+}
+
+impl StageState {
+    /// How a started stage stands, from each of its exercises (name, and its outcome once it
+    /// ended): the CLI's `gameday run` and the controller's GameDays judge a stage by this
+    /// alone. PURE.
+    pub fn of<'a>(exercises: impl IntoIterator<Item = (&'a str, Option<Outcome>)>) -> StageState {
+        let mut any = false;
+        let mut not = Vec::new();
+        for (name, outcome) in exercises {
+            any = true;
+            match outcome {
+                None => return StageState::Running,
+                Some(Outcome::Confirmed) => {}
+                Some(other) => not.push(format!("{name}: {}", super::crd::Verdict::from(other).as_str())),
+            }
+        }
+        match (any, not.is_empty()) {
+            (false, _) => StageState::Running,
+            (true, true) => StageState::Confirmed,
+            (true, false) => StageState::NotConfirmed(not.join(", ")),
+        }
+    }
 }
 
 /// What to do next in a run: the index of the stage to start, `Ok(None)` when every stage is
@@ -314,6 +338,24 @@ spec:
                 "stage dev did not confirm its hypotheses (checkout-pod-loss: Refuted): the later stages are skipped"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_stage_stands_confirmed_only_when_every_exercise_ended_confirmed() {
+        use Outcome::{Aborted, Confirmed, Refuted};
+        assert_eq!(StageState::of([]), StageState::Running);
+        assert_eq!(
+            StageState::of([("a", Some(Confirmed)), ("b", None)]),
+            StageState::Running
+        );
+        assert_eq!(
+            StageState::of([("a", Some(Confirmed)), ("b", Some(Confirmed))]),
+            StageState::Confirmed
+        );
+        assert_eq!(
+            StageState::of([("a", Some(Refuted)), ("b", Some(Confirmed)), ("c", Some(Aborted))]),
+            StageState::NotConfirmed("a: Refuted, c: Aborted".into())
         );
     }
 }

@@ -29,6 +29,19 @@ pub const DEADLINE: TimeDelta = TimeDelta::hours(1);
 /// The most of the review's Markdown posted (Slack takes 40 000 characters of `text`).
 pub const MAX_TEXT: usize = 35_000;
 
+/// What is wrong with a review schedule, and how to write it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the review's cron `{cron}`: {reason} (five fields, e.g. `0 9 * * MON`)")]
+    Cron { cron: String, reason: String },
+    #[error("unknown time zone `{0}` (an IANA name, e.g. Europe/Paris)")]
+    TimeZone(String),
+    #[error("the review's period must be longer than 0, e.g. 7d")]
+    Period,
+    #[error("the review's webhook `{0}` is not an http or https URL, e.g. https://hooks.slack.com/services/…")]
+    Webhook(String),
+}
+
 /// When and what to post.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -48,42 +61,34 @@ pub struct Schedule {
 impl Schedule {
     /// Checks the cron, the time zone, the period and the webhook; the error says which and how
     /// to fix it.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ScheduleError> {
         self.cron()?;
         self.tz()?;
         if self.period <= TimeDelta::zero() {
-            return Err("the review's period must be longer than 0, e.g. 7d".into());
+            return Err(ScheduleError::Period);
         }
         match url::Url::parse(&self.webhook) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-            _ => Err(format!(
-                "the review's webhook `{}` is not an http or https URL, e.g. https://hooks.slack.com/services/…",
-                self.webhook
-            )),
+            _ => Err(ScheduleError::Webhook(self.webhook.clone())),
         }
     }
 
-    fn cron(&self) -> Result<croner::Cron, String> {
+    fn cron(&self) -> Result<croner::Cron, ScheduleError> {
         croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Disallowed)
             .year(croner::parser::Year::Disallowed)
             .build()
             .parse(&self.cron)
-            .map_err(|e| {
-                format!(
-                    "the review's cron `{}`: {e} (five fields, e.g. `0 9 * * MON`)",
-                    self.cron
-                )
+            .map_err(|e| ScheduleError::Cron {
+                cron: self.cron.clone(),
+                reason: e.to_string(),
             })
     }
 
-    fn tz(&self) -> Result<Tz, String> {
-        self.time_zone.parse().map_err(|_| {
-            format!(
-                "unknown time zone `{}` (an IANA name, e.g. Europe/Paris)",
-                self.time_zone
-            )
-        })
+    fn tz(&self) -> Result<Tz, ScheduleError> {
+        self.time_zone
+            .parse()
+            .map_err(|_| ScheduleError::TimeZone(self.time_zone.clone()))
     }
 
     /// The tick to post for: the latest in (`last`, `now`]; `Err` with it when it is older
@@ -166,10 +171,8 @@ async fn build(
     namespace: Option<&str>,
     schedule: &Schedule,
     tick: DateTime<Utc>,
-) -> Result<String, String> {
-    let (summaries, _) = super::reports::list_summaries(client, namespace)
-        .await
-        .map_err(|e| format!("cannot read the reports kept: {e}"))?;
+) -> Result<String, kube::Error> {
+    let (summaries, _) = super::reports::list_summaries(client, namespace).await?;
     let sources: Vec<Source> = summaries
         .into_iter()
         .map(|report| Source {
@@ -244,18 +247,19 @@ pub(super) async fn post_reviews(
                         });
                         // The operator chose the webhook: any host it names.
                         let hosts = crate::probe::hosts::HostPolicy::any();
-                        super::notify::post(&hosts, &schedule.webhook, &text, details).await
+                        super::notify::post(&hosts, &schedule.webhook, &text, details)
+                            .await
+                            .map_err(|e| e.to_string())
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(format!("cannot read the reports kept: {e}")),
                 };
                 match sent {
-                    Ok(code) if (200..300).contains(&code) => {
+                    Ok(()) => {
                         tracing::info!(tick = %tick, "posted the weekly review");
                         if let Err(e) = record(&client, &record_namespace, tick).await {
                             tracing::warn!("posted the weekly review, but could not record it: {e}");
                         }
                     }
-                    Ok(code) => tracing::warn!(code, "the webhook refused the weekly review"),
                     Err(e) => tracing::warn!(error = %e, "the weekly review was not posted"),
                 }
             }
@@ -314,7 +318,7 @@ mod tests {
         let bad = |f: fn(&mut Schedule)| {
             let mut s = schedule();
             f(&mut s);
-            s.check().expect_err("refused")
+            s.check().expect_err("refused").to_string()
         };
         assert!(bad(|s| s.cron = "every monday".into()).contains("five fields"));
         assert!(bad(|s| s.time_zone = "Mars/Olympus".into()).contains("IANA"));

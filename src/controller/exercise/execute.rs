@@ -240,10 +240,7 @@ async fn notify(
     text: String,
     details: serde_json::Value,
 ) {
-    let Some(url) = webhook else { return };
-    match super::super::notify::post(hosts, url, &text, details).await {
-        Ok(code) if (200..300).contains(&code) => {}
-        Ok(code) => tracing::warn!(%url, code, "the webhook refused the notification"),
-        Err(e) => tracing::warn!(%url, error = %e, "the notification was not delivered"),
+    if let Err(e) = super::super::notify::send(hosts, webhook, &text, details).await {
+        tracing::warn!(url = webhook.unwrap_or_default(), error = %e, "the GameDay's webhook was not told");
     }
 }
