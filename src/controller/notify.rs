@@ -16,7 +16,7 @@ pub enum NotifyError {
     #[error("`{url}` is not a URL: {reason}")]
     NotUrl { url: String, reason: String },
     #[error("not sent: {0}")]
-    NotAllowed(String),
+    NotAllowed(#[from] crate::probe::hosts::HostError),
     #[error("the webhook answered {0}: the notification was refused")]
     Refused(u16),
     #[error("the notification was not delivered: {0}")]
@@ -50,7 +50,7 @@ pub async fn post(
         url: url.to_owned(),
         reason: e.to_string(),
     })?;
-    hosts.resolve(&parsed).await.map_err(NotifyError::NotAllowed)?;
+    hosts.resolve(&parsed).await?;
     let mut body = serde_json::json!({ "text": text });
     if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
         map.extend(extra);

@@ -70,27 +70,56 @@ fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     }
 }
 
-fn parse_rule(text: &str) -> Result<Rule, String> {
+/// Why a host may not be reached, or a rule is not one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HostError {
+    #[error("`{rule}`: {why}")]
+    BadRule { rule: String, why: String },
+    #[error("{0} has no host")]
+    NoHost(String),
+    #[error(
+        "{0} is a cloud metadata service, which no wildcard reaches: list it by name in the allowed hosts if a probe must ask it"
+    )]
+    Metadata(String),
+    #[error(
+        "{host} is {ip}, a link-local or metadata address, which no wildcard reaches: list {ip} in the allowed hosts if a probe must ask it"
+    )]
+    Sensitive { host: String, ip: IpAddr },
+    #[error(
+        "{0} is not an allowed probe host: this controller reaches no host a Scenario names unless its --allowed-probe-hosts (Helm controller.allowedProbeHosts) lists it"
+    )]
+    NoneAllowed(String),
+    #[error("{0} is not an allowed probe host: add it to --allowed-probe-hosts (Helm controller.allowedProbeHosts)")]
+    NotAllowed(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Unresolvable { host: String, reason: String },
+    #[error("{0} resolves to no address")]
+    NoAddress(String),
+}
+
+fn parse_rule(text: &str) -> Result<Rule, HostError> {
     let text = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bad = |why: String| HostError::BadRule {
+        rule: text.clone(),
+        why,
+    };
     if text == "*" {
         return Ok(Rule::Any);
     }
     if let Some(suffix) = text.strip_prefix("*.") {
         if suffix.is_empty() || suffix.contains(['*', '/']) {
-            return Err(format!("`{text}`: a wildcard is `*` or `*.example.com`"));
+            return Err(bad("a wildcard is `*` or `*.example.com`".into()));
         }
         return Ok(Rule::Suffix(suffix.to_owned()));
     }
     if let Some((ip, len)) = text.split_once('/') {
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| format!("`{text}`: not a network (e.g. 10.0.0.0/8)"))?;
+        let ip: IpAddr = ip.parse().map_err(|_| bad("not a network (e.g. 10.0.0.0/8)".into()))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len: u8 = len
             .parse()
             .ok()
             .filter(|l| *l <= max)
-            .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {max}"))?;
+            .ok_or_else(|| bad(format!("the prefix length must be 0 to {max}")))?;
         return Ok(Rule::Net(canonical(ip), len));
     }
     if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
@@ -98,8 +127,9 @@ fn parse_rule(text: &str) -> Result<Rule, String> {
         return Ok(Rule::Net(ip, if ip.is_ipv4() { 32 } else { 128 }));
     }
     if text.is_empty() || text.contains(['*', '/', ':', ' ']) {
-        return Err(format!(
-            "`{text}`: a host is a name (checkout.example.com), `*.example.com`, an address or a network (10.0.0.0/8), or `*`"
+        return Err(bad(
+            "a host is a name (checkout.example.com), `*.example.com`, an address or a network (10.0.0.0/8), or `*`"
+                .into(),
         ));
     }
     Ok(Rule::Name(text))
@@ -119,7 +149,7 @@ impl HostPolicy {
     }
 
     /// The policy a list of rules gives; a bad rule is an error naming it.
-    pub fn parse<S: AsRef<str>>(rules: &[S]) -> Result<Self, String> {
+    pub fn parse<S: AsRef<str>>(rules: &[S]) -> Result<Self, HostError> {
         let rules = rules
             .iter()
             .filter(|r| !r.as_ref().trim().is_empty())
@@ -129,25 +159,19 @@ impl HostPolicy {
     }
 
     /// Whether the rules allow the host of `url`, judged by its name or literal address.
-    pub fn check_url(&self, url: &url::Url) -> Result<(), String> {
-        let host = host_of(url).ok_or_else(|| format!("{url} has no host"))?;
+    pub fn check_url(&self, url: &url::Url) -> Result<(), HostError> {
+        let host = host_of(url).ok_or_else(|| HostError::NoHost(url.to_string()))?;
         match host.parse::<IpAddr>() {
             Ok(ip) => self.check_ip(&host, ip),
             Err(_) => self.check_name(&host),
         }
     }
 
-    fn check_name(&self, host: &str) -> Result<(), String> {
+    fn check_name(&self, host: &str) -> Result<(), HostError> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let named = self.rules.iter().any(|r| *r == Rule::Name(host.clone()));
         if METADATA_NAMES.contains(&host.as_str()) {
-            return if named {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{host} is a cloud metadata service, which no wildcard reaches: list it by name in the allowed hosts if a probe must ask it"
-                ))
-            };
+            return if named { Ok(()) } else { Err(HostError::Metadata(host)) };
         }
         let allowed = named
             || self.rules.iter().any(|r| match r {
@@ -159,7 +183,7 @@ impl HostPolicy {
     }
 
     /// Whether `ip` (literal, or what `host` resolved to) may be reached.
-    pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+    pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), HostError> {
         let ip = canonical(ip);
         if let Some((_, sensitive_len)) = sensitive(ip) {
             // Only a rule as narrow as the sensitive network, or narrower, reaches it.
@@ -170,9 +194,10 @@ impl HostPolicy {
             return if named {
                 Ok(())
             } else {
-                Err(format!(
-                    "{host} is {ip}, a link-local or metadata address, which no wildcard reaches: list {ip} in the allowed hosts if a probe must ask it"
-                ))
+                Err(HostError::Sensitive {
+                    host: host.to_owned(),
+                    ip,
+                })
             };
         }
         let allowed = self.rules.iter().any(|r| match r {
@@ -184,36 +209,32 @@ impl HostPolicy {
         if allowed { Ok(()) } else { Err(self.refusal(host)) }
     }
 
-    fn refusal(&self, host: &str) -> String {
+    fn refusal(&self, host: &str) -> HostError {
         if self.rules.is_empty() {
-            format!(
-                "{host} is not an allowed probe host: this controller reaches no host a Scenario names unless its --allowed-probe-hosts (Helm controller.allowedProbeHosts) lists it"
-            )
+            HostError::NoneAllowed(host.to_owned())
         } else {
-            format!(
-                "{host} is not an allowed probe host: add it to --allowed-probe-hosts (Helm controller.allowedProbeHosts)"
-            )
+            HostError::NotAllowed(host.to_owned())
         }
     }
 
     /// Resolves the host of `url` and returns the first address the rules allow; an address
     /// refused is an error (a name that resolves to the metadata service is refused, not
     /// skipped). Connect to what this returns, never to the name again.
-    pub async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, String> {
+    pub async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, HostError> {
         self.check_url(url)?;
-        let host = host_of(url).ok_or_else(|| format!("{url} has no host"))?;
+        let host = host_of(url).ok_or_else(|| HostError::NoHost(url.to_string()))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| HostError::Unresolvable {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
             .collect();
         for a in &addresses {
             self.check_ip(&host, a.ip())?;
         }
-        addresses
-            .into_iter()
-            .next()
-            .ok_or_else(|| format!("{host} resolves to no address"))
+        addresses.into_iter().next().ok_or(HostError::NoAddress(host))
     }
 }
 
@@ -231,7 +252,9 @@ mod tests {
     use super::*;
 
     fn check(policy: &HostPolicy, url: &str) -> Result<(), String> {
-        policy.check_url(&url::Url::parse(url).expect("url"))
+        policy
+            .check_url(&url::Url::parse(url).expect("url"))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -286,7 +309,7 @@ mod tests {
     #[test]
     fn bad_rules_are_named() {
         for bad in ["10.0.0.0/33", "a*.example.com", "http://x/", "*./8"] {
-            let e = HostPolicy::parse(&[bad]).expect_err(bad);
+            let e = HostPolicy::parse(&[bad]).expect_err(bad).to_string();
             assert!(e.contains('`'), "{e}");
         }
     }

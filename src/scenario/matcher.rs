@@ -58,17 +58,36 @@ impl MatcherSet {
 /// The longest matcher set read, in bytes: a pattern is compiled, and a tenant writes it.
 pub const MAX_LEN: usize = 1024;
 
-/// Reads `text` (`name op "value"`, comma-separated, optionally in `{}`); says what is wrong,
-/// on one line, when it does not parse.
-pub fn parse(text: &str) -> Result<MatcherSet, String> {
+/// What is wrong with a matcher set, said on one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("it is {0} bytes long; at most {MAX_LEN}")]
+    TooLong(usize),
+    #[error("it opens `{{` and never closes it")]
+    Unclosed,
+    #[error("expected `,` before `{0}`")]
+    ExpectedComma(String),
+    #[error("it names no matcher")]
+    Empty,
+    #[error("expected a label name at `{0}` (letters, digits and `_`, not starting with a digit)")]
+    ExpectedName(String),
+    #[error("expected `=`, `!=`, `=~` or `!~` after `{0}`")]
+    ExpectedOp(String),
+    #[error("the value of `{0}` opens `\"` and never closes it")]
+    UnclosedValue(String),
+    #[error("the pattern of `{name}` is not a regular expression: {why}")]
+    BadPattern { name: String, why: String },
+}
+
+/// Reads `text` (`name op "value"`, comma-separated, optionally in `{}`); says what is wrong
+/// when it does not parse.
+pub fn parse(text: &str) -> Result<MatcherSet, MatcherError> {
     if text.len() > MAX_LEN {
-        return Err(format!("it is {} bytes long; at most {MAX_LEN}", text.len()));
+        return Err(MatcherError::TooLong(text.len()));
     }
     let trimmed = text.trim();
     let inner = match trimmed.strip_prefix('{') {
-        Some(rest) => rest
-            .strip_suffix('}')
-            .ok_or_else(|| "it opens `{` and never closes it".to_owned())?,
+        Some(rest) => rest.strip_suffix('}').ok_or(MatcherError::Unclosed)?,
         None => trimmed,
     };
     let mut matchers = Vec::new();
@@ -80,11 +99,11 @@ pub fn parse(text: &str) -> Result<MatcherSet, String> {
         if let Some(after_comma) = rest.strip_prefix(',') {
             rest = after_comma.trim_start();
         } else if !rest.is_empty() {
-            return Err(format!("expected `,` before `{rest}`"));
+            return Err(MatcherError::ExpectedComma(rest.to_owned()));
         }
     }
     if matchers.is_empty() {
-        return Err("it names no matcher".into());
+        return Err(MatcherError::Empty);
     }
     Ok(MatcherSet {
         text: trimmed.to_owned(),
@@ -93,15 +112,13 @@ pub fn parse(text: &str) -> Result<MatcherSet, String> {
 }
 
 /// One matcher at the start of `text`, and what follows it.
-fn one(text: &str) -> Result<(Matcher, &str), String> {
+fn one(text: &str) -> Result<(Matcher, &str), MatcherError> {
     let name_end = text
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(text.len());
     let name = &text[..name_end];
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!(
-            "expected a label name at `{text}` (letters, digits and `_`, not starting with a digit)"
-        ));
+        return Err(MatcherError::ExpectedName(text.to_owned()));
     }
     let rest = text[name_end..].trim_start();
     let (op, rest) = [
@@ -112,12 +129,10 @@ fn one(text: &str) -> Result<(Matcher, &str), String> {
     ]
     .into_iter()
     .find_map(|(sym, op)| rest.strip_prefix(sym).map(|r| (op, r)))
-    .ok_or_else(|| format!("expected `=`, `!=`, `=~` or `!~` after `{name}`"))?;
+    .ok_or_else(|| MatcherError::ExpectedOp(name.to_owned()))?;
     let rest = rest.trim_start();
     let (value, rest) = match rest.strip_prefix('"') {
-        Some(quoted) => {
-            quoted_value(quoted).ok_or_else(|| format!("the value of `{name}` opens `\"` and never closes it"))?
-        }
+        Some(quoted) => quoted_value(quoted).ok_or_else(|| MatcherError::UnclosedValue(name.to_owned()))?,
         None => {
             let end = rest.find([',', '}']).unwrap_or(rest.len());
             (rest[..end].trim_end().to_owned(), &rest[end..])
@@ -138,7 +153,10 @@ fn one(text: &str) -> Result<(Matcher, &str), String> {
                         .unwrap_or_default()
                         .trim_start_matches("error: ")
                         .to_owned();
-                    format!("the pattern of `{name}` is not a regular expression: {why}")
+                    MatcherError::BadPattern {
+                        name: name.to_owned(),
+                        why,
+                    }
                 })?,
         ),
         Op::Equal | Op::NotEqual => None,
@@ -214,7 +232,7 @@ mod tests {
             ("a=\"b\" c=\"d\"", "expected `,`"),
         ];
         for (text, want) in cases {
-            let err = parse(text).err().unwrap_or_else(|| panic!("{text} parsed"));
+            let err = parse(text).err().unwrap_or_else(|| panic!("{text} parsed")).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
         assert!(parse(&"a".repeat(MAX_LEN + 1)).is_err());

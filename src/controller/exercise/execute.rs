@@ -85,7 +85,7 @@ pub(super) async fn execute(
     let mut webhook = webhook_of(client, &ns, exercise.spec.game_day.as_deref()).await;
     // A GameDay's webhook is an address its author chose: the same hosts as probes.
     if let Some(refused) = webhook.as_deref().and_then(|w| match url::Url::parse(w) {
-        Ok(u) => options.sources.hosts.check_url(&u).err(),
+        Ok(u) => options.sources.hosts.check_url(&u).err().map(|e| e.to_string()),
         Err(e) => Some(format!("`{w}` is not a URL: {e}")),
     }) {
         recorder.event(

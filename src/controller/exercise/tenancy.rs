@@ -190,7 +190,7 @@ pub(super) fn allowed_here(scenario: Scenario, options: &Options) -> Result<Scen
             Reach::Address(address) => {
                 let checked = url::Url::parse(address)
                     .map_err(|e| e.to_string())
-                    .and_then(|u| options.sources.hosts.check_url(&u));
+                    .and_then(|u| options.sources.hosts.check_url(&u).map_err(|e| e.to_string()));
                 if let Err(reason) = checked {
                     return Err(Refusal::ProbeAddress {
                         scenario: name.clone(),
