@@ -215,9 +215,9 @@ async fn advance(
         })
         .collect();
     match schedule::next_stage(&states, stages.len(), &names) {
-        Err(reason) => {
+        Err(skipped) => {
             run.state = "stopped".into();
-            run.reason = Some(reason);
+            run.reason = Some(skipped.to_string());
         }
         Ok(None) if states.len() == stages.len() && states.iter().all(|s| *s == StageState::Confirmed) => {
             run.state = "confirmed".into();

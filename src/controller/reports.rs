@@ -273,15 +273,30 @@ pub async fn workloads(
 /// One stored part of a report: its index and count (`I/N`) and its text.
 type Part = (usize, usize, String);
 
+/// Why a report could not be fetched from the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(
+        "`{0}` names no report or Exercise: use the name `status.report` gives, or the Exercise's (at most 63 letters, digits, `-`, `_`, `.`)"
+    )]
+    BadName(String),
+    #[error("listing the reports in {namespace}: {}", crate::api::api_message(source))]
+    List { namespace: String, source: kube::Error },
+    #[error("report {name} cannot be read: {reason}")]
+    Unreadable { name: String, reason: String },
+    #[error(
+        "no report named {name} in {namespace}, and no Exercise of that name has one (kubectl get configmaps -n {namespace} -l {REPORT_LABEL})"
+    )]
+    NotFound { name: String, namespace: String },
+}
+
 /// The report named `name` in `namespace` (a report's name, as the Exercise's status gives
 /// it, or an Exercise's name: its latest report).
-pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Report, String> {
+pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Report, FetchError> {
     // The name goes into a label selector: one that is no label value names nothing (and must
     // not add terms to the selector).
     if name.is_empty() || label_value(name).is_none() {
-        return Err(format!(
-            "`{name}` names no report or Exercise: use the name `status.report` gives, or the Exercise's (at most 63 letters, digits, `-`, `_`, `.`)"
-        ));
+        return Err(FetchError::BadName(name.to_owned()));
     }
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let mut last = None;
@@ -292,19 +307,26 @@ pub async fn fetch(client: &Client, namespace: &str, name: &str) -> Result<Repor
         let maps = api
             .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(|e| format!("listing the reports in {namespace}: {}", crate::api::api_message(&e)))?
+            .map_err(|source| FetchError::List {
+                namespace: namespace.to_owned(),
+                source,
+            })?
             .items;
         let (mut reports, unreadable) = join(&maps);
         if let Some(u) = unreadable.first() {
-            last = Some(format!("report {} cannot be read: {}", u.name, u.reason));
+            last = Some(FetchError::Unreadable {
+                name: u.name.clone(),
+                reason: u.reason.clone(),
+            });
         }
         reports.sort_by_key(|r| r.started_at);
         if let Some(report) = reports.pop() {
             return Ok(report);
         }
     }
-    Err(last.unwrap_or_else(|| {
-        format!("no report named {name} in {namespace}, and no Exercise of that name has one (kubectl get configmaps -n {namespace} -l {REPORT_LABEL})")
+    Err(last.unwrap_or_else(|| FetchError::NotFound {
+        name: name.to_owned(),
+        namespace: namespace.to_owned(),
     }))
 }
 

@@ -28,20 +28,40 @@ pub const STARTING_DEADLINE: TimeDelta = TimeDelta::minutes(5);
 /// `limit`. Runs due more than [`STARTING_DEADLINE`] before `now` are not started: the latest
 /// of them comes first, skipped as missed, and stands for all of them. Without a schedule,
 /// none. `last` and `now` are the controller's own clock, never the API server's.
-pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>, String> {
+/// Why a GameDay's schedule cannot be read (validation refuses both before it is stored).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("unknown time zone `{0}`")]
+    TimeZone(String),
+    #[error("`{cron}`: {reason}")]
+    Cron { cron: String, reason: String },
+}
+
+/// Why the later stages of a run are skipped: stage `stage` did not confirm.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stage {stage} did not confirm its hypotheses ({why}): the later stages are skipped")]
+pub struct Skipped {
+    pub stage: String,
+    pub why: String,
+}
+
+pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>, ScheduleError> {
     let Some(schedule) = &spec.schedule else {
         return Ok(Vec::new());
     };
     let tz: Tz = schedule
         .time_zone
         .parse()
-        .map_err(|_| format!("unknown time zone `{}`", schedule.time_zone))?;
+        .map_err(|_| ScheduleError::TimeZone(schedule.time_zone.clone()))?;
     let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Disallowed)
         .year(croner::parser::Year::Disallowed)
         .build()
         .parse(&schedule.cron)
-        .map_err(|e| format!("`{}`: {e}", schedule.cron))?;
+        .map_err(|e| ScheduleError::Cron {
+            cron: schedule.cron.clone(),
+            reason: e.to_string(),
+        })?;
     let mut runs = Vec::new();
     let mut cursor = last.with_timezone(&tz);
     let too_late = (now - STARTING_DEADLINE).with_timezone(&tz);
@@ -171,16 +191,16 @@ impl StageState {
 
 /// What to do next in a run: the index of the stage to start, `Ok(None)` when every stage is
 /// done or one is still running, or why the later stages are skipped.
-pub fn next_stage(states: &[StageState], stages: usize, names: &[String]) -> Result<Option<usize>, String> {
+pub fn next_stage(states: &[StageState], stages: usize, names: &[String]) -> Result<Option<usize>, Skipped> {
     for (i, state) in states.iter().enumerate() {
         match state {
             StageState::Running => return Ok(None),
             StageState::Confirmed => {}
             StageState::NotConfirmed(why) => {
-                let stage = names.get(i).map_or("?", String::as_str);
-                return Err(format!(
-                    "stage {stage} did not confirm its hypotheses ({why}): the later stages are skipped"
-                ));
+                return Err(Skipped {
+                    stage: names.get(i).map_or("?", String::as_str).to_owned(),
+                    why: why.clone(),
+                });
             }
         }
     }
@@ -333,7 +353,7 @@ spec:
             &names,
         );
         assert_eq!(
-            stopped,
+            stopped.map_err(|e| e.to_string()),
             Err(
                 "stage dev did not confirm its hypotheses (checkout-pod-loss: Refuted): the later stages are skipped"
                     .into()

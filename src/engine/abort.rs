@@ -39,11 +39,16 @@ impl std::fmt::Display for KillSwitch {
     }
 }
 
+/// Text that names no kill switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not NAMESPACE/NAME of a ConfigMap, e.g. disasterpiece-system/disasterpiece-killswitch")]
+pub struct NotAKillSwitch(pub String);
+
 impl std::str::FromStr for KillSwitch {
-    type Err = String;
+    type Err = NotAKillSwitch;
 
     /// `NAMESPACE/NAME`, each a valid Kubernetes name.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, NotAKillSwitch> {
         let valid = |namespace: &str, name: &str| {
             disasterpiece_common::names::is_dns_label(namespace) && disasterpiece_common::names::is_dns_subdomain(name)
         };
@@ -52,9 +57,7 @@ impl std::str::FromStr for KillSwitch {
                 namespace: namespace.into(),
                 name: name.into(),
             }),
-            _ => Err(format!(
-                "`{text}` is not NAMESPACE/NAME of a ConfigMap, e.g. disasterpiece-system/disasterpiece-killswitch"
-            )),
+            _ => Err(NotAKillSwitch(text.to_owned())),
         }
     }
 }
@@ -125,7 +128,7 @@ mod tests {
         );
         assert_eq!(switch.to_string(), "chaos-tools/disasterpiece-killswitch");
         for bad in ["disasterpiece-killswitch", "a/b/c", "Chaos/x", "/x", "ns/"] {
-            let error = bad.parse::<KillSwitch>().expect_err(bad);
+            let error = bad.parse::<KillSwitch>().expect_err(bad).to_string();
             assert!(error.contains("NAMESPACE/NAME"), "{error}");
         }
     }

@@ -353,21 +353,33 @@ impl Journal {
     }
 }
 
+/// An undo step a journal may not ask for (see [`undo_allowed`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Untrusted {
+    #[error(
+        "not done: a journal in namespace {journal} may not change Nodes (journals of Node faults are kept in {nodes}); check who wrote it"
+    )]
+    Nodes { journal: String, nodes: String },
+    #[error("not done: a journal in namespace {journal} may not change namespace {namespace}; check who wrote it")]
+    Namespace { journal: String, namespace: String },
+}
+
 /// Whether recovery may perform `undo` from a journal kept in `journal_ns`. Whoever may
 /// create ConfigMaps in a namespace can plant a journal there; recovery runs with the rights
 /// of whoever recovers (the controller: every namespace). So a journal only undoes what lies
 /// in its own namespace, and Node steps only come from `nodes_ns`, where the journals of Node
 /// faults are kept (the controller's namespace). A run's faults always lie where its journal
 /// is, so an honest journal never meets this refusal.
-pub fn undo_allowed(undo: &fault::Undo, journal_ns: &str, nodes_ns: &str) -> Result<(), String> {
+pub fn undo_allowed(undo: &fault::Undo, journal_ns: &str, nodes_ns: &str) -> Result<(), Untrusted> {
     use fault::Undo;
     let namespace = match undo {
         Undo::Nothing { .. } => return Ok(()),
         Undo::Uncordon { .. } if journal_ns == nodes_ns => return Ok(()),
         Undo::Uncordon { .. } => {
-            return Err(format!(
-                "not done: a journal in namespace {journal_ns} may not change Nodes (journals of Node faults are kept in {nodes_ns}); check who wrote it"
-            ));
+            return Err(Untrusted::Nodes {
+                journal: journal_ns.to_owned(),
+                nodes: nodes_ns.to_owned(),
+            });
         }
         Undo::SetReplicas { namespace, .. }
         | Undo::DeleteNetworkPolicy { namespace, .. }
@@ -377,9 +389,10 @@ pub fn undo_allowed(undo: &fault::Undo, journal_ns: &str, nodes_ns: &str) -> Res
     if namespace == journal_ns {
         Ok(())
     } else {
-        Err(format!(
-            "not done: a journal in namespace {journal_ns} may not change namespace {namespace}; check who wrote it"
-        ))
+        Err(Untrusted::Namespace {
+            journal: journal_ns.to_owned(),
+            namespace: namespace.clone(),
+        })
     }
 }
 

@@ -57,7 +57,7 @@ async fn revert_entry(ctx: &Context, journal: &Journal, entry: &Entry, nodes_ns:
     };
     for step in &entry.undo {
         let outcome = match undo_allowed(step, &journal.namespace, nodes_ns) {
-            Err(refused) => Err(refused),
+            Err(refused) => Err(refused.to_string()),
             Ok(()) => retry_conflicts(ctx, step).await.map_err(|e| e.to_string()),
         };
         match outcome {

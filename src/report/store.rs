@@ -132,13 +132,23 @@ pub struct Annotation {
 }
 
 impl Annotation {
-    /// Applies the annotation; an index that names no follow-up is an error and changes nothing.
-    pub fn apply(&self, report: &mut Report) -> Result<(), String> {
+    /// Applies the annotation; one that is not valid (an index that names no follow-up, a
+    /// ticket that is no web address, a scenario that is no name) is an error and changes
+    /// nothing.
+    pub fn apply(&self, report: &mut Report) -> Result<(), AnnotationError> {
         let count = report.follow_ups.len();
         if let Some(bad) = self.done.iter().find(|i| **i == 0 || **i > count) {
-            return Err(format!(
-                "there is no follow-up {bad}: the report has {count} (numbered from 1, as `report` lists them)"
-            ));
+            return Err(AnnotationError::NoFollowUp { index: *bad, count });
+        }
+        if let Some(ticket) = &self.ticket
+            && super::text::markdown_link(ticket).is_none()
+        {
+            return Err(AnnotationError::Ticket(ticket.clone()));
+        }
+        if let Some(scenario) = &self.proven_by
+            && !disasterpiece_common::names::is_dns_subdomain(scenario)
+        {
+            return Err(AnnotationError::Scenario(scenario.clone()));
         }
         if self.confidence_before.is_some() {
             report.confidence_before = self.confidence_before;
@@ -147,20 +157,6 @@ impl Annotation {
             report.confidence_after = self.confidence_after;
         }
         report.learned.extend(self.learned.iter().cloned());
-        if let Some(ticket) = &self.ticket
-            && super::text::markdown_link(ticket).is_none()
-        {
-            return Err(format!(
-                "the ticket `{ticket}` is not an http or https address: give its URL, e.g. https://tracker.example.com/OPS-12"
-            ));
-        }
-        if let Some(scenario) = &self.proven_by
-            && !disasterpiece_common::names::is_dns_subdomain(scenario)
-        {
-            return Err(format!(
-                "`{scenario}` is not a scenario name: lowercase letters, digits, `-` and `.`, as in its metadata.name"
-            ));
-        }
         for i in &self.done {
             let follow_up = &mut report.follow_ups[i - 1];
             if follow_up.status != FollowUpStatus::Done {
@@ -182,12 +178,25 @@ impl Annotation {
     }
 }
 
+/// What is wrong with an annotation.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("there is no follow-up {index}: the report has {count} (numbered from 1, as `report` lists them)")]
+    NoFollowUp { index: usize, count: usize },
+    #[error("the ticket `{0}` is not an http or https address: give its URL, e.g. https://tracker.example.com/OPS-12")]
+    Ticket(String),
+    #[error("`{0}` is not a scenario name: lowercase letters, digits, `-` and `.`, as in its metadata.name")]
+    Scenario(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AnnotateError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
     #[error("cannot write: {0}")]
     Write(std::io::Error),
 }
@@ -225,7 +234,7 @@ pub fn annotate(path: &Path, annotation: &Annotation) -> Result<Report, Annotate
     lock.lock().map_err(AnnotateError::Write)?;
     let text = read_capped(&path, MAX_REPORT_BYTES).map_err(LoadError::Io)?;
     let mut report = parse(&text)?;
-    annotation.apply(&mut report).map_err(AnnotateError::Invalid)?;
+    annotation.apply(&mut report)?;
     let original: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Malformed(e.to_string()))?;
     let mut value = serde_json::to_value(&report).map_err(|e| AnnotateError::Write(e.into()))?;
     keep_unknown(&original, &mut value);
