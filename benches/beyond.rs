@@ -72,7 +72,7 @@ async fn at_rest() {
     let started = Started {
         scope: Scope::of(&spec, &Floor::default()),
         declared: Declared::default(),
-        nodes: Ok(()),
+        nodes_not_watched: None,
         alertmanager: None,
         exercise: "bench".into(),
         nodes_journal_namespace: "default".into(),

@@ -128,11 +128,11 @@ pub struct Disruption {
 /// nor of a partitioned pod. So two exercises that ask at once never exceed `minHealthy` or a
 /// PodDisruptionBudget together: each writes its intent before it looks, so the later one
 /// sees the earlier. `Some(reason)` spares it.
-pub fn second_look(
+pub fn second_look<E: std::fmt::Display>(
     unit: Unit,
     planned: &Candidate,
     radius: &BlastRadius,
-    now: Result<(&[Candidate], &Health), String>,
+    now: Result<(&[Candidate], &Health), E>,
     disrupted: &[Disruption],
     exercise: &str,
 ) -> Option<String> {
@@ -398,11 +398,25 @@ mod tests {
         };
         let pods = [pod("a"), pod("b"), pod("c")];
         assert_eq!(
-            second_look(Unit::Pod, &pod("a"), &r, Ok((&pods, &health(3))), &[], "me"),
+            second_look(
+                Unit::Pod,
+                &pod("a"),
+                &r,
+                Ok::<_, String>((&pods, &health(3))),
+                &[],
+                "me"
+            ),
             None
         );
         assert_eq!(
-            second_look(Unit::Pod, &pod("a"), &r, Ok((&pods, &health(2))), &[], "me"),
+            second_look(
+                Unit::Pod,
+                &pod("a"),
+                &r,
+                Ok::<_, String>((&pods, &health(2))),
+                &[],
+                "me"
+            ),
             Some("would leave 1 Ready, minHealthy is 2".into())
         );
         assert_eq!(
@@ -410,14 +424,21 @@ mod tests {
                 Unit::Pod,
                 &pod("a"),
                 &r,
-                Err("503 ServiceUnavailable".into()),
+                Err::<(&[Candidate], &Health), String>("503 ServiceUnavailable".into()),
                 &[],
                 "me"
             ),
             Some("cannot read the target's health to ask again (503 ServiceUnavailable)".into())
         );
         assert_eq!(
-            second_look(Unit::Pod, &pod("d"), &r, Ok((&pods, &health(3))), &[], "me"),
+            second_look(
+                Unit::Pod,
+                &pod("d"),
+                &r,
+                Ok::<_, String>((&pods, &health(3))),
+                &[],
+                "me"
+            ),
             Some("it is gone".into())
         );
     }
@@ -449,7 +470,7 @@ mod tests {
                 Unit::Pod,
                 &budgeted(target),
                 &pdb,
-                Ok((&pods, &health(3))),
+                Ok::<_, String>((&pods, &health(3))),
                 disrupted,
                 "me",
             )
@@ -476,7 +497,7 @@ mod tests {
                 Unit::Pod,
                 &pod("a"),
                 &minimum,
-                Ok((&ready, &health(3))),
+                Ok::<_, String>((&ready, &health(3))),
                 disrupted,
                 "me",
             )
@@ -509,12 +530,26 @@ mod tests {
             ..radius(BlastRadiusMode::One, None)
         };
         assert_eq!(
-            second_look(Unit::Pod, &lagging("a"), &pdb, Ok((&pods, &health(2))), &[], "me"),
+            second_look(
+                Unit::Pod,
+                &lagging("a"),
+                &pdb,
+                Ok::<_, String>((&pods, &health(2))),
+                &[],
+                "me"
+            ),
             Some("no PodDisruptionBudget headroom (checkout)".into())
         );
         let three = [lagging("a"), lagging("b"), lagging("c")];
         assert_eq!(
-            second_look(Unit::Pod, &lagging("a"), &pdb, Ok((&three, &health(3))), &[], "me"),
+            second_look(
+                Unit::Pod,
+                &lagging("a"),
+                &pdb,
+                Ok::<_, String>((&three, &health(3))),
+                &[],
+                "me"
+            ),
             None
         );
     }

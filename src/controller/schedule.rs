@@ -45,7 +45,12 @@ pub struct Skipped {
     pub why: String,
 }
 
-pub fn due(spec: &GameDaySpec, last: DateTime<Utc>, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>, ScheduleError> {
+pub fn due(
+    spec: &GameDaySpec,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Due>, ScheduleError> {
     let Some(schedule) = &spec.schedule else {
         return Ok(Vec::new());
     };

@@ -489,7 +489,7 @@ pub async fn stop(
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let action = format!("stop ephemeral container {name} in pod {namespace}/{pod}");
-    let mut signalled: Option<Result<(), String>> = None;
+    let mut signalled: Option<Result<(), ExecError>> = None;
     let started = tokio::time::Instant::now();
     loop {
         let current = match pods.get(pod).await {
@@ -545,11 +545,24 @@ fn judge(namespace: &str, pod: &str, name: &str, fault: &str, code: i32, message
     )))
 }
 
+/// Why a command could not be run in a container through pods/exec.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    /// No stream could be opened (RBAC, or an API server that cannot reach the kubelet).
+    #[error("{0}")]
+    Open(String),
+    #[error("exec did not answer within 10s")]
+    Timeout,
+    /// The command ran and failed; the kubelet's words.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Sends TERM to the fault script (by the PID it wrote) through pods/exec.
-async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), String> {
+async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), ExecError> {
     let kill = format!("kill -TERM $(cat {PID_FILE})");
     match exec(pods, pod, container, &["/bin/sh", "-c", &kill]).await? {
-        Some(s) if s.status.as_deref() == Some("Failure") => Err(s.message.unwrap_or_default()),
+        Some(s) if s.status.as_deref() == Some("Failure") => Err(ExecError::Failed(s.message.unwrap_or_default())),
         _ => Ok(()),
     }
 }
@@ -558,9 +571,12 @@ async fn terminate(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(), St
 /// stop the fault before its end: `true` is run in the pod's first container. Its answer does
 /// not matter (an image without `true` still proves the path); only a stream that cannot be
 /// opened — RBAC, or an API server that cannot reach the kubelet — fails. Changes nothing.
-pub async fn exec_reaches(client: &kube::Client, namespace: &str, pod: &str) -> Result<(), String> {
+pub async fn exec_reaches(client: &kube::Client, namespace: &str, pod: &str) -> Result<(), ExecError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let current = pods.get(pod).await.map_err(|e| crate::api::api_message(&e))?;
+    let current = pods
+        .get(pod)
+        .await
+        .map_err(|e| ExecError::Open(crate::api::api_message(&e)))?;
     let container = current
         .spec
         .as_ref()
@@ -592,7 +608,7 @@ async fn exec(
     pod: &str,
     container: &str,
     command: &[&str],
-) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>, String> {
+) -> Result<Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>, ExecError> {
     let params = AttachParams::default()
         .container(container)
         .stdin(false)
@@ -602,7 +618,7 @@ async fn exec(
         let mut process = pods
             .exec(pod, command.iter().copied(), &params)
             .await
-            .map_err(|e| crate::api::api_message(&e))?;
+            .map_err(|e| ExecError::Open(crate::api::api_message(&e)))?;
         let status = match process.take_status() {
             Some(status) => status.await,
             None => None,
@@ -612,7 +628,7 @@ async fn exec(
     };
     tokio::time::timeout(Duration::from_secs(10), exec)
         .await
-        .unwrap_or_else(|_| Err("exec did not answer within 10s".into()))
+        .unwrap_or(Err(ExecError::Timeout))
 }
 
 enum State {

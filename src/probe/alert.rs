@@ -29,7 +29,7 @@ pub async fn sample(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
         );
     };
     match super::prometheus::instant(policy, base, &selector(probe)).await {
-        Err(e) => Reading::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e.to_string()),
         Ok(series) => {
             let firing = !series.is_empty();
             let verdict = if firing == probe.firing {
@@ -76,7 +76,7 @@ async fn from_alertmanager(ctx: &ProbeContext, probe: &AlertProbe) -> Reading {
     }
     let answer = super::http::direct(policy, &url, "GET", &path, &Default::default()).await;
     let alerts: Vec<serde_json::Value> = match answer {
-        Err(e) => return Reading::new(Verdict::Inconclusive, e),
+        Err(e) => return Reading::new(Verdict::Inconclusive, e.to_string()),
         Ok((200, body)) => match serde_json::from_str(&body) {
             Ok(alerts) => alerts,
             Err(_) => return Reading::new(Verdict::Inconclusive, "Alertmanager answered with no list of alerts"),

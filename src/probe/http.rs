@@ -89,7 +89,28 @@ fn method(m: HttpMethod) -> &'static str {
 /// exhaust the controller's memory).
 pub const MAX_BODY: usize = 1 << 20;
 
-async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<(u16, String), String> {
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// A header `validate` refuses.
+    #[error("not sent: {0}")]
+    Header(String),
+    #[error("not sent: {0}")]
+    NotAllowed(#[from] super::hosts::HostError),
+    #[error("{0} addresses are not supported yet; use http, or a NAME.NAMESPACE.svc address")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("no answer within {0}s")]
+    Timeout(u64),
+    #[error("the answer is not HTTP")]
+    NotHttp,
+    /// What the transport said.
+    #[error("{0}")]
+    Transport(String),
+}
+
+async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<(u16, String), RequestError> {
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_owned(),
@@ -99,15 +120,19 @@ async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<
         // may not have been validated). A direct request checks its headers in `direct`.
         if let Some((name, value)) = probe.headers.iter().next() {
             let problem = crate::scenario::validate::header_problem(url.as_str(), name, value).unwrap_or_default();
-            return Err(format!("not sent: {problem}"));
+            return Err(RequestError::Header(problem));
         }
         let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
         let request = http::Request::builder()
             .method(method(probe.method))
             .uri(uri)
             .body(Body::empty())
-            .map_err(|e| e.to_string())?;
-        let response = ctx.client.send(request).await.map_err(|e| e.to_string())?;
+            .map_err(|e| RequestError::Transport(e.to_string()))?;
+        let response = ctx
+            .client
+            .send(request)
+            .await
+            .map_err(|e| RequestError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
         let mut bytes = Vec::new();
@@ -118,7 +143,7 @@ async fn fetch(ctx: &ProbeContext, probe: &HttpProbe, url: &url::Url) -> Result<
                         bytes.extend_from_slice(&data);
                     }
                 }
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(RequestError::Transport(e.to_string())),
                 None => break,
             }
         }
@@ -144,12 +169,12 @@ pub async fn direct(
     method: &str,
     path: &str,
     headers: &std::collections::BTreeMap<String, String>,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), RequestError> {
     // Every request is bounded in time, whatever its caller does (an http probe sets its own,
     // shorter, timeout around this).
     tokio::time::timeout(DIRECT_TIMEOUT, unbounded(policy, url, method, path, headers))
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {}s", DIRECT_TIMEOUT.as_secs())))
+        .unwrap_or_else(|_| Err(RequestError::Timeout(DIRECT_TIMEOUT.as_secs())))
 }
 
 /// The longest a direct request may take.
@@ -161,47 +186,45 @@ async fn unbounded(
     method: &str,
     path: &str,
     headers: &std::collections::BTreeMap<String, String>,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), RequestError> {
     if url.scheme() != "http" {
-        return Err(format!(
-            "{} addresses are not supported yet; use http, or a NAME.NAMESPACE.svc address",
-            url.scheme()
-        ));
+        return Err(RequestError::Scheme(url.scheme().to_owned()));
     }
-    let host = url.host_str().ok_or("the URL has no host")?;
+    let host = url.host_str().ok_or(RequestError::NoHost)?;
     let port = url.port_or_known_default().unwrap_or(80);
     let connected = match policy {
         Some(policy) => {
-            let address = policy.resolve(url).await.map_err(|e| format!("not sent: {e}"))?;
+            let address = policy.resolve(url).await?;
             tokio::net::TcpStream::connect(address).await
         }
         None => tokio::net::TcpStream::connect((host, port)).await,
     };
-    let mut stream = connected.map_err(|e| e.to_string())?;
+    let transport = |e: std::io::Error| RequestError::Transport(e.to_string());
+    let mut stream = connected.map_err(transport)?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: disasterpiece\r\n");
     // The same rules as `validate`, again here: a Scenario resource may not have been validated.
     for (k, v) in headers {
         if let Some(problem) = crate::scenario::validate::header_problem(url.as_str(), k, v) {
-            return Err(format!("not sent: {problem}"));
+            return Err(RequestError::Header(problem));
         }
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("Content-Length: 0\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    stream.write_all(head.as_bytes()).await.map_err(transport)?;
     // The head and at most MAX_BODY of the body; the rest is never read.
     let mut response = Vec::new();
     (&mut stream)
         .take((MAX_BODY + 64 * 1024) as u64)
         .read_to_end(&mut response)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(transport)?;
     let text = String::from_utf8_lossy(&response);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or("the answer is not HTTP")?;
+        .ok_or(RequestError::NotHttp)?;
     let mut body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
@@ -232,7 +255,8 @@ mod tests {
                 &Default::default(),
             )
             .await
-            .expect_err(address);
+            .expect_err(address)
+            .to_string();
             assert!(
                 refused.starts_with("not sent:") && refused.contains("link-local or metadata"),
                 "{refused}"
@@ -311,7 +335,8 @@ mod tests {
             &headers,
         )
         .await
-        .expect_err("refused");
+        .expect_err("refused")
+        .to_string();
         assert!(refused.starts_with("not sent: the value of `X-Trace`"), "{refused}");
         let authorization = [("Authorization".to_owned(), "Bearer x".to_owned())].into();
         assert!(

@@ -13,11 +13,23 @@ use crate::selector::LabelSelector as Matcher;
 pub async fn sample(ctx: &ProbeContext, probe: &KubeProbe) -> Reading {
     match read(ctx, probe).await {
         Ok(sample) => sample,
-        Err(e) => Reading::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e.to_string()),
     }
 }
 
-async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> {
+/// Why a kube probe read nothing to judge.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadError {
+    /// What the API server said.
+    #[error("{0}")]
+    Api(String),
+    #[error("the probe names no object")]
+    NoObject,
+    #[error("the probe says nothing to read")]
+    NothingToRead,
+}
+
+async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, ReadError> {
     let kind = probe.kind.unwrap_or(ctx.target.kind).as_str();
     let namespace = probe
         .namespace
@@ -33,7 +45,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> 
             format!("{namespace}/"),
         )
     };
-    let api_error = |e: kube::Error| crate::api::api_message(&e);
+    let api_error = |e: kube::Error| ReadError::Api(crate::api::api_message(&e));
     let objects: Vec<DynamicObject> = match (&probe.name, &ctx.target.name, &ctx.target.selector) {
         (Some(name), _, _) | (None, Some(name), _) => match api.get_opt(name).await.map_err(api_error)? {
             Some(o) => vec![o],
@@ -50,7 +62,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> 
                 .map_err(api_error)?
                 .items
         }
-        (None, None, None) => return Err("the probe names no object".into()),
+        (None, None, None) => return Err(ReadError::NoObject),
     };
     if let Some(cmp) = &probe.ready_replicas {
         let ready: u64 = objects
@@ -136,7 +148,7 @@ async fn read(ctx: &ProbeContext, probe: &KubeProbe) -> Result<Reading, String> 
             format!("{} of {} pods {want}", pods.len() - other, pods.len()),
         ));
     }
-    Err("the probe says nothing to read".into())
+    Err(ReadError::NothingToRead)
 }
 
 async fn pods_of(
@@ -144,7 +156,7 @@ async fn pods_of(
     namespace: &str,
     kind: &str,
     objects: &[DynamicObject],
-) -> Result<Vec<DynamicObject>, String> {
+) -> Result<Vec<DynamicObject>, ReadError> {
     if kind == "Pod" {
         return Ok(objects.to_vec());
     }
@@ -158,7 +170,7 @@ async fn pods_of(
         let listed = pods
             .list(&ListParams::default().labels(&selector.to_query()))
             .await
-            .map_err(|e| crate::api::api_message(&e))?;
+            .map_err(|e| ReadError::Api(crate::api::api_message(&e)))?;
         all.extend(
             listed
                 .items

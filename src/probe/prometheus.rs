@@ -8,22 +8,41 @@ use serde_json::Value;
 use super::{ProbeContext, Reading, Verdict, describe, holds};
 use crate::scenario::model::PrometheusProbe;
 
-/// The result of an instant query: `Ok(Some(value))`, `Ok(None)` for no data, or why not.
+/// A series' labels.
+pub type Labels = BTreeMap<String, String>;
+
+/// Why a query gave no figure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    #[error("the Prometheus address `{base}` is not a URL: {reason}")]
+    NotUrl { base: String, reason: String },
+    #[error(transparent)]
+    Request(#[from] super::http::RequestError),
+    #[error("Prometheus answered {0} with no JSON")]
+    NoJson(u16),
+    #[error("Prometheus refused the query: {0}")]
+    Refused(String),
+    #[error("the query returns a {0}, not a number; make it an instant vector")]
+    NotNumber(String),
+}
+
+/// The result of an instant query: each series with its value (none: no data), or why not.
 pub async fn instant(
     policy: Option<&super::hosts::HostPolicy>,
     base: &str,
     query: &str,
-) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
-    let url = url::Url::parse(base).map_err(|e| format!("the Prometheus address `{base}` is not a URL: {e}"))?;
+) -> Result<Vec<(Labels, f64)>, QueryError> {
+    let url = url::Url::parse(base).map_err(|e| QueryError::NotUrl {
+        base: base.to_owned(),
+        reason: e.to_string(),
+    })?;
     let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
     let path = format!("{}/api/v1/query?query={encoded}", url.path().trim_end_matches('/'));
     let (status, body) = super::http::direct(policy, &url, "GET", &path, &BTreeMap::new()).await?;
-    let answer: Value =
-        serde_json::from_str(&body).map_err(|_| format!("Prometheus answered {status} with no JSON"))?;
+    let answer: Value = serde_json::from_str(&body).map_err(|_| QueryError::NoJson(status))?;
     if answer["status"] != "success" {
-        return Err(format!(
-            "Prometheus refused the query: {}",
-            answer["error"].as_str().unwrap_or("no reason given")
+        return Err(QueryError::Refused(
+            answer["error"].as_str().unwrap_or("no reason given").to_owned(),
         ));
     }
     let number = |v: &Value| v.get(1).and_then(Value::as_str).and_then(|s| s.parse::<f64>().ok());
@@ -46,10 +65,7 @@ pub async fn instant(
                 Some((labels, number(&series["value"])?))
             })
             .collect()),
-        other => Err(format!(
-            "the query returns a {}, not a number; make it an instant vector",
-            other.unwrap_or("nothing")
-        )),
+        other => Err(QueryError::NotNumber(other.unwrap_or("nothing").to_owned())),
     }
 }
 
@@ -74,7 +90,7 @@ pub async fn sample(ctx: &ProbeContext, probe: &PrometheusProbe) -> Reading {
     };
     let cmp = probe.comparison();
     match instant(policy, base, &probe.query).await {
-        Err(e) => Reading::new(Verdict::Inconclusive, e),
+        Err(e) => Reading::new(Verdict::Inconclusive, e.to_string()),
         Ok(series) => match series.as_slice() {
             [] => Reading::new(Verdict::Inconclusive, "no data: the query matched no series"),
             [(_, value)] if value.is_nan() => Reading::new(Verdict::Inconclusive, "the query returned NaN"),

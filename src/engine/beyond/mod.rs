@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use crate::scenario::matcher::{self, MatcherSet};
 use crate::scenario::model::{ProbeKind, ScenarioSpec};
 
-pub use watch::{Started, Watcher, reachable};
+pub use watch::{AlertsError, Started, WatchError, Watcher, reachable};
 
 /// What the operator sets for every exercise (flags, Helm values); a Scenario may add to it,
 /// never take from it.

@@ -63,12 +63,38 @@ pub struct Watcher {
     told: usize,
 }
 
+/// Why the watch beyond the targets could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch {what}: {reason}")]
+    Watch { what: String, reason: String },
+    #[error("a watch ended before it read its first list")]
+    Ended,
+    #[error("the watches beyond the targets did not read their first lists within {0}s")]
+    Slow(u64),
+    #[error("cannot read the alerts of Alertmanager {base}: {source}")]
+    Alerts { base: String, source: AlertsError },
+}
+
+/// Why Alertmanager's alerts could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AlertsError {
+    #[error("`{base}` is not a URL: {reason}")]
+    NotUrl { base: String, reason: String },
+    #[error(transparent)]
+    Request(#[from] crate::probe::http::RequestError),
+    #[error("Alertmanager answered {0}")]
+    Status(u16),
+    #[error("Alertmanager answered with no list of alerts")]
+    NoList,
+}
+
 /// How the watcher was started.
 pub struct Started {
     pub scope: Scope,
     pub declared: Declared,
-    /// Whether Nodes are watched, and why not when not.
-    pub nodes: Result<(), String>,
+    /// Why Nodes are not watched, when they are not.
+    pub nodes_not_watched: Option<String>,
     pub alertmanager: Option<String>,
     pub exercise: String,
     pub nodes_journal_namespace: String,
@@ -82,11 +108,11 @@ impl Watcher {
         client: &Client,
         started: Started,
         halt: watch::Sender<Option<String>>,
-    ) -> Result<Watcher, String> {
+    ) -> Result<Watcher, WatchError> {
         let Started {
             scope,
             declared,
-            nodes,
+            nodes_not_watched,
             alertmanager,
             exercise,
             nodes_journal_namespace,
@@ -94,8 +120,8 @@ impl Watcher {
         } = started;
         let watched = Watched {
             namespaces: scope.namespaces.names(),
-            nodes: nodes.is_ok(),
-            nodes_not_watched: nodes.as_ref().err().cloned(),
+            nodes: nodes_not_watched.is_none(),
+            nodes_not_watched: nodes_not_watched.clone(),
             alertmanager: alertmanager.clone(),
             already_firing: Vec::new(),
             halts_on: scope.halts_on(),
@@ -112,7 +138,7 @@ impl Watcher {
             halted_by: Mutex::new(None),
             owners: tokio::sync::Mutex::new(HashMap::new()),
         });
-        let (ready, mut synced) = mpsc::channel::<Result<(), String>>(64);
+        let (ready, mut synced) = mpsc::channel::<Result<(), WatchError>>(64);
         let mut watcher = Watcher {
             shared: shared.clone(),
             tasks: Vec::new(),
@@ -133,14 +159,15 @@ impl Watcher {
             watcher.spawn(api::<DaemonSet>(client, ns), what("DaemonSets"), &ready, workload);
             watcher.spawn(api::<Pod>(client, ns), what("Pods"), &ready, pod);
         }
-        if nodes.is_ok() {
+        if nodes_not_watched.is_none() {
             watcher.spawn::<Node>(Api::all(client.clone()), "Nodes".into(), &ready, node);
         }
         let expected = watcher.tasks.len();
         if let Some(base) = alertmanager {
-            let firing = alerts(&base)
-                .await
-                .map_err(|e| format!("cannot read the alerts of Alertmanager {base}: {e}"))?;
+            let firing = alerts(&base).await.map_err(|source| WatchError::Alerts {
+                base: base.clone(),
+                source,
+            })?;
             let now = shared.clock.now();
             {
                 let mut ledger = lock(&shared.ledger);
@@ -161,7 +188,7 @@ impl Watcher {
                 match synced.recv().await {
                     Some(Ok(())) => {}
                     Some(Err(e)) => return Err(e),
-                    None => return Err("a watch ended before it read its first list".to_owned()),
+                    None => return Err(WatchError::Ended),
                 }
             }
             Ok(())
@@ -169,10 +196,7 @@ impl Watcher {
         match tokio::time::timeout(SYNC_WITHIN, wait).await {
             Ok(Ok(())) => Ok(watcher),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!(
-                "the watches beyond the targets did not read their first lists within {}s",
-                SYNC_WITHIN.as_secs()
-            )),
+            Err(_) => Err(WatchError::Slow(SYNC_WITHIN.as_secs())),
         }
     }
 
@@ -180,7 +204,7 @@ impl Watcher {
         &mut self,
         api: Api<K>,
         what: String,
-        ready: &mpsc::Sender<Result<(), String>>,
+        ready: &mpsc::Sender<Result<(), WatchError>>,
         sight: fn(&K) -> Option<Sighting>,
     ) where
         K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
@@ -207,7 +231,11 @@ impl Watcher {
                     }
                     Ok(Event::Init | Event::InitDone) => {}
                     Err(e) if !synced => {
-                        let _ = ready.send(Err(format!("cannot watch {what}: {e}"))).await;
+                        let failed = WatchError::Watch {
+                            what: what.clone(),
+                            reason: e.to_string(),
+                        };
+                        let _ = ready.send(Err(failed)).await;
                         return;
                     }
                     Err(e) => tracing::warn!("the watch of {what} failed, and is opened again: {e}"),
@@ -565,23 +593,25 @@ async fn poll_alerts(shared: &Shared, base: &str, baseline: Vec<BTreeMap<String,
 }
 
 /// Whether Alertmanager answers with its alerts.
-pub async fn reachable(base: &str) -> Result<(), String> {
+pub async fn reachable(base: &str) -> Result<(), AlertsError> {
     alerts(base).await.map(|_| ())
 }
 
 /// The labels of every active alert (not silenced, not inhibited) Alertmanager has.
-async fn alerts(base: &str) -> Result<Vec<BTreeMap<String, String>>, String> {
-    let url = url::Url::parse(base).map_err(|e| format!("`{base}` is not a URL: {e}"))?;
+async fn alerts(base: &str) -> Result<Vec<crate::probe::prometheus::Labels>, AlertsError> {
+    let url = url::Url::parse(base).map_err(|e| AlertsError::NotUrl {
+        base: base.to_owned(),
+        reason: e.to_string(),
+    })?;
     let path = format!(
         "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
         url.path().trim_end_matches('/')
     );
     let (status, body) = crate::probe::http::direct(None, &url, "GET", &path, &Default::default()).await?;
     if status != 200 {
-        return Err(format!("Alertmanager answered {status}"));
+        return Err(AlertsError::Status(status));
     }
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(&body).map_err(|_| "Alertmanager answered with no list of alerts".to_owned())?;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).map_err(|_| AlertsError::NoList)?;
     Ok(list
         .iter()
         .filter(|a| a["status"]["state"] == "active")

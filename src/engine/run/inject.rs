@@ -237,7 +237,7 @@ fn spare(x: &mut Exercise<'_>, record: &mut Injection, target: &Candidate, reaso
 /// it). Fails closed: what cannot be read spares the target.
 async fn look(x: &Exercise<'_>, unit: Unit, target: &Candidate, own: &Entry) -> Option<String> {
     let exercise = &x.options.exercise;
-    let fresh = resolve(x.client, &x.spec.target, unit).await.map_err(|e| e.to_string());
+    let fresh = resolve(x.client, &x.spec.target, unit).await;
     let ns = journal_namespace(x.spec, x.options.nodes_journal_namespace.as_deref());
     let disrupted: Vec<Disruption> = match journal::active(x.client, &ns).await {
         Ok(active) => active
@@ -252,9 +252,6 @@ async fn look(x: &Exercise<'_>, unit: Unit, target: &Candidate, own: &Entry) -> 
             .collect(),
         Err(e) => return Some(format!("cannot read what other exercises hold ({e})")),
     };
-    let now = fresh
-        .as_ref()
-        .map(|r| (r.candidates.as_slice(), &r.health))
-        .map_err(Clone::clone);
+    let now = fresh.as_ref().map(|r| (r.candidates.as_slice(), &r.health));
     second_look(unit, target, &x.spec.blast_radius, now, &disrupted, exercise)
 }

@@ -374,7 +374,7 @@ async fn open(
     };
     match opened {
         Some(Ok(watcher)) => return Some((watcher, Arc::new(journal))),
-        Some(Err(e)) => record.refusals = vec![e],
+        Some(Err(e)) => record.refusals = vec![e.to_string()],
         None => {
             if let Some(aborted) = &x.aborted {
                 let reason = aborted.reason.clone();
@@ -393,12 +393,15 @@ async fn open(
 }
 
 /// Opens the watch beyond the targets of `plan`, with the exercise's cord to pull.
-async fn beyond(x: &Exercise<'_>, plan: &crate::engine::plan::Plan) -> Result<super::beyond::Watcher, String> {
+async fn beyond(
+    x: &Exercise<'_>,
+    plan: &crate::engine::plan::Plan,
+) -> Result<super::beyond::Watcher, super::beyond::WatchError> {
     let options = x.options;
     let started = super::beyond::Started {
         scope: super::beyond::Scope::of(x.spec, &options.floor),
         declared: super::beyond::declared(plan, x.spec),
-        nodes: plan.watch.nodes_not_watched.clone().map_or(Ok(()), Err),
+        nodes_not_watched: plan.watch.nodes_not_watched.clone(),
         alertmanager: options.sources.alertmanager.clone(),
         exercise: options.exercise.clone(),
         nodes_journal_namespace: options
