@@ -44,6 +44,33 @@ fn rendered_rbac(mode: Mode) -> Vec<Value> {
 }
 
 fn rendered(mode: Mode, extra: &[&str]) -> Vec<Value> {
+    let mut args: Vec<&str> = match mode {
+        Mode::Cluster => vec![],
+        Mode::Namespaces => vec![
+            "--set",
+            "rbac.scope=namespaces",
+            "--set",
+            "rbac.namespaces={shop}",
+            "--set",
+            "controller.watchNamespace=shop",
+        ],
+    };
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+    ]);
+    let text = helm_template(&args);
+    serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|document| serde::Deserialize::deserialize(document).ok())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// What `helm template` renders of the chart, installed in the release namespace, with `args`.
+fn helm_template(args: &[&str]) -> String {
     let helm = common::program(
         Some("DISASTERPIECE_HELM"),
         &["helm"],
@@ -57,32 +84,11 @@ fn rendered(mode: Mode, extra: &[&str]) -> Vec<Value> {
             "--namespace",
             RELEASE_NAMESPACE,
         ])
-        .args(match mode {
-            Mode::Cluster => vec![],
-            Mode::Namespaces => vec![
-                "--set",
-                "rbac.scope=namespaces",
-                "--set",
-                "rbac.namespaces={shop}",
-                "--set",
-                "controller.watchNamespace=shop",
-            ],
-        })
-        .args(extra)
-        .args([
-            "--show-only",
-            "templates/serviceaccount.yaml",
-            "--show-only",
-            "templates/rbac.yaml",
-        ])
+        .args(args)
         .output()
         .expect("run helm");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let text = String::from_utf8(output.stdout).expect("UTF-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|document| serde::Deserialize::deserialize(document).ok())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+    String::from_utf8(output.stdout).expect("UTF-8")
 }
 
 /// Creates `objects` as the cluster admin would (`kubectl apply` of the rendered chart).
@@ -161,25 +167,9 @@ async fn controller_as_the_chart_runs_it(
 
 /// The chart's Deployment, as `helm template` renders it with `extra`.
 fn rendered_deployment(extra: &[&str]) -> Value {
-    let helm = common::program(
-        Some("DISASTERPIECE_HELM"),
-        &["helm"],
-        "run .ci/helm-check (it installs helm into target/ci-tools) and set DISASTERPIECE_HELM",
-    );
-    let output = std::process::Command::new(helm)
-        .args([
-            "template",
-            "disasterpiece",
-            "helm/disasterpiece",
-            "--namespace",
-            RELEASE_NAMESPACE,
-        ])
-        .args(extra)
-        .args(["--show-only", "templates/deployment.yaml"])
-        .output()
-        .expect("run helm");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_yaml::from_slice(&output.stdout).expect("the Deployment")
+    let mut args = extra.to_vec();
+    args.extend_from_slice(&["--show-only", "templates/deployment.yaml"]);
+    serde_yaml::from_str(&helm_template(&args)).expect("the Deployment")
 }
 
 /// The kill switch the chart gives the controller (`--kill-switch`).

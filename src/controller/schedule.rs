@@ -24,10 +24,6 @@ pub struct Due {
 /// slot lands in an hour nobody planned for, perhaps with nobody watching.
 pub const STARTING_DEADLINE: TimeDelta = TimeDelta::minutes(5);
 
-/// The runs due after `last` (exclusive) up to `now` (inclusive), oldest first, at most
-/// `limit`. Runs due more than [`STARTING_DEADLINE`] before `now` are not started: the latest
-/// of them comes first, skipped as missed, and stands for all of them. Without a schedule,
-/// none. `last` and `now` are the controller's own clock, never the API server's.
 /// Why a GameDay's schedule cannot be read (validation refuses both before it is stored).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScheduleError {
@@ -45,6 +41,20 @@ pub struct Skipped {
     pub why: String,
 }
 
+/// A five-field cron (minutes to weekdays; no seconds, no years), as GameDays and the weekly
+/// review write them.
+pub fn cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(text)
+}
+
+/// The runs due after `last` (exclusive) up to `now` (inclusive), oldest first, at most
+/// `limit`. Runs due more than [`STARTING_DEADLINE`] before `now` are not started: the latest
+/// of them comes first, skipped as missed, and stands for all of them. Without a schedule,
+/// none. `last` and `now` are the controller's own clock, never the API server's.
 pub fn due(
     spec: &GameDaySpec,
     last: DateTime<Utc>,
@@ -58,19 +68,14 @@ pub fn due(
         .time_zone
         .parse()
         .map_err(|_| ScheduleError::TimeZone(schedule.time_zone.clone()))?;
-    let cron = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Disallowed)
-        .year(croner::parser::Year::Disallowed)
-        .build()
-        .parse(&schedule.cron)
-        .map_err(|e| ScheduleError::Cron {
-            cron: schedule.cron.clone(),
-            reason: e.to_string(),
-        })?;
+    let parsed = cron(&schedule.cron).map_err(|e| ScheduleError::Cron {
+        cron: schedule.cron.clone(),
+        reason: e.to_string(),
+    })?;
     let mut runs = Vec::new();
     let mut cursor = last.with_timezone(&tz);
     let too_late = (now - STARTING_DEADLINE).with_timezone(&tz);
-    if let Ok(missed) = cron.find_previous_occurrence(&too_late, false)
+    if let Ok(missed) = parsed.find_previous_occurrence(&too_late, false)
         && missed > cursor
     {
         let at = missed.with_timezone(&Utc);
@@ -86,7 +91,7 @@ pub fn due(
         cursor = missed;
     }
     while runs.len() < limit {
-        let Ok(next) = cron.find_next_occurrence(&cursor, false) else {
+        let Ok(next) = parsed.find_next_occurrence(&cursor, false) else {
             break;
         };
         let at = next.with_timezone(&Utc);

@@ -74,15 +74,10 @@ impl Schedule {
     }
 
     fn cron(&self) -> Result<croner::Cron, ScheduleError> {
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Disallowed)
-            .year(croner::parser::Year::Disallowed)
-            .build()
-            .parse(&self.cron)
-            .map_err(|e| ScheduleError::Cron {
-                cron: self.cron.clone(),
-                reason: e.to_string(),
-            })
+        super::schedule::cron(&self.cron).map_err(|e| ScheduleError::Cron {
+            cron: self.cron.clone(),
+            reason: e.to_string(),
+        })
     }
 
     fn tz(&self) -> Result<Tz, ScheduleError> {
