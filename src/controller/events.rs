@@ -13,6 +13,8 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
+use crate::engine::event::{Act, Reason, Severity};
+
 /// Who reports: the controller's component name and its instance.
 pub const COMPONENT: &str = "disasterpiece-controller";
 
@@ -32,15 +34,13 @@ impl Reporter {
         }
     }
 
-    /// Records an Event about `involved` (an object reference) in its namespace: `reason`
-    /// (UpperCamelCase, why), `action` (UpperCamelCase, what the controller did), `kind`
-    /// (`Normal` or `Warning`), at `now`. In the background.
+    /// Records an Event about `involved` (an object reference) in its namespace: why
+    /// (`reason`), what the controller did (`action`), `Normal` or `Warning`, at `now`. In the
+    /// background.
     pub fn record(
         &self,
         involved: serde_json::Value,
-        reason: &str,
-        action: &str,
-        kind: &str,
+        (reason, action, severity): (Reason, Act, Severity),
         message: &str,
         now: DateTime<Utc>,
     ) {
@@ -51,7 +51,7 @@ impl Reporter {
         let event = json!({
             "metadata": {"generateName": format!("{name}."), "namespace": ns},
             "involvedObject": involved,
-            "reason": reason, "action": action, "message": note(message), "type": kind,
+            "reason": reason.as_str(), "action": action.as_str(), "message": note(message), "type": severity.as_str(),
             "eventTime": micro_time(now),
             "reportingComponent": COMPONENT,
             "reportingInstance": truncate(&self.instance, 128),
@@ -84,7 +84,8 @@ impl Reporter {
             involved["name"].as_str().unwrap_or_default()
         );
         tracing::warn!(object = %object, "{}", condition.message);
-        self.record(involved, "Invalid", "Validate", "Warning", &condition.message, now);
+        let what = (Reason::Invalid, Act::Validate, Severity::Warning);
+        self.record(involved, what, &condition.message, now);
     }
 }
 

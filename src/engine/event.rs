@@ -61,6 +61,102 @@ impl Severity {
     }
 }
 
+/// Why a Kubernetes Event about an exercise is recorded: its `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Phase,
+    Refused,
+    Spared,
+    InjectionFailed,
+    Injected,
+    Evicted,
+    PartlyInjected,
+    NotInjected,
+    SlowInjection,
+    NothingInPlace,
+    FaultEndedEarly,
+    ExpectationHeld,
+    ExpectationFailed,
+    Aborted,
+    Reverted,
+    RevertFailed,
+    UnanticipatedImpact,
+    Recovered,
+    NotRecovered,
+    Started,
+    Finished,
+    WebhookRefused,
+    Invalid,
+}
+
+impl Reason {
+    /// As the Event spells it (UpperCamelCase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Phase => "Phase",
+            Reason::Refused => "Refused",
+            Reason::Spared => "Spared",
+            Reason::InjectionFailed => "InjectionFailed",
+            Reason::Injected => "Injected",
+            Reason::Evicted => "Evicted",
+            Reason::PartlyInjected => "PartlyInjected",
+            Reason::NotInjected => "NotInjected",
+            Reason::SlowInjection => "SlowInjection",
+            Reason::NothingInPlace => "NothingInPlace",
+            Reason::FaultEndedEarly => "FaultEndedEarly",
+            Reason::ExpectationHeld => "ExpectationHeld",
+            Reason::ExpectationFailed => "ExpectationFailed",
+            Reason::Aborted => "Aborted",
+            Reason::Reverted => "Reverted",
+            Reason::RevertFailed => "RevertFailed",
+            Reason::UnanticipatedImpact => "UnanticipatedImpact",
+            Reason::Recovered => "Recovered",
+            Reason::NotRecovered => "NotRecovered",
+            Reason::Started => "Started",
+            Reason::Finished => "Finished",
+            Reason::WebhookRefused => "WebhookRefused",
+            Reason::Invalid => "Invalid",
+        }
+    }
+}
+
+/// What was being done when an Event was recorded: its `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Run,
+    Preflight,
+    Inject,
+    Observe,
+    Abort,
+    Revert,
+    Recover,
+    Start,
+    Report,
+    Notify,
+    TakeOver,
+    Validate,
+}
+
+impl Act {
+    /// As the Event spells it (UpperCamelCase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Run => "Run",
+            Act::Preflight => "Preflight",
+            Act::Inject => "Inject",
+            Act::Observe => "Observe",
+            Act::Abort => "Abort",
+            Act::Revert => "Revert",
+            Act::Recover => "Recover",
+            Act::Start => "Start",
+            Act::Report => "Report",
+            Act::Notify => "Notify",
+            Act::TakeOver => "TakeOver",
+            Act::Validate => "Validate",
+        }
+    }
+}
+
 /// One thing that happened in an exercise.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExerciseEvent {
@@ -314,29 +410,29 @@ impl ExerciseEvent {
 
     /// The reason and type of the Kubernetes Event the controller records for it; `None` for
     /// what is not worth one.
-    pub fn reason(&self) -> Option<(&'static str, Severity)> {
+    pub fn reason(&self) -> Option<(Reason, Severity)> {
         use ExerciseEvent as E;
         use Severity::{Normal, Warning};
         Some(match self {
-            E::Phase { .. } => ("Phase", Normal),
-            E::Refused { .. } => ("Refused", Warning),
-            E::Spared { .. } => ("Spared", Normal),
-            E::PrepareFailed { .. } | E::InjectFailed { .. } => ("InjectionFailed", Warning),
-            E::Injected { .. } => ("Injected", Normal),
-            E::Evicted { .. } => ("Evicted", Normal),
-            E::Partial { .. } => ("PartlyInjected", Warning),
-            E::NotInjected { .. } | E::Interrupted { .. } => ("NotInjected", Warning),
-            E::SlowInjection { .. } => ("SlowInjection", Warning),
-            E::NothingInPlace => ("NothingInPlace", Warning),
-            E::FaultEnded { .. } => ("FaultEndedEarly", Warning),
-            E::Held { .. } => ("ExpectationHeld", Normal),
-            E::Failed { .. } | E::Missed { .. } => ("ExpectationFailed", Warning),
-            E::Abort { .. } => ("Aborted", Warning),
-            E::Reverted { failed, .. } if failed.is_empty() => ("Reverted", Normal),
-            E::Reverted { .. } | E::JournalKept { .. } => ("RevertFailed", Warning),
-            E::Collateral { .. } => ("UnanticipatedImpact", Warning),
-            E::Recovered => ("Recovered", Normal),
-            E::NotRecovered { .. } => ("NotRecovered", Warning),
+            E::Phase { .. } => (Reason::Phase, Normal),
+            E::Refused { .. } => (Reason::Refused, Warning),
+            E::Spared { .. } => (Reason::Spared, Normal),
+            E::PrepareFailed { .. } | E::InjectFailed { .. } => (Reason::InjectionFailed, Warning),
+            E::Injected { .. } => (Reason::Injected, Normal),
+            E::Evicted { .. } => (Reason::Evicted, Normal),
+            E::Partial { .. } => (Reason::PartlyInjected, Warning),
+            E::NotInjected { .. } | E::Interrupted { .. } => (Reason::NotInjected, Warning),
+            E::SlowInjection { .. } => (Reason::SlowInjection, Warning),
+            E::NothingInPlace => (Reason::NothingInPlace, Warning),
+            E::FaultEnded { .. } => (Reason::FaultEndedEarly, Warning),
+            E::Held { .. } => (Reason::ExpectationHeld, Normal),
+            E::Failed { .. } | E::Missed { .. } => (Reason::ExpectationFailed, Warning),
+            E::Abort { .. } => (Reason::Aborted, Warning),
+            E::Reverted { failed, .. } if failed.is_empty() => (Reason::Reverted, Normal),
+            E::Reverted { .. } | E::JournalKept { .. } => (Reason::RevertFailed, Warning),
+            E::Collateral { .. } => (Reason::UnanticipatedImpact, Warning),
+            E::Recovered => (Reason::Recovered, Normal),
+            E::NotRecovered { .. } => (Reason::NotRecovered, Warning),
             E::Clauses { .. } | E::JournalNotClosed { .. } => return None,
         })
     }
@@ -345,11 +441,11 @@ impl ExerciseEvent {
 impl ExerciseEvent {
     /// What the exercise was doing when this happened, for an Event's `action`: `Run`,
     /// `Preflight`, `Inject`, `Observe`, `Abort`, `Revert` or `Recover`. PURE.
-    pub fn action(&self) -> &'static str {
+    pub fn action(&self) -> Act {
         use ExerciseEvent as E;
         match self {
-            E::Phase { .. } | E::Clauses { .. } => "Run",
-            E::Refused { .. } => "Preflight",
+            E::Phase { .. } | E::Clauses { .. } => Act::Run,
+            E::Refused { .. } => Act::Preflight,
             E::Spared { .. }
             | E::PrepareFailed { .. }
             | E::InjectFailed { .. }
@@ -359,13 +455,13 @@ impl ExerciseEvent {
             | E::NotInjected { .. }
             | E::Interrupted { .. }
             | E::SlowInjection { .. }
-            | E::NothingInPlace => "Inject",
+            | E::NothingInPlace => Act::Inject,
             E::FaultEnded { .. } | E::Held { .. } | E::Failed { .. } | E::Missed { .. } | E::Collateral { .. } => {
-                "Observe"
+                Act::Observe
             }
-            E::Abort { .. } => "Abort",
-            E::Reverted { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => "Revert",
-            E::Recovered | E::NotRecovered { .. } => "Recover",
+            E::Abort { .. } => Act::Abort,
+            E::Reverted { .. } | E::JournalKept { .. } | E::JournalNotClosed { .. } => Act::Revert,
+            E::Recovered | E::NotRecovered { .. } => Act::Recover,
         }
     }
 }
@@ -394,7 +490,7 @@ mod tests {
             actions: 2,
             failed: vec!["uncordon node a: 403".into()],
         };
-        assert_eq!(failed.reason(), Some(("RevertFailed", Severity::Warning)));
+        assert_eq!(failed.reason(), Some((Reason::RevertFailed, Severity::Warning)));
         assert_eq!(failed.timeline()[0].0, "revertFailed");
         assert_eq!(
             failed.line().as_deref(),
@@ -404,7 +500,7 @@ mod tests {
             actions: 2,
             failed: Vec::new(),
         };
-        assert_eq!(fine.reason(), Some(("Reverted", Severity::Normal)));
+        assert_eq!(fine.reason(), Some((Reason::Reverted, Severity::Normal)));
         assert_eq!(fine.timeline(), vec![("reverted", "2 action(s)".to_owned())]);
     }
 

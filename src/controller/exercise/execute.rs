@@ -13,6 +13,7 @@ use super::super::crd::{ConditionType, Exercise, ExerciseStatus, Phase, Verdict}
 use super::remove_finalizer;
 use super::status::{Recorder, condition, set_status, status_from};
 use super::tenancy::{allowed_here, probe_tenancy, scenario_for};
+use crate::engine::event::{Act, Reason, Severity};
 use crate::engine::run::{RunOptions, run};
 use crate::report::model::Outcome;
 use crate::report::render::seconds;
@@ -44,7 +45,7 @@ pub(super) async fn execute(
         Ok(s) => s,
         Err(refusal) => {
             let refusal = refusal.to_string();
-            recorder.event("Refused", "Preflight", "Warning", &refusal);
+            recorder.event(Reason::Refused, Act::Preflight, Severity::Warning, &refusal);
             options.metrics.finished(Verdict::Refused, None);
             let status = ExerciseStatus {
                 phase: Some(Phase::Refused),
@@ -77,9 +78,9 @@ pub(super) async fn execute(
     )
     .await?;
     recorder.event(
-        "Started",
-        "Start",
-        "Normal",
+        Reason::Started,
+        Act::Start,
+        Severity::Normal,
         &format!("running Scenario {}", scenario.metadata.name),
     );
     let mut webhook = webhook_of(client, &ns, exercise.spec.game_day.as_deref()).await;
@@ -89,9 +90,9 @@ pub(super) async fn execute(
         Err(e) => Some(format!("`{w}` is not a URL: {e}")),
     }) {
         recorder.event(
-            "WebhookRefused",
-            "Notify",
-            "Warning",
+            Reason::WebhookRefused,
+            Act::Notify,
+            Severity::Warning,
             &format!("no notification is sent: {refused}"),
         );
         webhook = None;
@@ -144,9 +145,9 @@ pub(super) async fn execute(
         "verdict": status.verdict, "report": format!("configmap/{report_map}"), "timeToDetect": status.time_to_detect});
     if let Some(abort) = &report.abort {
         recorder.event(
-            "Aborted",
-            "Abort",
-            "Warning",
+            Reason::Aborted,
+            Act::Abort,
+            Severity::Warning,
             &format!(
                 "{}; every fault reverted {} after the request",
                 abort.reason,
@@ -207,12 +208,12 @@ pub(super) async fn execute(
     )
     .await;
     recorder.event(
-        "Finished",
-        "Report",
+        Reason::Finished,
+        Act::Report,
         if report.outcome == Outcome::Confirmed {
-            "Normal"
+            Severity::Normal
         } else {
-            "Warning"
+            Severity::Warning
         },
         &format!("hypothesis {:?}; report in ConfigMap {report_map}", report.outcome),
     );

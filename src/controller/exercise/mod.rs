@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use super::context::{Context, Kind};
 use super::crd::{ConditionType, Exercise, Phase, Verdict};
 use crate::engine::abort::ABORT_ANNOTATION;
+use crate::engine::event::{Act, Reason, Severity};
 use decide::{Fresh, Seen, Step, decide};
 use status::{Recorder, condition, set_status};
 
@@ -215,7 +216,7 @@ async fn take_over(ctx: &Context, api: &Api<Exercise>, exercise: &Exercise) -> R
             false,
         ),
     };
-    recorder.event("Aborted", "TakeOver", "Warning", &reason);
+    recorder.event(Reason::Aborted, Act::TakeOver, Severity::Warning, &reason);
     let mut status = exercise.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Finished);
     status.verdict = Some(Verdict::Aborted);

@@ -11,7 +11,7 @@ use super::super::crd::{
     Condition, ConditionType, Exercise, ExerciseStatus, ExpectationStatus, Phase, StepState, Verdict,
 };
 use crate::clock::Clock;
-use crate::engine::event::ExerciseEvent;
+use crate::engine::event::{Act, ExerciseEvent, Reason, Severity};
 use crate::engine::run::Progress;
 use crate::report::model::{Outcome, Report};
 use crate::report::render::seconds;
@@ -24,20 +24,20 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    pub fn event(&self, reason: &str, action: &str, kind: &str, message: &str) {
+    pub fn event(&self, reason: Reason, action: Act, severity: Severity, message: &str) {
         let ns = self.exercise.namespace().unwrap_or_default();
         let name = self.exercise.name_any();
         // The log says what the Event says: each phase, injection, revert and end at info.
         let object = format!("{ns}/{name}");
-        if kind == "Warning" {
-            tracing::warn!(exercise = %object, reason = %reason, "{message}");
+        if severity == Severity::Warning {
+            tracing::warn!(exercise = %object, reason = reason.as_str(), "{message}");
         } else {
-            tracing::info!(exercise = %object, reason = %reason, "{message}");
+            tracing::info!(exercise = %object, reason = reason.as_str(), "{message}");
         }
         let involved = json!({"apiVersion": "disasterpiece.dev/v1alpha1", "kind": "Exercise", "name": name,
             "namespace": ns, "uid": self.exercise.uid()});
         self.reporter
-            .record(involved, reason, action, kind, message, self.clock.now());
+            .record(involved, (reason, action, severity), message, self.clock.now());
     }
 }
 
@@ -50,7 +50,7 @@ impl Progress for Recorder {
             ExerciseEvent::Phase { phase, .. } => format!("phase {phase}"),
             _ => event.line().unwrap_or_default(),
         };
-        self.event(reason, event.action(), severity.as_str(), &message);
+        self.event(reason, event.action(), severity, &message);
     }
 }
 
