@@ -37,6 +37,24 @@ pub const COVERAGE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(90);
 /// (when they could be listed) as they stand at `now`. PURE.
 pub fn families(reports: &[Summary], workloads: Option<&[Workload]>, now: DateTime<Utc>) -> String {
     let mut out = String::new();
+    let teams = exercises(&mut out, reports);
+    let sources: Vec<Source> = reports
+        .iter()
+        .map(|r| Source {
+            at: r.exercise.clone(),
+            report: r.clone(),
+        })
+        .collect();
+    follow_ups(&mut out, &sources, &teams, now);
+    times(&mut out, reports);
+    if let Some(workloads) = workloads {
+        coverage(&mut out, &sources, workloads, now);
+    }
+    out
+}
+
+/// `disasterpiece_reported_exercises` and `disasterpiece_hypotheses_taught`; the teams seen.
+fn exercises(out: &mut String, reports: &[Summary]) -> Vec<String> {
     let mut exercises: BTreeMap<(String, String, String), u32> = BTreeMap::new();
     let mut taught: BTreeMap<String, u32> = BTreeMap::new();
     for r in reports {
@@ -75,20 +93,18 @@ pub fn families(reports: &[Summary], workloads: Option<&[Workload]>, now: DateTi
     for (team, n) in &taught {
         let _ = writeln!(out, "disasterpiece_hypotheses_taught{{team=\"{}\"}} {n}", label(team));
     }
-    let sources: Vec<Source> = reports
-        .iter()
-        .map(|r| Source {
-            at: r.exercise.clone(),
-            report: r.clone(),
-        })
-        .collect();
+    taught.keys().cloned().collect()
+}
+
+/// `disasterpiece_follow_ups`, every standing of every team from 0.
+fn follow_ups(out: &mut String, sources: &[Source], teams: &[String], now: DateTime<Utc>) {
     let mut standings: BTreeMap<(String, &'static str), u32> = BTreeMap::new();
-    for team in taught.keys() {
+    for team in teams {
         for standing in ["overdue", "open", "verified", "done"] {
             standings.insert((team.clone(), standing), 0);
         }
     }
-    for t in review::follow_ups(&sources, now) {
+    for t in review::follow_ups(sources, now) {
         let standing = match t.standing {
             Standing::Overdue => "overdue",
             Standing::Open => "open",
@@ -109,6 +125,10 @@ pub fn families(reports: &[Summary], workloads: Option<&[Workload]>, now: DateTi
             label(team)
         );
     }
+}
+
+/// The time-to-detect, -remediate and -recover histograms per team.
+fn times(out: &mut String, reports: &[Summary]) {
     // (name, what it measures, the figure of a report).
     type Time = (&'static str, &'static str, fn(&Summary) -> Option<f64>);
     let times: [Time; 3] = [
@@ -147,37 +167,38 @@ pub fn families(reports: &[Summary], workloads: Option<&[Workload]>, now: DateTi
             let _ = writeln!(out, "{family}_count{{team=\"{team}\"}} {}", values.len());
         }
     }
-    if let Some(workloads) = workloads {
-        let teams = review::coverage_by_team(&sources, workloads, now, COVERAGE_WITHIN);
-        let _ = writeln!(
-            out,
-            "# HELP disasterpiece_workloads Deployments and StatefulSets by whether a kept report exercised them in the last 90 days, before, or never."
-        );
-        let _ = writeln!(out, "# TYPE disasterpiece_workloads gauge");
-        for (team, c) in &teams {
-            for (coverage, n) in [("exercised", c.exercised), ("stale", c.stale), ("never", c.never)] {
-                let _ = writeln!(
-                    out,
-                    "disasterpiece_workloads{{team=\"{}\",coverage=\"{coverage}\"}} {n}",
-                    label(team)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP disasterpiece_coverage_ratio The share of the team's Deployments and StatefulSets exercised in the last 90 days."
-        );
-        let _ = writeln!(out, "# TYPE disasterpiece_coverage_ratio gauge");
-        for (team, c) in &teams {
+}
+
+/// `disasterpiece_workloads` and `disasterpiece_coverage_ratio`.
+fn coverage(out: &mut String, sources: &[Source], workloads: &[Workload], now: DateTime<Utc>) {
+    let teams = review::coverage_by_team(sources, workloads, now, COVERAGE_WITHIN);
+    let _ = writeln!(
+        out,
+        "# HELP disasterpiece_workloads Deployments and StatefulSets by whether a kept report exercised them in the last 90 days, before, or never."
+    );
+    let _ = writeln!(out, "# TYPE disasterpiece_workloads gauge");
+    for (team, c) in &teams {
+        for (coverage, n) in [("exercised", c.exercised), ("stale", c.stale), ("never", c.never)] {
             let _ = writeln!(
                 out,
-                "disasterpiece_coverage_ratio{{team=\"{}\"}} {}",
-                label(team),
-                c.ratio()
+                "disasterpiece_workloads{{team=\"{}\",coverage=\"{coverage}\"}} {n}",
+                label(team)
             );
         }
     }
-    out
+    let _ = writeln!(
+        out,
+        "# HELP disasterpiece_coverage_ratio The share of the team's Deployments and StatefulSets exercised in the last 90 days."
+    );
+    let _ = writeln!(out, "# TYPE disasterpiece_coverage_ratio gauge");
+    for (team, c) in &teams {
+        let _ = writeln!(
+            out,
+            "disasterpiece_coverage_ratio{{team=\"{}\"}} {}",
+            label(team),
+            c.ratio()
+        );
+    }
 }
 
 #[cfg(test)]

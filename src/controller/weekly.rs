@@ -232,37 +232,47 @@ pub(super) async fn post_reviews(
                     _ => {}
                 }
                 last = Some(tick);
-                let sent = match build(&client, namespace.as_deref(), &schedule, tick).await {
-                    Ok(text) => {
-                        let details = serde_json::json!({
-                            "event": "weeklyReview",
-                            "since": (tick - schedule.period).to_rfc3339(),
-                            "until": tick.to_rfc3339(),
-                            "view": schedule.view,
-                        });
-                        // The operator chose the webhook: any host it names.
-                        let hosts = crate::probe::hosts::HostPolicy::any();
-                        super::notify::post(&hosts, &schedule.webhook, &text, details)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(format!("cannot read the reports kept: {e}")),
-                };
-                match sent {
-                    Ok(()) => {
-                        tracing::info!(tick = %tick, "posted the weekly review");
-                        if let Err(e) = record(&client, &record_namespace, tick).await {
-                            tracing::warn!("posted the weekly review, but could not record it: {e}");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "the weekly review was not posted"),
-                }
+                post_tick(&client, namespace.as_deref(), &record_namespace, &schedule, tick).await;
             }
         }
         tokio::select! {
             () = tokio::time::sleep(poll) => {}
             _ = leads.changed() => {}
         }
+    }
+}
+
+/// Builds the review of `tick`, posts it, and records that it was posted; says in the log
+/// what failed.
+async fn post_tick(
+    client: &Client,
+    namespace: Option<&str>,
+    record_namespace: &str,
+    schedule: &Schedule,
+    tick: DateTime<Utc>,
+) {
+    let text = match build(client, namespace, schedule, tick).await {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!(error = %e, "the weekly review was not posted: cannot read the reports kept");
+            return;
+        }
+    };
+    let details = serde_json::json!({
+        "event": "weeklyReview",
+        "since": (tick - schedule.period).to_rfc3339(),
+        "until": tick.to_rfc3339(),
+        "view": schedule.view,
+    });
+    // The operator chose the webhook: any host it names.
+    let hosts = crate::probe::hosts::HostPolicy::any();
+    if let Err(e) = super::notify::post(&hosts, &schedule.webhook, &text, details).await {
+        tracing::warn!(error = %e, "the weekly review was not posted");
+        return;
+    }
+    tracing::info!(tick = %tick, "posted the weekly review");
+    if let Err(e) = record(client, record_namespace, tick).await {
+        tracing::warn!("posted the weekly review, but could not record it: {e}");
     }
 }
 
