@@ -119,37 +119,11 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         None => Org::default(),
         Some(path) => read_org(&path)?,
     };
-    let sources = if from_cluster {
-        let contexts: Vec<Option<String>> = match contexts.is_empty() {
-            true => vec![None],
-            false => contexts.into_iter().map(Some).collect(),
-        };
-        let mut sources = Vec::new();
-        let mut workloads = Vec::new();
-        for context in contexts {
-            let cluster = super::cluster::ClusterArgs {
-                kubeconfig: kubeconfig.clone(),
-                context: context.clone(),
-                namespace: namespace.clone(),
-                ..Default::default()
-            };
-            let from = context.map_or(String::new(), |c| format!(" in {c}"));
-            let stored =
-                super::report::stored_reports(&cluster).with_context(|| format!("reading the reports{from}"))?;
-            sources.extend(stored.into_iter().map(|report| Source {
-                at: format!("report of {}{from}", report.exercise),
-                report: (&report).into(),
-            }));
-            match cluster_workloads(&cluster) {
-                Ok(found) => workloads.extend(found),
-                Err(e) => eprintln!("coverage of the workloads never exercised{from} is left out: {e:#}"),
-            }
-        }
-        (sources, workloads)
+    let (sources, workloads) = if from_cluster {
+        from_clusters(kubeconfig, contexts, namespace)?
     } else {
         (read(&paths)?, Vec::new())
     };
-    let (sources, workloads) = sources;
     let ask = Ask {
         since,
         until,
@@ -172,6 +146,40 @@ pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The reports every context keeps (one, the current, without `--context`), merged, and the
+/// workloads of each for coverage.
+fn from_clusters(
+    kubeconfig: Option<PathBuf>,
+    contexts: Vec<String>,
+    namespace: Option<String>,
+) -> anyhow::Result<(Vec<Source>, Vec<review::Workload>)> {
+    let contexts: Vec<Option<String>> = match contexts.is_empty() {
+        true => vec![None],
+        false => contexts.into_iter().map(Some).collect(),
+    };
+    let mut sources = Vec::new();
+    let mut workloads = Vec::new();
+    for context in contexts {
+        let cluster = super::cluster::ClusterArgs {
+            kubeconfig: kubeconfig.clone(),
+            context: context.clone(),
+            namespace: namespace.clone(),
+            ..Default::default()
+        };
+        let from = context.map_or(String::new(), |c| format!(" in {c}"));
+        let stored = super::report::stored_reports(&cluster).with_context(|| format!("reading the reports{from}"))?;
+        sources.extend(stored.into_iter().map(|report| Source {
+            at: format!("report of {}{from}", report.exercise),
+            report: (&report).into(),
+        }));
+        match cluster_workloads(&cluster) {
+            Ok(found) => workloads.extend(found),
+            Err(e) => eprintln!("coverage of the workloads never exercised{from} is left out: {e:#}"),
+        }
+    }
+    Ok((sources, workloads))
 }
 
 /// The org file: which group each team belongs to.

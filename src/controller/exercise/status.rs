@@ -64,23 +64,11 @@ pub(super) fn condition(
     Condition::new(at, type_, status, reason, message)
 }
 
-/// The status of a finished exercise, from its report. PURE.
-pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
-    let verdict = Verdict::from(report.outcome);
-    let finished = if report.outcome == Outcome::Refused {
-        Phase::Refused
-    } else {
-        Phase::Finished
-    };
+/// The conditions of a finished exercise: `Finished` with its verdict and what it says first,
+/// and `Refused`, `Reverted`, `Aborted` as they happened. PURE.
+fn conditions(report: &Report, verdict: Verdict, said: &str) -> Vec<Condition> {
     let at = report.ended_at;
-    // What `kubectl get`/`describe` shows first: why it was refused or aborted, else the
-    // hypothesis the verdict is about.
-    let said = match (&report.refusals[..], &report.abort) {
-        ([], None) => report.scenario.spec.hypothesis.clone(),
-        ([], Some(abort)) => format!("aborted: {}", abort.reason),
-        (refusals, _) => format!("refused before anything changed: {}", refusals.join("; ")),
-    };
-    let mut conditions = vec![condition(at, ConditionType::Finished, true, verdict.as_str(), &said)];
+    let mut conditions = vec![condition(at, ConditionType::Finished, true, verdict.as_str(), said)];
     if !report.refusals.is_empty() {
         // `kubectl describe` shows why, not only that, preflight refused.
         conditions.push(condition(
@@ -111,6 +99,25 @@ pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
     if let Some(abort) = &report.abort {
         conditions.push(condition(at, ConditionType::Aborted, true, "Aborted", &abort.reason));
     }
+    conditions
+}
+
+/// The status of a finished exercise, from its report. PURE.
+pub fn status_from(report: &Report, report_map: &str) -> ExerciseStatus {
+    let verdict = Verdict::from(report.outcome);
+    let finished = if report.outcome == Outcome::Refused {
+        Phase::Refused
+    } else {
+        Phase::Finished
+    };
+    // What `kubectl get`/`describe` shows first: why it was refused or aborted, else the
+    // hypothesis the verdict is about.
+    let said = match (&report.refusals[..], &report.abort) {
+        ([], None) => report.scenario.spec.hypothesis.clone(),
+        ([], Some(abort)) => format!("aborted: {}", abort.reason),
+        (refusals, _) => format!("refused before anything changed: {}", refusals.join("; ")),
+    };
+    let conditions = conditions(report, verdict, &said);
     ExerciseStatus {
         phase: Some(finished),
         verdict: Some(verdict),
