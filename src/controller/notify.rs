@@ -1,5 +1,7 @@
 //! Webhook notifications: a JSON POST with a `text` field (what a Slack incoming webhook
-//! reads) and the details beside it. Best effort: a webhook that fails is logged, never a
+//! reads, escaped as Slack asks: `&`, `<` and `>` as entities, so that text a tenant wrote —
+//! a hypothesis, a lesson, a follow-up — cannot mention `<!channel>` or hide a link), the same
+//! text unescaped as `markdown`, and the details beside them. Best effort: a webhook that fails is logged, never a
 //! reason to stop or fail an exercise.
 
 use http_body_util::{BodyExt, Full};
@@ -9,6 +11,17 @@ use hyper_util::rt::TokioExecutor;
 
 /// The most of a webhook's answer that is read.
 const MAX_ANSWER: usize = 64 * 1024;
+
+/// What a notification posts: `text` escaped for Slack, `markdown` as written, and `details`.
+/// PURE.
+pub fn payload(text: &str, details: serde_json::Value) -> serde_json::Value {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut body = serde_json::json!({ "text": escaped, "markdown": text });
+    if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
+        map.extend(extra);
+    }
+    body
+}
 
 /// Why a notification did not arrive.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -51,10 +64,7 @@ pub async fn post(
         reason: e.to_string(),
     })?;
     hosts.resolve(&parsed).await?;
-    let mut body = serde_json::json!({ "text": text });
-    if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), details) {
-        map.extend(extra);
-    }
+    let body = payload(text, details);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| NotifyError::NotDelivered(format!("no TLS roots: {e}")))?
@@ -84,4 +94,26 @@ pub async fn post(
     tokio::time::timeout(std::time::Duration::from_secs(10), send)
         .await
         .unwrap_or_else(|_| Err(NotifyError::NotDelivered("no answer within 10s".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_a_tenant_wrote_cannot_mention_the_channel_or_hide_a_link_in_slack() {
+        let body = payload(
+            "lesson: <!channel> see <http://evil.example|the runbook> & more",
+            serde_json::json!({"event": "weeklyReview"}),
+        );
+        assert_eq!(
+            body["text"],
+            "lesson: &lt;!channel&gt; see &lt;http://evil.example|the runbook&gt; &amp; more"
+        );
+        assert_eq!(
+            body["markdown"],
+            "lesson: <!channel> see <http://evil.example|the runbook> & more"
+        );
+        assert_eq!(body["event"], "weeklyReview");
+    }
 }
