@@ -435,62 +435,9 @@ async fn the_html_report_renders_in_headless_chromium_and_asks_for_nothing() {
     let leaky = dir.join("leaky.html");
     std::fs::write(&leaky, "<!DOCTYPE html><img src=\"http://images.example.test/x.png\">").expect("write");
     let url = format!("file://{}", html_file.display());
-    // Each run of Chromium sends every request to its own "proxy", which writes down the
-    // request line of each connection.
-    let chrome = |extra: &[String], url: &str| {
-        let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-        let proxy_addr = proxy.local_addr().expect("addr");
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        std::thread::spawn({
-            let requests = requests.clone();
-            move || {
-                for stream in proxy.incoming().flatten() {
-                    use std::io::BufRead;
-                    let mut line = String::new();
-                    let _ = std::io::BufReader::new(stream).read_line(&mut line);
-                    requests.lock().expect("lock").push(line.trim().to_owned());
-                }
-            }
-        });
-        let mut command = Command::new(&chromium);
-        command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--window-size=1200,1600",
-            ])
-            .arg(format!("--proxy-server=http://{proxy_addr}"))
-            .arg("--proxy-bypass-list=<-loopback>")
-            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-            .args(extra)
-            .arg(url);
-        let output = command.output().expect("run chromium");
-        (output, requests)
-    };
-    // What the page asked for, leaving out connections that sent no request and Chromium's
-    // own calls home (component updates, network time, accounts), which it makes even with
-    // background networking off.
-    let asked_by_page = |requests: &std::sync::Mutex<Vec<String>>| -> Vec<String> {
-        let own = [".google.com", ".googleapis.com", ".gvt1.com"];
-        requests
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|line| {
-                let target = line.split_whitespace().nth(1).unwrap_or_default();
-                let host = target
-                    .trim_start_matches("http://")
-                    .split(['/', ':'])
-                    .next()
-                    .unwrap_or_default();
-                !line.is_empty() && !own.iter().any(|o| host.ends_with(o))
-            })
-            .cloned()
-            .collect()
-    };
+    let profile = dir.join("profile");
+    let chrome = |extra: &[String], url: &str| common::chromium(&chromium, &profile, extra, url);
+    let asked_by_page = common::asked_by_page;
     // The check can fail: a page that loads an image from elsewhere is caught.
     let (_, requests) = chrome(&["--dump-dom".into()], &format!("file://{}", leaky.display()));
     assert!(

@@ -4,7 +4,7 @@
 //! overdue, open, done and verified by a later run; checked in the three views and three
 //! formats against figures worked out by hand.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -433,44 +433,37 @@ async fn the_weekly_review_gives_the_hand_computed_figures_in_each_view_and_form
         "{html}"
     );
     assert!(!html.contains("<script"), "self-contained");
-    chromium_renders(&html).await;
 }
 
-/// The page renders in headless Chromium with its chart, when Chromium is here.
-async fn chromium_renders(html: &str) {
-    let Some(chromium) = std::env::var_os("DISASTERPIECE_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| which("chromium"))
-    else {
-        eprintln!("chromium not found: the review's HTML was not rendered");
-        return;
-    };
+/// The lead's page, as a browser shows it: its charts are in the DOM, and it asks for
+/// nothing (no script, font or image from anywhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(has_chromium), ignore = "needs chromium (apt-get install chromium)")]
+async fn the_review_page_renders_in_headless_chromium_and_asks_for_nothing() {
+    let chromium = common::program(
+        Some("DISASTERPIECE_CHROMIUM"),
+        &["chromium"],
+        "apt-get install chromium, or set DISASTERPIECE_CHROMIUM",
+    );
+    let html = review::html(&review::review(&history(), &ask(View::Lead)));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let page = dir.join("review.html");
-    std::fs::write(&page, html).expect("write");
-    let output = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium");
+    std::fs::write(&page, &html).expect("write");
+    let (output, requests) = common::chromium(
+        &chromium,
+        &dir.join("profile"),
+        &["--dump-dom".into()],
+        &format!("file://{}", page.display()),
+    );
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(dom.contains("<svg class=\"review-chart\""), "{dom}");
-    assert!(dom.contains("<polyline"), "{dom}");
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    assert!(dom.contains("<polyline") && dom.contains("class=\"axis x\""), "{dom}");
+    assert_eq!(
+        common::asked_by_page(&requests),
+        Vec::<String>::new(),
+        "the page asked for something"
+    );
 }
 
 /// `annotate` records a follow-up's owner, due date, ticket and the scenario that proves it,

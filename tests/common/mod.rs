@@ -535,3 +535,67 @@ pub async fn pod_loss_report(exercise: &str) -> disasterpiece::report::model::Re
     let (_tx, abort) = tokio::sync::watch::channel(None);
     run(&client, &scenario, run_options(exercise), abort, &Silent).await
 }
+
+/// Runs headless Chromium on `url` with `extra` arguments and its own profile in `profile`,
+/// every request it makes sent to a "proxy" of its own that writes down the request line of
+/// each connection: what it printed, and the lines.
+pub fn chromium(
+    chromium: &std::path::Path,
+    profile: &std::path::Path,
+    extra: &[String],
+    url: &str,
+) -> (std::process::Output, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let proxy_addr = proxy.local_addr().expect("addr");
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    std::thread::spawn({
+        let requests = requests.clone();
+        move || {
+            for stream in proxy.incoming().flatten() {
+                use std::io::BufRead;
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(stream).read_line(&mut line);
+                requests.lock().expect("lock").push(line.trim().to_owned());
+            }
+        }
+    });
+    let output = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--proxy-server=http://{proxy_addr}"))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    (output, requests)
+}
+
+/// What a page asked for, leaving out connections that sent no request and Chromium's own
+/// calls home (component updates, network time, accounts), which it makes even with
+/// background networking off.
+pub fn asked_by_page(requests: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    let own = [".google.com", ".googleapis.com", ".gvt1.com"];
+    requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|line| {
+            let target = line.split_whitespace().nth(1).unwrap_or_default();
+            let host = target
+                .trim_start_matches("http://")
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default();
+            !line.is_empty() && !own.iter().any(|o| host.ends_with(o))
+        })
+        .cloned()
+        .collect()
+}
