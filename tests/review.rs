@@ -740,3 +740,60 @@ async fn the_controller_posts_the_weekly_review_to_its_webhook_once_per_tick() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(got.lock().expect("lock").len(), 2, "posted once per tick");
 }
+
+/// A webhook that is down when the tick comes gets the review once it answers again, within
+/// the hour: the post is tried again, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_the_webhook_refused_is_posted_once_it_answers_again() {
+    use chrono::TimeDelta;
+    use disasterpiece::clock::ManualClock;
+    use disasterpiece::controller::weekly::Schedule;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Answers 503 to its first request, 200 after; counts the requests.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    tokio::spawn({
+        let asked = asked.clone();
+        async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 1 << 20];
+                let _ = stream.read(&mut buf).await;
+                let status = match asked.fetch_add(1, Ordering::SeqCst) {
+                    0 => "503 Service Unavailable",
+                    _ => "200 OK",
+                };
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        }
+    });
+    let (sim, client) = common::start(common::fast_shop()).await;
+    common::install_crds(&client).await;
+    let clock = ManualClock::new(week(26) - TimeDelta::seconds(30));
+    let options = disasterpiece::controller::Options {
+        clock: clock.clock(),
+        review: Some(Schedule {
+            cron: "0 * * * *".into(),
+            time_zone: "UTC".into(),
+            period: TimeDelta::days(7),
+            view: View::Org,
+            org: Org::default(),
+            stale: TimeDelta::days(90),
+            webhook: url,
+        }),
+        ..common::controller_options(&sim)
+    };
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let _controller = tokio::spawn(disasterpiece::controller::control(client.clone(), options, stop));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    clock.advance(TimeDelta::seconds(40));
+    // Refused once; tried again 30 polls (3 s here) later, and delivered.
+    common::eventually("the review is posted after the webhook refused it", || async {
+        asked.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "delivered once, then not again");
+}

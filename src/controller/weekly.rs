@@ -6,7 +6,8 @@
 //! Each review is posted once: the tick it was posted for is written to the ConfigMap
 //! [`RECORD`] in the controller's namespace, through the Lease's fence. A replica that takes the
 //! lead reads it and posts a tick the last leader missed, if that tick is at most [`DEADLINE`]
-//! old; an older one is skipped and logged. Between ticks the schedule costs no API request.
+//! old; an older one is skipped and logged. A post that failed is tried again every 30 polls
+//! (30 s by default) within that hour. Between ticks the schedule costs no API request.
 
 use std::time::Duration;
 
@@ -195,6 +196,9 @@ pub(super) async fn post_reviews(
 ) {
     // Unknown until this replica leads: it reads the record then.
     let mut last: Option<DateTime<Utc>> = None;
+    // A post that failed (the webhook down, the reports unreadable) is tried again from then
+    // on, every 30 polls, until its tick is too old.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         if !*leads.borrow_and_update() {
             last = None;
@@ -231,8 +235,14 @@ pub(super) async fn post_reviews(
                     }
                     _ => {}
                 }
-                last = Some(tick);
-                post_tick(&client, namespace.as_deref(), &record_namespace, &schedule, tick).await;
+                if retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                    if post_tick(&client, namespace.as_deref(), &record_namespace, &schedule, tick).await {
+                        last = Some(tick);
+                        retry_at = None;
+                    } else {
+                        retry_at = Some(tokio::time::Instant::now() + poll * 30);
+                    }
+                }
             }
         }
         tokio::select! {
@@ -243,19 +253,19 @@ pub(super) async fn post_reviews(
 }
 
 /// Builds the review of `tick`, posts it, and records that it was posted; says in the log
-/// what failed.
+/// what failed. Whether it was posted.
 async fn post_tick(
     client: &Client,
     namespace: Option<&str>,
     record_namespace: &str,
     schedule: &Schedule,
     tick: DateTime<Utc>,
-) {
+) -> bool {
     let text = match build(client, namespace, schedule, tick).await {
         Ok(text) => text,
         Err(e) => {
             tracing::warn!(error = %e, "the weekly review was not posted: cannot read the reports kept");
-            return;
+            return false;
         }
     };
     let details = serde_json::json!({
@@ -267,13 +277,14 @@ async fn post_tick(
     // The operator chose the webhook: any host it names.
     let hosts = crate::probe::hosts::HostPolicy::any();
     if let Err(e) = super::notify::post(&hosts, &schedule.webhook, &text, details).await {
-        tracing::warn!(error = %e, "the weekly review was not posted");
-        return;
+        tracing::warn!(error = %e, "the weekly review was not posted; it is tried again");
+        return false;
     }
     tracing::info!(tick = %tick, "posted the weekly review");
     if let Err(e) = record(client, record_namespace, tick).await {
         tracing::warn!("posted the weekly review, but could not record it: {e}");
     }
+    true
 }
 
 #[cfg(test)]
